@@ -1,0 +1,226 @@
+//! `clawpair pairing …` and `clawpair allowlist …`.
+
+use serde_json::{json, Value};
+
+use super::output::{ago, or_dash, print_json, s, short_time, table, until};
+use super::{AllowlistCmd, CliError, CliResult, Ctx, PairingCmd};
+use crate::clock::ms_from_iso;
+
+/// `[CHANNEL] CODE` → (channel, code).
+fn channel_and_code(args: &[String]) -> Result<(Option<String>, String), CliError> {
+    match args {
+        [code] => Ok((None, code.clone())),
+        [channel, code] => Ok((Some(channel.clone()), code.clone())),
+        _ => Err(CliError::usage("expected [CHANNEL] CODE")),
+    }
+}
+
+pub fn pairing(ctx: &Ctx, cmd: PairingCmd) -> CliResult {
+    match cmd {
+        PairingCmd::List {
+            channel,
+            account,
+            json,
+        } => {
+            let v = ctx.call("pairing.list", json!({ "channel": channel }))?;
+            let mut reqs: Vec<Value> = v["requests"].as_array().cloned().unwrap_or_default();
+            if let Some(a) = &account {
+                reqs.retain(|r| r["accountId"] == a.as_str());
+            }
+            if json {
+                print_json(&json!({ "channel": channel, "requests": reqs }));
+                return Ok(());
+            }
+            if reqs.is_empty() {
+                match &channel {
+                    Some(c) => println!("No pending {c} pairing requests."),
+                    None => println!("No pending pairing requests."),
+                }
+                return Ok(());
+            }
+            let now = ctx.now();
+            let rows: Vec<Vec<String>> = reqs
+                .iter()
+                .map(|r| {
+                    let name = ["username", "name", "firstName"]
+                        .iter()
+                        .map(|k| s(&r["meta"], k))
+                        .find(|x| !x.is_empty())
+                        .unwrap_or_default();
+                    vec![
+                        s(r, "code"),
+                        s(r, "channel"),
+                        s(r, "accountId"),
+                        s(r, "id"),
+                        or_dash(name),
+                        ago(now, ms_from_iso(&s(r, "createdAt"))),
+                        until(now, ms_from_iso(&s(r, "expiresAt"))),
+                    ]
+                })
+                .collect();
+            println!("Pairing requests ({})", rows.len());
+            print!(
+                "{}",
+                table(
+                    &[
+                        "CODE",
+                        "CHANNEL",
+                        "ACCOUNT",
+                        "SENDER",
+                        "NAME",
+                        "REQUESTED",
+                        "EXPIRES"
+                    ],
+                    &rows
+                )
+            );
+            Ok(())
+        }
+        PairingCmd::Approve {
+            args,
+            account,
+            notify,
+            json,
+        } => {
+            let (channel, code) = channel_and_code(&args)?;
+            let v = ctx.call(
+                "pairing.approve",
+                json!({ "channel": channel, "code": code, "accountId": account, "notify": notify }),
+            )?;
+            if json {
+                print_json(&v);
+            } else {
+                println!(
+                    "Approved {} sender {}.",
+                    s(&v, "channel"),
+                    s(&v, "senderId")
+                );
+            }
+            Ok(())
+        }
+        PairingCmd::Reject {
+            args,
+            account,
+            json,
+        } => {
+            let (channel, code) = channel_and_code(&args)?;
+            let v = ctx.call(
+                "pairing.reject",
+                json!({ "channel": channel, "code": code, "accountId": account }),
+            )?;
+            if json {
+                print_json(&v);
+            } else {
+                println!(
+                    "Rejected {} sender {}.",
+                    s(&v, "channel"),
+                    s(&v, "senderId")
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+pub fn allowlist(ctx: &Ctx, cmd: AllowlistCmd) -> CliResult {
+    match cmd {
+        AllowlistCmd::List { channel, json } => {
+            let v = ctx.call("allowlist.list", json!({ "channel": channel }))?;
+            if json {
+                print_json(&v);
+                return Ok(());
+            }
+            let entries = v["entries"].as_array().cloned().unwrap_or_default();
+            if entries.is_empty() {
+                println!(
+                    "No allowed senders{}.",
+                    channel.map(|c| format!(" for {c}")).unwrap_or_default()
+                );
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = entries
+                .iter()
+                .map(|e| {
+                    vec![
+                        s(e, "channel"),
+                        s(e, "accountId"),
+                        s(e, "senderId"),
+                        or_dash(s(e, "label")),
+                        short_time(&s(e, "approvedAt")),
+                        or_dash(s(e, "approvedVia")),
+                        short_time(&s(e, "lastMessageAt")),
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                table(
+                    &[
+                        "CHANNEL",
+                        "ACCOUNT",
+                        "SENDER",
+                        "LABEL",
+                        "APPROVED",
+                        "VIA",
+                        "LAST MESSAGE"
+                    ],
+                    &rows
+                )
+            );
+            Ok(())
+        }
+        AllowlistCmd::Add {
+            channel,
+            sender,
+            account,
+            json,
+        } => {
+            let v = ctx.call(
+                "allowlist.add",
+                json!({ "channel": channel, "senderId": sender, "accountId": account }),
+            )?;
+            if json {
+                print_json(&v);
+            } else if v["added"] == true {
+                println!(
+                    "Allowed {channel} sender {}.",
+                    crate::sanitize::sanitize(&sender)
+                );
+            } else {
+                println!(
+                    "{channel} sender {} was already allowed.",
+                    crate::sanitize::sanitize(&sender)
+                );
+            }
+            Ok(())
+        }
+        AllowlistCmd::Remove {
+            channel,
+            sender,
+            account,
+            json,
+        } => {
+            let v = ctx.call(
+                "allowlist.remove",
+                json!({ "channel": channel, "senderId": sender, "accountId": account }),
+            )?;
+            if json {
+                print_json(&v);
+            }
+            if v["removed"] == true {
+                if !json {
+                    println!(
+                        "Removed {channel} sender {}.",
+                        crate::sanitize::sanitize(&sender)
+                    );
+                }
+                Ok(())
+            } else {
+                Err(CliError::refused(format!(
+                    "{channel} sender {} is not on the allowlist",
+                    crate::sanitize::sanitize(&sender)
+                )))
+            }
+        }
+    }
+}

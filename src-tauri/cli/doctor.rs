@@ -1,0 +1,227 @@
+//! `clawpair doctor [--fix]`: permissions, corrupt and moved-aside files, stale entries.
+
+use std::path::{Path, PathBuf};
+
+use super::{CliError, CliResult, Ctx};
+use crate::clock::{Clock, SystemClock};
+use crate::store::fs::{mode_of, read_bytes, set_mode, DIR_MODE, FILE_MODE};
+
+struct Report {
+    fix: bool,
+    problems: usize,
+}
+
+impl Report {
+    fn ok(&self, msg: &str) {
+        println!("ok     {msg}");
+    }
+    /// A problem; `repair` runs with --fix and says what it did.
+    fn problem(&mut self, msg: &str, repair: Option<&dyn Fn() -> Result<String, String>>) {
+        match (self.fix, repair) {
+            (true, Some(f)) => match f() {
+                Ok(done) => println!("fixed  {msg}: {done}"),
+                Err(e) => {
+                    self.problems += 1;
+                    println!("FAIL   {msg}: could not fix: {e}");
+                }
+            },
+            _ => {
+                self.problems += 1;
+                println!("warn   {msg}");
+            }
+        }
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        let Ok(ft) = e.file_type() else { continue };
+        if ft.is_symlink() {
+            continue;
+        }
+        out.push(p.clone());
+        if ft.is_dir() {
+            walk(&p, out);
+        }
+    }
+}
+
+pub fn run(ctx: &Ctx, fix: bool) -> CliResult {
+    let mut r = Report { fix, problems: 0 };
+    let paths = ctx.service.paths().clone();
+    let root = paths.root().to_path_buf();
+    println!("State directory: {}", root.display());
+
+    // Permissions: 0700 for directories, 0600 for files.
+    let mut all = vec![root.clone()];
+    walk(&root, &mut all);
+    let mut loose = 0;
+    for p in &all {
+        let is_dir = p.is_dir();
+        let want = if is_dir { DIR_MODE } else { FILE_MODE };
+        match mode_of(p) {
+            Ok(m) if m & 0o077 != 0 => {
+                loose += 1;
+                let shown = format!("{} is {:o}, should be {:o}", p.display(), m, want);
+                let target = p.clone();
+                r.problem(
+                    &shown,
+                    Some(&move || {
+                        set_mode(&target, want)
+                            .map(|_| format!("now {want:o}"))
+                            .map_err(|e| e.to_string())
+                    }),
+                );
+            }
+            _ => {}
+        }
+    }
+    if loose == 0 {
+        r.ok("permissions: directories 0700, files 0600");
+    }
+
+    // Files that were moved aside because they did not parse, and files that do not parse now.
+    let mut corrupt_seen = false;
+    for p in &all {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name.contains(".corrupt-") {
+            corrupt_seen = true;
+            r.problem(
+                &format!(
+                    "{} holds the content of a corrupt file; inspect it, then delete it",
+                    p.display()
+                ),
+                None,
+            );
+        } else if name.ends_with(".json") && p.is_file() {
+            if let Ok(Some(bytes)) = read_bytes(p) {
+                if let Err(e) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+                    corrupt_seen = true;
+                    let target = p.clone();
+                    r.problem(
+                        &format!("{} does not parse ({e})", p.display()),
+                        Some(&move || {
+                            crate::store::fs::move_aside(&target, &SystemClock)
+                                .map(|to| format!("moved aside to {}", to.display()))
+                                .map_err(|e| e.to_string())
+                        }),
+                    );
+                }
+            }
+        } else if name.starts_with('.') && name.ends_with(".tmp") {
+            let target = p.clone();
+            r.problem(
+                &format!("{} is a leftover temporary file", p.display()),
+                Some(&move || {
+                    std::fs::remove_file(&target)
+                        .map(|_| "removed".to_string())
+                        .map_err(|e| e.to_string())
+                }),
+            );
+        }
+    }
+    if !corrupt_seen {
+        r.ok("every state file parses");
+    }
+
+    // Settings that make no sense.
+    match crate::config::read(&paths, &SystemClock) {
+        Ok(s) => {
+            let problems = s.problems();
+            if problems.is_empty() {
+                r.ok("clawpair.json settings are valid");
+            }
+            for p in problems {
+                r.problem(&format!("clawpair.json: {p}"), None);
+            }
+        }
+        Err(e) => r.problem(&e.to_string(), None),
+    }
+
+    // Stale pending entries (expired but still in the files).
+    let now = SystemClock.now_ms();
+    let settings = ctx.service.settings();
+    let mut stale = 0usize;
+    if let Ok(rd) = std::fs::read_dir(paths.credentials_dir()) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with("-pairing.json") {
+                if let Ok(Some(b)) = read_bytes(&e.path()) {
+                    if let Ok(f) = serde_json::from_slice::<crate::pairing::dm::PairingFile>(&b) {
+                        stale += f
+                            .requests
+                            .iter()
+                            .filter(|q| q.is_expired(now, settings.dm_limits().ttl_ms))
+                            .count();
+                    }
+                }
+            }
+        }
+    }
+    if let Ok(Some(b)) = read_bytes(&paths.pending_devices()) {
+        if let Ok(m) = serde_json::from_slice::<crate::pairing::device::PendingMap>(&b) {
+            stale += m
+                .values()
+                .filter(|q| q.is_expired(now, settings.device_pending_ttl_ms()))
+                .count();
+        }
+    }
+    if stale == 0 {
+        r.ok("no stale pending requests");
+    } else {
+        let svc = &ctx.service;
+        r.problem(
+            &format!("{stale} expired pending requests are still in the files"),
+            Some(&|| {
+                svc.dm_list(None).map_err(|e| e.to_string())?;
+                svc.device_list().map_err(|e| e.to_string())?;
+                Ok("pruned".into())
+            }),
+        );
+    }
+
+    // A gateway record left behind by a crash.
+    match crate::runrec::read(&paths) {
+        Some(rec) if !crate::runrec::pid_alive(rec.pid) => {
+            let p = paths.gateway_record();
+            r.problem(
+                &format!(
+                    "run/gateway.json names pid {} which is not running (stale)",
+                    rec.pid
+                ),
+                Some(&move || {
+                    std::fs::remove_file(&p)
+                        .map(|_| "removed".to_string())
+                        .map_err(|e| e.to_string())
+                }),
+            );
+        }
+        Some(rec) => r.ok(&format!(
+            "gateway running (pid {}, {})",
+            rec.pid, rec.address
+        )),
+        None => r.ok("no gateway running"),
+    }
+
+    if r.problems == 0 {
+        println!("No problems found.");
+        Ok(())
+    } else {
+        Err(CliError::refused(format!(
+            "{} problem(s) found{}",
+            r.problems,
+            if fix {
+                " that could not be fixed"
+            } else {
+                "; run `clawpair doctor --fix`"
+            }
+        )))
+    }
+}

@@ -1,0 +1,40 @@
+//! `clawpair qr`: a setup code for a phone, as a terminal QR, text, JSON or PNG.
+
+use serde_json::json;
+
+use super::output::{print_json, s, until};
+use super::{CliError, CliResult, Ctx, QrArgs};
+
+pub fn run(ctx: &Ctx, a: QrArgs) -> CliResult {
+    let v = ctx.call("device.setup.create", json!({ "url": a.url }))?;
+    // The code is ours, not requester text: print it whole.
+    let code = v["setupCode"].as_str().unwrap_or_default().to_string();
+    if let Some(path) = &a.png {
+        let png = crate::qr::png(&code, 8).map_err(|e| CliError::refused(e.to_string()))?;
+        crate::store::fs::write_atomic(path, &png).map_err(|e| CliError::refused(e.to_string()))?;
+    }
+    if a.json {
+        print_json(&v);
+        return Ok(());
+    }
+    if a.setup_code_only {
+        println!("{code}");
+        return Ok(());
+    }
+    let qr = crate::qr::terminal(&code).map_err(|e| CliError::refused(e.to_string()))?;
+    println!("{qr}");
+    println!("Setup code: {code}");
+    println!("Gateway:    {}", s(&v, "url"));
+    println!(
+        "Expires:    {} (single use; bound to the first device that uses it)",
+        until(ctx.now(), v["expiresAtMs"].as_i64())
+    );
+    if let Some(p) = &a.png {
+        println!("QR image:   {}", p.display());
+    }
+    println!(
+        "Scan it with the phone, check that the fingerprint the phone shows matches, then run"
+    );
+    println!("`clawpair devices list` and `clawpair devices approve <requestId>`.");
+    Ok(())
+}

@@ -1,0 +1,391 @@
+//! Settings (`clawpair.json`) with their defaults, and where the state directory is.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::clock::{Clock, Millis};
+use crate::pairing::dm::{DmLimits, DmPolicy};
+use crate::store::fs::{self as sfs, StoreError};
+use crate::store::StatePaths;
+
+pub const DEFAULT_PORT: u16 = 18789;
+pub const DEFAULT_BIND: &str = "127.0.0.1";
+pub const STATE_DIR_ENV: &str = "OPENCLAW_STATE_DIR";
+
+/// The state directory: `--state-dir`, else `$OPENCLAW_STATE_DIR`, else `~/.openclaw`.
+pub fn resolve_state_dir(flag: Option<&Path>) -> Result<PathBuf, String> {
+    if let Some(p) = flag {
+        return Ok(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os(STATE_DIR_ENV).filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    directories::BaseDirs::new()
+        .map(|b| b.home_dir().join(".openclaw"))
+        .ok_or_else(|| {
+            format!("cannot find your home directory; set {STATE_DIR_ENV} or pass --state-dir")
+        })
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct AuthSettings {
+    /// The admin token: full operator rights on the gateway. Secret.
+    #[serde(default)]
+    pub token: String,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AuthSettings { token: <hidden> }")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RateLimitSettings {
+    pub max_failures: u32,
+    pub window_seconds: u64,
+    pub lockout_seconds: u64,
+    pub exempt_loopback: bool,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        RateLimitSettings {
+            max_failures: 10,
+            window_seconds: 60,
+            lockout_seconds: 300,
+            exempt_loopback: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct GatewaySettings {
+    pub bind: String,
+    pub port: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    pub auth: AuthSettings,
+    pub allowed_origins: Vec<String>,
+    pub rate_limit: RateLimitSettings,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        GatewaySettings {
+            bind: DEFAULT_BIND.into(),
+            port: DEFAULT_PORT,
+            public_url: None,
+            auth: AuthSettings::default(),
+            allowed_origins: Vec::new(),
+            rate_limit: RateLimitSettings::default(),
+            extra: Map::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PairingSettings {
+    pub ttl_minutes: u64,
+    pub max_pending: usize,
+}
+
+impl Default for PairingSettings {
+    fn default() -> Self {
+        PairingSettings {
+            ttl_minutes: 60,
+            max_pending: 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DeviceSettings {
+    pub pending_ttl_minutes: u64,
+    pub setup_code_ttl_minutes: u64,
+    pub max_pending: usize,
+}
+
+impl Default for DeviceSettings {
+    fn default() -> Self {
+        DeviceSettings {
+            pending_ttl_minutes: 5,
+            setup_code_ttl_minutes: 10,
+            max_pending: 10,
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ChannelSettings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dm_policy: Option<DmPolicy>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allow_from: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub owners: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Telegram's bot token. Secret: never printed or logged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bot_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_base: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl fmt::Debug for ChannelSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChannelSettings")
+            .field("dm_policy", &self.dm_policy)
+            .field("allow_from", &self.allow_from)
+            .field("owners", &self.owners)
+            .field("enabled", &self.enabled)
+            .field("bot_token", &self.bot_token.as_ref().map(|_| "<hidden>"))
+            .field("api_base", &self.api_base)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct UiSettings {
+    pub start_at_login: bool,
+    #[serde(default = "yes")]
+    pub notifications: bool,
+    /// New DM and device requests are dropped while paused.
+    pub paused: bool,
+    pub show_guide: bool,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Default for UiSettings {
+    fn default() -> Self {
+        UiSettings {
+            start_at_login: false,
+            notifications: true,
+            paused: false,
+            show_guide: false,
+            extra: Map::new(),
+        }
+    }
+}
+
+/// Everything in `clawpair.json`. Unknown keys are kept as they are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Settings {
+    pub gateway: GatewaySettings,
+    pub pairing: PairingSettings,
+    pub devices: DeviceSettings,
+    pub channels: BTreeMap<String, ChannelSettings>,
+    pub ui: UiSettings,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Settings {
+    pub fn dm_limits(&self) -> DmLimits {
+        DmLimits {
+            ttl_ms: minutes(self.pairing.ttl_minutes),
+            max_pending: self.pairing.max_pending,
+        }
+    }
+    pub fn device_pending_ttl_ms(&self) -> Millis {
+        minutes(self.devices.pending_ttl_minutes)
+    }
+    pub fn setup_code_ttl_ms(&self) -> Millis {
+        minutes(self.devices.setup_code_ttl_minutes)
+    }
+    pub fn channel(&self, name: &str) -> Option<&ChannelSettings> {
+        self.channels.get(name)
+    }
+    pub fn dm_policy(&self, channel: &str) -> DmPolicy {
+        self.channel(channel)
+            .and_then(|c| c.dm_policy)
+            .unwrap_or_default()
+    }
+
+    /// Problems that make these settings unusable, as one-line reasons.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.gateway.bind.trim().is_empty() {
+            out.push("gateway.bind is empty".to_string());
+        }
+        if self.pairing.ttl_minutes == 0 {
+            out.push("pairing.ttlMinutes must be at least 1".into());
+        }
+        if self.pairing.max_pending == 0 {
+            out.push("pairing.maxPending must be at least 1".into());
+        }
+        if self.devices.pending_ttl_minutes == 0 || self.devices.setup_code_ttl_minutes == 0 {
+            out.push(
+                "devices.pendingTtlMinutes and devices.setupCodeTtlMinutes must be at least 1"
+                    .into(),
+            );
+        }
+        if self.devices.max_pending == 0 {
+            out.push("devices.maxPending must be at least 1".into());
+        }
+        if let Some(u) = &self.gateway.public_url {
+            if let Err(e) = crate::pairing::setup::check_url(u) {
+                out.push(format!("gateway.publicUrl: {e}"));
+            }
+        }
+        for name in self.channels.keys() {
+            if let Err(e) = crate::store::check_name("channel", name) {
+                out.push(format!("channels: {e}"));
+            }
+        }
+        out
+    }
+}
+
+fn minutes(m: u64) -> Millis {
+    (m.min(10_000_000) as Millis) * 60_000
+}
+
+/// Loads `clawpair.json`, writing it with defaults and a fresh admin token on first run (under
+/// the file's lock, so two processes starting together agree on one token). Returns the settings
+/// and whether this run created the file.
+pub fn load_or_init(paths: &StatePaths, clock: &dyn Clock) -> Result<(Settings, bool), StoreError> {
+    sfs::ensure_dir(paths.root())?;
+    let path = paths.settings();
+    if path.exists() {
+        let s: Settings = sfs::read_json(&path, clock)?;
+        if !s.gateway.auth.token.is_empty() {
+            return Ok((s, false));
+        }
+    }
+    let created = !path.exists();
+    let s = sfs::update_json(&path, clock, |s: &mut Settings| {
+        if s.gateway.auth.token.is_empty() {
+            s.gateway.auth.token = crate::pairing::token::new_token(&mut rand::rngs::OsRng);
+        }
+        if created {
+            s.ui.show_guide = true;
+        }
+        Ok::<_, StoreError>(s.clone())
+    })?;
+    Ok((s, created))
+}
+
+/// Reads `clawpair.json` without creating it (for `doctor` and read-only tools).
+pub fn read(paths: &StatePaths, clock: &dyn Clock) -> Result<Settings, StoreError> {
+    sfs::read_json(&paths.settings(), clock)
+}
+
+/// Edits `clawpair.json` under its lock, refusing results that do not validate.
+pub fn update<R>(
+    paths: &StatePaths,
+    clock: &dyn Clock,
+    change: impl FnOnce(&mut Settings) -> Result<R, String>,
+) -> Result<R, String> {
+    let r: Result<R, SettingsUpdateError> =
+        sfs::update_json(&paths.settings(), clock, |s: &mut Settings| {
+            let r = change(s)?;
+            let problems = s.problems();
+            if problems.is_empty() {
+                Ok(r)
+            } else {
+                Err(SettingsUpdateError(problems.join("; ")))
+            }
+        });
+    r.map_err(|e| e.0)
+}
+
+struct SettingsUpdateError(String);
+impl From<StoreError> for SettingsUpdateError {
+    fn from(e: StoreError) -> Self {
+        SettingsUpdateError(e.to_string())
+    }
+}
+impl From<String> for SettingsUpdateError {
+    fn from(e: String) -> Self {
+        SettingsUpdateError(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+
+    #[test]
+    fn first_run_writes_defaults_with_a_random_admin_token() {
+        let tmp = tempfile::tempdir().unwrap();
+        let paths = StatePaths::new(tmp.path().join("state"));
+        let (s, created) = load_or_init(&paths, &SystemClock).unwrap();
+        assert!(created);
+        assert_eq!(s.gateway.port, DEFAULT_PORT);
+        assert_eq!(s.gateway.bind, "127.0.0.1");
+        assert_eq!(s.gateway.auth.token.len(), 43);
+        assert_eq!(s.pairing.max_pending, 3);
+        assert!(s.gateway.rate_limit.exempt_loopback);
+        let (again, created) = load_or_init(&paths, &SystemClock).unwrap();
+        assert!(!created);
+        assert_eq!(again.gateway.auth.token, s.gateway.auth.token);
+        assert_eq!(sfs::mode_of(&paths.settings()).unwrap(), 0o600);
+        assert_eq!(sfs::mode_of(paths.root()).unwrap(), 0o700);
+    }
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let mut s = Settings::default();
+        s.gateway.auth.token = "very-secret-admin".into();
+        s.channels.insert(
+            "telegram".into(),
+            ChannelSettings {
+                bot_token: Some("123:bot-secret".into()),
+                ..Default::default()
+            },
+        );
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("very-secret-admin") && !shown.contains("bot-secret"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_survive_a_rewrite_and_bad_values_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let paths = StatePaths::new(tmp.path());
+        std::fs::write(
+            paths.settings(),
+            r#"{"gateway":{"port":1234,"future":1},"custom":{"a":2}}"#,
+        )
+        .unwrap();
+        load_or_init(&paths, &SystemClock).unwrap();
+        let v: Value = serde_json::from_slice(&std::fs::read(paths.settings()).unwrap()).unwrap();
+        assert_eq!(v["gateway"]["future"], 1);
+        assert_eq!(v["custom"]["a"], 2);
+        assert_eq!(v["gateway"]["port"], 1234);
+        let err = update(&paths, &SystemClock, |s| {
+            s.pairing.max_pending = 0;
+            Ok(())
+        })
+        .unwrap_err();
+        assert!(err.contains("maxPending"), "{err}");
+        assert_eq!(read(&paths, &SystemClock).unwrap().pairing.max_pending, 3);
+    }
+}

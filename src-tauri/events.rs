@@ -1,0 +1,186 @@
+//! The one event stream: the core publishes what changed; the gateway forwards events to
+//! operator sockets, the tray app to the window and to notifications. Nobody polls.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tokio::sync::broadcast;
+
+use crate::clock::Millis;
+use crate::pairing::device::{PendingDevice, SCOPE_PAIRING, SCOPE_READ};
+
+/// A pending DM request as shown to operators.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DmRequestView {
+    pub channel: String,
+    pub account_id: String,
+    pub id: String,
+    pub code: String,
+    pub created_at: String,
+    pub last_seen_at: String,
+    pub expires_at: String,
+    pub meta: Map<String, Value>,
+}
+
+/// Everything that changes, in wire names (`event` and `payload` of an event frame).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", content = "payload")]
+pub enum Event {
+    #[serde(rename = "device.pair.requested")]
+    DevicePairRequested(PendingDevice),
+    #[serde(rename = "device.pair.resolved", rename_all = "camelCase")]
+    DevicePairResolved {
+        request_id: String,
+        device_id: String,
+        decision: String,
+        ts: Millis,
+    },
+    #[serde(rename = "device.changed", rename_all = "camelCase")]
+    DeviceChanged {
+        device_id: String,
+        change: String,
+        role: Option<String>,
+        ts: Millis,
+    },
+    #[serde(rename = "pairing.requested")]
+    PairingRequested(DmRequestView),
+    #[serde(rename = "pairing.resolved", rename_all = "camelCase")]
+    PairingResolved {
+        channel: String,
+        account_id: String,
+        sender_id: String,
+        code: String,
+        decision: String,
+        /// The owner asked for the sender to be told (channel bridges send the confirmation).
+        notify: bool,
+    },
+    #[serde(rename = "pairing.dropped", rename_all = "camelCase")]
+    PairingDropped {
+        channel: String,
+        account_id: String,
+        reason: String,
+        ts: Millis,
+    },
+    #[serde(rename = "allowlist.changed", rename_all = "camelCase")]
+    AllowlistChanged { channel: String, account_id: String },
+    #[serde(rename = "chat.message", rename_all = "camelCase")]
+    ChatMessage {
+        channel: String,
+        account_id: String,
+        sender_id: String,
+        text: String,
+        meta: Map<String, Value>,
+        ts: Millis,
+    },
+    #[serde(rename = "setup.changed", rename_all = "camelCase")]
+    SetupChanged {
+        change: String,
+        expires_at_ms: Option<Millis>,
+    },
+    #[serde(rename = "store.corrupt", rename_all = "camelCase")]
+    StoreCorrupt {
+        file: String,
+        moved_to: String,
+        reason: String,
+    },
+    #[serde(rename = "settings.changed")]
+    SettingsChanged {},
+    #[serde(rename = "audit.appended")]
+    AuditAppended(crate::store::audit::AuditEntry),
+    #[serde(rename = "gateway.status", rename_all = "camelCase")]
+    GatewayStatus {
+        listening: bool,
+        address: Option<String>,
+        error: Option<String>,
+    },
+    #[serde(rename = "channel.status", rename_all = "camelCase")]
+    ChannelStatus {
+        channel: String,
+        connected: bool,
+        error: Option<String>,
+        ts: Millis,
+    },
+}
+
+impl Event {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::DevicePairRequested(_) => "device.pair.requested",
+            Event::DevicePairResolved { .. } => "device.pair.resolved",
+            Event::DeviceChanged { .. } => "device.changed",
+            Event::PairingRequested(_) => "pairing.requested",
+            Event::PairingResolved { .. } => "pairing.resolved",
+            Event::PairingDropped { .. } => "pairing.dropped",
+            Event::AllowlistChanged { .. } => "allowlist.changed",
+            Event::ChatMessage { .. } => "chat.message",
+            Event::SetupChanged { .. } => "setup.changed",
+            Event::StoreCorrupt { .. } => "store.corrupt",
+            Event::SettingsChanged {} => "settings.changed",
+            Event::AuditAppended(_) => "audit.appended",
+            Event::GatewayStatus { .. } => "gateway.status",
+            Event::ChannelStatus { .. } => "channel.status",
+        }
+    }
+
+    /// The scope an operator needs to receive this event (admin receives everything).
+    pub fn required_scope(&self) -> &'static str {
+        match self {
+            Event::ChatMessage { .. } => SCOPE_READ,
+            _ => SCOPE_PAIRING,
+        }
+    }
+
+    /// The payload as JSON (the `payload` of an event frame).
+    pub fn payload(&self) -> Value {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(mut m)) => m.remove("payload").unwrap_or(Value::Null),
+            _ => Value::Null,
+        }
+    }
+}
+
+/// The broadcast channel every subscriber listens on. A slow subscriber loses the oldest
+/// events (and is told so by `RecvError::Lagged`); publishers never block.
+#[derive(Clone)]
+pub struct EventBus {
+    tx: broadcast::Sender<Event>,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        EventBus::new(1024)
+    }
+}
+
+impl EventBus {
+    pub fn new(capacity: usize) -> Self {
+        let (tx, _) = broadcast::channel(capacity);
+        EventBus { tx }
+    }
+    pub fn publish(&self, e: Event) {
+        let _ = self.tx.send(e);
+    }
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.tx.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_serialise_with_wire_names() {
+        let e = Event::AllowlistChanged {
+            channel: "telegram".into(),
+            account_id: "default".into(),
+        };
+        assert_eq!(e.name(), "allowlist.changed");
+        assert_eq!(
+            e.payload(),
+            serde_json::json!({"channel": "telegram", "accountId": "default"})
+        );
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["event"], "allowlist.changed");
+    }
+}

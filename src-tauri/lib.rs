@@ -1,0 +1,19 @@
+//! ClawPair: explicit-consent pairing for a personal AI-agent gateway.
+//!
+//! The core (`config`, `store`, `pairing`, `service`, `events`) has no GUI dependency and is
+//! what the CLI, the gateway and the tray app all call. Only `app` (feature `gui`) uses Tauri.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod events;
+pub mod pairing;
+pub mod qr;
+pub mod rpc;
+pub mod runrec;
+pub mod sanitize;
+pub mod service;
+pub mod store;
+
+#[cfg(feature = "gui")]
+pub mod app;

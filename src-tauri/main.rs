@@ -1,0 +1,32 @@
+//! The `clawpair` binary: parse the command line and dispatch. No logic here.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = clawpair::cli::Cli::parse();
+    clawpair::cli::init_logging();
+    if cli.command.is_none() {
+        return start_app(cli);
+    }
+    clawpair::cli::run(cli)
+}
+
+#[cfg(feature = "gui")]
+fn start_app(cli: clawpair::cli::Cli) -> ExitCode {
+    match clawpair::app::run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = cli;
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(not(feature = "gui"))]
+fn start_app(_cli: clawpair::cli::Cli) -> ExitCode {
+    eprintln!("error: this build has no desktop app (built without the `gui` feature); run `clawpair gateway` or see `clawpair --help`");
+    ExitCode::from(2)
+}

@@ -1,0 +1,769 @@
+//! Device pairing rules, pure: Ed25519 device identity and the signed connect string,
+//! fingerprints, roles and scopes, pending-request reconciliation, approval, and the records
+//! kept in `devices/pending.json` and `devices/paired.json`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::clock::Millis;
+use crate::pairing::token::hex;
+
+pub const ROLE_OPERATOR: &str = "operator";
+pub const ROLE_NODE: &str = "node";
+pub const SCOPE_ADMIN: &str = "operator.admin";
+pub const SCOPE_PAIRING: &str = "operator.pairing";
+pub const SCOPE_READ: &str = "operator.read";
+pub const SCOPE_WRITE: &str = "operator.write";
+pub const SCOPE_CHANNEL_INGEST: &str = "channel.ingest";
+/// How far `signedAt` may be from the server's clock.
+pub const SIGNATURE_SKEW_MS: Millis = 2 * 60_000;
+/// Scopes a setup code may hand to a phone; never admin or pairing powers.
+pub const BOOTSTRAP_SCOPES: &[&str] = &[
+    "operator.read",
+    "operator.write",
+    "operator.approvals",
+    "operator.talk.secrets",
+];
+
+pub fn is_known_role(role: &str) -> bool {
+    role == ROLE_OPERATOR || role == ROLE_NODE
+}
+
+/// Whether `held` grants `wanted`: admin grants every scope, write grants read.
+pub fn scope_granted(held: &[String], wanted: &str) -> bool {
+    held.iter()
+        .any(|h| h == wanted || h == SCOPE_ADMIN || (h == SCOPE_WRITE && wanted == SCOPE_READ))
+}
+
+pub fn scopes_within(held: &[String], wanted: &[String]) -> bool {
+    wanted.iter().all(|w| scope_granted(held, w))
+}
+
+fn union(a: &[String], b: &[String]) -> Vec<String> {
+    a.iter()
+        .chain(b)
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+fn same_set(a: &[String], b: &[String]) -> bool {
+    a.iter().collect::<BTreeSet<_>>() == b.iter().collect::<BTreeSet<_>>()
+}
+
+/// Why a device's identity proof was refused (the `details.code` on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    #[error("device id does not match its public key")]
+    IdMismatch,
+    #[error("signedAt is more than two minutes from the gateway's clock")]
+    Stale,
+    #[error("the signed nonce is not this connection's challenge")]
+    NonceMismatch,
+    #[error("the device signature does not verify")]
+    BadSignature,
+    #[error("the device public key is not a 32-byte Ed25519 key in base64url")]
+    BadPublicKey,
+}
+
+impl IdentityError {
+    pub fn code(self) -> &'static str {
+        match self {
+            IdentityError::IdMismatch => "DEVICE_AUTH_ID_MISMATCH",
+            IdentityError::Stale => "DEVICE_AUTH_STALE",
+            IdentityError::NonceMismatch => "DEVICE_AUTH_NONCE_MISMATCH",
+            IdentityError::BadSignature => "DEVICE_AUTH_SIGNATURE",
+            IdentityError::BadPublicKey => "DEVICE_AUTH_PUBLIC_KEY",
+        }
+    }
+}
+
+/// Raw 32-byte key from base64url (padding tolerated).
+pub fn decode_public_key(b64: &str) -> Result<[u8; 32], IdentityError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(b64.trim().trim_end_matches('='))
+        .map_err(|_| IdentityError::BadPublicKey)?;
+    bytes.try_into().map_err(|_| IdentityError::BadPublicKey)
+}
+
+/// Lowercase hex SHA-256 of the raw key: the device id.
+pub fn device_id_for(key: &[u8; 32]) -> String {
+    hex(&Sha256::digest(key))
+}
+
+/// First 8 characters of the base32 (RFC 4648) of SHA-256(key), shown as `XXXX-XXXX`.
+pub fn fingerprint_for(key: &[u8; 32]) -> String {
+    const B32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let d = Sha256::digest(key);
+    // 8 base32 characters = the first 40 bits.
+    let bits = d[..5].iter().fold(0u64, |acc, b| (acc << 8) | *b as u64);
+    let chars: String = (0..8)
+        .map(|i| B32[((bits >> (35 - 5 * i)) & 31) as usize] as char)
+        .collect();
+    format!("{}-{}", &chars[..4], &chars[4..])
+}
+
+/// The fields a device signs, as sent in `connect`.
+#[derive(Debug, Clone, Default)]
+pub struct SignedFields<'a> {
+    pub device_id: &'a str,
+    pub client_id: &'a str,
+    pub client_mode: &'a str,
+    pub role: &'a str,
+    pub scopes: &'a [String],
+    pub signed_at: i64,
+    /// The first present of auth.token, auth.deviceToken, auth.bootstrapToken; else empty.
+    pub token: &'a str,
+    pub nonce: &'a str,
+    pub platform: &'a str,
+    pub device_family: &'a str,
+}
+
+fn norm(s: &str) -> String {
+    s.trim().to_ascii_lowercase()
+}
+
+/// `v3|deviceId|clientId|clientMode|role|scopes|signedAt|token|nonce|platform|deviceFamily`.
+pub fn signed_string_v3(f: &SignedFields) -> String {
+    format!(
+        "{}|{}|{}",
+        signed_string_v2(f).replacen("v2|", "v3|", 1),
+        norm(f.platform),
+        norm(f.device_family)
+    )
+}
+
+/// `v2|deviceId|clientId|clientMode|role|scopes|signedAt|token|nonce`.
+pub fn signed_string_v2(f: &SignedFields) -> String {
+    format!(
+        "v2|{}|{}|{}|{}|{}|{}|{}|{}",
+        f.device_id,
+        f.client_id,
+        f.client_mode,
+        f.role,
+        f.scopes.join(","),
+        f.signed_at,
+        f.token,
+        f.nonce
+    )
+}
+
+/// Runs the identity checks in the protocol's order: id matches key, `signedAt` fresh, nonce
+/// is this connection's, signature valid (v3, then v2). Returns the raw key.
+pub fn verify_identity(
+    f: &SignedFields,
+    public_key_b64: &str,
+    signature_b64: &str,
+    expected_nonce: &str,
+    now: Millis,
+) -> Result<[u8; 32], IdentityError> {
+    let key = decode_public_key(public_key_b64).map_err(|_| IdentityError::IdMismatch)?;
+    if device_id_for(&key) != f.device_id {
+        return Err(IdentityError::IdMismatch);
+    }
+    if (now - f.signed_at).abs() > SIGNATURE_SKEW_MS {
+        return Err(IdentityError::Stale);
+    }
+    if f.nonce != expected_nonce {
+        return Err(IdentityError::NonceMismatch);
+    }
+    let sig_bytes = URL_SAFE_NO_PAD
+        .decode(signature_b64.trim().trim_end_matches('='))
+        .map_err(|_| IdentityError::BadSignature)?;
+    let sig = Signature::from_slice(&sig_bytes).map_err(|_| IdentityError::BadSignature)?;
+    let vk = VerifyingKey::from_bytes(&key).map_err(|_| IdentityError::BadPublicKey)?;
+    let ok = vk.verify(signed_string_v3(f).as_bytes(), &sig).is_ok()
+        || vk.verify(signed_string_v2(f).as_bytes(), &sig).is_ok();
+    if ok {
+        Ok(key)
+    } else {
+        Err(IdentityError::BadSignature)
+    }
+}
+
+/// A device waiting for the owner, as kept in `devices/pending.json` (requestId → request).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingDevice {
+    pub request_id: String,
+    pub device_id: String,
+    pub public_key: String,
+    #[serde(default)]
+    pub display_name: String,
+    #[serde(default)]
+    pub platform: String,
+    #[serde(default)]
+    pub device_family: String,
+    #[serde(default)]
+    pub client_id: String,
+    #[serde(default)]
+    pub client_mode: String,
+    pub role: String,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub remote_ip: String,
+    pub fingerprint: String,
+    #[serde(default)]
+    pub is_repair: bool,
+    /// Why it is needed: `not-paired`, `role-upgrade` or `scope-upgrade`.
+    #[serde(default)]
+    pub reason: String,
+    pub ts: Millis,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl PendingDevice {
+    pub fn expires_ms(&self, ttl_ms: Millis) -> Millis {
+        self.ts.saturating_add(ttl_ms)
+    }
+    pub fn is_expired(&self, now: Millis, ttl_ms: Millis) -> bool {
+        now >= self.expires_ms(ttl_ms)
+    }
+    /// A name to show: the display name, else the client id, else the short device id.
+    pub fn shown_name(&self) -> String {
+        shown_name(&self.display_name, &self.client_id, &self.device_id)
+    }
+}
+
+fn shown_name(display: &str, client: &str, device_id: &str) -> String {
+    let d = crate::sanitize::sanitize(display);
+    if !d.is_empty() {
+        return d;
+    }
+    let c = crate::sanitize::sanitize(client);
+    if !c.is_empty() {
+        return c;
+    }
+    device_id.chars().take(12).collect()
+}
+
+pub type PendingMap = BTreeMap<String, PendingDevice>;
+pub type PairedMap = BTreeMap<String, PairedDevice>;
+
+/// One role's device token, stored only as its hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenRecord {
+    pub token_hash: String,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    pub created_at_ms: Millis,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_at_ms: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at_ms: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at_ms: Option<Millis>,
+}
+
+impl TokenRecord {
+    pub fn is_live(&self) -> bool {
+        self.revoked_at_ms.is_none()
+    }
+}
+
+/// An approved device, as kept in `devices/paired.json` (deviceId → device).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PairedDevice {
+    pub device_id: String,
+    pub public_key: String,
+    #[serde(default)]
+    pub display_name: String,
+    #[serde(default)]
+    pub platform: String,
+    #[serde(default)]
+    pub device_family: String,
+    #[serde(default)]
+    pub client_id: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub approved_scopes: Vec<String>,
+    #[serde(default)]
+    pub remote_ip: String,
+    #[serde(default)]
+    pub fingerprint: String,
+    pub created_at_ms: Millis,
+    pub approved_at_ms: Millis,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen_at_ms: Option<Millis>,
+    /// Role → token. A role approved but not yet connected has no entry: its token is minted
+    /// on the device's next connect and shown only then.
+    #[serde(default)]
+    pub tokens: BTreeMap<String, TokenRecord>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl PairedDevice {
+    pub fn shown_name(&self) -> String {
+        shown_name(&self.display_name, &self.client_id, &self.device_id)
+    }
+    /// Scopes of `role` out of the approved set: `operator.*` for operators, the rest for nodes.
+    pub fn scopes_for_role(&self, role: &str) -> Vec<String> {
+        role_scopes(role, &self.approved_scopes)
+    }
+}
+
+fn role_scopes(role: &str, scopes: &[String]) -> Vec<String> {
+    scopes
+        .iter()
+        .filter(|s| s.starts_with("operator.") == (role == ROLE_OPERATOR))
+        .cloned()
+        .collect()
+}
+
+/// Why a device must be (re)approved before it may connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairingNeed {
+    NotPaired,
+    RoleUpgrade,
+    ScopeUpgrade,
+}
+
+impl PairingNeed {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PairingNeed::NotPaired => "not-paired",
+            PairingNeed::RoleUpgrade => "role-upgrade",
+            PairingNeed::ScopeUpgrade => "scope-upgrade",
+        }
+    }
+}
+
+/// Whether a device may connect with this role and scopes, or needs the owner first.
+pub fn pairing_need(
+    paired: Option<&PairedDevice>,
+    public_key: &str,
+    role: &str,
+    scopes: &[String],
+) -> Option<PairingNeed> {
+    let Some(d) = paired else {
+        return Some(PairingNeed::NotPaired);
+    };
+    if d.public_key != public_key {
+        return Some(PairingNeed::NotPaired);
+    }
+    if !d.roles.iter().any(|r| r == role) {
+        return Some(PairingNeed::RoleUpgrade);
+    }
+    if !scopes_within(&d.approved_scopes, scopes) {
+        return Some(PairingNeed::ScopeUpgrade);
+    }
+    None
+}
+
+/// Result of recording a pending request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reconciled {
+    pub request: PendingDevice,
+    /// False when an identical request was refreshed in place (same requestId, `ts` kept).
+    pub created: bool,
+    /// Requests of the same device replaced by this one.
+    pub superseded: Vec<PendingDevice>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("too many devices are waiting for approval ({0}); try again when the owner has decided")]
+pub struct QueueFull(pub usize);
+
+/// Removes expired requests and returns them.
+pub fn prune_pending(pending: &mut PendingMap, now: Millis, ttl_ms: Millis) -> Vec<PendingDevice> {
+    let expired: Vec<String> = pending
+        .iter()
+        .filter(|(_, r)| r.is_expired(now, ttl_ms))
+        .map(|(k, _)| k.clone())
+        .collect();
+    expired
+        .into_iter()
+        .filter_map(|k| pending.remove(&k))
+        .collect()
+}
+
+/// Records `candidate`: a retry with the same key, role and scopes refreshes the existing
+/// request in place (metadata updated, requestId and `ts` kept, so retrying never moves a
+/// request up the queue); anything different replaces every request of that device.
+pub fn reconcile_pending(
+    pending: &mut PendingMap,
+    candidate: PendingDevice,
+    max_pending: usize,
+) -> Result<Reconciled, QueueFull> {
+    let same_device: Vec<String> = pending
+        .iter()
+        .filter(|(_, r)| r.device_id == candidate.device_id)
+        .map(|(k, _)| k.clone())
+        .collect();
+    if let [only] = same_device.as_slice() {
+        if let Some(existing) = pending.get_mut(only) {
+            if existing.public_key == candidate.public_key
+                && existing.role == candidate.role
+                && same_set(&existing.scopes, &candidate.scopes)
+            {
+                existing.display_name = candidate.display_name;
+                existing.platform = candidate.platform;
+                existing.device_family = candidate.device_family;
+                existing.client_id = candidate.client_id;
+                existing.client_mode = candidate.client_mode;
+                existing.remote_ip = candidate.remote_ip;
+                return Ok(Reconciled {
+                    request: existing.clone(),
+                    created: false,
+                    superseded: vec![],
+                });
+            }
+        }
+    }
+    if pending.len() - same_device.len() >= max_pending {
+        return Err(QueueFull(max_pending));
+    }
+    let superseded: Vec<PendingDevice> = same_device
+        .iter()
+        .filter_map(|k| pending.remove(k))
+        .collect();
+    pending.insert(candidate.request_id.clone(), candidate.clone());
+    Ok(Reconciled {
+        request: candidate,
+        created: true,
+        superseded,
+    })
+}
+
+/// Applies an approval: roles and scopes are the union of what was approved before and what the
+/// request asks; `createdAtMs` kept; platform and family pinned; an existing token's scopes are
+/// widened to the approved set for its role.
+pub fn approve_into(paired: &mut PairedMap, req: &PendingDevice, now: Millis) -> PairedDevice {
+    let entry = paired
+        .entry(req.device_id.clone())
+        .or_insert_with(|| PairedDevice {
+            device_id: req.device_id.clone(),
+            public_key: req.public_key.clone(),
+            display_name: String::new(),
+            platform: String::new(),
+            device_family: String::new(),
+            client_id: String::new(),
+            roles: vec![],
+            approved_scopes: vec![],
+            remote_ip: String::new(),
+            fingerprint: req.fingerprint.clone(),
+            created_at_ms: now,
+            approved_at_ms: now,
+            last_seen_at_ms: None,
+            tokens: BTreeMap::new(),
+            extra: Map::new(),
+        });
+    entry.public_key = req.public_key.clone();
+    entry.fingerprint = req.fingerprint.clone();
+    entry.display_name = req.display_name.clone();
+    entry.platform = req.platform.clone();
+    entry.device_family = req.device_family.clone();
+    entry.client_id = req.client_id.clone();
+    entry.remote_ip = req.remote_ip.clone();
+    entry.roles = union(&entry.roles, std::slice::from_ref(&req.role));
+    entry.approved_scopes = union(&entry.approved_scopes, &req.scopes);
+    entry.approved_at_ms = now;
+    let approved = entry.approved_scopes.clone();
+    for (role, tok) in entry.tokens.iter_mut() {
+        tok.scopes = union(&tok.scopes, &role_scopes(role, &approved));
+    }
+    entry.clone()
+}
+
+/// Stores a new token for `role` (minted by the caller) and returns its record.
+pub fn install_token(
+    device: &mut PairedDevice,
+    role: &str,
+    token_hash: String,
+    now: Millis,
+) -> TokenRecord {
+    let scopes = device.scopes_for_role(role);
+    let rec = match device.tokens.get(role) {
+        Some(old) => TokenRecord {
+            token_hash,
+            scopes,
+            created_at_ms: old.created_at_ms,
+            rotated_at_ms: Some(now),
+            revoked_at_ms: None,
+            last_used_at_ms: old.last_used_at_ms,
+        },
+        None => TokenRecord {
+            token_hash,
+            scopes,
+            created_at_ms: now,
+            rotated_at_ms: None,
+            revoked_at_ms: None,
+            last_used_at_ms: None,
+        },
+    };
+    device.tokens.insert(role.to_string(), rec.clone());
+    rec
+}
+
+/// What a device token proves, checked against the paired record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenCheck {
+    /// The live token of the requested role.
+    RoleToken,
+    /// A live token of another role of this device: the device is known; the role needs a
+    /// token minted (if approved) or an upgrade request.
+    OtherRoleToken,
+    /// Revoked, unknown or not this device's.
+    Refused,
+}
+
+/// Checks a presented device token in constant time against every live token of the device.
+pub fn check_device_token(device: &PairedDevice, role: &str, presented: &str) -> TokenCheck {
+    let mut result = TokenCheck::Refused;
+    for (r, tok) in &device.tokens {
+        let matches = crate::pairing::token::token_matches(presented, &tok.token_hash);
+        if matches && tok.is_live() {
+            if r == role {
+                return TokenCheck::RoleToken;
+            }
+            result = TokenCheck::OtherRoleToken;
+        }
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::{Signer, SigningKey};
+
+    fn key() -> SigningKey {
+        SigningKey::from_bytes(&[7u8; 32])
+    }
+
+    fn fields<'a>(id: &'a str, scopes: &'a [String], nonce: &'a str, at: i64) -> SignedFields<'a> {
+        SignedFields {
+            device_id: id,
+            client_id: "ios-node",
+            client_mode: "node",
+            role: "node",
+            scopes,
+            signed_at: at,
+            token: "tok",
+            nonce,
+            platform: " iOS ",
+            device_family: "iPhone",
+        }
+    }
+
+    #[test]
+    fn v3_string_lowercases_platform_and_family() {
+        let s = [];
+        let f = fields("id", &s, "n", 5);
+        assert_eq!(
+            signed_string_v3(&f),
+            "v3|id|ios-node|node|node||5|tok|n|ios|iphone"
+        );
+        assert_eq!(signed_string_v2(&f), "v2|id|ios-node|node|node||5|tok|n");
+    }
+
+    #[test]
+    fn identity_checks_run_in_order_with_their_codes() {
+        let sk = key();
+        let pk = URL_SAFE_NO_PAD.encode(sk.verifying_key().as_bytes());
+        let id = device_id_for(sk.verifying_key().as_bytes());
+        let s = vec!["operator.read".to_string()];
+        let f = fields(&id, &s, "nonce-1", 1_000_000);
+        let sig = URL_SAFE_NO_PAD.encode(sk.sign(signed_string_v3(&f).as_bytes()).to_bytes());
+        assert!(verify_identity(&f, &pk, &sig, "nonce-1", 1_000_000).is_ok());
+        // v2 signatures are still accepted.
+        let sig2 = URL_SAFE_NO_PAD.encode(sk.sign(signed_string_v2(&f).as_bytes()).to_bytes());
+        assert!(verify_identity(&f, &pk, &sig2, "nonce-1", 1_000_000).is_ok());
+        let wrong_id = fields("00", &s, "nonce-1", 1_000_000);
+        assert_eq!(
+            verify_identity(&wrong_id, &pk, &sig, "nonce-1", 1_000_000),
+            Err(IdentityError::IdMismatch)
+        );
+        assert_eq!(
+            verify_identity(&f, &pk, &sig, "nonce-1", 1_000_000 + SIGNATURE_SKEW_MS + 1),
+            Err(IdentityError::Stale)
+        );
+        assert_eq!(
+            verify_identity(&f, &pk, &sig, "nonce-2", 1_000_000),
+            Err(IdentityError::NonceMismatch)
+        );
+        let other = fields(&id, &s, "nonce-1", 1_000_001);
+        assert_eq!(
+            verify_identity(&other, &pk, &sig, "nonce-1", 1_000_000),
+            Err(IdentityError::BadSignature)
+        );
+        assert_eq!(
+            verify_identity(&f, &pk, "!!", "nonce-1", 1_000_000),
+            Err(IdentityError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn fingerprint_is_two_groups_of_four_base32() {
+        let fp = fingerprint_for(key().verifying_key().as_bytes());
+        assert_eq!(fp.len(), 9);
+        assert_eq!(&fp[4..5], "-");
+        assert!(fp
+            .chars()
+            .filter(|c| *c != '-')
+            .all(|c| c.is_ascii_uppercase() || ('2'..='7').contains(&c)));
+        assert_ne!(fp, fingerprint_for(&[1u8; 32]));
+    }
+
+    fn pending(id: &str, device: &str, role: &str, scopes: &[&str], ts: Millis) -> PendingDevice {
+        PendingDevice {
+            request_id: id.into(),
+            device_id: device.into(),
+            public_key: format!("pk-{device}"),
+            display_name: "Phone".into(),
+            platform: "ios".into(),
+            device_family: String::new(),
+            client_id: "c".into(),
+            client_mode: "node".into(),
+            role: role.into(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            remote_ip: "10.0.0.2".into(),
+            fingerprint: "AAAA-BBBB".into(),
+            is_repair: false,
+            reason: "not-paired".into(),
+            ts,
+            extra: Map::new(),
+        }
+    }
+
+    #[test]
+    fn identical_retry_refreshes_in_place_and_different_retry_replaces() {
+        let mut p = PendingMap::new();
+        let a = reconcile_pending(&mut p, pending("r1", "d1", "node", &[], 100), 10).unwrap();
+        assert!(a.created);
+        let mut retry = pending("r2", "d1", "node", &[], 900);
+        retry.remote_ip = "10.0.0.9".into();
+        let b = reconcile_pending(&mut p, retry, 10).unwrap();
+        assert!(!b.created);
+        assert_eq!(b.request.request_id, "r1");
+        assert_eq!(b.request.ts, 100, "ts not moved by a retry");
+        assert_eq!(b.request.remote_ip, "10.0.0.9");
+        let c = reconcile_pending(
+            &mut p,
+            pending("r3", "d1", "operator", &["operator.read"], 1000),
+            10,
+        )
+        .unwrap();
+        assert!(c.created);
+        assert_eq!(c.superseded.len(), 1);
+        assert_eq!(p.keys().collect::<Vec<_>>(), vec!["r3"]);
+    }
+
+    #[test]
+    fn queue_holds_at_most_max_pending() {
+        let mut p = PendingMap::new();
+        for i in 0..3 {
+            reconcile_pending(
+                &mut p,
+                pending(&format!("r{i}"), &format!("d{i}"), "node", &[], 0),
+                3,
+            )
+            .unwrap();
+        }
+        assert_eq!(
+            reconcile_pending(&mut p, pending("r9", "d9", "node", &[], 0), 3),
+            Err(QueueFull(3))
+        );
+        // A device already waiting may still replace its own request.
+        assert!(reconcile_pending(&mut p, pending("r8", "d1", "operator", &[], 0), 3).is_ok());
+    }
+
+    #[test]
+    fn pending_expires_five_minutes_after_ts() {
+        let mut p = PendingMap::new();
+        reconcile_pending(&mut p, pending("r1", "d1", "node", &[], 0), 10).unwrap();
+        assert!(prune_pending(&mut p, 299_999, 300_000).is_empty());
+        assert_eq!(prune_pending(&mut p, 300_000, 300_000).len(), 1);
+    }
+
+    #[test]
+    fn approval_unions_roles_and_scopes_and_upgrades_are_detected() {
+        let mut paired = PairedMap::new();
+        let d = approve_into(&mut paired, &pending("r1", "d1", "node", &[], 5), 10);
+        assert_eq!(d.roles, vec!["node"]);
+        assert_eq!(pairing_need(Some(&d), "pk-d1", "node", &[]), None);
+        assert_eq!(
+            pairing_need(None, "pk-d1", "node", &[]),
+            Some(PairingNeed::NotPaired)
+        );
+        assert_eq!(
+            pairing_need(Some(&d), "pk-other", "node", &[]),
+            Some(PairingNeed::NotPaired)
+        );
+        assert_eq!(
+            pairing_need(Some(&d), "pk-d1", "operator", &[]),
+            Some(PairingNeed::RoleUpgrade)
+        );
+        let read = vec!["operator.read".to_string()];
+        let d = approve_into(
+            &mut paired,
+            &pending("r2", "d1", "operator", &["operator.read"], 20),
+            30,
+        );
+        assert_eq!(d.roles, vec!["node", "operator"]);
+        assert_eq!(d.created_at_ms, 10);
+        assert_eq!(pairing_need(Some(&d), "pk-d1", "operator", &read), None);
+        let write = vec!["operator.write".to_string()];
+        assert_eq!(
+            pairing_need(Some(&d), "pk-d1", "operator", &write),
+            Some(PairingNeed::ScopeUpgrade)
+        );
+    }
+
+    #[test]
+    fn device_token_checks_role_and_revocation() {
+        let mut paired = PairedMap::new();
+        let mut d = approve_into(&mut paired, &pending("r1", "d1", "node", &[], 0), 0);
+        install_token(
+            &mut d,
+            "node",
+            crate::pairing::token::hash_token("t-node"),
+            1,
+        );
+        assert_eq!(
+            check_device_token(&d, "node", "t-node"),
+            TokenCheck::RoleToken
+        );
+        assert_eq!(
+            check_device_token(&d, "operator", "t-node"),
+            TokenCheck::OtherRoleToken
+        );
+        assert_eq!(
+            check_device_token(&d, "node", "t-wrong"),
+            TokenCheck::Refused
+        );
+        if let Some(t) = d.tokens.get_mut("node") {
+            t.revoked_at_ms = Some(2);
+        }
+        assert_eq!(
+            check_device_token(&d, "node", "t-node"),
+            TokenCheck::Refused
+        );
+        let rotated = install_token(&mut d, "node", crate::pairing::token::hash_token("t2"), 3);
+        assert_eq!(rotated.created_at_ms, 1);
+        assert_eq!(rotated.rotated_at_ms, Some(3));
+        assert_eq!(check_device_token(&d, "node", "t2"), TokenCheck::RoleToken);
+    }
+
+    #[test]
+    fn scope_implication() {
+        let admin = vec![SCOPE_ADMIN.to_string()];
+        let write = vec![SCOPE_WRITE.to_string()];
+        assert!(scope_granted(&admin, SCOPE_PAIRING));
+        assert!(scope_granted(&write, SCOPE_READ));
+        assert!(!scope_granted(&write, SCOPE_PAIRING));
+    }
+}

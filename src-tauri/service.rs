@@ -1,0 +1,1104 @@
+//! The core every edge calls: the CLI (on files), the gateway (for sockets and channel
+//! bridges) and the tray app. Each operation validates input, changes the store under its lock,
+//! writes the audit log, and publishes an [`Event`]. No Tauri, no sockets here.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::clock::{iso_from_ms, Clock, Millis};
+use crate::config::{self, Settings};
+use crate::events::{DmRequestView, Event, EventBus};
+use crate::pairing::device::{PairedDevice, PendingDevice, Reconciled};
+use crate::pairing::dm::{self, Decision, DmRequest, Reason, SenderFacts, Upsert, DEFAULT_ACCOUNT};
+use crate::pairing::setup::{self, SetupPayload};
+use crate::sanitize::sanitize;
+use crate::store::audit::{self, AuditEntry};
+use crate::store::devices::{DeviceStore, DeviceStoreError};
+use crate::store::dm::{DmStore, DmStoreError};
+use crate::store::fs::JsonCache;
+use crate::store::{check_name, StatePaths, StoreError};
+
+/// Why an operation was refused; each maps to one wire error code.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{what} {id} not found ({reason})")]
+    NotFound {
+        what: &'static str,
+        id: String,
+        reason: String,
+    },
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    QueueFull(String),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl ServiceError {
+    /// The protocol's error code for this refusal.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ServiceError::Invalid(_) => "INVALID_REQUEST",
+            ServiceError::NotFound { .. } => "NOT_FOUND",
+            ServiceError::Refused(_) => "FORBIDDEN",
+            ServiceError::QueueFull(_) => "PAIRING_QUEUE_FULL",
+            ServiceError::Store(_) => "UNAVAILABLE",
+        }
+    }
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// An inbound direct message from a channel bridge.
+#[derive(Debug, Clone, Default)]
+pub struct InboundDm {
+    pub channel: String,
+    pub account: Option<String>,
+    pub sender: String,
+    pub text: Option<String>,
+    pub meta: Map<String, Value>,
+    pub is_group: bool,
+}
+
+/// An allowed sender as listed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AllowView {
+    pub channel: String,
+    pub account_id: String,
+    pub sender_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approved_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approved_via: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_message_at: Option<String>,
+}
+
+/// An approved DM request.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DmApproved {
+    pub channel: String,
+    pub account_id: String,
+    pub sender_id: String,
+    pub code: String,
+}
+
+/// A pending device request as listed (with its expiry).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingDeviceView {
+    #[serde(flatten)]
+    pub request: PendingDevice,
+    pub expires_at_ms: Millis,
+}
+
+/// A role's token as listed: everything but the hash.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenView {
+    pub role: String,
+    pub scopes: Vec<String>,
+    pub created_at_ms: Millis,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotated_at_ms: Option<Millis>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at_ms: Option<Millis>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_used_at_ms: Option<Millis>,
+}
+
+/// A paired device as listed: no token material, ever.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PairedDeviceView {
+    pub device_id: String,
+    pub display_name: String,
+    pub platform: String,
+    pub device_family: String,
+    pub client_id: String,
+    pub roles: Vec<String>,
+    pub approved_scopes: Vec<String>,
+    pub remote_ip: String,
+    pub fingerprint: String,
+    pub created_at_ms: Millis,
+    pub approved_at_ms: Millis,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seen_at_ms: Option<Millis>,
+    pub tokens: Vec<TokenView>,
+}
+
+impl From<&PairedDevice> for PairedDeviceView {
+    fn from(d: &PairedDevice) -> Self {
+        PairedDeviceView {
+            device_id: d.device_id.clone(),
+            display_name: sanitize(&d.display_name),
+            platform: sanitize(&d.platform),
+            device_family: sanitize(&d.device_family),
+            client_id: sanitize(&d.client_id),
+            roles: d.roles.clone(),
+            approved_scopes: d.approved_scopes.clone(),
+            remote_ip: sanitize(&d.remote_ip),
+            fingerprint: d.fingerprint.clone(),
+            created_at_ms: d.created_at_ms,
+            approved_at_ms: d.approved_at_ms,
+            last_seen_at_ms: d.last_seen_at_ms,
+            tokens: d
+                .tokens
+                .iter()
+                .map(|(role, t)| TokenView {
+                    role: role.clone(),
+                    scopes: t.scopes.clone(),
+                    created_at_ms: t.created_at_ms,
+                    rotated_at_ms: t.rotated_at_ms,
+                    revoked_at_ms: t.revoked_at_ms,
+                    last_used_at_ms: t.last_used_at_ms,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceList {
+    pub pending: Vec<PendingDeviceView>,
+    pub paired: Vec<PairedDeviceView>,
+}
+
+/// A new setup code (shown once: it carries the bootstrap token).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SetupCode {
+    pub setup_code: String,
+    pub url: String,
+    pub expires_at_ms: Millis,
+}
+
+/// What a new device connecting asks for (from `connect`), before sanitising.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceAsk {
+    pub device_id: String,
+    pub public_key: String,
+    pub fingerprint: String,
+    pub display_name: String,
+    pub platform: String,
+    pub device_family: String,
+    pub client_id: String,
+    pub client_mode: String,
+    pub role: String,
+    pub scopes: Vec<String>,
+    pub remote_ip: String,
+    pub reason: String,
+    pub is_repair: bool,
+}
+
+/// The core of one state directory.
+pub struct Service {
+    paths: StatePaths,
+    clock: Arc<dyn Clock>,
+    settings: JsonCache<Settings>,
+    pub dm: DmStore,
+    pub devices: DeviceStore,
+    events: EventBus,
+}
+
+fn dm_err(e: DmStoreError) -> ServiceError {
+    match e {
+        DmStoreError::Store(s) => ServiceError::Store(s),
+        DmStoreError::Name(n) => ServiceError::Invalid(n.to_string()),
+        DmStoreError::BadSender => ServiceError::Invalid(e.to_string()),
+    }
+}
+
+fn dev_err(e: DeviceStoreError) -> ServiceError {
+    match e {
+        DeviceStoreError::Store(s) => ServiceError::Store(s),
+        DeviceStoreError::QueueFull(q) => ServiceError::QueueFull(q.to_string()),
+        DeviceStoreError::NotFound { what, id, reason } => ServiceError::NotFound {
+            what,
+            id,
+            reason: reason.into(),
+        },
+        DeviceStoreError::UnknownRole { .. } => ServiceError::Invalid(e.to_string()),
+        DeviceStoreError::Bootstrap(b) => ServiceError::Refused(b.to_string()),
+    }
+}
+
+fn obj(pairs: &[(&str, Value)]) -> Map<String, Value> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+/// Keeps requester metadata small and safe: string values only, sanitised, short keys.
+pub fn clean_meta(meta: &Map<String, Value>) -> Map<String, Value> {
+    meta.iter()
+        .filter(|(k, _)| {
+            !k.is_empty()
+                && k.len() <= 32
+                && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        })
+        .filter_map(|(k, v)| {
+            let text = match v {
+                Value::String(s) => sanitize(s),
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                _ => return None,
+            };
+            (!text.is_empty()).then(|| (k.clone(), Value::String(text)))
+        })
+        .take(16)
+        .collect()
+}
+
+fn check_role(role: &str) -> ServiceResult<()> {
+    if crate::pairing::device::is_known_role(role) {
+        Ok(())
+    } else {
+        Err(ServiceError::Invalid(format!(
+            "unknown role {:?}: use operator or node",
+            sanitize(role)
+        )))
+    }
+}
+
+/// This computer's non-loopback addresses (for deriving a setup-code URL).
+pub fn lan_addresses() -> Vec<IpAddr> {
+    if_addrs::get_if_addrs()
+        .map(|v| {
+            v.into_iter()
+                .map(|i| i.ip())
+                .filter(|ip| !ip.is_loopback())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Service {
+    /// Opens a state directory, writing default settings on first run. Returns whether this
+    /// run created the settings file.
+    pub fn open(paths: StatePaths, clock: Arc<dyn Clock>) -> ServiceResult<(Service, bool)> {
+        let (_, created) = config::load_or_init(&paths, &*clock).map_err(ServiceError::Store)?;
+        let s = Service {
+            dm: DmStore::new(paths.clone(), clock.clone()),
+            devices: DeviceStore::new(paths.clone(), clock.clone()),
+            paths,
+            clock,
+            settings: JsonCache::default(),
+            events: EventBus::default(),
+        };
+        Ok((s, created))
+    }
+
+    pub fn paths(&self) -> &StatePaths {
+        &self.paths
+    }
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.clock
+    }
+    pub fn now_ms(&self) -> Millis {
+        self.clock.now_ms()
+    }
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+
+    /// Current settings (re-read when the file changes). A corrupt file is moved aside and
+    /// reported; defaults apply then, with no admin token: fail closed.
+    pub fn settings(&self) -> Arc<Settings> {
+        match self.settings.get(&self.paths.settings(), &*self.clock) {
+            Ok(s) => s,
+            Err(e) => {
+                self.report(&e);
+                Arc::new(Settings::default())
+            }
+        }
+    }
+
+    /// Edits settings under the file's lock; the new values must validate.
+    pub fn update_settings<R>(
+        &self,
+        via: &str,
+        change: impl FnOnce(&mut Settings) -> Result<R, String>,
+    ) -> ServiceResult<R> {
+        let r = config::update(&self.paths, &*self.clock, change).map_err(ServiceError::Invalid)?;
+        self.audit("settings.changed", via, Map::new());
+        self.events.publish(Event::SettingsChanged {});
+        Ok(r)
+    }
+
+    fn report(&self, e: &StoreError) {
+        if let StoreError::Corrupt {
+            path,
+            moved_to,
+            reason,
+        } = e
+        {
+            tracing::error!("{e}");
+            let file = path.display().to_string();
+            let moved = moved_to.display().to_string();
+            self.audit(
+                "store.corrupt",
+                "store",
+                obj(&[
+                    ("file", file.clone().into()),
+                    ("movedTo", moved.clone().into()),
+                    ("reason", reason.clone().into()),
+                ]),
+            );
+            self.events.publish(Event::StoreCorrupt {
+                file,
+                moved_to: moved,
+                reason: reason.clone(),
+            });
+        }
+    }
+
+    fn check<T>(&self, r: ServiceResult<T>) -> ServiceResult<T> {
+        if let Err(ServiceError::Store(e)) = &r {
+            self.report(e);
+        }
+        r
+    }
+
+    /// Appends to the audit log and tells subscribers. Failing to log never undoes the action;
+    /// it is reported on stderr.
+    pub fn audit(&self, action: &str, via: &str, details: Map<String, Value>) {
+        let entry = AuditEntry::new(self.now_ms(), action, via, details);
+        if let Err(e) = audit::append(&self.paths.audit_log(), &entry) {
+            tracing::warn!("could not write the audit log: {e}");
+        }
+        self.events.publish(Event::AuditAppended(entry));
+    }
+
+    pub fn audit_tail(&self, limit: usize) -> ServiceResult<Vec<AuditEntry>> {
+        audit::tail(&self.paths.audit_log(), limit.clamp(1, 10_000)).map_err(ServiceError::Store)
+    }
+
+    // ---------------------------------------------------------------- DM pairing
+
+    fn view(&self, channel: &str, r: &DmRequest, ttl_ms: Millis) -> DmRequestView {
+        DmRequestView {
+            channel: channel.to_string(),
+            account_id: r.account().to_string(),
+            id: sanitize(&r.id),
+            code: r.code.clone(),
+            created_at: r.created_at.clone(),
+            last_seen_at: r.last_seen_at.clone(),
+            expires_at: r.expires_ms(ttl_ms).map(iso_from_ms).unwrap_or_default(),
+            meta: clean_meta(&r.meta),
+        }
+    }
+
+    fn publish_expired_dm(&self, channel: &str, expired: &[DmRequest]) {
+        for r in expired {
+            self.events.publish(Event::PairingResolved {
+                channel: channel.into(),
+                account_id: r.account().into(),
+                sender_id: r.id.clone(),
+                code: r.code.clone(),
+                decision: "expired".into(),
+                notify: false,
+            });
+        }
+    }
+
+    /// Decides what happens to one inbound DM: allow (published as `chat.message`),
+    /// challenge (the reply to send carries a new code), or drop — with a reason.
+    pub fn dm_inbound(&self, m: &InboundDm) -> ServiceResult<Decision> {
+        check_name("channel", &m.channel).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        let account = m
+            .account
+            .as_deref()
+            .filter(|a| !a.is_empty())
+            .unwrap_or(DEFAULT_ACCOUNT);
+        check_name("account", account).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        crate::store::dm::check_sender(&m.sender).map_err(dm_err)?;
+        let settings = self.settings();
+        let ch = settings.channel(&m.channel);
+        let policy = settings.dm_policy(&m.channel);
+        let listed = |list: Option<&Vec<String>>| {
+            list.is_some_and(|l| l.iter().any(|s| s == &m.sender && s != "*"))
+        };
+        let facts = SenderFacts {
+            policy,
+            is_group: m.is_group,
+            is_owner: listed(ch.map(|c| &c.owners)),
+            in_config_allow_from: listed(ch.map(|c| &c.allow_from)),
+            in_stored_allowlist: policy == dm::DmPolicy::Pairing
+                && self.check(
+                    self.dm
+                        .is_allowed(&m.channel, account, &m.sender)
+                        .map_err(dm_err),
+                )?,
+        };
+        let decision = match dm::gate(facts) {
+            Some(d) => d,
+            None if settings.ui.paused => Decision::Drop(Reason::Paused),
+            None => {
+                let meta = clean_meta(&m.meta);
+                let (outcome, expired) = self.check(
+                    self.dm
+                        .upsert(
+                            &m.channel,
+                            account,
+                            &m.sender,
+                            &meta,
+                            settings.dm_limits(),
+                            &mut rand::rngs::OsRng,
+                        )
+                        .map_err(dm_err),
+                )?;
+                self.publish_expired_dm(&m.channel, &expired);
+                match &outcome {
+                    Upsert::Created(req) => {
+                        self.audit(
+                            "dm.requested",
+                            &m.channel,
+                            obj(&[
+                                ("channel", m.channel.clone().into()),
+                                ("accountId", account.into()),
+                                ("senderId", sanitize(&m.sender).into()),
+                                ("code", req.code.clone().into()),
+                            ]),
+                        );
+                        self.events.publish(Event::PairingRequested(self.view(
+                            &m.channel,
+                            req,
+                            settings.dm_limits().ttl_ms,
+                        )));
+                    }
+                    Upsert::CapReached => {
+                        self.audit(
+                            "dm.dropped",
+                            &m.channel,
+                            obj(&[
+                                ("channel", m.channel.clone().into()),
+                                ("accountId", account.into()),
+                                ("senderId", sanitize(&m.sender).into()),
+                                ("reason", "pending-cap".into()),
+                            ]),
+                        );
+                        self.events.publish(Event::PairingDropped {
+                            channel: m.channel.clone(),
+                            account_id: account.into(),
+                            reason: "pending-cap".into(),
+                            ts: self.now_ms(),
+                        });
+                    }
+                    Upsert::Existing(_) | Upsert::NoCode => {}
+                }
+                dm::decide_after_upsert(&m.channel, &m.sender, &outcome)
+            }
+        };
+        if let Decision::Allow(_) = decision {
+            self.events.publish(Event::ChatMessage {
+                channel: m.channel.clone(),
+                account_id: account.into(),
+                sender_id: m.sender.clone(),
+                text: m.text.clone().unwrap_or_default(),
+                meta: clean_meta(&m.meta),
+                ts: self.now_ms(),
+            });
+        }
+        Ok(decision)
+    }
+
+    fn known_channels(&self) -> Vec<String> {
+        self.settings().channels.keys().cloned().collect()
+    }
+
+    /// Pending DM requests of one channel, or of every channel.
+    pub fn dm_list(&self, channel: Option<&str>) -> ServiceResult<Vec<DmRequestView>> {
+        let channels = match channel {
+            Some(c) => vec![c.to_string()],
+            None => {
+                self.check(
+                    self.dm
+                        .discover(&self.known_channels())
+                        .map_err(ServiceError::Store),
+                )?
+                .0
+            }
+        };
+        let limits = self.settings().dm_limits();
+        let mut out = Vec::new();
+        for ch in channels {
+            let (live, expired) = self.check(self.dm.list(&ch, limits).map_err(dm_err))?;
+            self.publish_expired_dm(&ch, &expired);
+            out.extend(live.iter().map(|r| self.view(&ch, r, limits.ttl_ms)));
+        }
+        Ok(out)
+    }
+
+    /// The channel to act on when the caller named none: the only one with pending requests.
+    pub fn resolve_channel(&self, channel: Option<&str>) -> ServiceResult<String> {
+        if let Some(c) = channel {
+            check_name("channel", c).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+            return Ok(c.to_string());
+        }
+        let mut with_pending: Vec<String> =
+            self.dm_list(None)?.into_iter().map(|r| r.channel).collect();
+        with_pending.dedup();
+        match with_pending.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(ServiceError::NotFound {
+                what: "pending pairing request",
+                id: "in any channel".into(),
+                reason: "none pending".into(),
+            }),
+            many => Err(ServiceError::Invalid(format!(
+                "several channels have pending requests ({}); name the channel",
+                many.join(", ")
+            ))),
+        }
+    }
+
+    /// Approves a DM pairing code: the sender joins the allowlist. With `notify`, channel
+    /// bridges send the sender a confirmation (they see it in `pairing.resolved`).
+    pub fn dm_approve(
+        &self,
+        channel: Option<&str>,
+        code: &str,
+        account: Option<&str>,
+        notify: bool,
+        via: &str,
+    ) -> ServiceResult<DmApproved> {
+        let channel = self.resolve_channel(channel)?;
+        let code_n = dm::normalize_code(code);
+        if !dm::looks_like_code(&code_n) {
+            return Err(ServiceError::Invalid(format!(
+                "{:?} is not a pairing code (8 characters from A-Z and 2-9, no 0/O/1/I)",
+                sanitize(code)
+            )));
+        }
+        let limits = self.settings().dm_limits();
+        let approved = self.check(
+            self.dm
+                .approve(&channel, &code_n, account, via, limits)
+                .map_err(dm_err),
+        )?;
+        let Some(a) = approved else {
+            return Err(ServiceError::NotFound {
+                what: "pending pairing request with code",
+                id: format!("{code_n} in {channel}"),
+                reason: "unknown or expired".into(),
+            });
+        };
+        let out = DmApproved {
+            channel: channel.clone(),
+            account_id: a.account.clone(),
+            sender_id: a.request.id.clone(),
+            code: a.request.code.clone(),
+        };
+        self.audit(
+            "dm.approved",
+            via,
+            obj(&[
+                ("channel", channel.clone().into()),
+                ("accountId", a.account.clone().into()),
+                ("senderId", sanitize(&a.request.id).into()),
+                ("code", out.code.clone().into()),
+                ("notify", notify.into()),
+            ]),
+        );
+        self.events.publish(Event::PairingResolved {
+            channel: channel.clone(),
+            account_id: a.account.clone(),
+            sender_id: a.request.id.clone(),
+            code: out.code.clone(),
+            decision: "approved".into(),
+            notify,
+        });
+        self.events.publish(Event::AllowlistChanged {
+            channel,
+            account_id: a.account,
+        });
+        Ok(out)
+    }
+
+    /// Removes a DM request without allowing the sender (they may ask again later).
+    pub fn dm_reject(
+        &self,
+        channel: Option<&str>,
+        code: &str,
+        account: Option<&str>,
+        via: &str,
+    ) -> ServiceResult<DmApproved> {
+        let channel = self.resolve_channel(channel)?;
+        let code_n = dm::normalize_code(code);
+        let limits = self.settings().dm_limits();
+        let Some(r) = self.check(
+            self.dm
+                .reject(&channel, &code_n, account, limits)
+                .map_err(dm_err),
+        )?
+        else {
+            return Err(ServiceError::NotFound {
+                what: "pending pairing request with code",
+                id: format!("{} in {channel}", sanitize(&code_n)),
+                reason: "unknown or expired".into(),
+            });
+        };
+        self.audit(
+            "dm.rejected",
+            via,
+            obj(&[
+                ("channel", channel.clone().into()),
+                ("accountId", r.account().into()),
+                ("senderId", sanitize(&r.id).into()),
+                ("code", r.code.clone().into()),
+            ]),
+        );
+        self.events.publish(Event::PairingResolved {
+            channel: channel.clone(),
+            account_id: r.account().into(),
+            sender_id: r.id.clone(),
+            code: r.code.clone(),
+            decision: "rejected".into(),
+            notify: false,
+        });
+        Ok(DmApproved {
+            channel,
+            account_id: r.account().into(),
+            sender_id: r.id.clone(),
+            code: r.code,
+        })
+    }
+
+    /// Allowed senders of one channel (every account), or of every channel.
+    pub fn allow_list(&self, channel: Option<&str>) -> ServiceResult<Vec<AllowView>> {
+        if let Some(c) = channel {
+            check_name("channel", c).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        }
+        let (_, mut pairs) = self.check(
+            self.dm
+                .discover(&self.known_channels())
+                .map_err(ServiceError::Store),
+        )?;
+        if let Some(c) = channel {
+            pairs.retain(|(ch, _)| ch == c);
+        }
+        // A scoped default file and the legacy one are the same account: list it once.
+        pairs.sort();
+        pairs.dedup();
+        let mut out = Vec::new();
+        for (ch, acct) in pairs {
+            for e in self.check(self.dm.allow_entries(&ch, &acct).map_err(dm_err))? {
+                out.push(AllowView {
+                    channel: e.channel,
+                    account_id: e.account,
+                    sender_id: e.sender,
+                    approved_at: e.details.approved_at,
+                    approved_via: e.details.approved_via,
+                    label: e.details.label.map(|l| sanitize(&l)),
+                    last_message_at: e.details.last_message_at,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn allow_add(
+        &self,
+        channel: &str,
+        account: Option<&str>,
+        sender: &str,
+        via: &str,
+    ) -> ServiceResult<bool> {
+        let account = account.unwrap_or(DEFAULT_ACCOUNT);
+        let added = self.check(
+            self.dm
+                .allow_add(channel, account, sender, via)
+                .map_err(dm_err),
+        )?;
+        if added {
+            self.audit(
+                "allowlist.added",
+                via,
+                obj(&[
+                    ("channel", channel.into()),
+                    ("accountId", account.into()),
+                    ("senderId", sanitize(sender).into()),
+                ]),
+            );
+            self.events.publish(Event::AllowlistChanged {
+                channel: channel.into(),
+                account_id: account.into(),
+            });
+        }
+        Ok(added)
+    }
+
+    pub fn allow_remove(
+        &self,
+        channel: &str,
+        account: Option<&str>,
+        sender: &str,
+        via: &str,
+    ) -> ServiceResult<bool> {
+        let account = account.unwrap_or(DEFAULT_ACCOUNT);
+        let removed = self.check(
+            self.dm
+                .allow_remove(channel, account, sender)
+                .map_err(dm_err),
+        )?;
+        if removed {
+            self.audit(
+                "allowlist.removed",
+                via,
+                obj(&[
+                    ("channel", channel.into()),
+                    ("accountId", account.into()),
+                    ("senderId", sanitize(sender).into()),
+                ]),
+            );
+            self.events.publish(Event::AllowlistChanged {
+                channel: channel.into(),
+                account_id: account.into(),
+            });
+        }
+        Ok(removed)
+    }
+
+    // ---------------------------------------------------------------- devices
+
+    fn publish_expired_devices(&self, expired: &[PendingDevice]) {
+        for r in expired {
+            self.events.publish(Event::DevicePairResolved {
+                request_id: r.request_id.clone(),
+                device_id: r.device_id.clone(),
+                decision: "expired".into(),
+                ts: self.now_ms(),
+            });
+        }
+    }
+
+    pub fn device_list(&self) -> ServiceResult<DeviceList> {
+        let ttl = self.settings().device_pending_ttl_ms();
+        let (pending, expired) = self.check(self.devices.pending(ttl).map_err(dev_err))?;
+        self.publish_expired_devices(&expired);
+        let paired = self.check(self.devices.paired().map_err(dev_err))?;
+        let mut paired: Vec<PairedDeviceView> =
+            paired.values().map(PairedDeviceView::from).collect();
+        paired.sort_by_key(|d| d.approved_at_ms);
+        Ok(DeviceList {
+            pending: pending
+                .into_iter()
+                .map(|r| PendingDeviceView {
+                    expires_at_ms: r.expires_ms(ttl),
+                    request: r,
+                })
+                .collect(),
+            paired,
+        })
+    }
+
+    /// Records a device that must wait for the owner. Returns the request and its expiry.
+    pub fn device_request(&self, ask: DeviceAsk) -> ServiceResult<(Reconciled, Millis)> {
+        let settings = self.settings();
+        if settings.ui.paused {
+            return Err(ServiceError::Refused(
+                "new pairing requests are paused by the owner".into(),
+            ));
+        }
+        let now = self.now_ms();
+        let candidate = PendingDevice {
+            request_id: uuid::Uuid::new_v4().to_string(),
+            device_id: ask.device_id,
+            public_key: ask.public_key,
+            display_name: sanitize(&ask.display_name),
+            platform: sanitize(&ask.platform),
+            device_family: sanitize(&ask.device_family),
+            client_id: sanitize(&ask.client_id),
+            client_mode: sanitize(&ask.client_mode),
+            role: ask.role,
+            scopes: ask.scopes.iter().map(|s| sanitize(s)).collect(),
+            remote_ip: sanitize(&ask.remote_ip),
+            fingerprint: ask.fingerprint,
+            is_repair: ask.is_repair,
+            reason: ask.reason,
+            ts: now,
+            extra: Map::new(),
+        };
+        let ttl = settings.device_pending_ttl_ms();
+        let (rec, expired) = self.check(
+            self.devices
+                .request(candidate, ttl, settings.devices.max_pending)
+                .map_err(dev_err),
+        )?;
+        self.publish_expired_devices(&expired);
+        for s in &rec.superseded {
+            self.events.publish(Event::DevicePairResolved {
+                request_id: s.request_id.clone(),
+                device_id: s.device_id.clone(),
+                decision: "superseded".into(),
+                ts: now,
+            });
+        }
+        if rec.created {
+            let r = &rec.request;
+            self.audit(
+                "device.requested",
+                "gateway",
+                obj(&[
+                    ("requestId", r.request_id.clone().into()),
+                    ("deviceId", r.device_id.clone().into()),
+                    ("displayName", r.display_name.clone().into()),
+                    ("platform", r.platform.clone().into()),
+                    ("remoteIp", r.remote_ip.clone().into()),
+                    ("fingerprint", r.fingerprint.clone().into()),
+                    ("role", r.role.clone().into()),
+                    ("reason", r.reason.clone().into()),
+                ]),
+            );
+            self.events.publish(Event::DevicePairRequested(r.clone()));
+        }
+        let expires = rec.request.expires_ms(ttl);
+        Ok((rec, expires))
+    }
+
+    pub fn device_approve(&self, request_id: &str, via: &str) -> ServiceResult<PairedDeviceView> {
+        let ttl = self.settings().device_pending_ttl_ms();
+        let (a, expired) = self.check(
+            self.devices
+                .approve(request_id.trim(), ttl)
+                .map_err(dev_err),
+        )?;
+        self.publish_expired_devices(&expired);
+        self.audit(
+            "device.approved",
+            via,
+            obj(&[
+                ("requestId", a.request.request_id.clone().into()),
+                ("deviceId", a.device.device_id.clone().into()),
+                ("displayName", a.device.display_name.clone().into()),
+                ("fingerprint", a.device.fingerprint.clone().into()),
+                ("role", a.request.role.clone().into()),
+            ]),
+        );
+        self.events.publish(Event::DevicePairResolved {
+            request_id: a.request.request_id.clone(),
+            device_id: a.device.device_id.clone(),
+            decision: "approved".into(),
+            ts: self.now_ms(),
+        });
+        Ok(PairedDeviceView::from(&a.device))
+    }
+
+    pub fn device_reject(&self, request_id: &str, via: &str) -> ServiceResult<PendingDevice> {
+        let ttl = self.settings().device_pending_ttl_ms();
+        let (r, expired) =
+            self.check(self.devices.reject(request_id.trim(), ttl).map_err(dev_err))?;
+        self.publish_expired_devices(&expired);
+        self.audit(
+            "device.rejected",
+            via,
+            obj(&[
+                ("requestId", r.request_id.clone().into()),
+                ("deviceId", r.device_id.clone().into()),
+                ("fingerprint", r.fingerprint.clone().into()),
+            ]),
+        );
+        self.events.publish(Event::DevicePairResolved {
+            request_id: r.request_id.clone(),
+            device_id: r.device_id.clone(),
+            decision: "rejected".into(),
+            ts: self.now_ms(),
+        });
+        Ok(r)
+    }
+
+    fn device_changed(&self, device_id: &str, change: &str, role: Option<&str>) {
+        self.events.publish(Event::DeviceChanged {
+            device_id: device_id.into(),
+            change: change.into(),
+            role: role.map(Into::into),
+            ts: self.now_ms(),
+        });
+    }
+
+    /// Forgets a paired device; its live connections are closed by the gateway at once.
+    pub fn device_remove(&self, device_id: &str, via: &str) -> ServiceResult<PairedDeviceView> {
+        let d = self.check(self.devices.remove(device_id.trim()).map_err(dev_err))?;
+        self.audit(
+            "device.removed",
+            via,
+            obj(&[
+                ("deviceId", d.device_id.clone().into()),
+                ("fingerprint", d.fingerprint.clone().into()),
+            ]),
+        );
+        self.device_changed(&d.device_id, "removed", None);
+        Ok(PairedDeviceView::from(&d))
+    }
+
+    /// Removes every paired device (and with `pending`, rejects every pending request).
+    pub fn device_clear(&self, pending: bool, via: &str) -> ServiceResult<(usize, usize)> {
+        let ttl = self.settings().device_pending_ttl_ms();
+        let (removed, rejected) = self.check(self.devices.clear(pending, ttl).map_err(dev_err))?;
+        for d in &removed {
+            self.device_changed(&d.device_id, "removed", None);
+        }
+        for r in &rejected {
+            self.events.publish(Event::DevicePairResolved {
+                request_id: r.request_id.clone(),
+                device_id: r.device_id.clone(),
+                decision: "rejected".into(),
+                ts: self.now_ms(),
+            });
+        }
+        self.audit(
+            "device.cleared",
+            via,
+            obj(&[
+                ("removed", removed.len().into()),
+                ("rejected", rejected.len().into()),
+            ]),
+        );
+        Ok((removed.len(), rejected.len()))
+    }
+
+    /// A new token for a device's role (the old one stops working and its sockets close).
+    /// The token text is returned once and stored only as a hash.
+    pub fn token_rotate(
+        &self,
+        device_id: &str,
+        role: &str,
+        via: &str,
+    ) -> ServiceResult<(String, Millis)> {
+        check_role(role)?;
+        let (tok, rec) = self.check(
+            self.devices
+                .issue_token(device_id.trim(), role, &mut rand::rngs::OsRng)
+                .map_err(dev_err),
+        )?;
+        let at = rec.rotated_at_ms.unwrap_or(rec.created_at_ms);
+        self.audit(
+            "device.token.rotated",
+            via,
+            obj(&[("deviceId", device_id.trim().into()), ("role", role.into())]),
+        );
+        self.device_changed(device_id.trim(), "rotated", Some(role));
+        Ok((tok, at))
+    }
+
+    pub fn token_revoke(&self, device_id: &str, role: &str, via: &str) -> ServiceResult<Millis> {
+        check_role(role)?;
+        let at = self.check(self.devices.revoke(device_id.trim(), role).map_err(dev_err))?;
+        self.audit(
+            "device.token.revoked",
+            via,
+            obj(&[("deviceId", device_id.trim().into()), ("role", role.into())]),
+        );
+        self.device_changed(device_id.trim(), "revoked", Some(role));
+        Ok(at)
+    }
+
+    /// The URL a setup code should carry: explicit, else `gateway.publicUrl`, else derived
+    /// from where the gateway listens (refused for loopback-only, with advice).
+    pub fn setup_url(
+        &self,
+        explicit: Option<&str>,
+        listening: Option<SocketAddr>,
+    ) -> ServiceResult<String> {
+        let settings = self.settings();
+        let invalid = |e: setup::UrlError| ServiceError::Invalid(e.to_string());
+        if let Some(u) = explicit.filter(|u| !u.trim().is_empty()) {
+            return setup::check_url(u).map_err(invalid);
+        }
+        if let Some(u) = settings
+            .gateway
+            .public_url
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+        {
+            return setup::check_url(u).map_err(invalid);
+        }
+        let (bind, port) = match listening {
+            Some(a) => (a.ip().to_string(), a.port()),
+            None => (settings.gateway.bind.clone(), settings.gateway.port),
+        };
+        setup::url_from_bind(&bind, port, &lan_addresses()).map_err(invalid)
+    }
+
+    /// Issues a setup code: a single-use bootstrap token, valid `devices.setupCodeTtlMinutes`.
+    pub fn setup_create(
+        &self,
+        explicit_url: Option<&str>,
+        listening: Option<SocketAddr>,
+        via: &str,
+    ) -> ServiceResult<SetupCode> {
+        let url = self.setup_url(explicit_url, listening)?;
+        let ttl = self.settings().setup_code_ttl_ms();
+        let (tok, rec) = self.check(
+            self.devices
+                .bootstrap_create(&url, ttl, &mut rand::rngs::OsRng)
+                .map_err(dev_err),
+        )?;
+        let payload = SetupPayload {
+            url: url.clone(),
+            bootstrap_token: tok,
+            expires_at_ms: Some(rec.expires_at_ms),
+        };
+        self.audit(
+            "setup.created",
+            via,
+            obj(&[
+                ("url", url.clone().into()),
+                ("expiresAtMs", rec.expires_at_ms.into()),
+            ]),
+        );
+        self.events.publish(Event::SetupChanged {
+            change: "created".into(),
+            expires_at_ms: Some(rec.expires_at_ms),
+        });
+        Ok(SetupCode {
+            setup_code: setup::encode_setup_code(&payload),
+            url,
+            expires_at_ms: rec.expires_at_ms,
+        })
+    }
+
+    /// Invalidates every unused setup code.
+    pub fn setup_cleanup(&self, via: &str) -> ServiceResult<usize> {
+        let n = self.check(self.devices.bootstrap_cleanup().map_err(dev_err))?;
+        self.audit("setup.cleanup", via, obj(&[("removed", n.into())]));
+        self.events.publish(Event::SetupChanged {
+            change: "cleanup".into(),
+            expires_at_ms: None,
+        });
+        Ok(n)
+    }
+
+    /// Prunes expired DM and device requests (publishing `expired`), and returns when the next
+    /// one will expire, so a caller can sleep exactly until then instead of polling.
+    pub fn sweep_expired(&self) -> Option<Millis> {
+        let mut next: Option<Millis> = None;
+        let mut consider = |t: Millis| next = Some(next.map_or(t, |n: Millis| n.min(t)));
+        let ttl = self.settings().dm_limits().ttl_ms;
+        if let Ok(list) = self.dm_list(None) {
+            for r in list {
+                if let Some(c) = crate::clock::ms_from_iso(&r.created_at) {
+                    consider(c + ttl);
+                }
+            }
+        }
+        if let Ok(d) = self.device_list() {
+            for p in d.pending {
+                consider(p.expires_at_ms);
+            }
+        }
+        next
+    }
+}

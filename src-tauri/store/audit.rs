@@ -1,0 +1,160 @@
+//! The append-only audit log, `logs/audit.jsonl`: one JSON object a line, never a secret,
+//! rotated at 10 MiB keeping three old files.
+
+use std::fs::OpenOptions;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::fs::{ensure_dir, FileLock, StoreError, StoreResult, FILE_MODE};
+use crate::clock::{iso_from_ms, Millis};
+
+pub const ROTATE_BYTES: u64 = 10 << 20;
+pub const KEEP_ROTATED: usize = 3;
+/// Longest line `tail` accepts; longer lines (not ours) are skipped.
+const MAX_LINE: usize = 64 << 10;
+
+/// One audit record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    pub ts: String,
+    pub ts_ms: Millis,
+    /// What happened: `dm.requested`, `dm.approved`, `device.approved`, `store.corrupt`, …
+    pub action: String,
+    /// Who or what did it: `cli`, `gateway`, `window`, `notification`, `telegram`, …
+    #[serde(default)]
+    pub via: String,
+    #[serde(flatten)]
+    pub details: Map<String, Value>,
+}
+
+impl AuditEntry {
+    pub fn new(now: Millis, action: &str, via: &str, details: Map<String, Value>) -> Self {
+        AuditEntry {
+            ts: iso_from_ms(now),
+            ts_ms: now,
+            action: action.into(),
+            via: via.into(),
+            details,
+        }
+    }
+}
+
+fn rotated(path: &Path, n: usize) -> PathBuf {
+    let mut s = path.as_os_str().to_os_string();
+    s.push(format!(".{n}"));
+    PathBuf::from(s)
+}
+
+/// Appends one entry (under the log's lock, rotating first when the file is full).
+pub fn append(path: &Path, entry: &AuditEntry) -> StoreResult<()> {
+    append_with_limit(path, entry, ROTATE_BYTES)
+}
+
+pub(crate) fn append_with_limit(path: &Path, entry: &AuditEntry, limit: u64) -> StoreResult<()> {
+    if let Some(dir) = path.parent() {
+        ensure_dir(dir)?;
+    }
+    let mut line = serde_json::to_vec(entry).map_err(|e| StoreError::Encode {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    line.push(b'\n');
+    let _lock = FileLock::acquire(path)?;
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    if size > 0 && size + line.len() as u64 > limit {
+        for n in (1..KEEP_ROTATED).rev() {
+            let from = rotated(path, n);
+            if from.exists() {
+                std::fs::rename(&from, rotated(path, n + 1))
+                    .map_err(|e| StoreError::io("rotate", &from, e))?;
+            }
+        }
+        std::fs::rename(path, rotated(path, 1)).map_err(|e| StoreError::io("rotate", path, e))?;
+    }
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(FILE_MODE)
+        .open(path)
+        .map_err(|e| StoreError::io("open", path, e))?;
+    f.write_all(&line)
+        .map_err(|e| StoreError::io("append to", path, e))
+}
+
+/// The last `limit` entries, oldest first (current file, then the rotated ones if needed).
+/// Lines that do not parse are skipped: the log is for reading, not for decisions.
+pub fn tail(path: &Path, limit: usize) -> StoreResult<Vec<AuditEntry>> {
+    let mut out: Vec<AuditEntry> = Vec::new();
+    let files: Vec<PathBuf> = std::iter::once(path.to_path_buf())
+        .chain((1..=KEEP_ROTATED).map(|n| rotated(path, n)))
+        .collect();
+    for file in files {
+        if out.len() >= limit {
+            break;
+        }
+        let f = match std::fs::File::open(&file) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(StoreError::io("open", &file, e)),
+        };
+        let mut entries: Vec<AuditEntry> = BufReader::new(f)
+            .split(b'\n')
+            .map_while(Result::ok)
+            .filter(|l| l.len() <= MAX_LINE)
+            .filter_map(|l| serde_json::from_slice(&l).ok())
+            .collect();
+        let need = limit - out.len();
+        if entries.len() > need {
+            entries.drain(..entries.len() - need);
+        }
+        entries.append(&mut out);
+        out = entries;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(i: i64) -> AuditEntry {
+        let mut d = Map::new();
+        d.insert("n".into(), Value::from(i));
+        AuditEntry::new(i, "test", "unit", d)
+    }
+
+    #[test]
+    fn appends_and_tails_in_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("logs/audit.jsonl");
+        for i in 0..5 {
+            append(&p, &entry(i)).unwrap();
+        }
+        let t = tail(&p, 3).unwrap();
+        assert_eq!(t.iter().map(|e| e.ts_ms).collect::<Vec<_>>(), vec![2, 3, 4]);
+        assert_eq!(crate::store::fs::mode_of(&p).unwrap(), 0o600);
+    }
+
+    #[test]
+    fn rotates_and_keeps_three_old_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("audit.jsonl");
+        for i in 0..40 {
+            append_with_limit(&p, &entry(i), 400).unwrap();
+        }
+        assert!(rotated(&p, 1).exists() && rotated(&p, 3).exists());
+        assert!(!rotated(&p, 4).exists());
+        let t = tail(&p, 1000).unwrap();
+        assert_eq!(t.last().unwrap().ts_ms, 39);
+        let ms: Vec<i64> = t.iter().map(|e| e.ts_ms).collect();
+        assert!(
+            ms.windows(2).all(|w| w[0] < w[1]),
+            "oldest first across files: {ms:?}"
+        );
+    }
+}

@@ -1,0 +1,563 @@
+//! Device pairing on disk: `devices/pending.json`, `devices/paired.json` and
+//! `devices/bootstrap.json`. Tokens exist here only as SHA-256 hashes; a token's text is
+//! returned once, to the caller that minted it.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use rand::RngCore;
+
+use super::fs::{update_json, JsonCache};
+use super::{StatePaths, StoreError};
+use crate::clock::{Clock, Millis};
+use crate::pairing::device::{
+    self, PairedDevice, PairedMap, PendingDevice, PendingMap, QueueFull, Reconciled, TokenRecord,
+};
+use crate::pairing::setup::{self, BootstrapMap, BootstrapRecord, BootstrapRefusal};
+use crate::pairing::token;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceStoreError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    QueueFull(#[from] QueueFull),
+    #[error("{what} {id} not found ({reason})")]
+    NotFound {
+        what: &'static str,
+        id: String,
+        reason: &'static str,
+    },
+    #[error("device {device} has no approved role {role:?}")]
+    UnknownRole { device: String, role: String },
+    #[error(transparent)]
+    Bootstrap(#[from] BootstrapRefusal),
+}
+
+pub type DeviceResult<T> = Result<T, DeviceStoreError>;
+
+/// How long the device bound to a setup code may still redeem it after the owner approved it.
+pub const REDEEM_AFTER_APPROVAL_MS: Millis = 10 * 60_000;
+
+/// What the owner's approval produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceApproved {
+    pub request: PendingDevice,
+    pub device: PairedDevice,
+}
+
+/// Remembers why recent request ids went away, to answer `NOT_FOUND` with a reason.
+#[derive(Default)]
+struct Tombstones {
+    order: VecDeque<String>,
+    reasons: HashMap<String, &'static str>,
+}
+
+impl Tombstones {
+    const KEEP: usize = 1024;
+    fn add(&mut self, id: &str, reason: &'static str) {
+        if self.reasons.insert(id.to_string(), reason).is_none() {
+            self.order.push_back(id.to_string());
+            if self.order.len() > Self::KEEP {
+                if let Some(old) = self.order.pop_front() {
+                    self.reasons.remove(&old);
+                }
+            }
+        }
+    }
+    fn reason(&self, id: &str) -> &'static str {
+        self.reasons.get(id).copied().unwrap_or("unknown")
+    }
+}
+
+/// The device files of one state directory.
+pub struct DeviceStore {
+    paths: StatePaths,
+    clock: Arc<dyn Clock>,
+    paired_cache: JsonCache<PairedMap>,
+    tombstones: Mutex<Tombstones>,
+}
+
+impl DeviceStore {
+    pub fn new(paths: StatePaths, clock: Arc<dyn Clock>) -> Self {
+        DeviceStore {
+            paths,
+            clock,
+            paired_cache: JsonCache::default(),
+            tombstones: Mutex::default(),
+        }
+    }
+
+    fn bury(&self, ids: impl IntoIterator<Item = (String, &'static str)>) {
+        if let Ok(mut t) = self.tombstones.lock() {
+            for (id, reason) in ids {
+                t.add(&id, reason);
+            }
+        }
+    }
+
+    fn not_found(&self, id: &str) -> DeviceStoreError {
+        let reason = self
+            .tombstones
+            .lock()
+            .map(|t| t.reason(id))
+            .unwrap_or("unknown");
+        DeviceStoreError::NotFound {
+            what: "request",
+            id: crate::sanitize::sanitize(id),
+            reason,
+        }
+    }
+
+    fn update_pending<R>(
+        &self,
+        ttl_ms: Millis,
+        change: impl FnOnce(&mut PendingMap) -> DeviceResult<R>,
+    ) -> DeviceResult<(R, Vec<PendingDevice>)> {
+        let now = self.clock.now_ms();
+        update_json(
+            &self.paths.pending_devices(),
+            &*self.clock,
+            |p: &mut PendingMap| {
+                let expired = device::prune_pending(p, now, ttl_ms);
+                // Buried before `change` runs, so a lookup of an expired id says "expired".
+                self.bury(expired.iter().map(|e| (e.request_id.clone(), "expired")));
+                Ok::<_, DeviceStoreError>((change(p)?, expired))
+            },
+        )
+    }
+
+    /// Pending requests, oldest first, and those that just expired.
+    pub fn pending(
+        &self,
+        ttl_ms: Millis,
+    ) -> DeviceResult<(Vec<PendingDevice>, Vec<PendingDevice>)> {
+        if !self.paths.pending_devices().exists() {
+            return Ok((vec![], vec![]));
+        }
+        let (mut list, expired) =
+            self.update_pending(ttl_ms, |p| Ok(p.values().cloned().collect::<Vec<_>>()))?;
+        list.sort_by_key(|r| r.ts);
+        Ok((list, expired))
+    }
+
+    /// Paired devices (cached until the file changes).
+    pub fn paired(&self) -> DeviceResult<Arc<PairedMap>> {
+        Ok(self
+            .paired_cache
+            .get(&self.paths.paired_devices(), &*self.clock)?)
+    }
+
+    /// Records a device waiting for approval (refreshing an identical retry in place).
+    pub fn request(
+        &self,
+        candidate: PendingDevice,
+        ttl_ms: Millis,
+        max_pending: usize,
+    ) -> DeviceResult<(Reconciled, Vec<PendingDevice>)> {
+        let r = self.update_pending(ttl_ms, |p| {
+            Ok(device::reconcile_pending(p, candidate, max_pending)?)
+        })?;
+        self.bury(
+            r.0.superseded
+                .iter()
+                .map(|s| (s.request_id.clone(), "superseded")),
+        );
+        Ok(r)
+    }
+
+    /// Approves a pending request. Lock order everywhere: pending → paired → bootstrap.
+    pub fn approve(
+        &self,
+        request_id: &str,
+        ttl_ms: Millis,
+    ) -> DeviceResult<(DeviceApproved, Vec<PendingDevice>)> {
+        let now = self.clock.now_ms();
+        let r = self.update_pending(ttl_ms, |p| {
+            let Some(req) = p.get(request_id).cloned() else {
+                return Err(self.not_found(request_id));
+            };
+            let dev = update_json(
+                &self.paths.paired_devices(),
+                &*self.clock,
+                |m: &mut PairedMap| Ok::<_, DeviceStoreError>(device::approve_into(m, &req, now)),
+            )?;
+            self.mark_bootstrap_approved(&req.device_id, now)?;
+            p.remove(request_id);
+            Ok(DeviceApproved {
+                request: req,
+                device: dev,
+            })
+        });
+        match r {
+            Err(DeviceStoreError::NotFound { .. }) => Err(self.not_found(request_id)),
+            other => {
+                if let Ok((a, _)) = &other {
+                    self.bury([(a.request.request_id.clone(), "approved")]);
+                }
+                other
+            }
+        }
+    }
+
+    pub fn reject(
+        &self,
+        request_id: &str,
+        ttl_ms: Millis,
+    ) -> DeviceResult<(PendingDevice, Vec<PendingDevice>)> {
+        let r = self.update_pending(ttl_ms, |p| {
+            p.remove(request_id)
+                .ok_or_else(|| self.not_found(request_id))
+        });
+        match r {
+            Err(DeviceStoreError::NotFound { .. }) => Err(self.not_found(request_id)),
+            other => {
+                if let Ok((req, _)) = &other {
+                    self.bury([(req.request_id.clone(), "rejected")]);
+                }
+                other
+            }
+        }
+    }
+
+    fn update_paired<R>(
+        &self,
+        change: impl FnOnce(&mut PairedMap) -> DeviceResult<R>,
+    ) -> DeviceResult<R> {
+        update_json(&self.paths.paired_devices(), &*self.clock, change)
+    }
+
+    pub fn remove(&self, device_id: &str) -> DeviceResult<PairedDevice> {
+        self.update_paired(|m| {
+            m.remove(device_id)
+                .ok_or_else(|| DeviceStoreError::NotFound {
+                    what: "device",
+                    id: crate::sanitize::sanitize(device_id),
+                    reason: "unknown",
+                })
+        })
+    }
+
+    /// Removes every paired device, and with `pending` rejects every pending request too.
+    pub fn clear(
+        &self,
+        pending: bool,
+        ttl_ms: Millis,
+    ) -> DeviceResult<(Vec<PairedDevice>, Vec<PendingDevice>)> {
+        let rejected = if pending {
+            let (r, _) = self.update_pending(ttl_ms, |p| {
+                Ok(std::mem::take(p).into_values().collect::<Vec<_>>())
+            })?;
+            self.bury(r.iter().map(|x| (x.request_id.clone(), "rejected")));
+            r
+        } else {
+            vec![]
+        };
+        let removed = if self.paths.paired_devices().exists() {
+            self.update_paired(|m| Ok(std::mem::take(m).into_values().collect()))?
+        } else {
+            vec![]
+        };
+        Ok((removed, rejected))
+    }
+
+    fn with_role<R>(
+        &self,
+        device_id: &str,
+        role: &str,
+        change: impl FnOnce(&mut PairedDevice) -> R,
+    ) -> DeviceResult<R> {
+        self.update_paired(|m| {
+            let d = m
+                .get_mut(device_id)
+                .ok_or_else(|| DeviceStoreError::NotFound {
+                    what: "device",
+                    id: crate::sanitize::sanitize(device_id),
+                    reason: "unknown",
+                })?;
+            if !d.roles.iter().any(|r| r == role) {
+                return Err(DeviceStoreError::UnknownRole {
+                    device: d.device_id.clone(),
+                    role: crate::sanitize::sanitize(role),
+                });
+            }
+            Ok(change(d))
+        })
+    }
+
+    /// Mints a new token for an approved role, replacing any old one. Returns the token text
+    /// (shown once) and its record.
+    pub fn issue_token(
+        &self,
+        device_id: &str,
+        role: &str,
+        rng: &mut impl RngCore,
+    ) -> DeviceResult<(String, TokenRecord)> {
+        let now = self.clock.now_ms();
+        let tok = token::new_token(rng);
+        let hash = token::hash_token(&tok);
+        let rec = self.with_role(device_id, role, |d| {
+            let mut rec = device::install_token(d, role, hash, now);
+            rec.last_used_at_ms = Some(now);
+            d.tokens.insert(role.to_string(), rec.clone());
+            d.last_seen_at_ms = Some(now);
+            rec
+        })?;
+        Ok((tok, rec))
+    }
+
+    /// Revokes a role's token; the device keeps its record but that token stops working.
+    pub fn revoke(&self, device_id: &str, role: &str) -> DeviceResult<Millis> {
+        let now = self.clock.now_ms();
+        self.with_role(device_id, role, |d| {
+            if let Some(t) = d.tokens.get_mut(role) {
+                t.revoked_at_ms.get_or_insert(now);
+            }
+            now
+        })
+    }
+
+    /// Records use of a device (last seen, token last used) for a batch of devices at once.
+    pub fn touch(&self, seen: &[(String, String, Millis)]) -> DeviceResult<()> {
+        if seen.is_empty() || !self.paths.paired_devices().exists() {
+            return Ok(());
+        }
+        self.update_paired(|m| {
+            for (device_id, role, at) in seen {
+                if let Some(d) = m.get_mut(device_id) {
+                    d.last_seen_at_ms = Some(d.last_seen_at_ms.unwrap_or(0).max(*at));
+                    if let Some(t) = d.tokens.get_mut(role) {
+                        t.last_used_at_ms = Some(t.last_used_at_ms.unwrap_or(0).max(*at));
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn update_bootstrap<R>(
+        &self,
+        change: impl FnOnce(&mut BootstrapMap) -> DeviceResult<R>,
+    ) -> DeviceResult<R> {
+        let now = self.clock.now_ms();
+        update_json(
+            &self.paths.bootstrap(),
+            &*self.clock,
+            |m: &mut BootstrapMap| {
+                setup::prune_bootstrap(m, now, REDEEM_AFTER_APPROVAL_MS);
+                change(m)
+            },
+        )
+    }
+
+    fn mark_bootstrap_approved(&self, device_id: &str, now: Millis) -> DeviceResult<()> {
+        if !self.paths.bootstrap().exists() {
+            return Ok(());
+        }
+        self.update_bootstrap(|m| {
+            for r in m.values_mut() {
+                if r.device_id.as_deref() == Some(device_id) && r.consumed_at_ms.is_none() {
+                    r.approved_at_ms = Some(now);
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// A new setup-code token valid for `ttl_ms`; the text is returned, only the hash stored.
+    pub fn bootstrap_create(
+        &self,
+        url: &str,
+        ttl_ms: Millis,
+        rng: &mut impl RngCore,
+    ) -> DeviceResult<(String, BootstrapRecord)> {
+        let now = self.clock.now_ms();
+        let tok = token::new_token(rng);
+        let rec = BootstrapRecord {
+            token_hash: token::hash_token(&tok),
+            created_at_ms: now,
+            expires_at_ms: now.saturating_add(ttl_ms),
+            url: url.to_string(),
+            device_id: None,
+            public_key: None,
+            bound_at_ms: None,
+            approved_at_ms: None,
+            consumed_at_ms: None,
+            extra: Default::default(),
+        };
+        let stored = rec.clone();
+        self.update_bootstrap(|m| {
+            m.insert(stored.token_hash.clone(), stored);
+            Ok(())
+        })?;
+        Ok((tok, rec))
+    }
+
+    /// Checks a presented setup token for this device and binds it on first use.
+    pub fn bootstrap_use(
+        &self,
+        presented: &str,
+        device_id: &str,
+        public_key: &str,
+    ) -> DeviceResult<BootstrapRecord> {
+        let now = self.clock.now_ms();
+        if !self.paths.bootstrap().exists() {
+            return Err(BootstrapRefusal::Unknown.into());
+        }
+        self.update_bootstrap(|m| {
+            let hash = setup::find_bootstrap(m, presented)
+                .map(|r| r.token_hash.clone())
+                .ok_or(BootstrapRefusal::Unknown)?;
+            let rec = m.get_mut(&hash).ok_or(BootstrapRefusal::Unknown)?;
+            rec.check(device_id, now, REDEEM_AFTER_APPROVAL_MS)?;
+            rec.bind(device_id, public_key, now);
+            Ok(rec.clone())
+        })
+    }
+
+    /// Marks a setup token used up (after its device got hello-ok).
+    pub fn bootstrap_consume(&self, token_hash: &str) -> DeviceResult<()> {
+        let now = self.clock.now_ms();
+        self.update_bootstrap(|m| {
+            if let Some(r) = m.get_mut(token_hash) {
+                r.consumed_at_ms.get_or_insert(now);
+            }
+            Ok(())
+        })
+    }
+
+    /// Invalidates every unused setup code. Returns how many.
+    pub fn bootstrap_cleanup(&self) -> DeviceResult<usize> {
+        if !self.paths.bootstrap().exists() {
+            return Ok(0);
+        }
+        let now = self.clock.now_ms();
+        self.update_bootstrap(|m| {
+            let before = m.len();
+            m.retain(|_, r| !r.is_unused(now));
+            Ok(before - m.len())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use serde_json::Map;
+
+    const TTL: Millis = 300_000;
+
+    fn req(id: &str, device: &str) -> PendingDevice {
+        PendingDevice {
+            request_id: id.into(),
+            device_id: device.into(),
+            public_key: format!("pk-{device}"),
+            display_name: "Phone".into(),
+            platform: "android".into(),
+            device_family: String::new(),
+            client_id: "c".into(),
+            client_mode: "node".into(),
+            role: "node".into(),
+            scopes: vec![],
+            remote_ip: "192.168.1.9".into(),
+            fingerprint: "AAAA-BBBB".into(),
+            is_repair: false,
+            reason: "not-paired".into(),
+            ts: 0,
+            extra: Map::new(),
+        }
+    }
+
+    fn store() -> (tempfile::TempDir, DeviceStore, ManualClock) {
+        let tmp = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(0);
+        let s = DeviceStore::new(StatePaths::new(tmp.path()), Arc::new(clock.clone()));
+        (tmp, s, clock)
+    }
+
+    #[test]
+    fn approve_then_token_is_stored_only_as_a_hash() {
+        let (tmp, s, _) = store();
+        s.request(req("r1", "d1"), TTL, 10).unwrap();
+        let (a, _) = s.approve("r1", TTL).unwrap();
+        assert_eq!(a.device.roles, vec!["node"]);
+        let (tok, rec) = s.issue_token("d1", "node", &mut rand::rngs::OsRng).unwrap();
+        assert!(token::token_matches(&tok, &rec.token_hash));
+        let on_disk = std::fs::read_to_string(tmp.path().join("devices/paired.json")).unwrap();
+        assert!(!on_disk.contains(&tok), "token text must never be on disk");
+        assert!(on_disk.contains(&rec.token_hash));
+        assert_eq!(
+            crate::store::fs::mode_of(&tmp.path().join("devices/paired.json")).unwrap(),
+            0o600
+        );
+    }
+
+    #[test]
+    fn unknown_expired_and_superseded_requests_say_why() {
+        let (_tmp, s, clock) = store();
+        let reason = |e: DeviceStoreError| match e {
+            DeviceStoreError::NotFound { reason, .. } => reason,
+            other => panic!("{other}"),
+        };
+        assert_eq!(reason(s.approve("nope", TTL).unwrap_err()), "unknown");
+        s.request(req("r1", "d1"), TTL, 10).unwrap();
+        let mut other = req("r2", "d1");
+        other.role = "operator".into();
+        s.request(other, TTL, 10).unwrap();
+        assert_eq!(reason(s.approve("r1", TTL).unwrap_err()), "superseded");
+        clock.advance_ms(TTL);
+        assert_eq!(reason(s.reject("r2", TTL).unwrap_err()), "expired");
+    }
+
+    #[test]
+    fn bootstrap_is_bound_consumed_and_cleaned_up() {
+        let (tmp, s, clock) = store();
+        let (tok, rec) = s
+            .bootstrap_create("ws://10.0.0.2:18789/", 600_000, &mut rand::rngs::OsRng)
+            .unwrap();
+        let on_disk = std::fs::read_to_string(tmp.path().join("devices/bootstrap.json")).unwrap();
+        assert!(!on_disk.contains(&tok));
+        s.bootstrap_use(&tok, "dev-a", "pk-a").unwrap();
+        assert!(matches!(
+            s.bootstrap_use(&tok, "dev-b", "pk-b"),
+            Err(DeviceStoreError::Bootstrap(BootstrapRefusal::BoundToOther))
+        ));
+        s.bootstrap_consume(&rec.token_hash).unwrap();
+        assert!(matches!(
+            s.bootstrap_use(&tok, "dev-a", "pk-a"),
+            Err(DeviceStoreError::Bootstrap(BootstrapRefusal::Consumed))
+        ));
+        let (unused, _) = s
+            .bootstrap_create("ws://10.0.0.2:18789/", 600_000, &mut rand::rngs::OsRng)
+            .unwrap();
+        assert_eq!(s.bootstrap_cleanup().unwrap(), 1);
+        assert!(matches!(
+            s.bootstrap_use(&unused, "dev-c", "pk"),
+            Err(DeviceStoreError::Bootstrap(BootstrapRefusal::Unknown))
+        ));
+        clock.advance_ms(1);
+    }
+
+    #[test]
+    fn revoke_and_rotate_need_an_approved_role() {
+        let (_tmp, s, _) = store();
+        s.request(req("r1", "d1"), TTL, 10).unwrap();
+        s.approve("r1", TTL).unwrap();
+        assert!(matches!(
+            s.revoke("d1", "operator"),
+            Err(DeviceStoreError::UnknownRole { .. })
+        ));
+        assert!(matches!(
+            s.revoke("zz", "node"),
+            Err(DeviceStoreError::NotFound { .. })
+        ));
+        let (t1, _) = s.issue_token("d1", "node", &mut rand::rngs::OsRng).unwrap();
+        s.revoke("d1", "node").unwrap();
+        let d = s.paired().unwrap().get("d1").cloned().unwrap();
+        assert_eq!(
+            device::check_device_token(&d, "node", &t1),
+            device::TokenCheck::Refused
+        );
+    }
+}

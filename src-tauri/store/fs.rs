@@ -1,0 +1,466 @@
+//! Safe file primitives for the state directory: `0700` dirs, `0600` files, atomic durable
+//! writes, cross-process locks on sidecar `.lock` files, and JSON reads that never treat a
+//! corrupt file as empty without moving it aside first.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::clock::{file_stamp, Clock};
+
+pub const DIR_MODE: u32 = 0o700;
+pub const FILE_MODE: u32 = 0o600;
+/// The largest state file read; anything bigger is refused rather than loaded into memory.
+pub const MAX_STATE_FILE_BYTES: u64 = 16 << 20;
+/// How long a writer waits for another process's lock before giving up with an error.
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot {op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} is corrupt ({reason}); it was moved aside to {} and nothing was admitted from it", path.display(), moved_to.display())]
+    Corrupt {
+        path: PathBuf,
+        moved_to: PathBuf,
+        reason: String,
+    },
+    #[error("{} is {size} bytes, more than the {MAX_STATE_FILE_BYTES}-byte limit; refusing to load it", path.display())]
+    TooLarge { path: PathBuf, size: u64 },
+    #[error("timed out after {}s waiting for the lock on {} (another clawpair process is writing)", LOCK_TIMEOUT.as_secs(), path.display())]
+    LockTimeout { path: PathBuf },
+    #[error("cannot encode {}: {reason}", path.display())]
+    Encode { path: PathBuf, reason: String },
+}
+
+impl StoreError {
+    pub fn io(op: &'static str, path: &Path, source: std::io::Error) -> Self {
+        StoreError::Io {
+            op,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Creates `dir` (and parents) with mode `0700`, whatever the umask. Existing directories keep
+/// their mode: `doctor` reports and fixes loose ones.
+pub fn ensure_dir(dir: &Path) -> StoreResult<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut missing = Vec::new();
+    let mut cur = Some(dir);
+    while let Some(p) = cur {
+        if p.as_os_str().is_empty() || p.exists() {
+            break;
+        }
+        missing.push(p.to_path_buf());
+        cur = p.parent();
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)
+        .map_err(|e| StoreError::io("create directory", dir, e))?;
+    for p in missing {
+        fs::set_permissions(&p, fs::Permissions::from_mode(DIR_MODE))
+            .map_err(|e| StoreError::io("set permissions on", &p, e))?;
+    }
+    Ok(())
+}
+
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+fn sync_dir(dir: &Path) -> StoreResult<()> {
+    let d = File::open(dir).map_err(|e| StoreError::io("open directory", dir, e))?;
+    d.sync_all()
+        .map_err(|e| StoreError::io("sync directory", dir, e))
+}
+
+/// Replaces `path` with `bytes` so that a crash at any moment leaves either the old or the new
+/// content: a `0600` temp file in the same directory, fsync, rename, fsync the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> StoreResult<()> {
+    let dir = parent_of(path);
+    ensure_dir(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .open(&tmp)
+            .map_err(|e| StoreError::io("create temp file", &tmp, e))?;
+        // The umask may have narrowed or (never) widened the mode; make it exact.
+        f.set_permissions(fs::Permissions::from_mode(FILE_MODE))
+            .map_err(|e| StoreError::io("set permissions on", &tmp, e))?;
+        f.write_all(bytes)
+            .map_err(|e| StoreError::io("write", &tmp, e))?;
+        f.sync_all().map_err(|e| StoreError::io("sync", &tmp, e))?;
+        fs::rename(&tmp, path).map_err(|e| StoreError::io("replace", path, e))?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Serialises as 2-space-indented JSON with a trailing newline and writes atomically.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> StoreResult<()> {
+    let bytes = to_json_bytes(path, value)?;
+    write_atomic(path, &bytes)
+}
+
+fn to_json_bytes<T: Serialize>(path: &Path, value: &T) -> StoreResult<Vec<u8>> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| StoreError::Encode {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+/// An exclusive OS lock on `<file>.lock`, released when dropped (or when the process dies, so a
+/// crash never leaves a stale lock). Locks are per open file, so threads of one process exclude
+/// each other too.
+#[derive(Debug)]
+pub struct FileLock {
+    file: File,
+}
+
+impl FileLock {
+    pub fn lock_path(target: &Path) -> PathBuf {
+        let mut name = target
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
+        name.push(".lock");
+        target.with_file_name(name)
+    }
+
+    /// Waits (with short sleeps, up to [`LOCK_TIMEOUT`]) for the lock that guards `target`.
+    pub fn acquire(target: &Path) -> StoreResult<FileLock> {
+        let path = Self::lock_path(target);
+        ensure_dir(parent_of(&path))?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(FILE_MODE)
+            .open(&path)
+            .map_err(|e| StoreError::io("open lock file", &path, e))?;
+        let start = Instant::now();
+        let mut wait = Duration::from_micros(200);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(FileLock { file }),
+                Err(TryLockError::WouldBlock) => {
+                    if start.elapsed() > LOCK_TIMEOUT {
+                        return Err(StoreError::LockTimeout { path });
+                    }
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_millis(20));
+                }
+                Err(TryLockError::Error(e)) => return Err(StoreError::io("lock", &path, e)),
+            }
+        }
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
+}
+
+/// Reads a whole state file, refusing anything larger than [`MAX_STATE_FILE_BYTES`].
+/// `Ok(None)` when the file does not exist.
+pub fn read_bytes(path: &Path) -> StoreResult<Option<Vec<u8>>> {
+    let f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StoreError::io("open", path, e)),
+    };
+    let size = f
+        .metadata()
+        .map_err(|e| StoreError::io("stat", path, e))?
+        .len();
+    if size > MAX_STATE_FILE_BYTES {
+        return Err(StoreError::TooLarge {
+            path: path.to_path_buf(),
+            size,
+        });
+    }
+    let mut buf = Vec::with_capacity(size as usize);
+    f.take(MAX_STATE_FILE_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| StoreError::io("read", path, e))?;
+    Ok(Some(buf))
+}
+
+/// Moves a file that does not parse to `<file>.corrupt-<timestamp>` so its content is kept.
+pub fn move_aside(path: &Path, clock: &dyn Clock) -> StoreResult<PathBuf> {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(format!(".corrupt-{}", file_stamp(clock.now_ms())));
+    let mut target = path.with_file_name(&name);
+    let mut n = 1;
+    while target.exists() {
+        let mut alt = name.clone();
+        alt.push(format!("-{n}"));
+        target = path.with_file_name(alt);
+        n += 1;
+    }
+    fs::rename(path, &target).map_err(|e| StoreError::io("move aside", path, e))?;
+    let _ = sync_dir(parent_of(path));
+    Ok(target)
+}
+
+/// Parses a JSON state file. Missing → `T::default()`. Unparseable → moved aside and
+/// [`StoreError::Corrupt`], so the caller reports it and goes on fail-closed.
+pub fn read_json<T: DeserializeOwned + Default>(path: &Path, clock: &dyn Clock) -> StoreResult<T> {
+    let Some(bytes) = read_bytes(path)? else {
+        return Ok(T::default());
+    };
+    parse_or_move_aside(path, &bytes, clock)
+}
+
+fn parse_or_move_aside<T: DeserializeOwned>(
+    path: &Path,
+    bytes: &[u8],
+    clock: &dyn Clock,
+) -> StoreResult<T> {
+    match serde_json::from_slice::<T>(bytes) {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            let moved_to = move_aside(path, clock)?;
+            Err(StoreError::Corrupt {
+                path: path.to_path_buf(),
+                moved_to,
+                reason: e.to_string(),
+            })
+        }
+    }
+}
+
+/// Read-modify-write under the file's lock. `change` edits the value and returns a result; the
+/// file is rewritten only when the serialised value differs from what was read. If `change`
+/// fails, nothing is written.
+pub fn update_json<T, R, E>(
+    path: &Path,
+    clock: &dyn Clock,
+    change: impl FnOnce(&mut T) -> Result<R, E>,
+) -> Result<R, E>
+where
+    T: DeserializeOwned + Serialize + Default,
+    E: From<StoreError>,
+{
+    let _lock = FileLock::acquire(path)?;
+    let before = read_bytes(path)?;
+    let mut value: T = match &before {
+        Some(b) => parse_or_move_aside(path, b, clock)?,
+        None => T::default(),
+    };
+    let out = change(&mut value)?;
+    let after = to_json_bytes(path, &value)?;
+    let unchanged = match &before {
+        Some(b) => b.as_slice() == after.as_slice(),
+        // Reading a file that does not exist must not create an empty one.
+        None => after == to_json_bytes(path, &T::default())?,
+    };
+    if !unchanged {
+        write_atomic(path, &after)?;
+    }
+    Ok(out)
+}
+
+/// Identity of a file's current content: a rename gives a new inode, an edit a new mtime/size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    ino: u64,
+    dev: u64,
+    mtime_ns: i128,
+    size: u64,
+}
+
+fn file_id(path: &Path) -> StoreResult<Option<FileId>> {
+    match fs::metadata(path) {
+        Ok(m) => Ok(Some(FileId {
+            ino: m.ino(),
+            dev: m.dev(),
+            mtime_ns: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
+            size: m.size(),
+        })),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StoreError::io("stat", path, e)),
+    }
+}
+
+type CacheEntry<T> = (Option<FileId>, Arc<T>);
+
+/// Parsed files kept in memory until the file on disk changes (by us or by another process), so
+/// hot paths cost one `stat` instead of a parse.
+pub struct JsonCache<T> {
+    entries: Mutex<HashMap<PathBuf, CacheEntry<T>>>,
+}
+
+impl<T> Default for JsonCache<T> {
+    fn default() -> Self {
+        JsonCache {
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<T: DeserializeOwned + Default> JsonCache<T> {
+    pub fn get(&self, path: &Path, clock: &dyn Clock) -> StoreResult<Arc<T>> {
+        let id = file_id(path)?;
+        if let Ok(map) = self.entries.lock() {
+            if let Some((cached_id, v)) = map.get(path) {
+                if *cached_id == id {
+                    return Ok(v.clone());
+                }
+            }
+        }
+        // Take the id before reading: a write racing with us then only causes a re-read.
+        let value: Arc<T> = Arc::new(match id {
+            None => T::default(),
+            Some(_) => read_json(path, clock)?,
+        });
+        if let Ok(mut map) = self.entries.lock() {
+            map.insert(path.to_path_buf(), (id, value.clone()));
+        }
+        Ok(value)
+    }
+}
+
+/// Mode bits of a path (permission part only).
+pub fn mode_of(path: &Path) -> StoreResult<u32> {
+    fs::symlink_metadata(path)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .map_err(|e| StoreError::io("stat", path, e))
+}
+
+pub fn set_mode(path: &Path, mode: u32) -> StoreResult<()> {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .map_err(|e| StoreError::io("set permissions on", path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    #[derive(serde::Serialize, serde::Deserialize, Default, Debug, PartialEq)]
+    struct Doc {
+        items: Vec<u32>,
+    }
+
+    #[test]
+    fn atomic_write_creates_0600_file_in_0700_dirs_under_permissive_umask() {
+        let tmp = tempfile::tempdir().unwrap();
+        let old = unsafe { libc::umask(0) };
+        let path = tmp.path().join("a/b/c.json");
+        write_json(&path, &Doc { items: vec![1] }).unwrap();
+        unsafe { libc::umask(old) };
+        assert_eq!(mode_of(&path).unwrap(), 0o600);
+        assert_eq!(mode_of(&tmp.path().join("a")).unwrap(), 0o700);
+        assert_eq!(mode_of(&tmp.path().join("a/b")).unwrap(), 0o700);
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.ends_with("}\n"), "trailing newline: {text:?}");
+    }
+
+    #[test]
+    fn corrupt_file_is_moved_aside_with_its_content_and_reported() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("x.json");
+        fs::write(&path, b"{\"items\": [1, 2,").unwrap();
+        let clock = ManualClock::new(1_767_323_045_678);
+        let err = read_json::<Doc>(&path, &clock).unwrap_err();
+        let StoreError::Corrupt { moved_to, .. } = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(fs::read(moved_to).unwrap(), b"{\"items\": [1, 2,");
+        assert!(!path.exists());
+        assert!(err.to_string().contains("moved aside"), "{err}");
+        // After it was moved aside the store starts empty: nothing admitted.
+        assert_eq!(read_json::<Doc>(&path, &clock).unwrap(), Doc::default());
+    }
+
+    #[test]
+    fn update_writes_only_on_change_and_not_on_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("x.json");
+        let clock = ManualClock::new(0);
+        update_json(&path, &clock, |d: &mut Doc| {
+            d.items.push(7);
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+        let before = fs::metadata(&path).unwrap().ino();
+        update_json(&path, &clock, |_d: &mut Doc| Ok::<_, StoreError>(())).unwrap();
+        assert_eq!(
+            fs::metadata(&path).unwrap().ino(),
+            before,
+            "unchanged value is not rewritten"
+        );
+        let r: Result<(), StoreError> = update_json(&path, &clock, |d: &mut Doc| {
+            d.items.clear();
+            Err(StoreError::LockTimeout {
+                path: PathBuf::from("x"),
+            })
+        });
+        assert!(r.is_err());
+        assert_eq!(read_json::<Doc>(&path, &clock).unwrap().items, vec![7]);
+    }
+
+    #[test]
+    fn cache_sees_changes_made_by_others() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("x.json");
+        let clock = ManualClock::new(0);
+        let cache = JsonCache::<Doc>::default();
+        assert!(cache.get(&path, &clock).unwrap().items.is_empty());
+        write_json(&path, &Doc { items: vec![3] }).unwrap();
+        assert_eq!(cache.get(&path, &clock).unwrap().items, vec![3]);
+        write_json(&path, &Doc { items: vec![4] }).unwrap();
+        assert_eq!(cache.get(&path, &clock).unwrap().items, vec![4]);
+    }
+
+    #[test]
+    fn oversized_file_is_refused_not_loaded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("big.json");
+        let f = File::create(&path).unwrap();
+        f.set_len(MAX_STATE_FILE_BYTES + 1).unwrap();
+        let err = read_json::<Doc>(&path, &ManualClock::new(0)).unwrap_err();
+        assert!(matches!(err, StoreError::TooLarge { .. }), "{err}");
+        assert!(path.exists(), "an oversized file is left where it is");
+    }
+}

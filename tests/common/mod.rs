@@ -1,0 +1,107 @@
+//! Helpers shared by the integration tests: a temp state directory and the real CLI binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A state directory inside a fresh temp dir; ClawPair itself creates it on first use.
+pub struct State {
+    pub dir: tempfile::TempDir,
+    state: PathBuf,
+}
+
+impl State {
+    pub fn new() -> State {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let state = dir.path().join("state");
+        State { dir, state }
+    }
+    pub fn path(&self) -> &Path {
+        &self.state
+    }
+    pub fn file(&self, rel: &str) -> PathBuf {
+        self.state.join(rel)
+    }
+    /// `clawpair --state-dir <dir> args…` as a child process.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_clawpair"));
+        c.arg("--state-dir")
+            .arg(self.path())
+            .args(args)
+            .env_remove("OPENCLAW_STATE_DIR")
+            .env("RUST_LOG", "warn");
+        c
+    }
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run clawpair")
+    }
+    /// Runs and insists on exit 0; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "clawpair {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            String::from_utf8_lossy(&o.stdout)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.ok(args);
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("clawpair {args:?} printed no JSON ({e}): {out}"))
+    }
+    pub fn write(&self, rel: &str, text: &str) {
+        let p = self.file(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.file(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
+    }
+    /// Every file under the state dir, with its bytes.
+    pub fn all_files(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        files_under(self.path())
+    }
+    /// Asserts `secret` appears in no file of the state dir.
+    pub fn assert_nowhere_on_disk(&self, secret: &str) {
+        for (p, b) in self.all_files() {
+            assert!(
+                !String::from_utf8_lossy(&b).contains(secret),
+                "secret found in {}",
+                p.display()
+            );
+        }
+    }
+}
+
+/// Every file under `dir`, with its bytes.
+pub fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    {
+        fn walk(d: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+            for e in std::fs::read_dir(d).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if let Ok(b) = std::fs::read(&p) {
+                    out.push((p, b));
+                }
+            }
+        }
+        let mut v = Vec::new();
+        walk(dir, &mut v);
+        v
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
