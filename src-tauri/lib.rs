@@ -4,9 +4,11 @@
 //! what the CLI, the gateway and the tray app all call. Only `app` (feature `gui`) uses Tauri.
 
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod events;
+pub mod gateway;
 pub mod pairing;
 pub mod qr;
 pub mod rpc;

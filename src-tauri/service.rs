@@ -219,7 +219,8 @@ fn dm_err(e: DmStoreError) -> ServiceError {
     }
 }
 
-fn dev_err(e: DeviceStoreError) -> ServiceError {
+/// Maps a device-store error to the service's (and so the wire's) error.
+pub fn dev_err(e: DeviceStoreError) -> ServiceError {
     match e {
         DeviceStoreError::Store(s) => ServiceError::Store(s),
         DeviceStoreError::QueueFull(q) => ServiceError::QueueFull(q.to_string()),
@@ -991,6 +992,26 @@ impl Service {
         );
         self.device_changed(device_id.trim(), "rotated", Some(role));
         Ok((tok, at))
+    }
+
+    /// The first token of an approved role, minted when the device connects (the only moment
+    /// it can be handed over, since only its hash is kept).
+    pub fn token_issue_on_connect(
+        &self,
+        device_id: &str,
+        role: &str,
+    ) -> ServiceResult<(String, Millis)> {
+        let (tok, rec) = self.check(
+            self.devices
+                .issue_token(device_id, role, &mut rand::rngs::OsRng)
+                .map_err(dev_err),
+        )?;
+        self.audit(
+            "device.token.issued",
+            "gateway",
+            obj(&[("deviceId", device_id.into()), ("role", role.into())]),
+        );
+        Ok((tok, rec.rotated_at_ms.unwrap_or(rec.created_at_ms)))
     }
 
     pub fn token_revoke(&self, device_id: &str, role: &str, via: &str) -> ServiceResult<Millis> {

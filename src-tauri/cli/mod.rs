@@ -5,9 +5,13 @@ mod audit;
 mod devices;
 mod dm;
 mod doctor;
+pub mod gateway;
+mod node;
 pub mod output;
 mod qr;
 
+use std::cell::RefCell;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -15,6 +19,7 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 use serde_json::Value;
 
+use crate::client::{Client, ClientError, ConnectOptions};
 use crate::clock::SystemClock;
 use crate::rpc::{self, Caller, RpcError};
 use crate::service::Service;
@@ -51,6 +56,18 @@ pub enum Command {
     Qr(QrArgs),
     /// Show the audit log
     Audit(AuditArgs),
+    /// Run the gateway without the desktop app (until SIGINT/SIGTERM)
+    Gateway {
+        /// Address to listen on (default: gateway.bind, 127.0.0.1)
+        #[arg(long, value_name = "ADDR")]
+        bind: Option<String>,
+        /// Port (default: gateway.port, 18789; 0 picks a free one)
+        #[arg(long, value_name = "N")]
+        port: Option<u16>,
+    },
+    /// Act as a phone: pair with a setup code, or reconnect with the stored token
+    #[command(subcommand)]
+    Node(NodeCmd),
     /// Check the state directory (permissions, corrupt files, stale entries)
     Doctor {
         /// Repair what can be repaired safely
@@ -180,6 +197,28 @@ pub enum DevicesCmd {
     },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum NodeCmd {
+    /// Pair with a gateway using a setup code; waits for the owner's approval
+    Pair {
+        setup_code: String,
+        /// Name shown to the owner (default: this computer's host name)
+        #[arg(long)]
+        name: Option<String>,
+        /// Identity file (default: <state dir>/identity/device.json)
+        #[arg(long, value_name = "FILE")]
+        identity: Option<PathBuf>,
+    },
+    /// Reconnect with the stored device token
+    Connect {
+        #[arg(long, value_name = "FILE")]
+        identity: Option<PathBuf>,
+        /// Stay connected until the gateway closes the connection
+        #[arg(long)]
+        stay: bool,
+    },
+}
+
 #[derive(Args, Debug)]
 pub struct QrArgs {
     /// Gateway URL to put in the code (ws:// for LAN hosts, else wss://)
@@ -246,9 +285,53 @@ impl From<RpcError> for CliError {
 
 pub type CliResult = Result<(), CliError>;
 
-/// What a command runs against: the state files (or, when one is live, the gateway).
+/// A live gateway the CLI talks to.
+struct Remote {
+    rt: tokio::runtime::Runtime,
+    client: RefCell<Client>,
+}
+
+/// What a command runs against: the running gateway when there is one (so an approval reaches
+/// a waiting phone at once), else the state files under their locks.
 pub struct Ctx {
     pub service: Service,
+    remote: Option<Remote>,
+}
+
+/// The address to reach a gateway recorded as listening on `addr` (loopback for a wildcard).
+fn reachable(addr: &str) -> Option<String> {
+    let a: SocketAddr = addr.parse().ok()?;
+    let ip = match a.ip() {
+        ip if !ip.is_unspecified() => ip,
+        IpAddr::V4(_) => IpAddr::from([127, 0, 0, 1]),
+        IpAddr::V6(_) => IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+    };
+    Some(format!("ws://{}/", SocketAddr::new(ip, a.port())))
+}
+
+fn connect_remote(service: &Service) -> Option<Remote> {
+    let rec = crate::runrec::read_live(service.paths())?;
+    let url = reachable(&rec.address)?;
+    let token = service.settings().gateway.auth.token.clone();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    let mut opts = ConnectOptions::operator(&url, &token, "cli");
+    opts.timeout = std::time::Duration::from_secs(5);
+    match rt.block_on(Client::connect(&opts, |_, _| {})) {
+        Ok(client) => Some(Remote {
+            rt,
+            client: RefCell::new(client),
+        }),
+        Err(e) => {
+            eprintln!(
+                "warning: the gateway (pid {}) did not answer ({e}); acting on the files directly",
+                rec.pid
+            );
+            None
+        }
+    }
 }
 
 impl Ctx {
@@ -256,17 +339,33 @@ impl Ctx {
         let dir = crate::config::resolve_state_dir(state_dir).map_err(CliError::refused)?;
         let (service, _) = Service::open(StatePaths::new(dir), Arc::new(SystemClock))
             .map_err(|e| CliError::refused(e.to_string()))?;
-        Ok(Ctx { service })
+        let remote = connect_remote(&service);
+        Ok(Ctx { service, remote })
     }
 
-    /// Calls a protocol method as the owner.
+    /// Whether commands go through a running gateway.
+    pub fn via_gateway(&self) -> bool {
+        self.remote.is_some()
+    }
+
+    /// Calls a protocol method as the owner (through the gateway when one runs).
     pub fn call(&self, method: &str, params: Value) -> Result<Value, CliError> {
-        Ok(rpc::call(
-            &self.service,
-            &Caller::owner("cli", None),
-            method,
-            params,
-        )?)
+        match &self.remote {
+            Some(r) => {
+                let mut client = r.client.borrow_mut();
+                r.rt.block_on(client.call(method, params))
+                    .map_err(|e| match e {
+                        ClientError::Rejected(rpc) => CliError::from(rpc),
+                        other => CliError::refused(format!("lost the gateway: {other}")),
+                    })
+            }
+            None => Ok(rpc::call(
+                &self.service,
+                &Caller::owner("cli", None),
+                method,
+                params,
+            )?),
+        }
     }
 
     pub fn now(&self) -> i64 {
@@ -280,20 +379,30 @@ pub fn run(cli: Cli) -> ExitCode {
         eprintln!("error: no command given; see `clawpair --help`");
         return ExitCode::from(2);
     };
-    let result = Ctx::open(cli.state_dir.as_deref()).and_then(|ctx| match command {
-        Command::Pairing(c) => dm::pairing(&ctx, c),
-        Command::Allowlist(c) => dm::allowlist(&ctx, c),
-        Command::Devices(c) => devices::run(&ctx, c),
-        Command::Qr(a) => qr::run(&ctx, a),
-        Command::Audit(a) => audit::run(&ctx, a),
-        Command::Doctor { fix } => doctor::run(&ctx, fix),
-    });
+    let state_dir = cli.state_dir.as_deref();
+    let result = match command {
+        Command::Gateway { bind, port } => gateway::run(state_dir, bind, port),
+        Command::Node(c) => node::run(state_dir, c),
+        other => Ctx::open(state_dir).and_then(|ctx| dispatch(&ctx, other)),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", e.message);
             ExitCode::from(e.exit)
         }
+    }
+}
+
+fn dispatch(ctx: &Ctx, command: Command) -> CliResult {
+    match command {
+        Command::Pairing(c) => dm::pairing(ctx, c),
+        Command::Allowlist(c) => dm::allowlist(ctx, c),
+        Command::Devices(c) => devices::run(ctx, c),
+        Command::Qr(a) => qr::run(ctx, a),
+        Command::Audit(a) => audit::run(ctx, a),
+        Command::Doctor { fix } => doctor::run(ctx, fix),
+        Command::Gateway { .. } | Command::Node(_) => Err(CliError::usage("not a state command")),
     }
 }
 

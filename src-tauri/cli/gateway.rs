@@ -1,0 +1,89 @@
+//! `clawpair gateway`: the headless gateway, until SIGINT or SIGTERM.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use super::{CliError, CliResult};
+use crate::clock::SystemClock;
+use crate::gateway::{Gateway, Limits};
+use crate::service::Service;
+use crate::store::StatePaths;
+
+/// Where to listen: flags over settings.
+pub fn listen_addr(
+    service: &Service,
+    bind: Option<&str>,
+    port: Option<u16>,
+) -> Result<SocketAddr, CliError> {
+    let settings = service.settings();
+    let host = bind.unwrap_or(&settings.gateway.bind);
+    let ip: IpAddr = match host.trim() {
+        "localhost" => IpAddr::from([127, 0, 0, 1]),
+        h => h
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse()
+            .map_err(|_| {
+                CliError::usage(format!(
+                    "--bind {h:?} is not an IP address (e.g. 127.0.0.1 or 0.0.0.0)"
+                ))
+            })?,
+    };
+    Ok(SocketAddr::new(ip, port.unwrap_or(settings.gateway.port)))
+}
+
+pub fn run(
+    state_dir: Option<&std::path::Path>,
+    bind: Option<String>,
+    port: Option<u16>,
+) -> CliResult {
+    let dir = crate::config::resolve_state_dir(state_dir).map_err(CliError::refused)?;
+    let (service, _) = Service::open(StatePaths::new(dir), Arc::new(SystemClock))
+        .map_err(|e| CliError::refused(e.to_string()))?;
+    let service = Arc::new(service);
+    let addr = listen_addr(&service, bind.as_deref(), port)?;
+    if let Some(rec) = crate::runrec::read_live(service.paths()) {
+        if rec.pid != std::process::id() {
+            return Err(CliError::refused(format!(
+                "a gateway already runs for this state directory (pid {}, {})",
+                rec.pid, rec.address
+            )));
+        }
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::refused(format!("cannot start the runtime: {e}")))?;
+    rt.block_on(async move {
+        let gw = Gateway::bind(service.clone(), addr, Limits::default()).await.map_err(|e| CliError::refused(e.to_string()))?;
+        let handle = gw.shutdown_handle();
+        println!("ClawPair gateway listening on ws://{}/ (pid {})", gw.local_addr(), std::process::id());
+        if gw.local_addr().ip().is_loopback() {
+            println!("Only this computer can connect. To pair a phone, bind to the LAN: clawpair gateway --bind 0.0.0.0");
+        }
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            handle.shutdown();
+        });
+        gw.run().await;
+        println!("Gateway stopped.");
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut i), Ok(mut t)) => {
+            tokio::select! {
+                _ = i.recv() => {}
+                _ = t.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,534 @@
+//! One connection, from TCP accept to close: the upgrade (Origin checked), the challenge, the
+//! `connect` request and its decision, an optional wait for the owner, then requests and events.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio::sync::broadcast;
+use tokio::time::{sleep_until, timeout_at};
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::StatusCode;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::WebSocketStream;
+
+use super::connect::{self, Access, ConnectParams, Grant, Refusal, VerifiedDevice};
+use super::frames;
+use super::stream::{is_budget_error, LimitedStream};
+use super::Shared;
+use crate::events::Event;
+use crate::rpc::{self, Caller};
+
+type Ws = WebSocketStream<LimitedStream>;
+
+/// What reading the next message gave.
+enum Read {
+    Text(String),
+    Binary,
+    TooBig,
+    Closed,
+}
+
+async fn read_msg(ws: &mut Ws) -> Read {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => return Read::Text(t.as_str().to_owned()),
+            Some(Ok(Message::Binary(_))) => return Read::Binary,
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+            Some(Ok(Message::Close(_))) | None => return Read::Closed,
+            Some(Err(WsError::Capacity(_))) => return Read::TooBig,
+            Some(Err(WsError::Io(e))) if is_budget_error(&e) => return Read::TooBig,
+            Some(Err(_)) => return Read::Closed,
+        }
+    }
+}
+
+async fn send(ws: &mut Ws, text: String) -> bool {
+    ws.send(Message::text(text)).await.is_ok()
+}
+
+async fn close(ws: &mut Ws, code: CloseCode, reason: &str) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.to_owned().into(),
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), ws.close(Some(frame))).await;
+}
+
+/// Sends an error answer and closes with 1008 (policy).
+async fn refuse(ws: &mut Ws, id: &Value, code: &str, message: &str, details: Option<Value>) {
+    let _ = send(
+        ws,
+        frames::err(id, frames::error_body(code, message, details)),
+    )
+    .await;
+    let reason: String = message.chars().take(100).collect();
+    close(ws, CloseCode::Policy, &reason).await;
+}
+
+fn canonical_ip(addr: SocketAddr) -> IpAddr {
+    match addr.ip() {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        ip => ip,
+    }
+}
+
+/// Serves one accepted TCP connection until it closes.
+pub async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, accepted: Instant) {
+    let _ = tcp.set_nodelay(true);
+    let settings = shared.service.settings();
+    let limits = &shared.limits;
+    let ip = canonical_ip(peer);
+    let exempt = settings.gateway.rate_limit.exempt_loopback && ip.is_loopback();
+    let Some(mut slot) = shared
+        .guard
+        .enter_preauth(ip, exempt, limits.max_preauth_per_ip)
+    else {
+        return; // dropping the stream closes it
+    };
+    let deadline = tokio::time::Instant::from_std(accepted + limits.handshake_timeout);
+    let allowed = settings.gateway.allowed_origins.clone();
+    // The callback's signature is the library's; its error type is what it is.
+    #[allow(clippy::result_large_err)]
+    let check_origin = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        // Browsers always send Origin; native clients do not. A web page must not reach us.
+        if let Some(origin) = req.headers().get("origin") {
+            let o = origin.to_str().unwrap_or_default();
+            if !allowed.iter().any(|a| a.eq_ignore_ascii_case(o)) {
+                let mut r = ErrorResponse::new(Some("origin not allowed".into()));
+                *r.status_mut() = StatusCode::FORBIDDEN;
+                return Err(r);
+            }
+        }
+        Ok(resp)
+    };
+    let stream = LimitedStream::new(tcp, limits.preauth_bytes);
+    let upgrade = tokio_tungstenite::accept_hdr_async_with_config(
+        stream,
+        check_origin,
+        Some(limits.ws_config()),
+    );
+    let mut ws = match timeout_at(deadline, upgrade).await {
+        Ok(Ok(ws)) => ws,
+        _ => return,
+    };
+    // One connect frame of at most 64 KiB (plus its header) before authentication.
+    ws.get_mut().set_budget(Some(limits.max_preauth_frame + 14));
+    let nonce = uuid::Uuid::new_v4().to_string();
+    if !send(
+        &mut ws,
+        frames::event(
+            "connect.challenge",
+            json!({ "nonce": nonce, "ts": shared.service.now_ms() }),
+            0,
+        ),
+    )
+    .await
+    {
+        return;
+    }
+    let text = match timeout_at(deadline, read_msg(&mut ws)).await {
+        Err(_) => return close(&mut ws, CloseCode::Policy, "handshake timeout").await,
+        Ok(Read::Text(t)) => t,
+        Ok(Read::TooBig) => {
+            return close(&mut ws, CloseCode::Size, "connect frame too large").await
+        }
+        Ok(Read::Binary) => {
+            return refuse(
+                &mut ws,
+                &Value::Null,
+                "INVALID_REQUEST",
+                "the first frame must be a connect request (JSON text)",
+                None,
+            )
+            .await
+        }
+        Ok(Read::Closed) => return,
+    };
+    let req = match frames::parse_req(&text) {
+        Ok(r) => r,
+        Err((id, msg)) => return refuse(&mut ws, &id, "INVALID_REQUEST", &msg, None).await,
+    };
+    if req.method != "connect" {
+        return refuse(
+            &mut ws,
+            &req.id,
+            "INVALID_REQUEST",
+            "the first request must be connect",
+            None,
+        )
+        .await;
+    }
+    if let Some(left) = shared.guard.locked_for(ip, exempt) {
+        let ms = left.as_millis() as u64;
+        let msg = format!(
+            "too many failed attempts; try again in {}s",
+            ms.div_ceil(1000)
+        );
+        return refuse(
+            &mut ws,
+            &req.id,
+            "RATE_LIMITED",
+            &msg,
+            Some(json!({ "retryAfterMs": ms })),
+        )
+        .await;
+    }
+    let params: ConnectParams = match serde_json::from_value(req.params) {
+        Ok(p) => p,
+        Err(e) => {
+            return refuse(
+                &mut ws,
+                &req.id,
+                "INVALID_REQUEST",
+                &format!("invalid connect params: {e}"),
+                None,
+            )
+            .await
+        }
+    };
+    if let Err(r) = connect::validate(&params) {
+        return refuse(&mut ws, &req.id, r.code, &r.message, r.details).await;
+    }
+    let device = match connect::verify_device(&params, &nonce, shared.service.now_ms()) {
+        Ok(d) => d,
+        Err(r) => {
+            shared
+                .guard
+                .record_failure(ip, exempt, &settings.gateway.rate_limit);
+            return refuse(&mut ws, &req.id, r.code, &r.message, r.details).await;
+        }
+    };
+    // Subscribe before deciding, so an approval that lands at once is not missed.
+    let events = params
+        .wait_for_approval
+        .then(|| shared.service.events().subscribe());
+    let remote = ip.to_string();
+    let access = decide(&shared, &params, device.as_ref(), &remote).await;
+    let conn = Conn {
+        shared: shared.clone(),
+        id: req.id,
+        params,
+        device,
+        remote,
+        ip,
+        exempt,
+    };
+    match access {
+        Access::Granted(g) => {
+            slot.release();
+            conn.hello(ws, g).await
+        }
+        Access::Refused(r) => conn.refuse(&mut ws, r).await,
+        Access::Pending {
+            request_id,
+            fingerprint,
+            expires_at_ms,
+            reason,
+        } => match events {
+            None => {
+                let details = json!({ "code": "PAIRING_REQUIRED", "requestId": request_id, "reason": reason, "fingerprint": fingerprint });
+                refuse(
+                    &mut ws,
+                    &conn.id,
+                    "NOT_PAIRED",
+                    "pairing required",
+                    Some(details),
+                )
+                .await
+            }
+            Some(rx) => {
+                conn.wait_for_owner(ws, slot, rx, request_id, fingerprint, expires_at_ms)
+                    .await
+            }
+        },
+    }
+}
+
+async fn decide(
+    shared: &Arc<Shared>,
+    params: &ConnectParams,
+    device: Option<&VerifiedDevice>,
+    remote: &str,
+) -> Access {
+    let (s, p, d, r) = (
+        shared.service.clone(),
+        params.clone(),
+        device.cloned(),
+        remote.to_string(),
+    );
+    tokio::task::spawn_blocking(move || connect::decide(&s, &p, d.as_ref(), &r))
+        .await
+        .unwrap_or_else(|_| Access::Refused(Refusal::auth_failed("internal error")))
+}
+
+struct Conn {
+    shared: Arc<Shared>,
+    id: Value,
+    params: ConnectParams,
+    device: Option<VerifiedDevice>,
+    remote: String,
+    ip: IpAddr,
+    exempt: bool,
+}
+
+impl Conn {
+    async fn refuse(&self, ws: &mut Ws, r: Refusal) {
+        if r.counts {
+            let settings = self.shared.service.settings();
+            self.shared
+                .guard
+                .record_failure(self.ip, self.exempt, &settings.gateway.rate_limit);
+        }
+        refuse(ws, &self.id, r.code, &r.message, r.details).await
+    }
+
+    /// `waitForApproval`: the socket stays open until the owner decides or the request expires.
+    async fn wait_for_owner(
+        self,
+        mut ws: Ws,
+        mut slot: super::guard::PreauthSlot,
+        mut rx: broadcast::Receiver<Event>,
+        mut request_id: String,
+        fingerprint: String,
+        mut expires_at_ms: i64,
+    ) {
+        // While waiting the client has nothing to say beyond pings.
+        ws.get_mut().set_budget(Some(16 * 1024));
+        let pending = json!({ "requestId": request_id, "fingerprint": fingerprint, "expiresAtMs": expires_at_ms });
+        if !send(&mut ws, frames::event("device.pair.pending", pending, 1)).await {
+            return;
+        }
+        let mut shutdown = self.shared.shutdown.clone();
+        loop {
+            let left = (expires_at_ms - self.shared.service.now_ms()).max(0) as u64;
+            let expiry = tokio::time::Instant::now() + std::time::Duration::from_millis(left);
+            let recheck = tokio::select! {
+                ev = rx.recv() => match ev {
+                    Ok(Event::DevicePairResolved { request_id: rid, decision, .. }) if rid == request_id => match decision.as_str() {
+                        "approved" => true,
+                        "rejected" => return refuse(&mut ws, &self.id, "PAIRING_REJECTED", "the owner rejected this device", None).await,
+                        "expired" => return refuse(&mut ws, &self.id, "PAIRING_EXPIRED", "the pairing request expired", None).await,
+                        _ => return refuse(&mut ws, &self.id, "NOT_PAIRED", "this pairing request was replaced by a newer one",
+                            Some(json!({ "code": "PAIRING_REQUIRED", "reason": "superseded", "requestId": request_id }))).await,
+                    },
+                    Ok(_) => false,
+                    // Missed events: look at the store instead.
+                    Err(broadcast::error::RecvError::Lagged(_)) => true,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = sleep_until(expiry) => {
+                    if matches!(decide(&self.shared, &self.params, self.device.as_ref(), &self.remote).await, Access::Granted(_)) {
+                        true
+                    } else {
+                        return refuse(&mut ws, &self.id, "PAIRING_EXPIRED", "the pairing request expired", None).await;
+                    }
+                }
+                msg = read_msg(&mut ws) => match msg {
+                    Read::Closed => return,
+                    Read::TooBig => return close(&mut ws, CloseCode::Size, "too much data while waiting").await,
+                    _ => return refuse(&mut ws, &self.id, "INVALID_REQUEST", "wait for the owner's decision before sending requests", None).await,
+                },
+                _ = shutdown.changed() => return close(&mut ws, CloseCode::Away, "gateway shutting down").await,
+            };
+            if !recheck {
+                continue;
+            }
+            match decide(
+                &self.shared,
+                &self.params,
+                self.device.as_ref(),
+                &self.remote,
+            )
+            .await
+            {
+                Access::Granted(g) => {
+                    slot.release();
+                    return self.hello(ws, g).await;
+                }
+                Access::Pending {
+                    request_id: rid,
+                    expires_at_ms: exp,
+                    ..
+                } => {
+                    request_id = rid;
+                    expires_at_ms = exp;
+                }
+                Access::Refused(r) => return self.refuse(&mut ws, r).await,
+            }
+        }
+    }
+
+    /// hello-ok, then requests and events until the socket closes.
+    async fn hello(self, mut ws: Ws, g: Grant) {
+        let shared = self.shared.clone();
+        let limits = &shared.limits;
+        let conn_id = shared.next_conn_id();
+        let mut auth = json!({ "role": g.role, "scopes": g.scopes });
+        if let Some((token, at)) = &g.new_token {
+            auth["deviceToken"] = token.clone().into();
+            auth["issuedAtMs"] = (*at).into();
+        }
+        let payload = json!({
+            "type": "hello-ok",
+            "protocol": connect::PROTOCOL,
+            "server": { "name": "clawpair", "version": env!("CARGO_PKG_VERSION"), "connId": conn_id.to_string() },
+            "auth": auth,
+            "policy": { "maxPayload": limits.max_message, "tickIntervalMs": limits.ping_interval.as_millis() as u64 },
+        });
+        if !send(&mut ws, frames::ok(&self.id, payload)).await {
+            return;
+        }
+        if let Some(hash) = g.consume_bootstrap.clone() {
+            let s = shared.service.clone();
+            let _ = tokio::task::spawn_blocking(move || s.devices.bootstrap_consume(&hash)).await;
+        }
+        ws.get_mut().set_budget(None);
+        let registration = g.device_id.as_ref().map(|d| {
+            shared.touches.touch(d, &g.role, shared.service.now_ms());
+            shared.registry.register(d, &g.role, conn_id)
+        });
+        let operator_events = (g.role == crate::pairing::device::ROLE_OPERATOR)
+            .then(|| shared.service.events().subscribe());
+        let caller = Caller {
+            scopes: g.scopes.clone(),
+            via: crate::sanitize::sanitize(&self.params.client.id),
+            listening: Some(shared.local_addr),
+        };
+        Session {
+            shared: shared.clone(),
+            ws,
+            caller,
+            events: operator_events,
+            seq: 1,
+            last_rx: Instant::now(),
+        }
+        .run(registration.as_ref().map(|r| r.kick.clone()))
+        .await;
+        if let Some(d) = &g.device_id {
+            shared.touches.touch(d, &g.role, shared.service.now_ms());
+        }
+    }
+}
+
+struct Session {
+    shared: Arc<Shared>,
+    ws: Ws,
+    caller: Caller,
+    events: Option<broadcast::Receiver<Event>>,
+    seq: u64,
+    last_rx: Instant,
+}
+
+async fn next_event(
+    rx: &mut Option<broadcast::Receiver<Event>>,
+) -> Result<Event, broadcast::error::RecvError> {
+    match rx {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn kicked(kick: &Option<Arc<tokio::sync::Notify>>) {
+    match kick {
+        Some(k) => k.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Session {
+    async fn run(mut self, kick: Option<Arc<tokio::sync::Notify>>) {
+        let mut shutdown = self.shared.shutdown.clone();
+        let mut ping = tokio::time::interval_at(
+            tokio::time::Instant::now() + self.shared.limits.ping_interval,
+            self.shared.limits.ping_interval,
+        );
+        loop {
+            tokio::select! {
+                msg = self.ws.next() => {
+                    self.last_rx = Instant::now();
+                    match msg {
+                        Some(Ok(Message::Text(t))) => {
+                            if !self.request(t.as_str()).await {
+                                return;
+                            }
+                        }
+                        Some(Ok(Message::Binary(_))) => {
+                            return refuse(&mut self.ws, &Value::Null, "INVALID_REQUEST", "binary frames are not part of the protocol", None).await;
+                        }
+                        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                        Some(Ok(Message::Close(_))) | None => return,
+                        Some(Err(WsError::Capacity(_))) => return close(&mut self.ws, CloseCode::Size, "message too large").await,
+                        Some(Err(_)) => return,
+                    }
+                }
+                ev = next_event(&mut self.events) => match ev {
+                    Ok(e) => {
+                        if rpc::event_visible(&self.caller.scopes, &e) {
+                            self.seq += 1;
+                            if !send(&mut self.ws, frames::event(e.name(), e.payload(), self.seq)).await {
+                                return;
+                            }
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        self.seq += 1;
+                        if !send(&mut self.ws, frames::event("events.dropped", json!({ "count": n }), self.seq)).await {
+                            return;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => self.events = None,
+                },
+                _ = ping.tick() => {
+                    if self.last_rx.elapsed() > self.shared.limits.idle_timeout {
+                        return close(&mut self.ws, CloseCode::Away, "no pong").await;
+                    }
+                    if self.ws.send(Message::Ping(Vec::new().into())).await.is_err() {
+                        return;
+                    }
+                }
+                _ = kicked(&kick) => return close(&mut self.ws, CloseCode::Policy, "device removed or token revoked").await,
+                _ = shutdown.changed() => return close(&mut self.ws, CloseCode::Away, "gateway shutting down").await,
+            }
+        }
+    }
+
+    /// Answers one request. Returns false when the connection must end.
+    async fn request(&mut self, text: &str) -> bool {
+        let req = match frames::parse_req(text) {
+            Ok(r) => r,
+            Err((id, msg)) => {
+                refuse(&mut self.ws, &id, "INVALID_REQUEST", &msg, None).await;
+                return false;
+            }
+        };
+        if req.method == "connect" {
+            let e = frames::error_body("INVALID_REQUEST", "already connected", None);
+            return send(&mut self.ws, frames::err(&req.id, e)).await;
+        }
+        let (s, c, m, p) = (
+            self.shared.service.clone(),
+            self.caller.clone(),
+            req.method.clone(),
+            req.params,
+        );
+        let result = tokio::task::spawn_blocking(move || rpc::call(&s, &c, &m, p)).await;
+        let frame = match result {
+            Ok(Ok(v)) => frames::ok(&req.id, v),
+            Ok(Err(e)) => frames::err(&req.id, e.to_json()),
+            Err(_) => frames::err(
+                &req.id,
+                frames::error_body("UNAVAILABLE", "the request failed inside the gateway", None),
+            ),
+        };
+        send(&mut self.ws, frame).await
+    }
+}

@@ -1,0 +1,60 @@
+//! Every limit of the gateway in one place, with its default and the reason for it.
+
+use std::time::Duration;
+
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+/// Gateway limits. The defaults are the protocol's (SPEC §5.6); tests shorten the times.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// From TCP accept to a `connect` answer (covers the HTTP upgrade too).
+    pub handshake_timeout: Duration,
+    /// Bytes a client may send before it is authenticated: the upgrade request plus one
+    /// `connect` frame of at most 64 KiB.
+    pub preauth_bytes: usize,
+    /// The largest `connect` frame.
+    pub max_preauth_frame: usize,
+    /// The largest message after hello-ok.
+    pub max_message: usize,
+    /// Initial read buffer per connection; it grows only for large messages, so an idle
+    /// connection costs a few KiB instead of the library's 128 KiB.
+    pub read_buffer: usize,
+    /// Outgoing bytes queued for a slow reader before the connection is dropped.
+    pub max_write_buffer: usize,
+    pub ping_interval: Duration,
+    /// Close when nothing (not even a pong) arrived for this long.
+    pub idle_timeout: Duration,
+    /// Unauthenticated connections allowed at once from one IP.
+    pub max_preauth_per_ip: u32,
+    /// All connections at once (a guard against file-descriptor exhaustion).
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            handshake_timeout: Duration::from_secs(10),
+            preauth_bytes: 64 * 1024 + 16 * 1024,
+            max_preauth_frame: 64 * 1024,
+            max_message: 1024 * 1024,
+            read_buffer: 2048,
+            max_write_buffer: 4 * 1024 * 1024,
+            ping_interval: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_preauth_per_ip: 32,
+            max_connections: 20_000,
+        }
+    }
+}
+
+impl Limits {
+    pub fn ws_config(&self) -> WebSocketConfig {
+        WebSocketConfig::default()
+            .read_buffer_size(self.read_buffer)
+            .write_buffer_size(0)
+            .max_write_buffer_size(self.max_write_buffer)
+            .max_message_size(Some(self.max_message))
+            .max_frame_size(Some(self.max_message))
+            .accept_unmasked_frames(false)
+    }
+}

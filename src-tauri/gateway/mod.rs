@@ -1,0 +1,294 @@
+//! The WebSocket gateway (SPEC §5): phones, the CLI, channel bridges and the tray app connect
+//! here. A library component: the headless `clawpair gateway` and the tray app both run it.
+
+mod conn;
+pub mod connect;
+pub mod frames;
+pub mod guard;
+pub mod limits;
+pub mod registry;
+pub mod stream;
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify, Semaphore};
+
+pub use limits::Limits;
+
+use crate::clock::Millis;
+use crate::events::Event;
+use crate::runrec::{self, GatewayRecord};
+use crate::service::Service;
+
+/// Device use (last seen, token last used) collected in memory and written in batches, so a
+/// handshake never waits for a disk write.
+#[derive(Default)]
+pub struct Touches {
+    map: Mutex<HashMap<(String, String), Millis>>,
+    notify: Notify,
+}
+
+impl Touches {
+    pub fn touch(&self, device: &str, role: &str, at: Millis) {
+        if let Ok(mut m) = self.map.lock() {
+            m.insert((device.to_string(), role.to_string()), at);
+        }
+        self.notify.notify_one();
+    }
+    fn take(&self) -> Vec<(String, String, Millis)> {
+        self.map
+            .lock()
+            .map(|mut m| m.drain().map(|((d, r), t)| (d, r, t)).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// State shared by every connection.
+pub struct Shared {
+    pub service: Arc<Service>,
+    pub limits: Limits,
+    pub guard: guard::Guard,
+    pub registry: registry::Registry,
+    pub touches: Touches,
+    next_conn: AtomicU64,
+    pub local_addr: SocketAddr,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl Shared {
+    fn next_conn_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+/// Stops a running gateway.
+#[derive(Clone)]
+pub struct ShutdownHandle(Arc<watch::Sender<bool>>);
+
+impl ShutdownHandle {
+    pub fn shutdown(&self) {
+        let _ = self.0.send(true);
+    }
+}
+
+/// A bound gateway, ready to run.
+pub struct Gateway {
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    shutdown_tx: Arc<watch::Sender<bool>>,
+    record: bool,
+}
+
+/// Lets the process hold as many sockets as the hard limit allows (10,000 idle phones need
+/// more than the usual soft limit of 1,024).
+pub fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit on a local struct; failure leaves the limit as it was.
+    unsafe {
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
+            r.rlim_cur = r.rlim_max.min(1 << 20);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
+}
+
+impl Gateway {
+    /// Binds the listening socket. Nothing is served until [`Gateway::run`].
+    pub async fn bind(
+        service: Arc<Service>,
+        addr: SocketAddr,
+        limits: Limits,
+    ) -> io::Result<Gateway> {
+        raise_fd_limit();
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+        let local_addr = listener.local_addr()?;
+        let (tx, rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            service,
+            limits,
+            guard: guard::Guard::default(),
+            registry: registry::Registry::default(),
+            touches: Touches::default(),
+            next_conn: AtomicU64::new(0),
+            local_addr,
+            shutdown: rx,
+        });
+        Ok(Gateway {
+            shared,
+            listener,
+            shutdown_tx: Arc::new(tx),
+            record: true,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle(self.shutdown_tx.clone())
+    }
+
+    /// Whether to write `run/gateway.json` (on by default).
+    pub fn with_run_record(mut self, on: bool) -> Self {
+        self.record = on;
+        self
+    }
+
+    /// Serves until shut down; then closes every connection (1001), writes what is pending,
+    /// and removes the run record.
+    pub async fn run(self) {
+        let shared = self.shared.clone();
+        let service = shared.service.clone();
+        let pid = std::process::id();
+        if self.record {
+            let rec = GatewayRecord {
+                pid,
+                address: shared.local_addr.to_string(),
+                started_at_ms: service.now_ms(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            };
+            if let Err(e) = runrec::write(service.paths(), &rec) {
+                tracing::warn!("could not record the running gateway: {e}");
+            }
+        }
+        service.events().publish(Event::GatewayStatus {
+            listening: true,
+            address: Some(shared.local_addr.to_string()),
+            error: None,
+        });
+        tracing::info!("gateway listening on {}", shared.local_addr);
+        let background = [
+            tokio::spawn(kick_on_device_changes(shared.clone())),
+            tokio::spawn(flush_touches(shared.clone())),
+            tokio::spawn(sweep_expired(shared.clone())),
+        ];
+        let slots = Arc::new(Semaphore::new(shared.limits.max_connections));
+        let mut shutdown = shared.shutdown.clone();
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok((tcp, peer)) => {
+                        let at = Instant::now();
+                        let Ok(permit) = slots.clone().try_acquire_owned() else {
+                            drop(tcp); // at capacity: refuse fast
+                            continue;
+                        };
+                        let s = shared.clone();
+                        tokio::spawn(async move {
+                            conn::serve(s, tcp, peer, at).await;
+                            drop(permit);
+                        });
+                    }
+                    Err(e) => {
+                        // Out of file descriptors or similar: back off instead of spinning.
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                _ = shutdown.changed() => break,
+            }
+        }
+        drop(self.listener);
+        // Connections see the shutdown and close; wait for them a little.
+        let all = shared.limits.max_connections as u32;
+        let _ = tokio::time::timeout(Duration::from_secs(5), slots.acquire_many(all)).await;
+        for b in background {
+            b.abort();
+        }
+        let s = shared.clone();
+        let _ =
+            tokio::task::spawn_blocking(move || s.service.devices.touch(&s.touches.take())).await;
+        if self.record {
+            runrec::remove_if_ours(service.paths(), pid);
+        }
+        service.events().publish(Event::GatewayStatus {
+            listening: false,
+            address: None,
+            error: None,
+        });
+    }
+}
+
+/// Closes a device's sockets the moment it is removed or its token rotated or revoked.
+async fn kick_on_device_changes(shared: Arc<Shared>) {
+    let mut rx = shared.service.events().subscribe();
+    loop {
+        match rx.recv().await {
+            Ok(Event::DeviceChanged {
+                device_id,
+                change,
+                role,
+                ..
+            }) => {
+                let role = if change == "removed" {
+                    None
+                } else {
+                    role.as_deref()
+                };
+                shared.registry.kick(&device_id, role);
+            }
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Writes collected device use a couple of seconds after the first touch; idle when idle.
+async fn flush_touches(shared: Arc<Shared>) {
+    loop {
+        shared.touches.notify.notified().await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let batch = shared.touches.take();
+        let s = shared.clone();
+        let r = tokio::task::spawn_blocking(move || s.service.devices.touch(&batch)).await;
+        if let Ok(Err(e)) = r {
+            tracing::warn!("could not record device use: {e}");
+        }
+    }
+}
+
+/// Publishes `expired` for requests as they expire: sleeps until the next expiry, or until a
+/// new request arrives. No timer runs when nothing is pending.
+async fn sweep_expired(shared: Arc<Shared>) {
+    let mut rx = shared.service.events().subscribe();
+    loop {
+        let s = shared.clone();
+        let next = tokio::task::spawn_blocking(move || s.service.sweep_expired())
+            .await
+            .ok()
+            .flatten();
+        let wait_new = async {
+            loop {
+                match rx.recv().await {
+                    Ok(Event::DevicePairRequested(_) | Event::PairingRequested(_)) => return,
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        std::future::pending::<()>().await
+                    }
+                }
+            }
+        };
+        match next {
+            Some(at) => {
+                let ms = (at - shared.service.now_ms()).max(0) as u64 + 50;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
+                    _ = wait_new => {}
+                }
+            }
+            None => wait_new.await,
+        }
+    }
+}

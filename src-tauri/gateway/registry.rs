@@ -1,0 +1,100 @@
+//! Live device connections by device id, so removing a device or rotating/revoking its token
+//! closes its sockets at once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+
+struct Entry {
+    conn_id: u64,
+    role: String,
+    kick: Arc<Notify>,
+}
+
+#[derive(Default, Clone)]
+pub struct Registry {
+    by_device: Arc<Mutex<HashMap<String, Vec<Entry>>>>,
+}
+
+/// Unregisters the connection when dropped.
+pub struct Registration {
+    registry: Registry,
+    device_id: String,
+    conn_id: u64,
+    pub kick: Arc<Notify>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.registry.by_device.lock() {
+            if let Some(v) = m.get_mut(&self.device_id) {
+                v.retain(|e| e.conn_id != self.conn_id);
+                if v.is_empty() {
+                    m.remove(&self.device_id);
+                }
+            }
+        }
+    }
+}
+
+impl Registry {
+    pub fn register(&self, device_id: &str, role: &str, conn_id: u64) -> Registration {
+        let kick = Arc::new(Notify::new());
+        if let Ok(mut m) = self.by_device.lock() {
+            m.entry(device_id.to_string()).or_default().push(Entry {
+                conn_id,
+                role: role.to_string(),
+                kick: kick.clone(),
+            });
+        }
+        Registration {
+            registry: self.clone(),
+            device_id: device_id.to_string(),
+            conn_id,
+            kick,
+        }
+    }
+
+    /// Closes the device's connections (of one role, or all). Returns how many.
+    pub fn kick(&self, device_id: &str, role: Option<&str>) -> usize {
+        let Ok(m) = self.by_device.lock() else {
+            return 0;
+        };
+        let Some(v) = m.get(device_id) else { return 0 };
+        let mut n = 0;
+        for e in v.iter().filter(|e| role.is_none_or(|r| r == e.role)) {
+            e.kick.notify_one();
+            n += 1;
+        }
+        n
+    }
+
+    pub fn connected(&self, device_id: &str) -> usize {
+        self.by_device
+            .lock()
+            .map(|m| m.get(device_id).map_or(0, Vec::len))
+            .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn kick_reaches_matching_connections_and_drop_unregisters() {
+        let r = Registry::default();
+        let a = r.register("d1", "node", 1);
+        let b = r.register("d1", "operator", 2);
+        assert_eq!(r.kick("d1", Some("node")), 1);
+        tokio::time::timeout(std::time::Duration::from_secs(1), a.kick.notified())
+            .await
+            .unwrap();
+        assert_eq!(r.kick("d1", None), 2);
+        drop(a);
+        drop(b);
+        assert_eq!(r.connected("d1"), 0);
+        assert_eq!(r.kick("d1", None), 0);
+    }
+}

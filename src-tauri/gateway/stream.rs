@@ -1,0 +1,79 @@
+//! A TCP stream that refuses to read more than a budget of bytes until it is lifted: how the
+//! gateway bounds what an unauthenticated client can make it buffer.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+pub struct LimitedStream {
+    inner: TcpStream,
+    /// Bytes still allowed; `None` once the client is authenticated.
+    budget: Option<usize>,
+}
+
+impl LimitedStream {
+    pub fn new(inner: TcpStream, budget: usize) -> Self {
+        LimitedStream {
+            inner,
+            budget: Some(budget),
+        }
+    }
+    pub fn set_budget(&mut self, budget: Option<usize>) {
+        self.budget = budget;
+    }
+    pub fn tcp(&self) -> &TcpStream {
+        &self.inner
+    }
+}
+
+/// The error a read returns once the pre-auth budget is spent.
+pub fn is_budget_error(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::InvalidData && e.to_string() == BUDGET_MSG
+}
+
+const BUDGET_MSG: &str = "pre-authentication size limit exceeded";
+
+impl AsyncRead for LimitedStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        match this.budget {
+            None => Pin::new(&mut this.inner).poll_read(cx, buf),
+            Some(0) => Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, BUDGET_MSG))),
+            Some(left) => {
+                let want = buf.remaining().min(left);
+                let mut limited = buf.take(want);
+                let r = Pin::new(&mut this.inner).poll_read(cx, &mut limited);
+                let n = limited.filled().len();
+                // SAFETY: `take` views the outer buffer's unfilled region; the inner read just
+                // initialised its first `n` bytes, so the outer buffer may count them as filled.
+                unsafe { buf.assume_init(n) };
+                buf.advance(n);
+                this.budget = Some(left - n);
+                r
+            }
+        }
+    }
+}
+
+impl AsyncWrite for LimitedStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, data)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}

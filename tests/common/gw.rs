@@ -1,0 +1,235 @@
+//! An in-process gateway on loopback for tests, and raw WebSocket helpers for speaking the
+//! protocol by hand (to send what a well-behaved client never would).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clawpair::client::{Auth, Client, ConnectOptions, Identity};
+use clawpair::clock::SystemClock;
+use clawpair::gateway::{Gateway, Limits, ShutdownHandle};
+use clawpair::service::Service;
+use clawpair::store::StatePaths;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub type Raw = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+pub struct TestGateway {
+    pub addr: SocketAddr,
+    pub url: String,
+    pub token: String,
+    pub service: Arc<Service>,
+    handle: ShutdownHandle,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestGateway {
+    pub async fn start(state: &std::path::Path) -> TestGateway {
+        Self::start_with(state, Limits::default(), |_| {}).await
+    }
+
+    /// Starts a gateway after editing its settings.
+    pub async fn start_with(
+        state: &std::path::Path,
+        limits: Limits,
+        edit: impl FnOnce(&mut clawpair::config::Settings),
+    ) -> TestGateway {
+        let (service, _) =
+            Service::open(StatePaths::new(state), Arc::new(SystemClock)).expect("open state");
+        service
+            .update_settings("test", |s| {
+                edit(s);
+                Ok(())
+            })
+            .expect("settings");
+        let service = Arc::new(service);
+        let gw = Gateway::bind(service.clone(), "127.0.0.1:0".parse().unwrap(), limits)
+            .await
+            .expect("bind");
+        let addr = gw.local_addr();
+        let handle = gw.shutdown_handle();
+        let task = tokio::spawn(gw.run());
+        let token = service.settings().gateway.auth.token.clone();
+        TestGateway {
+            addr,
+            url: format!("ws://{addr}/"),
+            token,
+            service,
+            handle,
+            task,
+        }
+    }
+
+    pub async fn stop(self) {
+        self.handle.shutdown();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
+
+    /// An operator connected with the admin token.
+    pub async fn operator(&self) -> Client {
+        Client::connect(
+            &ConnectOptions::operator(&self.url, &self.token, "test-operator"),
+            |_, _| {},
+        )
+        .await
+        .expect("operator connects")
+    }
+
+    /// A setup code for this gateway and its bootstrap token.
+    pub fn setup_token(&self) -> String {
+        let code = self
+            .service
+            .setup_create(Some(&self.url), None, "test")
+            .expect("setup code");
+        clawpair::pairing::setup::decode_setup_code(&code.setup_code)
+            .unwrap()
+            .bootstrap_token
+    }
+
+    pub fn phone(&self, id: &Identity, auth: Auth) -> ConnectOptions {
+        let mut o = ConnectOptions::node(&self.url, id.clone(), auth);
+        o.display_name = Some("Test Phone".into());
+        o.platform = "android".into();
+        o
+    }
+
+    /// Whether the gateway still answers a fresh operator.
+    pub async fn answers(&self) -> bool {
+        match tokio::time::timeout(
+            Duration::from_secs(5),
+            Client::connect(
+                &ConnectOptions::operator(&self.url, &self.token, "probe"),
+                |_, _| {},
+            ),
+        )
+        .await
+        {
+            Ok(Ok(mut c)) => c.call("pairing.list", json!({})).await.is_ok(),
+            _ => false,
+        }
+    }
+}
+
+/// Opens a raw socket and reads the challenge; returns the socket and the nonce.
+pub async fn raw(url: &str) -> (Raw, String) {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("upgrade");
+    let v = recv(&mut ws).await.expect("challenge");
+    assert_eq!(v["event"], "connect.challenge", "{v}");
+    let nonce = v["payload"]["nonce"].as_str().unwrap().to_string();
+    (ws, nonce)
+}
+
+pub async fn send(ws: &mut Raw, v: &Value) {
+    ws.send(Message::text(v.to_string())).await.expect("send");
+}
+
+pub async fn send_text(ws: &mut Raw, t: String) -> bool {
+    ws.send(Message::text(t)).await.is_ok()
+}
+
+/// The next JSON text frame, or `None` when the socket closed.
+pub async fn recv(ws: &mut Raw) -> Option<Value> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .ok()?
+        {
+            Some(Ok(Message::Text(t))) => return serde_json::from_str(t.as_str()).ok(),
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+            Some(Ok(_)) => continue,
+        }
+    }
+}
+
+/// Reads until the close frame and returns its code (`None` if the socket just dropped).
+pub async fn close_code(ws: &mut Raw) -> Option<u16> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(15), ws.next())
+            .await
+            .ok()?
+        {
+            Some(Ok(Message::Close(Some(f)))) => return Some(u16::from(f.code)),
+            Some(Ok(Message::Close(None))) | None | Some(Err(_)) => return None,
+            Some(Ok(_)) => continue,
+        }
+    }
+}
+
+/// A `connect` request as a phone with `id` would send it, signed for `nonce`.
+pub fn signed_connect(id: &Identity, nonce: &str, auth: Auth) -> Value {
+    let o = ConnectOptions::node("ws://unused/", id.clone(), auth);
+    json!({ "type": "req", "id": "c1", "method": "connect", "params": clawpair::client::connect_params(&o, nonce) })
+}
+
+/// A raw socket whose source address is `src` (any 127.x address works on Linux), so a test
+/// can be "another client IP" on loopback.
+pub async fn raw_from(src: &str, addr: SocketAddr) -> (Raw, String) {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(format!("{src}:0").parse().unwrap()).unwrap();
+    let tcp = sock.connect(addr).await.expect("tcp connect");
+    let (mut ws, _) =
+        tokio_tungstenite::client_async(format!("ws://{addr}/"), MaybeTlsStream::Plain(tcp))
+            .await
+            .expect("upgrade");
+    let v = recv(&mut ws).await.expect("challenge");
+    let nonce = v["payload"]["nonce"].as_str().unwrap().to_string();
+    (ws, nonce)
+}
+
+/// A connect signed with chosen `signedAt` and nonce (for the failure cases).
+pub fn connect_signed_at(
+    id: &Identity,
+    nonce_signed: &str,
+    nonce_sent: &str,
+    signed_at: i64,
+    auth_token: &str,
+) -> Value {
+    use clawpair::pairing::device::SignedFields;
+    let device_id = id.device_id();
+    let scopes: Vec<String> = vec![];
+    let fields = SignedFields {
+        device_id: &device_id,
+        client_id: "clawpair-node",
+        client_mode: "node",
+        role: "node",
+        scopes: &scopes,
+        signed_at,
+        token: auth_token,
+        nonce: nonce_signed,
+        platform: "linux",
+        device_family: "computer",
+    };
+    json!({ "type": "req", "id": "c1", "method": "connect", "params": {
+        "minProtocol": 3, "maxProtocol": 3,
+        "client": { "id": "clawpair-node", "version": "1", "platform": "linux", "mode": "node", "deviceFamily": "computer" },
+        "role": "node", "scopes": [], "auth": { "bootstrapToken": auth_token },
+        "device": { "id": device_id, "publicKey": id.public_key(), "signature": id.sign(&fields), "signedAt": signed_at, "nonce": nonce_sent }
+    }})
+}
+
+/// Runs the CLI binary (blocking work off the runtime) and returns its output.
+pub async fn cli(state: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let state = state.to_path_buf();
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_clawpair"))
+            .arg("--state-dir")
+            .arg(&state)
+            .args(&args)
+            .env_remove("OPENCLAW_STATE_DIR")
+            .output()
+            .expect("run clawpair")
+    })
+    .await
+    .unwrap()
+}
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

@@ -1,0 +1,297 @@
+//! The gateway under bad input: oversized and malformed frames, silent sockets, foreign
+//! origins, brute force. After each, it still answers its owner.
+
+mod common;
+
+use std::time::Duration;
+
+use clawpair::client::{Auth, Client, ClientError, ConnectOptions, Identity};
+use clawpair::gateway::Limits;
+use common::gw::{self, TestGateway};
+use common::State;
+use proptest::prelude::*;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn short_limits() -> Limits {
+    Limits {
+        handshake_timeout: Duration::from_millis(800),
+        ..Limits::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_preauth_frame_is_refused() {
+    let st = State::new();
+    let gw = TestGateway::start(st.path()).await;
+    let (mut raw, _) = gw::raw(&gw.url).await;
+    let big = format!(
+        "{{\"type\":\"req\",\"id\":\"1\",\"method\":\"connect\",\"params\":{{\"pad\":\"{}\"}}}}",
+        "x".repeat(100 * 1024)
+    );
+    let _ = gw::send_text(&mut raw, big).await;
+    let code = gw::close_code(&mut raw).await;
+    assert!(matches!(code, Some(1009) | None), "closed with {code:?}");
+    assert!(gw.answers().await);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_frame_that_is_not_connect_is_refused_with_1008() {
+    let st = State::new();
+    let gw = TestGateway::start(st.path()).await;
+    for frame in [
+        json!({ "type": "req", "id": "1", "method": "pairing.list", "params": {} }).to_string(),
+        "not json at all".to_string(),
+        "[1,2,3]".to_string(),
+        json!({ "type": "event", "event": "x" }).to_string(),
+    ] {
+        let (mut raw, _) = gw::raw(&gw.url).await;
+        gw::send_text(&mut raw, frame.clone()).await;
+        let res = gw::recv(&mut raw)
+            .await
+            .unwrap_or_else(|| panic!("no answer to {frame}"));
+        assert_eq!(res["ok"], false);
+        assert_eq!(res["error"]["code"], "INVALID_REQUEST");
+        assert_eq!(gw::close_code(&mut raw).await, Some(1008), "{frame}");
+    }
+    assert!(gw.answers().await);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_sockets_are_closed_at_the_deadline() {
+    let st = State::new();
+    let gw = TestGateway::start_with(st.path(), short_limits(), |_| {}).await;
+    // A TCP connection that never upgrades.
+    let mut tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
+        .await
+        .expect("closed by the deadline")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "the gateway said nothing and closed");
+    // A WebSocket that never sends connect.
+    let (mut raw, _) = gw::raw(&gw.url).await;
+    let started = std::time::Instant::now();
+    assert_eq!(gw::close_code(&mut raw).await, Some(1008));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // One that trickles the upgrade request byte by byte past the deadline.
+    let mut slow = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let req = b"GET / HTTP/1.1\r\nHost: x\r\n";
+    let mut closed = false;
+    for b in req.iter().cycle().take(200) {
+        if slow.write_all(&[*b]).await.is_err() {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if !closed {
+        let n = tokio::time::timeout(Duration::from_secs(5), slow.read(&mut buf))
+            .await
+            .expect("closed")
+            .unwrap_or(0);
+        assert_eq!(n, 0);
+    }
+    assert!(gw.answers().await);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_origin_is_refused_at_the_upgrade() {
+    let st = State::new();
+    let gw = TestGateway::start_with(st.path(), Limits::default(), |s| {
+        s.gateway.allowed_origins = vec!["tauri://localhost".into()]
+    })
+    .await;
+    let mut opts = ConnectOptions::operator(&gw.url, &gw.token, "browser");
+    opts.origin = Some("https://evil.example".into());
+    match Client::connect(&opts, |_, _| {}).await {
+        Err(ClientError::Connect { reason, .. }) => assert!(reason.contains("403"), "{reason}"),
+        Err(e) => panic!("unexpected: {e}"),
+        Ok(_) => panic!("a foreign origin got in"),
+    }
+    opts.origin = Some("tauri://localhost".into());
+    Client::connect(&opts, |_, _| {})
+        .await
+        .expect("allowed origin")
+        .close()
+        .await;
+    assert!(gw.answers().await);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brute_forced_tokens_hit_rate_limited_and_others_still_get_in() {
+    let st = State::new();
+    let gw = TestGateway::start_with(st.path(), Limits::default(), |s| {
+        s.gateway.rate_limit.exempt_loopback = false
+    })
+    .await;
+    for i in 0..10 {
+        let (mut raw, _) = gw::raw_from("127.0.0.2", gw.addr).await;
+        let req = json!({ "type": "req", "id": "c", "method": "connect", "params": {
+            "minProtocol": 3, "maxProtocol": 3, "client": { "id": "x", "mode": "cli" }, "role": "operator", "auth": { "token": format!("guess-{i}") } } });
+        gw::send(&mut raw, &req).await;
+        let res = gw::recv(&mut raw).await.unwrap();
+        assert_eq!(res["error"]["code"], "AUTH_FAILED", "attempt {i}: {res}");
+        assert_eq!(gw::close_code(&mut raw).await, Some(1008));
+    }
+    let (mut raw, _) = gw::raw_from("127.0.0.2", gw.addr).await;
+    let right = json!({ "type": "req", "id": "c", "method": "connect", "params": {
+        "minProtocol": 3, "maxProtocol": 3, "client": { "id": "x", "mode": "cli" }, "role": "operator", "auth": { "token": gw.token } } });
+    gw::send(&mut raw, &right).await;
+    let res = gw::recv(&mut raw).await.unwrap();
+    assert_eq!(
+        res["error"]["code"], "RATE_LIMITED",
+        "even the right token is refused during the lockout: {res}"
+    );
+    let retry = res["error"]["details"]["retryAfterMs"].as_u64().unwrap();
+    assert!(retry > 290_000 && retry <= 300_000, "{retry}");
+    assert!(gw.answers().await, "another address is not locked out");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_connections_are_capped_per_ip() {
+    let st = State::new();
+    let gw = TestGateway::start_with(st.path(), Limits::default(), |s| {
+        s.gateway.rate_limit.exempt_loopback = false
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..32 {
+        held.push(gw::raw_from("127.0.0.3", gw.addr).await.0);
+    }
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind("127.0.0.3:0".parse().unwrap()).unwrap();
+    let tcp = sock.connect(gw.addr).await.unwrap();
+    let r = tokio_tungstenite::client_async(format!("ws://{}/", gw.addr), tcp).await;
+    assert!(
+        r.is_err(),
+        "the 33rd unauthenticated connection from one IP is dropped"
+    );
+    drop(held);
+    assert!(gw.answers().await);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_frames_after_hello_get_an_error_and_a_close() {
+    let st = State::new();
+    let gw = TestGateway::start(st.path()).await;
+    let (mut raw, _) = gw::raw(&gw.url).await;
+    gw::send(&mut raw, &json!({ "type": "req", "id": "c", "method": "connect", "params": {
+        "minProtocol": 3, "maxProtocol": 3, "client": { "id": "x", "mode": "cli" }, "role": "operator", "auth": { "token": gw.token } } })).await;
+    assert_eq!(
+        gw::recv(&mut raw).await.unwrap()["payload"]["type"],
+        "hello-ok"
+    );
+    gw::send(
+        &mut raw,
+        &json!({ "type": "req", "id": "2", "method": "pairing.approve", "params": { "code": [] } }),
+    )
+    .await;
+    let res = gw::recv(&mut raw).await.unwrap();
+    assert_eq!(
+        res["error"]["code"], "INVALID_REQUEST",
+        "wrong types: an error, connection kept"
+    );
+    gw::send_text(&mut raw, "{\"type\":\"req\"".into()).await;
+    let res = gw::recv(&mut raw).await.unwrap();
+    assert_eq!(res["ok"], false);
+    assert_eq!(gw::close_code(&mut raw).await, Some(1008));
+    assert!(gw.answers().await);
+    gw.stop().await;
+}
+
+fn arb_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
+        ".{0,40}".prop_map(Value::from),
+        Just(Value::from("x".repeat(5000))),
+        Just(Value::from(u64::MAX)),
+    ];
+    leaf.prop_recursive(3, 24, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+            prop::collection::btree_map(
+                prop_oneof![
+                    Just("minProtocol".to_string()),
+                    Just("maxProtocol".into()),
+                    Just("client".into()),
+                    Just("role".into()),
+                    Just("scopes".into()),
+                    Just("auth".into()),
+                    Just("device".into()),
+                    Just("id".into()),
+                    Just("token".into()),
+                    Just("waitForApproval".into()),
+                    ".{0,8}".prop_map(String::from)
+                ],
+                inner,
+                0..8
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #[test]
+    fn garbage_connect_params_get_an_error_never_a_crash(params in arb_json(), wrap in any::<bool>()) {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(async {
+            let st = State::new();
+            let gw = TestGateway::start(st.path()).await;
+            let (mut raw, _) = gw::raw(&gw.url).await;
+            let frame = if wrap { json!({ "type": "req", "id": "1", "method": "connect", "params": params }) } else { params };
+            gw::send(&mut raw, &frame).await;
+            let res = gw::recv(&mut raw).await.expect("an answer");
+            prop_assert_eq!(&res["ok"], &Value::Bool(false));
+            prop_assert_eq!(gw::close_code(&mut raw).await, Some(1008));
+            prop_assert!(gw.answers().await);
+            gw.stop().await;
+            Ok(())
+        })?;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrongly_typed_known_fields_are_refused() {
+    let st = State::new();
+    let gw = TestGateway::start(st.path()).await;
+    let phone = Identity::generate();
+    let mutations: Vec<(&str, Value)> = vec![
+        ("/params/minProtocol", json!("3")),
+        ("/params/maxProtocol", json!(-1)),
+        ("/params/client", json!("client")),
+        ("/params/role", json!("admin")),
+        ("/params/scopes", json!("operator.read")),
+        ("/params/device/signedAt", json!("now")),
+        ("/params/device/publicKey", json!(12)),
+        ("/params/auth", json!([])),
+        ("/params/scopes", json!(vec!["x"; 64])),
+    ];
+    for (ptr, val) in mutations {
+        let (mut raw, nonce) = gw::raw(&gw.url).await;
+        let mut frame = gw::signed_connect(&phone, &nonce, Auth::BootstrapToken("t".into()));
+        *frame.pointer_mut(ptr).unwrap() = val.clone();
+        gw::send(&mut raw, &frame).await;
+        let res = gw::recv(&mut raw).await.unwrap();
+        assert_eq!(
+            res["error"]["code"], "INVALID_REQUEST",
+            "{ptr} = {val}: {res}"
+        );
+        assert_eq!(gw::close_code(&mut raw).await, Some(1008));
+    }
+    assert!(gw.answers().await);
+    gw.stop().await;
+}
