@@ -10,3 +10,4 @@ cp 256x256.png 128x128@2x.png
 cp 512x512.png icon.png
 rsvg-convert -w 64 -h 64 icon.svg -o tray.png
 rsvg-convert -w 64 -h 64 tray-pending.svg -o tray-pending.png
+cp 128x128.png ../ui/icon.png

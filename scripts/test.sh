@@ -12,6 +12,9 @@ echo "==> cargo clippy (all targets, -D warnings)"
 cargo clippy --all-targets -- -D warnings
 echo "==> core and CLI without the GUI: build and lints"
 cargo clippy --no-default-features --all-targets -- -D warnings
-echo "==> tests"
-cargo test --all-targets
+echo "==> tests (unit, integration, CLI, gateway; window commands on the mock runtime)"
+cargo test --all-targets --features mock-runtime
+echo "==> desktop app end to end (Xvfb, a private D-Bus session, tauri-driver + WebKitWebDriver)"
+dbus-run-session -- env NO_AT_BRIDGE=1 xvfb-run -a -s "-screen 0 1280x1024x24" \
+  cargo test --features mock-runtime --test gui_e2e -- --ignored
 echo "==> all tests passed"

@@ -4,7 +4,34 @@
 fn main() {
     #[cfg(feature = "gui")]
     {
-        let commands: &[&str] = &["app_info"];
+        // Every command the window may call; capabilities/main.json grants them to it.
+        let commands: &[&str] = &[
+            "app_info",
+            "app_status",
+            "list_requests",
+            "approve_dm",
+            "reject_dm",
+            "approve_device",
+            "reject_device",
+            "list_allowlist",
+            "allow_add",
+            "allow_remove",
+            "list_devices",
+            "device_remove",
+            "device_clear",
+            "token_rotate",
+            "token_revoke",
+            "setup_create",
+            "setup_cleanup",
+            "audit_tail",
+            "get_settings",
+            "save_settings",
+            "set_paused",
+            "set_autostart",
+            "expose_on_lan",
+            "dismiss_guide",
+            "show_guide",
+        ];
         let attrs = tauri_build::Attributes::new()
             .app_manifest(tauri_build::AppManifest::new().commands(commands));
         if let Err(err) = tauri_build::try_build(attrs) {

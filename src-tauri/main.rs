@@ -15,10 +15,14 @@ fn main() -> ExitCode {
 
 #[cfg(feature = "gui")]
 fn start_app(cli: clawpair::cli::Cli) -> ExitCode {
-    match clawpair::app::run() {
+    let args = clawpair::app::AppArgs {
+        state_dir: cli.state_dir,
+        hidden: cli.hidden,
+        show: cli.show,
+    };
+    match clawpair::app::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let _ = cli;
             eprintln!("error: {e}");
             ExitCode::from(1)
         }

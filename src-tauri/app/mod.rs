@@ -1,24 +1,214 @@
-//! The desktop tray app (feature `gui`): the only place that touches Tauri.
+//! The desktop tray app (feature `gui`): the only place that touches Tauri. It runs the gateway
+//! inside its own process (one tokio runtime shared with Tauri), forwards the core's events to
+//! the window and to notifications, and offers every decision one click away.
 
-#[tauri::command]
-fn app_info() -> String {
-    env!("CARGO_PKG_VERSION").to_string()
+pub mod autostart;
+pub mod commands;
+pub mod gateway_ctl;
+pub mod notify;
+pub mod tray;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::json;
+use tauri::{AppHandle, Emitter, Manager, Runtime, WebviewWindowBuilder};
+
+use crate::clock::SystemClock;
+use crate::events::Event;
+use crate::service::Service;
+use crate::store::StatePaths;
+
+pub use gateway_ctl::GatewayCtl;
+
+/// How the app was started.
+#[derive(Debug, Clone, Default)]
+pub struct AppArgs {
+    pub state_dir: Option<PathBuf>,
+    /// Tray only.
+    pub hidden: bool,
+    /// Open the window at start (tests drive it through WebDriver, which needs the first webview).
+    pub show: bool,
 }
 
-pub fn run() -> Result<(), String> {
-    tauri::Builder::default()
-        .invoke_handler(tauri::generate_handler![app_info])
-        .setup(|app| {
-            let conf = app
-                .config()
-                .app
-                .windows
-                .first()
-                .cloned()
-                .ok_or("no window in config")?;
-            tauri::WebviewWindowBuilder::from_config(app.handle(), &conf)?.build()?;
+/// What the window's commands work with.
+pub struct AppState {
+    pub service: Arc<Service>,
+    pub gateway: Arc<GatewayCtl>,
+    /// The settings file did not exist before this run: the window opens on the guide.
+    pub first_run: bool,
+    pub notifier: Arc<notify::NotifyStatus>,
+}
+
+/// The window's label (from `tauri.conf.json`).
+pub const MAIN_WINDOW: &str = "main";
+/// The one event name the window listens to; the payload says which core event it was.
+pub const UI_EVENT: &str = "clawpair://event";
+
+/// Shows the main window (creating it from the config on first use) and focuses it; with
+/// `section`, tells the page which view to open.
+pub fn show_window<R: Runtime>(app: &AppHandle<R>, section: Option<&str>) {
+    let window = match app.get_webview_window(MAIN_WINDOW) {
+        Some(w) => Some(w),
+        None => app
+            .config()
+            .app
+            .windows
+            .iter()
+            .find(|w| w.label == MAIN_WINDOW)
+            .and_then(|conf| WebviewWindowBuilder::from_config(app, conf).ok())
+            .and_then(|b| b.build().ok()),
+    };
+    if let Some(w) = window {
+        let _ = w.show();
+        let _ = w.unminimize();
+        let _ = w.set_focus();
+        if let Some(s) = section {
+            let _ = app.emit_to(MAIN_WINDOW, "clawpair://navigate", s);
+        }
+    }
+}
+
+/// Forwards every core event to the window (no polling anywhere).
+pub fn forward_events<R: Runtime>(app: AppHandle<R>, service: Arc<Service>) {
+    let mut rx = service.events().subscribe();
+    tauri::async_runtime::spawn(async move {
+        loop {
+            match rx.recv().await {
+                Ok(e) => {
+                    let _ = app.emit(
+                        UI_EVENT,
+                        json!({ "event": e.name(), "payload": e.payload() }),
+                    );
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    let _ = app.emit(
+                        UI_EVENT,
+                        json!({ "event": "events.dropped", "payload": {} }),
+                    );
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+}
+
+/// Registers the app's commands and state on any runtime (the real one or Tauri's mock).
+pub fn build_app<R: Runtime>(builder: tauri::Builder<R>, state: AppState) -> tauri::Builder<R> {
+    builder
+        .manage(state)
+        .invoke_handler(tauri::generate_handler![
+            commands::app_info,
+            commands::app_status,
+            commands::list_requests,
+            commands::approve_dm,
+            commands::reject_dm,
+            commands::approve_device,
+            commands::reject_device,
+            commands::list_allowlist,
+            commands::allow_add,
+            commands::allow_remove,
+            commands::list_devices,
+            commands::device_remove,
+            commands::device_clear,
+            commands::token_rotate,
+            commands::token_revoke,
+            commands::setup_create,
+            commands::setup_cleanup,
+            commands::audit_tail,
+            commands::get_settings,
+            commands::save_settings,
+            commands::set_paused,
+            commands::set_autostart,
+            commands::expose_on_lan,
+            commands::dismiss_guide,
+            commands::show_guide,
+        ])
+}
+
+/// Opens the state directory and prepares the core, before any window exists.
+pub fn open_state(args: &AppArgs) -> Result<(Arc<Service>, bool), String> {
+    let dir = crate::config::resolve_state_dir(args.state_dir.as_deref())?;
+    let (service, first_run) =
+        Service::open(StatePaths::new(dir), Arc::new(SystemClock)).map_err(|e| e.to_string())?;
+    Ok((Arc::new(service), first_run))
+}
+
+/// Starts the tray app and runs until Quit.
+pub fn run(args: AppArgs) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    tauri::async_runtime::set(rt.handle().clone());
+    let (service, first_run) = open_state(&args)?;
+    let gateway = Arc::new(GatewayCtl::new(service.clone()));
+    let notifier = Arc::new(notify::NotifyStatus::default());
+    let state = AppState {
+        service: service.clone(),
+        gateway: gateway.clone(),
+        first_run,
+        notifier: notifier.clone(),
+    };
+    let open_at_start = !args.hidden;
+    let builder =
+        tauri::Builder::default().plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
+            // A second launch only brings the running instance forward.
+            show_window(app, None);
+        }));
+    let app = build_app(builder, state)
+        .setup(move |app| {
+            let handle = app.handle().clone();
+            forward_events(handle.clone(), service.clone());
+            tray::install(&handle, service.clone(), gateway.clone())?;
+            notify::spawn(handle.clone(), service.clone(), notifier.clone());
+            let g = gateway.clone();
+            tauri::async_runtime::spawn(async move { g.start_from_settings().await });
+            if open_at_start {
+                show_window(&handle, None);
+            }
             Ok(())
         })
-        .run(tauri::generate_context!())
-        .map_err(|e| e.to_string())
+        .on_window_event(|window, event| {
+            // Closing the window hides it; the app lives on in the tray.
+            if let tauri::WindowEvent::CloseRequested { api, .. } = event {
+                api.prevent_close();
+                let _ = window.hide();
+            }
+        })
+        .build(tauri::generate_context!())
+        .map_err(|e| format!("cannot start the desktop app: {e}"))?;
+    app.run(move |handle, event| match event {
+        tauri::RunEvent::ExitRequested {
+            code: None, api, ..
+        } => api.prevent_exit(),
+        tauri::RunEvent::Exit => {
+            if let Some(state) = handle.try_state::<AppState>() {
+                let g = state.gateway.clone();
+                tauri::async_runtime::block_on(async move { g.stop().await });
+            }
+        }
+        _ => {}
+    });
+    drop(rt);
+    Ok(())
+}
+
+/// Counts what waits for the owner, for the tray and the window title.
+pub fn pending_count(service: &Service) -> usize {
+    let dm = service.dm_list(None).map(|v| v.len()).unwrap_or(0);
+    let dev = service.device_list().map(|d| d.pending.len()).unwrap_or(0);
+    dm + dev
+}
+
+/// Whether an event can change what is pending.
+pub fn changes_pending(e: &Event) -> bool {
+    matches!(
+        e,
+        Event::PairingRequested(_)
+            | Event::PairingResolved { .. }
+            | Event::DevicePairRequested(_)
+            | Event::DevicePairResolved { .. }
+            | Event::SettingsChanged {}
+    )
 }

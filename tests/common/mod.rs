@@ -107,3 +107,7 @@ pub fn mode(p: &Path) -> u32 {
 }
 
 pub mod gw;
+#[cfg(feature = "gui")]
+pub mod notifyd;
+#[cfg(feature = "gui")]
+pub mod webdriver;

@@ -1,0 +1,615 @@
+//! The window's commands: thin adapters over the core. Each turns its arguments into a
+//! protocol method (the same [`rpc::call`] the gateway and the CLI use, audited as `window`)
+//! or a settings change, and returns JSON or a one-line error.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tauri::State;
+
+use super::AppState;
+use crate::pairing::dm::DmPolicy;
+use crate::rpc::{self, Caller, RpcError};
+
+/// An error as the window shows it.
+#[derive(Debug, Serialize)]
+pub struct CmdError {
+    pub code: String,
+    pub message: String,
+}
+
+impl From<RpcError> for CmdError {
+    fn from(e: RpcError) -> Self {
+        CmdError {
+            code: e.code,
+            message: e.message,
+        }
+    }
+}
+
+impl From<String> for CmdError {
+    fn from(message: String) -> Self {
+        CmdError {
+            code: "INVALID_REQUEST".into(),
+            message,
+        }
+    }
+}
+
+type CmdResult = Result<Value, CmdError>;
+
+fn call(state: &AppState, method: &str, params: Value) -> CmdResult {
+    let caller = Caller::owner("window", state.gateway.listening());
+    Ok(rpc::call(&state.service, &caller, method, params)?)
+}
+
+#[tauri::command]
+pub fn app_info() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
+}
+
+/// Everything the header and the tray-like status line show.
+#[tauri::command]
+pub fn app_status(state: State<'_, AppState>) -> CmdResult {
+    let s = state.service.settings();
+    Ok(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "stateDir": state.service.paths().root().display().to_string(),
+        "gateway": state.gateway.status(),
+        "paused": s.ui.paused,
+        "notifications": state.notifier.snapshot(),
+        "startAtLogin": super::autostart::is_enabled(),
+        "showGuide": s.ui.show_guide,
+        "pending": super::pending_count(&state.service),
+    }))
+}
+
+#[tauri::command]
+pub fn list_requests(state: State<'_, AppState>) -> CmdResult {
+    let dm = call(&state, "pairing.list", json!({}))?;
+    let devices = call(&state, "device.pair.list", json!({}))?;
+    Ok(
+        json!({ "dm": dm["requests"], "devices": devices["pending"], "now": state.service.now_ms() }),
+    )
+}
+
+#[tauri::command]
+pub fn approve_dm(
+    state: State<'_, AppState>,
+    channel: String,
+    code: String,
+    notify: Option<bool>,
+) -> CmdResult {
+    call(
+        &state,
+        "pairing.approve",
+        json!({ "channel": channel, "code": code, "notify": notify.unwrap_or(false) }),
+    )
+}
+
+#[tauri::command]
+pub fn reject_dm(state: State<'_, AppState>, channel: String, code: String) -> CmdResult {
+    call(
+        &state,
+        "pairing.reject",
+        json!({ "channel": channel, "code": code }),
+    )
+}
+
+#[tauri::command]
+pub fn approve_device(state: State<'_, AppState>, request_id: String) -> CmdResult {
+    call(
+        &state,
+        "device.pair.approve",
+        json!({ "requestId": request_id }),
+    )
+}
+
+#[tauri::command]
+pub fn reject_device(state: State<'_, AppState>, request_id: String) -> CmdResult {
+    call(
+        &state,
+        "device.pair.reject",
+        json!({ "requestId": request_id }),
+    )
+}
+
+#[tauri::command]
+pub fn list_allowlist(state: State<'_, AppState>) -> CmdResult {
+    call(&state, "allowlist.list", json!({}))
+}
+
+#[tauri::command]
+pub fn allow_add(
+    state: State<'_, AppState>,
+    channel: String,
+    sender_id: String,
+    account_id: Option<String>,
+) -> CmdResult {
+    call(
+        &state,
+        "allowlist.add",
+        json!({ "channel": channel, "senderId": sender_id.trim(), "accountId": account_id }),
+    )
+}
+
+#[tauri::command]
+pub fn allow_remove(
+    state: State<'_, AppState>,
+    channel: String,
+    sender_id: String,
+    account_id: Option<String>,
+) -> CmdResult {
+    call(
+        &state,
+        "allowlist.remove",
+        json!({ "channel": channel, "senderId": sender_id, "accountId": account_id }),
+    )
+}
+
+#[tauri::command]
+pub fn list_devices(state: State<'_, AppState>) -> CmdResult {
+    let v = call(&state, "device.pair.list", json!({}))?;
+    Ok(json!({ "paired": v["paired"], "now": state.service.now_ms() }))
+}
+
+#[tauri::command]
+pub fn device_remove(state: State<'_, AppState>, device_id: String) -> CmdResult {
+    call(
+        &state,
+        "device.pair.remove",
+        json!({ "deviceId": device_id }),
+    )
+}
+
+#[tauri::command]
+pub fn device_clear(state: State<'_, AppState>) -> CmdResult {
+    call(&state, "device.pair.clear", json!({ "pending": false }))
+}
+
+#[tauri::command]
+pub fn token_rotate(state: State<'_, AppState>, device_id: String, role: String) -> CmdResult {
+    call(
+        &state,
+        "device.token.rotate",
+        json!({ "deviceId": device_id, "role": role }),
+    )
+}
+
+#[tauri::command]
+pub fn token_revoke(state: State<'_, AppState>, device_id: String, role: String) -> CmdResult {
+    call(
+        &state,
+        "device.token.revoke",
+        json!({ "deviceId": device_id, "role": role }),
+    )
+}
+
+/// A new setup code with its QR (SVG); or, when the gateway is only on loopback, the reason
+/// and the fixes the window offers.
+#[tauri::command]
+pub fn setup_create(state: State<'_, AppState>, url: Option<String>) -> CmdResult {
+    let url = url.filter(|u| !u.trim().is_empty());
+    match call(&state, "device.setup.create", json!({ "url": url })) {
+        Ok(mut v) => {
+            let code = v["setupCode"].as_str().unwrap_or_default().to_string();
+            let svg = crate::qr::svg(&code).map_err(|e| CmdError::from(e.to_string()))?;
+            v["qrSvg"] = svg.into();
+            v["now"] = state.service.now_ms().into();
+            Ok(v)
+        }
+        Err(e) => {
+            let loopback = state
+                .gateway
+                .listening()
+                .is_some_and(|a| a.ip().is_loopback())
+                || (state.gateway.listening().is_none()
+                    && state.service.settings().gateway.bind.starts_with("127."));
+            Ok(json!({ "error": e.message, "loopbackOnly": loopback && url.is_none() }))
+        }
+    }
+}
+
+#[tauri::command]
+pub fn setup_cleanup(state: State<'_, AppState>) -> CmdResult {
+    call(&state, "device.setup.cleanup", json!({}))
+}
+
+#[tauri::command]
+pub fn audit_tail(state: State<'_, AppState>, limit: Option<usize>) -> CmdResult {
+    call(
+        &state,
+        "audit.tail",
+        json!({ "limit": limit.unwrap_or(200) }),
+    )
+}
+
+/// Settings as the window edits them; secrets are never sent, only whether they are set.
+#[tauri::command]
+pub fn get_settings(state: State<'_, AppState>) -> CmdResult {
+    let s = state.service.settings();
+    let tg = s.channel("telegram");
+    let channels: Vec<Value> = s
+        .channels
+        .iter()
+        .map(|(name, c)| json!({ "name": name, "dmPolicy": c.dm_policy.unwrap_or_default().as_str(), "allowFrom": c.allow_from, "owners": c.owners }))
+        .collect();
+    Ok(json!({
+        "bind": s.gateway.bind,
+        "port": s.gateway.port,
+        "publicUrl": s.gateway.public_url,
+        "pairingTtlMinutes": s.pairing.ttl_minutes,
+        "pairingMaxPending": s.pairing.max_pending,
+        "devicePendingTtlMinutes": s.devices.pending_ttl_minutes,
+        "setupCodeTtlMinutes": s.devices.setup_code_ttl_minutes,
+        "channels": channels,
+        "telegram": {
+            "enabled": tg.and_then(|c| c.enabled).unwrap_or(false),
+            "botTokenSet": tg.and_then(|c| c.bot_token.as_ref()).is_some_and(|t| !t.is_empty()),
+            "owners": tg.map(|c| c.owners.clone()).unwrap_or_default(),
+        },
+        "notifications": s.ui.notifications,
+        "startAtLogin": super::autostart::is_enabled(),
+    }))
+}
+
+/// The fields the Settings page may change; absent fields are left alone.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SettingsPatch {
+    pub bind: Option<String>,
+    pub port: Option<u16>,
+    pub public_url: Option<String>,
+    pub pairing_ttl_minutes: Option<u64>,
+    pub pairing_max_pending: Option<usize>,
+    pub device_pending_ttl_minutes: Option<u64>,
+    pub setup_code_ttl_minutes: Option<u64>,
+    /// channel → policy
+    pub dm_policies: Option<std::collections::BTreeMap<String, DmPolicy>>,
+    pub telegram_enabled: Option<bool>,
+    /// A new bot token; empty leaves the stored one alone.
+    pub telegram_bot_token: Option<String>,
+    pub telegram_owners: Option<Vec<String>>,
+    pub notifications: Option<bool>,
+}
+
+/// Saves settings under the file's lock; invalid values are refused with the reason and
+/// nothing is written. A changed address restarts the gateway.
+#[tauri::command]
+pub async fn save_settings(state: State<'_, AppState>, patch: SettingsPatch) -> CmdResult {
+    let before = super::gateway_ctl::settings_addr(&state.service).ok();
+    if let Some(b) = &patch.bind {
+        b.trim().parse::<std::net::IpAddr>().map_err(|_| {
+            CmdError::from(format!(
+                "{b:?} is not an IP address (e.g. 127.0.0.1 or 0.0.0.0)"
+            ))
+        })?;
+    }
+    state
+        .service
+        .update_settings("window", |s| {
+            if let Some(b) = &patch.bind {
+                s.gateway.bind = b.trim().to_string();
+            }
+            if let Some(p) = patch.port {
+                s.gateway.port = p;
+            }
+            if let Some(u) = &patch.public_url {
+                s.gateway.public_url = Some(u.trim().to_string()).filter(|u| !u.is_empty());
+            }
+            if let Some(v) = patch.pairing_ttl_minutes {
+                s.pairing.ttl_minutes = v;
+            }
+            if let Some(v) = patch.pairing_max_pending {
+                s.pairing.max_pending = v;
+            }
+            if let Some(v) = patch.device_pending_ttl_minutes {
+                s.devices.pending_ttl_minutes = v;
+            }
+            if let Some(v) = patch.setup_code_ttl_minutes {
+                s.devices.setup_code_ttl_minutes = v;
+            }
+            if let Some(p) = &patch.dm_policies {
+                for (ch, pol) in p {
+                    s.channels.entry(ch.clone()).or_default().dm_policy = Some(*pol);
+                }
+            }
+            if patch.telegram_enabled.is_some()
+                || patch.telegram_bot_token.is_some()
+                || patch.telegram_owners.is_some()
+            {
+                let tg = s.channels.entry("telegram".into()).or_default();
+                if let Some(e) = patch.telegram_enabled {
+                    tg.enabled = Some(e);
+                }
+                if let Some(t) = patch
+                    .telegram_bot_token
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                {
+                    tg.bot_token = Some(t.to_string());
+                }
+                if let Some(o) = &patch.telegram_owners {
+                    tg.owners = o
+                        .iter()
+                        .map(|x| x.trim().to_string())
+                        .filter(|x| !x.is_empty())
+                        .collect();
+                }
+            }
+            if let Some(n) = patch.notifications {
+                s.ui.notifications = n;
+            }
+            Ok(())
+        })
+        .map_err(|e| CmdError::from(RpcError::from(e)))?;
+    let after = super::gateway_ctl::settings_addr(&state.service).ok();
+    if before != after {
+        state.gateway.start_from_settings().await;
+    }
+    get_settings(state)
+}
+
+#[tauri::command]
+pub fn set_paused(state: State<'_, AppState>, paused: bool) -> CmdResult {
+    state
+        .service
+        .update_settings("window", |s| {
+            s.ui.paused = paused;
+            Ok(())
+        })
+        .map_err(|e| CmdError::from(RpcError::from(e)))?;
+    Ok(json!({ "paused": paused }))
+}
+
+#[tauri::command]
+pub fn set_autostart(state: State<'_, AppState>, enabled: bool) -> CmdResult {
+    super::autostart::set_enabled(enabled)?;
+    state
+        .service
+        .update_settings("window", |s| {
+            s.ui.start_at_login = enabled;
+            Ok(())
+        })
+        .map_err(|e| CmdError::from(RpcError::from(e)))?;
+    Ok(json!({ "startAtLogin": super::autostart::is_enabled() }))
+}
+
+/// The one-click fix for a loopback-only gateway: listen on every interface (same port).
+#[tauri::command]
+pub async fn expose_on_lan(state: State<'_, AppState>) -> CmdResult {
+    state
+        .service
+        .update_settings("window", |s| {
+            s.gateway.bind = "0.0.0.0".into();
+            Ok(())
+        })
+        .map_err(|e| CmdError::from(RpcError::from(e)))?;
+    state.gateway.start_from_settings().await;
+    Ok(json!({ "gateway": state.gateway.status() }))
+}
+
+#[tauri::command]
+pub fn dismiss_guide(state: State<'_, AppState>) -> CmdResult {
+    set_guide(&state, false)
+}
+
+#[tauri::command]
+pub fn show_guide(state: State<'_, AppState>) -> CmdResult {
+    set_guide(&state, true)
+}
+
+fn set_guide(state: &AppState, on: bool) -> CmdResult {
+    state
+        .service
+        .update_settings("window", |s| {
+            s.ui.show_guide = on;
+            Ok(())
+        })
+        .map_err(|e| CmdError::from(RpcError::from(e)))?;
+    Ok(json!({ "showGuide": on }))
+}
+
+#[cfg(all(test, feature = "mock-runtime"))]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::{json, Value};
+    use tauri::ipc::{CallbackFn, InvokeBody};
+    use tauri::test::{
+        get_ipc_response, mock_builder, mock_context, noop_assets, MockRuntime, INVOKE_KEY,
+    };
+    use tauri::webview::InvokeRequest;
+    use tauri::{App, WebviewWindow};
+
+    use crate::app::{build_app, notify::NotifyStatus, AppState, GatewayCtl};
+    use crate::clock::SystemClock;
+    use crate::service::{DeviceAsk, InboundDm, Service};
+    use crate::store::StatePaths;
+
+    fn app() -> (
+        tempfile::TempDir,
+        Arc<Service>,
+        App<MockRuntime>,
+        WebviewWindow<MockRuntime>,
+    ) {
+        let tmp = tempfile::tempdir().unwrap();
+        let (service, _) = Service::open(
+            StatePaths::new(tmp.path().join("state")),
+            Arc::new(SystemClock),
+        )
+        .unwrap();
+        let service = Arc::new(service);
+        let state = AppState {
+            service: service.clone(),
+            gateway: Arc::new(GatewayCtl::new(service.clone())),
+            first_run: false,
+            notifier: Arc::new(NotifyStatus::default()),
+        };
+        let app = build_app(mock_builder(), state)
+            .build(mock_context(noop_assets()))
+            .unwrap();
+        let w = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
+            .build()
+            .unwrap();
+        (tmp, service, app, w)
+    }
+
+    fn invoke(w: &WebviewWindow<MockRuntime>, cmd: &str, body: Value) -> Result<Value, Value> {
+        get_ipc_response(
+            w,
+            InvokeRequest {
+                cmd: cmd.into(),
+                callback: CallbackFn(0),
+                error: CallbackFn(1),
+                url: "tauri://localhost".parse().unwrap(),
+                body: InvokeBody::Json(body),
+                headers: Default::default(),
+                invoke_key: INVOKE_KEY.to_string(),
+            },
+        )
+        .map(|b| b.deserialize::<Value>().unwrap())
+    }
+
+    fn dm(service: &Service, sender: &str) -> String {
+        let d = service
+            .dm_inbound(&InboundDm {
+                channel: "telegram".into(),
+                sender: sender.into(),
+                ..Default::default()
+            })
+            .unwrap();
+        match d {
+            crate::pairing::dm::Decision::Challenge { code, .. } => code,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn window_lists_and_approves_a_dm_request() {
+        let (_tmp, service, _app, w) = app();
+        let code = dm(&service, "77");
+        let list = invoke(&w, "list_requests", json!({})).unwrap();
+        assert_eq!(list["dm"][0]["code"], code.as_str());
+        let r = invoke(
+            &w,
+            "approve_dm",
+            json!({ "channel": "telegram", "code": code, "notify": true }),
+        )
+        .unwrap();
+        assert_eq!(r["senderId"], "77");
+        assert!(service.dm.is_allowed("telegram", "default", "77").unwrap());
+        let audit = service.audit_tail(5).unwrap();
+        assert!(audit
+            .iter()
+            .any(|e| e.action == "dm.approved" && e.via == "window"));
+        let e = invoke(
+            &w,
+            "approve_dm",
+            json!({ "channel": "telegram", "code": code }),
+        )
+        .unwrap_err();
+        assert_eq!(e["code"], "NOT_FOUND", "{e}");
+    }
+
+    #[test]
+    fn window_rejects_a_device_request() {
+        let (_tmp, service, _app, w) = app();
+        let ask = DeviceAsk {
+            device_id: "d1".into(),
+            public_key: "pk".into(),
+            fingerprint: "AAAA-BBBB".into(),
+            role: "node".into(),
+            reason: "not-paired".into(),
+            ..Default::default()
+        };
+        let (rec, _) = service.device_request(ask).unwrap();
+        let list = invoke(&w, "list_requests", json!({})).unwrap();
+        assert_eq!(list["devices"][0]["fingerprint"], "AAAA-BBBB");
+        invoke(
+            &w,
+            "reject_device",
+            json!({ "requestId": rec.request.request_id }),
+        )
+        .unwrap();
+        assert!(service.device_list().unwrap().pending.is_empty());
+    }
+
+    #[test]
+    fn invalid_settings_are_refused_and_nothing_is_written() {
+        let (_tmp, service, _app, w) = app();
+        let before = std::fs::read(service.paths().settings()).unwrap();
+        let e = invoke(
+            &w,
+            "save_settings",
+            json!({ "patch": { "pairingMaxPending": 0 } }),
+        )
+        .unwrap_err();
+        assert!(e["message"].as_str().unwrap().contains("maxPending"), "{e}");
+        let e = invoke(
+            &w,
+            "save_settings",
+            json!({ "patch": { "bind": "not an ip" } }),
+        )
+        .unwrap_err();
+        assert!(e["message"].as_str().unwrap().contains("not an IP"), "{e}");
+        let e = invoke(
+            &w,
+            "save_settings",
+            json!({ "patch": { "publicUrl": "ws://8.8.8.8/" } }),
+        )
+        .unwrap_err();
+        assert!(e["message"].as_str().unwrap().contains("wss://"), "{e}");
+        assert_eq!(std::fs::read(service.paths().settings()).unwrap(), before);
+        let ok = invoke(
+            &w,
+            "save_settings",
+            json!({ "patch": { "pairingTtlMinutes": 30, "telegramBotToken": "123:secret" } }),
+        )
+        .unwrap();
+        assert_eq!(ok["pairingTtlMinutes"], 30);
+        assert_eq!(ok["telegram"]["botTokenSet"], true);
+        assert!(
+            !ok.to_string().contains("123:secret"),
+            "the bot token never goes back to the window"
+        );
+        let settings = invoke(&w, "get_settings", json!({})).unwrap().to_string();
+        assert!(
+            !settings.contains(&service.settings().gateway.auth.token),
+            "the admin token never goes to the window"
+        );
+    }
+
+    #[test]
+    fn loopback_gateway_gets_an_explanation_instead_of_a_code() {
+        let (_tmp, _service, _app, w) = app();
+        let r = invoke(&w, "setup_create", json!({})).unwrap();
+        assert_eq!(r["loopbackOnly"], true);
+        assert!(r["error"].as_str().unwrap().contains("127.0.0.1"));
+        let r = invoke(
+            &w,
+            "setup_create",
+            json!({ "url": "ws://192.168.1.9:18789/" }),
+        )
+        .unwrap();
+        assert!(r["qrSvg"].as_str().unwrap().contains("<svg"));
+        assert!(r["setupCode"].as_str().is_some());
+    }
+
+    #[test]
+    fn tray_menu_pause_toggles_new_requests() {
+        let (_tmp, service, app, _w) = app();
+        crate::app::tray::on_menu(app.handle(), "pause");
+        assert!(service.settings().ui.paused);
+        let d = service
+            .dm_inbound(&InboundDm {
+                channel: "telegram".into(),
+                sender: "9".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(d.reason().as_str(), "paused");
+        crate::app::tray::on_menu(app.handle(), "pause");
+        assert!(!service.settings().ui.paused);
+    }
+}

@@ -1,0 +1,142 @@
+//! The gateway inside the app: started from the settings, restarted when the owner changes
+//! where it listens (e.g. the one-click "listen on the LAN" fix), stopped cleanly on Quit.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use crate::events::Event;
+use crate::gateway::{Gateway, Limits, ShutdownHandle};
+use crate::service::Service;
+
+/// What the tray and the window show about the gateway.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayStatus {
+    pub listening: bool,
+    pub address: Option<String>,
+    pub error: Option<String>,
+}
+
+struct Running {
+    handle: ShutdownHandle,
+    task: tokio::task::JoinHandle<()>,
+    addr: SocketAddr,
+}
+
+pub struct GatewayCtl {
+    service: Arc<Service>,
+    running: tokio::sync::Mutex<Option<Running>>,
+    status: Mutex<GatewayStatus>,
+}
+
+/// Where the settings say to listen.
+pub fn settings_addr(service: &Service) -> Result<SocketAddr, String> {
+    let s = service.settings();
+    let host = s.gateway.bind.trim();
+    let ip: IpAddr = if host == "localhost" {
+        IpAddr::from([127, 0, 0, 1])
+    } else {
+        host.trim_matches(|c| c == '[' || c == ']')
+            .parse()
+            .map_err(|_| format!("gateway.bind {host:?} is not an IP address"))?
+    };
+    Ok(SocketAddr::new(ip, s.gateway.port))
+}
+
+impl GatewayCtl {
+    pub fn new(service: Arc<Service>) -> Self {
+        GatewayCtl {
+            service,
+            running: tokio::sync::Mutex::new(None),
+            status: Mutex::new(GatewayStatus::default()),
+        }
+    }
+
+    pub fn status(&self) -> GatewayStatus {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// The address the gateway listens on now.
+    pub fn listening(&self) -> Option<SocketAddr> {
+        self.status().address.and_then(|a| a.parse().ok())
+    }
+
+    fn set_status(&self, st: GatewayStatus) {
+        if let Ok(mut s) = self.status.lock() {
+            *s = st.clone();
+        }
+        self.service.events().publish(Event::GatewayStatus {
+            listening: st.listening,
+            address: st.address,
+            error: st.error,
+        });
+    }
+
+    pub async fn start_from_settings(&self) {
+        match settings_addr(&self.service) {
+            Ok(addr) => self.start(addr).await,
+            Err(e) => self.set_status(GatewayStatus {
+                listening: false,
+                address: None,
+                error: Some(e),
+            }),
+        }
+    }
+
+    /// (Re)starts the gateway on `addr`. A failure (port taken, say) is shown, not fatal: the
+    /// window and the CLI keep working on the files.
+    pub async fn start(&self, addr: SocketAddr) {
+        let mut running = self.running.lock().await;
+        if let Some(r) = running.take() {
+            r.handle.shutdown();
+            let _ = r.task.await;
+        }
+        if let Some(rec) = crate::runrec::read_live(self.service.paths()) {
+            if rec.pid != std::process::id() {
+                let error = format!(
+                    "another gateway already serves this state directory (pid {}, {})",
+                    rec.pid, rec.address
+                );
+                return self.set_status(GatewayStatus {
+                    listening: false,
+                    address: None,
+                    error: Some(error),
+                });
+            }
+        }
+        match Gateway::bind(self.service.clone(), addr, Limits::default()).await {
+            Ok(gw) => {
+                let addr = gw.local_addr();
+                let handle = gw.shutdown_handle();
+                let task = tokio::spawn(gw.run());
+                *running = Some(Running { handle, task, addr });
+                self.set_status(GatewayStatus {
+                    listening: true,
+                    address: Some(addr.to_string()),
+                    error: None,
+                });
+            }
+            Err(e) => {
+                tracing::warn!("{e}");
+                self.set_status(GatewayStatus {
+                    listening: false,
+                    address: None,
+                    error: Some(e.to_string()),
+                });
+            }
+        }
+    }
+
+    /// Stops the gateway, waiting for its writes to finish.
+    pub async fn stop(&self) {
+        let mut running = self.running.lock().await;
+        if let Some(r) = running.take() {
+            r.handle.shutdown();
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(8), r.task).await;
+            tracing::info!("gateway on {} stopped", r.addr);
+        }
+        self.set_status(GatewayStatus::default());
+    }
+}

@@ -1,0 +1,218 @@
+//! The tray icon and its menu. Linux trays report no clicks, so the menu holds every action:
+//! pending count (opens the window), Pair a phone…, Open, the gateway status line, Pause new
+//! requests, Start at login, Quit. Menu handling is a plain function a test can call.
+
+use std::sync::Arc;
+
+use tauri::image::Image;
+use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem};
+use tauri::tray::TrayIconBuilder;
+use tauri::{AppHandle, Manager, Runtime};
+
+use super::gateway_ctl::{GatewayCtl, GatewayStatus};
+use super::{show_window, AppState};
+use crate::events::Event;
+use crate::service::Service;
+
+pub const TRAY_ID: &str = "clawpair";
+const ICON_IDLE: &[u8] = include_bytes!("../../icons/tray.png");
+const ICON_PENDING: &[u8] = include_bytes!("../../icons/tray-pending.png");
+
+/// What a menu item does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MenuAction {
+    OpenRequests,
+    PairPhone,
+    Open,
+    TogglePause,
+    ToggleAutostart,
+    Quit,
+}
+
+pub fn action_for(id: &str) -> Option<MenuAction> {
+    Some(match id {
+        "pending" => MenuAction::OpenRequests,
+        "pair" => MenuAction::PairPhone,
+        "open" => MenuAction::Open,
+        "pause" => MenuAction::TogglePause,
+        "autostart" => MenuAction::ToggleAutostart,
+        "quit" => MenuAction::Quit,
+        _ => return None,
+    })
+}
+
+pub fn pending_text(n: usize) -> String {
+    match n {
+        0 => "No pending requests".into(),
+        1 => "1 pending request…".into(),
+        n => format!("{n} pending requests…"),
+    }
+}
+
+pub fn tooltip(n: usize) -> String {
+    match n {
+        0 => "ClawPair".into(),
+        n => format!("ClawPair — {n} waiting for you"),
+    }
+}
+
+pub fn status_text(s: &GatewayStatus) -> String {
+    match (&s.address, &s.error) {
+        (Some(a), _) if s.listening => format!("Gateway: listening on {a}"),
+        (_, Some(e)) => format!(
+            "Gateway stopped: {}",
+            e.chars().take(60).collect::<String>()
+        ),
+        _ => "Gateway: starting…".into(),
+    }
+}
+
+/// Runs a menu action. Works on any runtime, so tests can call it on Tauri's mock.
+pub fn apply<R: Runtime>(app: &AppHandle<R>, action: MenuAction) {
+    match action {
+        MenuAction::OpenRequests => show_window(app, Some("requests")),
+        MenuAction::PairPhone => show_window(app, Some("pair")),
+        MenuAction::Open => show_window(app, None),
+        MenuAction::TogglePause => {
+            if let Some(state) = app.try_state::<AppState>() {
+                let _ = state.service.update_settings("tray", |s| {
+                    s.ui.paused = !s.ui.paused;
+                    Ok(())
+                });
+            }
+        }
+        MenuAction::ToggleAutostart => {
+            if let Err(e) = super::autostart::set_enabled(!super::autostart::is_enabled()) {
+                tracing::warn!("start at login: {e}");
+            }
+        }
+        MenuAction::Quit => app.exit(0),
+    }
+}
+
+pub fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
+    if let Some(a) = action_for(id) {
+        apply(app, a);
+    }
+}
+
+/// Builds the tray. Without a tray host (or its library) the app goes on without it: the
+/// window and notifications still show everything.
+pub fn install<R: Runtime>(
+    app: &AppHandle<R>,
+    service: Arc<Service>,
+    gateway: Arc<GatewayCtl>,
+) -> tauri::Result<()> {
+    let pending = MenuItem::with_id(app, "pending", pending_text(0), true, None::<&str>)?;
+    let pair = MenuItem::with_id(app, "pair", "Pair a phone…", true, None::<&str>)?;
+    let open = MenuItem::with_id(app, "open", "Open ClawPair", true, None::<&str>)?;
+    let status = MenuItem::with_id(
+        app,
+        "status",
+        status_text(&gateway.status()),
+        false,
+        None::<&str>,
+    )?;
+    let pause = CheckMenuItem::with_id(
+        app,
+        "pause",
+        "Pause new requests",
+        true,
+        service.settings().ui.paused,
+        None::<&str>,
+    )?;
+    let autostart = CheckMenuItem::with_id(
+        app,
+        "autostart",
+        "Start at login",
+        true,
+        super::autostart::is_enabled(),
+        None::<&str>,
+    )?;
+    let quit = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
+    let sep1 = PredefinedMenuItem::separator(app)?;
+    let sep2 = PredefinedMenuItem::separator(app)?;
+    let menu = Menu::with_items(
+        app,
+        &[
+            &pending, &pair, &open, &sep1, &status, &pause, &autostart, &sep2, &quit,
+        ],
+    )?;
+    let builder = TrayIconBuilder::with_id(TRAY_ID)
+        .icon(Image::from_bytes(ICON_IDLE)?)
+        .tooltip(tooltip(0))
+        .menu(&menu)
+        .show_menu_on_left_click(true)
+        .on_menu_event(|app, ev| on_menu(app, ev.id().as_ref()));
+    let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| builder.build(app)));
+    let tray = match built {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => {
+            tracing::warn!("no tray icon: {e}");
+            return Ok(());
+        }
+        Err(_) => {
+            tracing::warn!("no tray icon: the system tray library is missing (install libayatana-appindicator3-1)");
+            return Ok(());
+        }
+    };
+    let mut rx = service.events().subscribe();
+    tauri::async_runtime::spawn(async move {
+        let mut last = usize::MAX;
+        let mut first = true;
+        loop {
+            // The first pass counts what was already pending at start.
+            let event = if std::mem::take(&mut first) {
+                None
+            } else {
+                match rx.recv().await {
+                    Ok(e) => Some(e),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => None,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            };
+            if let Some(Event::GatewayStatus { .. }) = event {
+                let _ = status.set_text(status_text(&gateway.status()));
+            }
+            if event.as_ref().is_none_or(super::changes_pending) {
+                let s = service.clone();
+                let n = tauri::async_runtime::spawn_blocking(move || super::pending_count(&s))
+                    .await
+                    .unwrap_or(0);
+                if n != last {
+                    last = n;
+                    let _ = pending.set_text(pending_text(n));
+                    let _ = tray.set_tooltip(Some(tooltip(n)));
+                    let icon = if n > 0 { ICON_PENDING } else { ICON_IDLE };
+                    if let Ok(img) = Image::from_bytes(icon) {
+                        let _ = tray.set_icon(Some(img));
+                    }
+                }
+                let _ = pause.set_checked(service.settings().ui.paused);
+                let _ = autostart.set_checked(super::autostart::is_enabled());
+            }
+        }
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn menu_ids_map_to_actions() {
+        assert_eq!(action_for("quit"), Some(MenuAction::Quit));
+        assert_eq!(action_for("pause"), Some(MenuAction::TogglePause));
+        assert_eq!(action_for("status"), None, "the status line does nothing");
+        assert_eq!(pending_text(0), "No pending requests");
+        assert_eq!(pending_text(3), "3 pending requests…");
+        assert_eq!(tooltip(2), "ClawPair — 2 waiting for you");
+        let st = GatewayStatus {
+            listening: true,
+            address: Some("127.0.0.1:18789".into()),
+            error: None,
+        };
+        assert_eq!(status_text(&st), "Gateway: listening on 127.0.0.1:18789");
+    }
+}

@@ -1,0 +1,147 @@
+//! A minimal W3C WebDriver client for tauri-driver (which hands the session to WebKitWebDriver).
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+pub struct Session {
+    base: String,
+    id: String,
+}
+
+fn post(url: &str, body: Value) -> Result<Value, String> {
+    match ureq::post(url)
+        .timeout(Duration::from_secs(60))
+        .send_json(body)
+    {
+        Ok(r) => r.into_json::<Value>().map_err(|e| e.to_string()),
+        Err(ureq::Error::Status(code, r)) => {
+            Err(format!("{code}: {}", r.into_string().unwrap_or_default()))
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn get(url: &str) -> Result<Value, String> {
+    match ureq::get(url).timeout(Duration::from_secs(60)).call() {
+        Ok(r) => r.into_json::<Value>().map_err(|e| e.to_string()),
+        Err(ureq::Error::Status(code, r)) => {
+            Err(format!("{code}: {}", r.into_string().unwrap_or_default()))
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+impl Session {
+    /// Starts the app through tauri-driver. Only `tauri:options`, no `browserName`.
+    pub fn start(driver: &str, application: &str, args: &[String]) -> Session {
+        let caps = json!({ "capabilities": { "alwaysMatch": { "tauri:options": { "application": application, "args": args } } } });
+        let v = post(&format!("{driver}/session"), caps).expect("new WebDriver session");
+        let id = v["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session id in {v}"))
+            .to_string();
+        Session {
+            base: format!("{driver}/session/{id}"),
+            id,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn find(&self, css: &str) -> Option<String> {
+        let v = post(
+            &format!("{}/element", self.base),
+            json!({ "using": "css selector", "value": css }),
+        )
+        .ok()?;
+        v["value"][ELEMENT].as_str().map(String::from)
+    }
+
+    /// Waits until an element matching `css` exists and is displayed.
+    pub fn wait_for(&self, css: &str, wait: Duration) -> String {
+        let end = Instant::now() + wait;
+        loop {
+            if let Some(e) = self.find(css) {
+                if self.displayed(&e) {
+                    return e;
+                }
+            }
+            assert!(Instant::now() < end, "{css} did not appear within {wait:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn displayed(&self, element: &str) -> bool {
+        get(&format!("{}/element/{element}/displayed", self.base))
+            .map(|v| v["value"] == true)
+            .unwrap_or(false)
+    }
+
+    pub fn click(&self, css: &str) {
+        let e = self.wait_for(css, Duration::from_secs(20));
+        post(&format!("{}/element/{e}/click", self.base), json!({}))
+            .unwrap_or_else(|err| panic!("click {css}: {err}"));
+    }
+
+    pub fn text(&self, css: &str) -> String {
+        let e = self.wait_for(css, Duration::from_secs(20));
+        get(&format!("{}/element/{e}/text", self.base))
+            .map(|v| v["value"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_default()
+    }
+
+    pub fn type_into(&self, css: &str, text: &str) {
+        let e = self.wait_for(css, Duration::from_secs(20));
+        let _ = post(&format!("{}/element/{e}/clear", self.base), json!({}));
+        post(
+            &format!("{}/element/{e}/value", self.base),
+            json!({ "text": text }),
+        )
+        .unwrap_or_else(|err| panic!("type into {css}: {err}"));
+    }
+
+    pub fn execute(&self, script: &str) -> Value {
+        post(
+            &format!("{}/execute/sync", self.base),
+            json!({ "script": script, "args": [] }),
+        )
+        .map(|v| v["value"].clone())
+        .unwrap_or(Value::Null)
+    }
+
+    /// Waits until `script` (a JS expression) is truthy.
+    pub fn wait_until(&self, script: &str, wait: Duration) {
+        let end = Instant::now() + wait;
+        loop {
+            let v = self.execute(&format!("return !!({script});"));
+            if v == true {
+                return;
+            }
+            assert!(
+                Instant::now() < end,
+                "{script} did not become true within {wait:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The window as a PNG.
+    pub fn screenshot(&self) -> Vec<u8> {
+        use base64::Engine;
+        let v = get(&format!("{}/screenshot", self.base)).expect("screenshot");
+        base64::engine::general_purpose::STANDARD
+            .decode(v["value"].as_str().unwrap_or_default())
+            .expect("base64 screenshot")
+    }
+
+    pub fn end(self) {
+        let _ = ureq::delete(&self.base)
+            .timeout(Duration::from_secs(20))
+            .call();
+    }
+}

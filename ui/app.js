@@ -1,0 +1,546 @@
+// ClawPair's window: renders what the core reports and sends the owner's decisions back.
+// Live through events from the app (no polling). Requester text is only ever set with
+// textContent, never parsed as HTML.
+"use strict";
+
+const tauri = window.__TAURI__;
+const invoke = (cmd, args) => tauri.core.invoke(cmd, args);
+
+const $ = (id) => document.getElementById(id);
+const VIEWS = ["guide", "requests", "allowlists", "devices", "pair", "activity", "settings"];
+let current = "requests";
+let status = null;
+let pairTimer = null;
+let pairExpires = 0;
+let drops = 0;
+
+/** Builds an element; strings become text nodes (never HTML). */
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (k === "text") e.textContent = v;
+    else e.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+function ago(ms) {
+  if (!ms) return "—";
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  if (s < 60) return s + "s ago";
+  if (s < 3600) return Math.floor(s / 60) + "m ago";
+  if (s < 86400) return Math.floor(s / 3600) + "h ago";
+  return Math.floor(s / 86400) + "d ago";
+}
+
+function until(ms) {
+  if (!ms) return "—";
+  const s = Math.round((ms - Date.now()) / 1000);
+  if (s <= 0) return "expired";
+  if (s < 60) return "in " + s + "s";
+  if (s < 3600) return "in " + Math.ceil(s / 60) + "m";
+  return "in " + Math.floor(s / 3600) + "h " + Math.round((s % 3600) / 60) + "m";
+}
+
+function date(ms) {
+  if (!ms) return "—";
+  const d = new Date(ms);
+  const sameYear = d.getFullYear() === new Date().getFullYear();
+  return d.toLocaleString(undefined, { year: sameYear ? undefined : "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+}
+
+const iso = (s) => (s ? Date.parse(s) : 0);
+
+function toast(msg, kind) {
+  const t = $("toast");
+  t.textContent = msg;
+  t.className = kind || "";
+  t.hidden = false;
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => { t.hidden = true; }, 4000);
+}
+
+/** Runs a command; shows its one-line error instead of failing silently. */
+async function act(cmd, args, okMsg) {
+  try {
+    const r = await invoke(cmd, args);
+    if (okMsg) toast(okMsg, "ok");
+    return r;
+  } catch (e) {
+    toast((e && e.message) || String(e), "bad");
+    return null;
+  }
+}
+
+function confirmDialog(title, body, okLabel) {
+  const d = $("dialog");
+  $("dialog-title").textContent = title;
+  $("dialog-body").replaceChildren(typeof body === "string" ? el("p", { text: body }) : body);
+  $("dialog-ok").textContent = okLabel || "OK";
+  $("dialog-cancel").hidden = false;
+  return new Promise((resolve) => {
+    d.addEventListener("close", () => resolve(d.returnValue === "ok"), { once: true });
+    d.showModal();
+  });
+}
+
+function infoDialog(title, body) {
+  const d = $("dialog");
+  $("dialog-title").textContent = title;
+  $("dialog-body").replaceChildren(body);
+  $("dialog-ok").textContent = "Done";
+  $("dialog-cancel").hidden = true;
+  d.showModal();
+}
+
+// ------------------------------------------------------------------ navigation
+
+function show(view) {
+  if (!VIEWS.includes(view)) return;
+  current = view;
+  for (const v of VIEWS) $("view-" + v).hidden = v !== view;
+  for (const b of document.querySelectorAll(".nav")) {
+    b.classList.toggle("active", b.dataset.view === view);
+    if (b.dataset.view === view) b.setAttribute("aria-current", "page"); else b.removeAttribute("aria-current");
+  }
+  if (view !== "pair") stopPairTimer();
+  refresh(view);
+  $("main").focus({ preventScroll: true });
+}
+
+function refresh(view) {
+  switch (view) {
+    case "requests": return renderRequests();
+    case "allowlists": return renderAllowlists();
+    case "devices": return renderDevices();
+    case "pair": return renderPair(false);
+    case "activity": return renderActivity();
+    case "settings": return renderSettings();
+    case "guide": return null;
+  }
+}
+
+// ------------------------------------------------------------------ status
+
+async function renderStatus() {
+  const s = await act("app_status");
+  if (!s) return;
+  status = s;
+  const g = s.gateway || {};
+  const box = $("gateway-status");
+  box.querySelector(".text").textContent = g.listening ? "Gateway on " + g.address : g.error ? "Gateway stopped: " + g.error : "Gateway starting…";
+  box.querySelector(".dot").className = "dot " + (g.listening ? "ok" : g.error ? "bad" : "");
+  box.title = box.querySelector(".text").textContent;
+  $("paused-status").hidden = !s.paused;
+  const badge = $("badge-requests");
+  badge.textContent = s.pending;
+  badge.hidden = !s.pending;
+  document.title = s.pending ? "ClawPair (" + s.pending + ")" : "ClawPair";
+  $("guide-state-dir").textContent = s.stateDir;
+  $("settings-file").textContent = s.stateDir + "/clawpair.json";
+}
+
+// ------------------------------------------------------------------ requests
+
+function metaName(meta) {
+  if (!meta) return "";
+  const user = meta.username ? "@" + meta.username : "";
+  const full = [meta.firstName, meta.lastName].filter(Boolean).join(" ") || meta.name || "";
+  return [full, user].filter(Boolean).join(" ");
+}
+
+function dmCard(r) {
+  const notify = el("input", { type: "checkbox", id: "notify-" + r.channel + "-" + r.code });
+  const name = metaName(r.meta);
+  return el("article", { class: "card", "data-code": r.code, "data-channel": r.channel },
+    el("div", { class: "card-main" },
+      el("div", { class: "title" }, el("span", { class: "chip", text: r.channel }), " ",
+        el("strong", { text: name || r.id }), name ? el("span", { class: "muted", text: " · id " + r.id }) : null),
+      el("div", { class: "line" }, "Code ", el("code", { class: "code", text: r.code }),
+        r.accountId !== "default" ? el("span", { class: "muted", text: " · account " + r.accountId }) : null),
+      el("div", { class: "muted small", text: "Requested " + ago(iso(r.createdAt)) + " · last message " + ago(iso(r.lastSeenAt)) + " · expires " + until(iso(r.expiresAt)) })),
+    el("div", { class: "card-actions" },
+      el("label", { class: "check small" }, notify, "Notify sender"),
+      el("button", { class: "primary", "data-action": "approve-dm", onclick: async () => {
+        const res = await act("approve_dm", { channel: r.channel, code: r.code, notify: notify.checked }, "Approved " + (name || r.id));
+        if (res) renderRequests();
+      } }, "Approve"),
+      el("button", { "data-action": "reject-dm", onclick: async () => {
+        const res = await act("reject_dm", { channel: r.channel, code: r.code }, "Rejected " + (name || r.id));
+        if (res) renderRequests();
+      } }, "Reject")));
+}
+
+function deviceCard(r) {
+  return el("article", { class: "card", "data-request": r.requestId },
+    el("div", { class: "card-main" },
+      el("div", { class: "title" }, el("span", { class: "chip", text: r.isRepair ? "more access" : "new device" }), " ",
+        el("strong", { text: r.displayName || r.clientId || r.deviceId.slice(0, 12) }),
+        el("span", { class: "muted", text: [r.platform, r.remoteIp].filter(Boolean).map((x) => " · " + x).join("") })),
+      el("div", { class: "line" }, "Fingerprint ", el("code", { class: "fingerprint", text: r.fingerprint })),
+      el("div", { class: "muted small", text: "Role " + r.role + (r.scopes && r.scopes.length ? " (" + r.scopes.join(", ") + ")" : "") +
+        " · " + (r.reason || "") + " · requested " + ago(r.ts) + " · expires " + until(r.expiresAtMs) })),
+    el("div", { class: "card-actions" },
+      el("button", { class: "primary", "data-action": "approve-device", onclick: async () => {
+        const res = await act("approve_device", { requestId: r.requestId }, "Approved " + (r.displayName || "the device"));
+        if (res) renderRequests();
+      } }, "Approve"),
+      el("button", { "data-action": "reject-device", onclick: async () => {
+        const res = await act("reject_device", { requestId: r.requestId }, "Rejected " + (r.displayName || "the device"));
+        if (res) renderRequests();
+      } }, "Reject")));
+}
+
+async function renderRequests() {
+  const r = await act("list_requests");
+  if (!r) return;
+  const dm = r.dm || [];
+  const dev = r.devices || [];
+  $("dm-count").textContent = dm.length ? "(" + dm.length + ")" : "";
+  $("device-count").textContent = dev.length ? "(" + dev.length + ")" : "";
+  $("dm-list").replaceChildren(...(dm.length ? dm.map(dmCard) : [el("p", { class: "empty", text: "No chat senders are waiting." })]));
+  $("device-list").replaceChildren(...(dev.length ? dev.map(deviceCard) : [el("p", { class: "empty", text: "No devices are waiting." })]));
+  $("drop-note").hidden = !drops;
+  $("drop-note").textContent = drops + " more sender" + (drops === 1 ? " was" : "s were") + " ignored because three requests were already waiting.";
+}
+
+// ------------------------------------------------------------------ allowlists
+
+async function renderAllowlists() {
+  const r = await act("list_allowlist");
+  if (!r) return;
+  const q = $("allow-search").value.trim().toLowerCase();
+  const entries = (r.entries || []).filter((e) => !q || [e.channel, e.accountId, e.senderId, e.label, e.approvedVia].some((x) => x && x.toLowerCase().includes(q)));
+  const groups = new Map();
+  for (const e of entries) {
+    const k = e.channel + (e.accountId === "default" ? "" : " · " + e.accountId);
+    if (!groups.has(k)) groups.set(k, []);
+    groups.get(k).push(e);
+  }
+  const out = [];
+  for (const [k, list] of groups) {
+    out.push(el("h2", { text: k + " (" + list.length + ")" }));
+    out.push(el("table", { class: "table" },
+      el("thead", {}, el("tr", {}, ...["Sender", "Label", "Approved", "Via", "Last message", ""].map((h) => el("th", { text: h })))),
+      el("tbody", {}, ...list.map((e) => el("tr", { "data-sender": e.senderId },
+        el("td", {}, el("code", { text: e.senderId })),
+        el("td", { text: e.label || "—" }),
+        el("td", { text: date(iso(e.approvedAt)) }),
+        el("td", { text: e.approvedVia || "—" }),
+        el("td", { text: e.lastMessageAt ? ago(iso(e.lastMessageAt)) : "—" }),
+        el("td", { class: "right" }, el("button", { class: "small", "data-action": "remove-sender", onclick: async () => {
+          if (!(await confirmDialog("Remove " + e.senderId + "?", "They will get a new pairing code the next time they write.", "Remove"))) return;
+          if (await act("allow_remove", { channel: e.channel, senderId: e.senderId, accountId: e.accountId }, "Removed " + e.senderId)) renderAllowlists();
+        } }, "Remove")))))));
+  }
+  if (!out.length) out.push(el("p", { class: "empty", text: q ? "No sender matches \u201c" + q + "\u201d." : "Nobody is allowed yet. Approve a request, or add a sender below." }));
+  $("allow-groups").replaceChildren(...out);
+}
+
+// ------------------------------------------------------------------ devices
+
+async function renderDevices() {
+  const r = await act("list_devices");
+  if (!r) return;
+  const list = r.paired || [];
+  if (!list.length) {
+    $("devices-table").replaceChildren(el("p", { class: "empty", text: "No devices are paired. Use \u201cPair a phone\u201d to add one." }));
+    $("devices-clear").disabled = true;
+    return;
+  }
+  $("devices-clear").disabled = false;
+  $("devices-table").replaceChildren(el("table", { class: "table" },
+    el("thead", {}, el("tr", {}, ...["Name", "Platform", "Fingerprint", "Roles", "IP", "Paired", "Last seen", ""].map((h) => el("th", { text: h })))),
+    el("tbody", {}, ...list.map((d) => {
+      const roles = (d.tokens || []).map((t) => t.role + (t.revokedAtMs ? " (revoked)" : ""));
+      const name = d.displayName || d.clientId || d.deviceId.slice(0, 12);
+      const role = (d.roles || [])[0] || "node";
+      return el("tr", { "data-device": d.deviceId },
+        el("td", {}, el("strong", { text: name })),
+        el("td", { text: d.platform || "—" }),
+        el("td", {}, el("code", { class: "fingerprint", text: d.fingerprint })),
+        el("td", { text: (roles.length ? roles : d.roles || []).join(", ") || "—" }),
+        el("td", { text: d.remoteIp || "—" }),
+        el("td", { text: date(d.approvedAtMs) }),
+        el("td", { text: ago(d.lastSeenAtMs) }),
+        el("td", { class: "right nowrap" },
+          el("button", { class: "small", onclick: async () => {
+            if (!(await confirmDialog("Rotate the " + role + " token of " + name + "?", "The old token stops working and the device is disconnected. You get the new token once, to give to the device.", "Rotate"))) return;
+            const t = await act("token_rotate", { deviceId: d.deviceId, role });
+            if (t) infoDialog("New " + role + " token", el("div", {}, el("p", { text: "Shown once. Give it to " + name + "; ClawPair keeps only its hash." }), el("p", {}, el("code", { class: "token", text: t.token }))));
+            renderDevices();
+          } }, "Rotate"),
+          el("button", { class: "small", onclick: async () => {
+            if (!(await confirmDialog("Revoke the " + role + " token of " + name + "?", "The device is disconnected at once and cannot reconnect until you pair it again.", "Revoke"))) return;
+            if (await act("token_revoke", { deviceId: d.deviceId, role }, "Revoked " + name)) renderDevices();
+          } }, "Revoke"),
+          el("button", { class: "small danger", onclick: async () => {
+            if (!(await confirmDialog("Remove " + name + "?", "It is disconnected at once and must be paired again to come back.", "Remove"))) return;
+            if (await act("device_remove", { deviceId: d.deviceId }, "Removed " + name)) renderDevices();
+          } }, "Remove")));
+    }))));
+}
+
+// ------------------------------------------------------------------ pair a phone
+
+function stopPairTimer() {
+  if (pairTimer) clearInterval(pairTimer);
+  pairTimer = null;
+}
+
+function tickPair() {
+  const left = Math.round((pairExpires - Date.now()) / 1000);
+  if (left <= 0) {
+    $("pair-countdown").textContent = "Expired — make a new code";
+    $("pair-qr").classList.add("expired");
+    stopPairTimer();
+    return;
+  }
+  $("pair-countdown").textContent = Math.floor(left / 60) + ":" + String(left % 60).padStart(2, "0");
+}
+
+async function renderPair(fresh) {
+  if (!fresh && pairExpires > Date.now() && !$("pair-code").hidden) {
+    if (!pairTimer) pairTimer = setInterval(tickPair, 1000);
+    return;
+  }
+  const r = await act("setup_create", {});
+  if (!r) return;
+  showPair(r);
+}
+
+function showPair(r) {
+  stopPairTimer();
+  $("pair-error").hidden = true;
+  if (r.error) {
+    $("pair-code").hidden = true;
+    $("pair-loopback").hidden = !r.loopbackOnly;
+    if (!r.loopbackOnly) {
+      $("pair-error").textContent = r.error;
+      $("pair-error").hidden = false;
+    }
+    return;
+  }
+  $("pair-loopback").hidden = true;
+  $("pair-code").hidden = false;
+  $("pair-qr").src = "data:image/svg+xml;base64," + btoa(r.qrSvg);
+  $("pair-qr").classList.remove("expired");
+  $("pair-setup-code").textContent = r.setupCode;
+  $("pair-url-used").textContent = r.url;
+  pairExpires = r.expiresAtMs - ((r.now || Date.now()) - Date.now());
+  tickPair();
+  pairTimer = setInterval(tickPair, 1000);
+}
+
+async function copyText(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch (_) {
+    const t = el("textarea", { class: "offscreen" });
+    t.value = text;
+    document.body.append(t);
+    t.select();
+    document.execCommand("copy");
+    t.remove();
+  }
+  toast("Copied", "ok");
+}
+
+// ------------------------------------------------------------------ activity
+
+/** Long ids shortened (the full value is in the audit log file). */
+function shortValue(v) {
+  if (typeof v !== "string") return JSON.stringify(v);
+  if (/^[0-9a-f-]{24,}$/.test(v)) return v.slice(0, 12) + "…";
+  return v;
+}
+
+function describe(e) {
+  const d = Object.assign({}, e);
+  for (const k of ["ts", "tsMs", "action", "via", "expiresAtMs"]) delete d[k];
+  return Object.entries(d).map(([k, v]) => k + " " + shortValue(v)).join(" · ");
+}
+
+async function renderActivity() {
+  const r = await act("audit_tail", { limit: 500 });
+  if (!r) return;
+  const q = $("activity-search").value.trim().toLowerCase();
+  const kind = $("activity-kind").value;
+  const entries = (r.entries || []).slice().reverse()
+    .filter((e) => !kind || e.action.startsWith(kind))
+    .filter((e) => !q || JSON.stringify(e).toLowerCase().includes(q));
+  $("activity-list").replaceChildren(...(entries.length ? [el("table", { class: "table activity" },
+    el("thead", {}, el("tr", {}, ...["When", "What", "By", "Details"].map((h) => el("th", { text: h })))),
+    el("tbody", {}, ...entries.slice(0, 300).map((e) => el("tr", { class: e.action === "store.corrupt" ? "bad" : "" },
+      el("td", { class: "nowrap", text: date(e.tsMs) }),
+      el("td", {}, el("code", { text: e.action })),
+      el("td", { text: e.via }),
+      el("td", { class: "details", text: describe(e) })))))] : [el("p", { class: "empty", text: "Nothing recorded yet." })]));
+}
+
+// ------------------------------------------------------------------ settings
+
+async function renderSettings() {
+  const s = await act("get_settings");
+  if (!s) return;
+  $("set-bind").value = s.bind;
+  $("set-port").value = s.port;
+  $("set-public-url").value = s.publicUrl || "";
+  $("set-dm-ttl").value = s.pairingTtlMinutes;
+  $("set-dm-max").value = s.pairingMaxPending;
+  $("set-dev-ttl").value = s.devicePendingTtlMinutes;
+  $("set-setup-ttl").value = s.setupCodeTtlMinutes;
+  $("set-tg-enabled").checked = s.telegram.enabled;
+  $("set-tg-token").value = "";
+  $("set-tg-token").placeholder = s.telegram.botTokenSet ? "A token is stored (type to replace it)" : "123456:ABC… from @BotFather";
+  $("set-tg-owners").value = (s.telegram.owners || []).join(", ");
+  $("set-notifications").checked = s.notifications;
+  $("set-autostart").checked = s.startAtLogin;
+  $("set-paused").checked = !!(status && status.paused);
+  const channels = s.channels.length ? s.channels : [{ name: "telegram", dmPolicy: "pairing" }];
+  $("set-policies").replaceChildren(el("p", { class: "label", text: "Who may write, per channel" }),
+    ...channels.map((c) => el("label", { class: "policy" }, el("span", { text: c.name }),
+      el("select", { "data-channel": c.name },
+        ...[["pairing", "Pairing: strangers get a code"], ["allowlist", "Allowlist only: no codes"], ["open", "Open: everyone"], ["disabled", "Disabled: ignore all DMs"]]
+          .map(([v, t]) => el("option", { value: v, selected: v === c.dmPolicy, text: t }))))));
+  const tg = status && status.telegram;
+  $("set-tg-status").textContent = tg ? (tg.connected ? "Connected." : "Not connected" + (tg.error ? ": " + tg.error : ".")) : "";
+}
+
+async function saveSettings(ev) {
+  ev.preventDefault();
+  const policies = {};
+  for (const s of document.querySelectorAll("#set-policies select")) policies[s.dataset.channel] = s.value;
+  const patch = {
+    bind: $("set-bind").value.trim(),
+    port: Number($("set-port").value),
+    publicUrl: $("set-public-url").value.trim(),
+    pairingTtlMinutes: Number($("set-dm-ttl").value),
+    pairingMaxPending: Number($("set-dm-max").value),
+    devicePendingTtlMinutes: Number($("set-dev-ttl").value),
+    setupCodeTtlMinutes: Number($("set-setup-ttl").value),
+    dmPolicies: policies,
+    telegramEnabled: $("set-tg-enabled").checked,
+    telegramBotToken: $("set-tg-token").value,
+    telegramOwners: $("set-tg-owners").value.split(",").map((x) => x.trim()).filter(Boolean),
+    notifications: $("set-notifications").checked,
+  };
+  try {
+    await invoke("save_settings", { patch });
+    $("settings-error").hidden = true;
+    const wantAuto = $("set-autostart").checked;
+    if (wantAuto !== !!(status && status.startAtLogin)) await act("set_autostart", { enabled: wantAuto });
+    const wantPause = $("set-paused").checked;
+    if (wantPause !== !!(status && status.paused)) await act("set_paused", { paused: wantPause });
+    toast("Settings saved", "ok");
+    await renderStatus();
+    renderSettings();
+  } catch (e) {
+    $("settings-error").textContent = (e && e.message) || String(e);
+    $("settings-error").hidden = false;
+  }
+}
+
+// ------------------------------------------------------------------ live updates
+
+function onCoreEvent(ev) {
+  const { event } = ev.payload || {};
+  if (!event) return;
+  if (event === "pairing.dropped") drops += 1;
+  const touches = {
+    requests: /^(pairing\.|device\.pair\.|settings\.)/,
+    allowlists: /^(allowlist\.|pairing\.resolved)/,
+    devices: /^(device\.)/,
+    activity: /^(audit\.appended)/,
+    settings: /^(settings\.|channel\.status)/,
+    pair: /^(setup\.changed|gateway\.status)/,
+  };
+  if (/^(pairing\.|device\.pair\.|gateway\.status|settings\.|channel\.status)/.test(event)) renderStatus();
+  const re = touches[current];
+  if (re && re.test(event)) {
+    if (current === "pair") {
+      if (event === "gateway.status" && !$("pair-loopback").hidden) renderPair(true);
+    } else refresh(current);
+  }
+}
+
+// ------------------------------------------------------------------ theme
+
+function applyTheme(t) {
+  document.documentElement.dataset.theme = t;
+  $("theme-toggle").textContent = "Theme: " + t;
+}
+
+function cycleTheme() {
+  const order = ["system", "light", "dark"];
+  const next = order[(order.indexOf(document.documentElement.dataset.theme || "system") + 1) % order.length];
+  localStorage.setItem("theme", next);
+  applyTheme(next);
+}
+
+// ------------------------------------------------------------------ start
+
+async function start() {
+  applyTheme(localStorage.getItem("theme") || "system");
+  for (const b of document.querySelectorAll(".nav")) b.addEventListener("click", () => show(b.dataset.view));
+  document.addEventListener("keydown", (e) => {
+    if (e.altKey && e.key >= "1" && e.key <= "6") {
+      show(["requests", "allowlists", "devices", "pair", "activity", "settings"][Number(e.key) - 1]);
+      e.preventDefault();
+    }
+  });
+  $("theme-toggle").addEventListener("click", cycleTheme);
+  $("guide-done").addEventListener("click", async () => { await act("dismiss_guide"); show("requests"); });
+  $("set-show-guide").addEventListener("click", async () => { await act("show_guide"); show("guide"); });
+  $("allow-search").addEventListener("input", renderAllowlists);
+  $("allow-add-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const account = $("allow-add-account").value.trim() || null;
+    const ok = await act("allow_add", { channel: $("allow-add-channel").value.trim(), senderId: $("allow-add-sender").value.trim(), accountId: account }, "Allowed " + $("allow-add-sender").value.trim());
+    if (ok) { $("allow-add-sender").value = ""; renderAllowlists(); }
+  });
+  $("devices-clear").addEventListener("click", async () => {
+    if (!(await confirmDialog("Remove every paired device?", "All of them are disconnected at once and must be paired again.", "Remove all"))) return;
+    const r = await act("device_clear");
+    if (r) { toast("Removed " + r.removed + " devices", "ok"); renderDevices(); }
+  });
+  $("pair-new").addEventListener("click", () => renderPair(true));
+  $("pair-copy").addEventListener("click", () => copyText($("pair-setup-code").textContent));
+  $("pair-invalidate").addEventListener("click", async () => {
+    const r = await act("setup_cleanup");
+    if (r) {
+      toast("Invalidated " + r.removed + " unused code" + (r.removed === 1 ? "" : "s"), "ok");
+      pairExpires = 0;
+      stopPairTimer();
+      $("pair-countdown").textContent = "Invalidated — make a new code";
+      $("pair-qr").classList.add("expired");
+    }
+  });
+  $("pair-expose").addEventListener("click", async () => {
+    const r = await act("expose_on_lan");
+    if (r) { await renderStatus(); renderPair(true); }
+  });
+  $("pair-url-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const url = $("pair-url").value.trim();
+    if (!url) return;
+    if (await act("save_settings", { patch: { publicUrl: url } })) renderPair(true);
+  });
+  $("activity-search").addEventListener("input", renderActivity);
+  $("activity-kind").addEventListener("change", renderActivity);
+  $("settings-form").addEventListener("submit", saveSettings);
+
+  await tauri.event.listen("clawpair://event", onCoreEvent);
+  await tauri.event.listen("clawpair://navigate", (e) => show(e.payload));
+  await renderStatus();
+  show(status && status.showGuide ? "guide" : "requests");
+}
+
+document.addEventListener("DOMContentLoaded", start);
