@@ -16,5 +16,5 @@ echo "==> tests (unit, integration, CLI, gateway; window commands on the mock ru
 cargo test --all-targets --features mock-runtime
 echo "==> desktop app end to end (Xvfb, a private D-Bus session, tauri-driver + WebKitWebDriver)"
 dbus-run-session -- env NO_AT_BRIDGE=1 xvfb-run -a -s "-screen 0 1280x1024x24" \
-  cargo test --features mock-runtime --test gui_e2e -- --ignored
+  cargo test --features mock-runtime --test gui_e2e -- --ignored --test-threads=1
 echo "==> all tests passed"

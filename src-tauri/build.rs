@@ -31,6 +31,7 @@ fn main() {
             "expose_on_lan",
             "dismiss_guide",
             "show_guide",
+            "open_logs",
         ];
         let attrs = tauri_build::Attributes::new()
             .app_manifest(tauri_build::AppManifest::new().commands(commands));

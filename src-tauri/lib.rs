@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod events;
 pub mod gateway;
+pub mod logging;
 pub mod pairing;
 pub mod qr;
 pub mod rpc;

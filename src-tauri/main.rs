@@ -6,7 +6,18 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = clawpair::cli::Cli::parse();
-    clawpair::cli::init_logging();
+    let long_running = matches!(
+        cli.command,
+        None | Some(clawpair::cli::Command::Gateway { .. })
+    );
+    if long_running {
+        let logs = clawpair::config::resolve_state_dir(cli.state_dir.as_deref())
+            .ok()
+            .map(|d| clawpair::store::StatePaths::new(d).logs_dir());
+        clawpair::logging::init_long_running(logs.as_deref());
+    } else {
+        clawpair::logging::init_cli();
+    }
     if cli.command.is_none() {
         return start_app(cli);
     }

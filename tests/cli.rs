@@ -477,3 +477,77 @@ fn state_dir_comes_from_the_environment_when_no_flag() {
     assert!(dir.join("clawpair.json").exists());
     assert_eq!(mode(&dir), 0o700);
 }
+
+#[test]
+fn version_and_shell_completions() {
+    let st = State::new();
+    assert_eq!(
+        st.ok(&["--version"]).trim(),
+        format!("clawpair {}", env!("CARGO_PKG_VERSION"))
+    );
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef clawpair"),
+        ("fish", "complete -c clawpair"),
+    ] {
+        let out = st.ok(&["completions", shell]);
+        assert!(
+            out.contains(marker),
+            "{shell}: {}",
+            &out[..out.len().min(200)]
+        );
+        assert!(
+            out.contains("pairing") && out.contains("devices"),
+            "{shell} completes subcommands"
+        );
+    }
+    assert_eq!(st.run(&["completions", "tcsh"]).status.code(), Some(2));
+}
+
+#[test]
+fn gateway_logs_to_a_private_file_and_never_logs_secrets() {
+    let st = State::new();
+    st.ok(&["doctor"]);
+    let gw = st
+        .cmd(&["gateway", "--port", "0"])
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !st.file("run/gateway.json").exists() {
+        assert!(std::time::Instant::now() < end, "gateway did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let code = st.json(&["qr", "--url", "ws://10.0.0.9:18789/", "--json"])["setupCode"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token = clawpair::pairing::setup::decode_setup_code(&code)
+        .unwrap()
+        .bootstrap_token;
+    st.ok(&["pairing", "list"]);
+    std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(gw.id().to_string())
+        .status()
+        .unwrap();
+    let out = gw.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let log = st.read("logs/clawpair.log");
+    assert!(log.contains("gateway listening on"), "{log}");
+    assert_eq!(mode(&st.file("logs/clawpair.log")), 0o600);
+    let settings: Value = serde_json::from_str(&st.read("clawpair.json")).unwrap();
+    let admin = settings["gateway"]["auth"]["token"].as_str().unwrap();
+    for secret in [admin, token.as_str()] {
+        assert!(
+            !log.contains(secret) && !stderr(&out).contains(secret),
+            "a secret was logged"
+        );
+    }
+    assert!(
+        !st.file("run/gateway.json").exists(),
+        "the run record is removed on a clean exit"
+    );
+}

@@ -124,6 +124,9 @@ async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
         .unwrap()
         .to_string();
     let notifyd = Notifyd::start().await;
+    // Start at login writes here (inherited by tauri-driver, WebKitWebDriver and the app).
+    let xdg = st.dir.path().join("xdg-config");
+    std::env::set_var("XDG_CONFIG_HOME", &xdg);
 
     let (dport, nport) = (free_port(), free_port());
     let _driver = tauri_driver(dport, nport);
@@ -312,11 +315,113 @@ async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
         s.click("#nav-settings");
         s.wait_until("document.getElementById('set-port').value !== ''", WAIT);
         keep(&s.screenshot(), "settings.png");
+        s.click("#set-autostart");
+        s.click("#settings-form button[type=submit]");
+        Value::Null
+    }))
+    .await;
+    wait_file(
+        &xdg.join("autostart/clawpair.desktop"),
+        |t| t.contains("--hidden"),
+        "start at login entry",
+    );
+
+    // A second launch only brings the running one forward, and exits.
+    let mut second = Command::new(env!("CARGO_BIN_EXE_clawpair"))
+        .arg("--state-dir")
+        .arg(st.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("second launch");
+    let end = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(st) = second.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > end {
+            let _ = second.kill();
+            panic!("a second launch kept running instead of handing over to the first");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success());
+    ui(Box::new(|s| {
+        s.wait_for("#view-settings", WAIT);
         Value::Null
     }))
     .await;
     if let Ok(s) = std::sync::Arc::try_unwrap(s) {
         tokio::task::spawn_blocking(move || s.end()).await.unwrap();
+    }
+}
+
+#[test]
+#[ignore = "needs Xvfb, a D-Bus session and tauri-driver: run by scripts/test.sh"]
+fn first_run_opens_on_the_guide_and_never_again() {
+    let st = State::new();
+    assert!(!st.file("clawpair.json").exists(), "an empty state dir");
+    let app = env!("CARGO_BIN_EXE_clawpair").to_string();
+    let args = vec![
+        "--state-dir".to_string(),
+        st.path().display().to_string(),
+        "--show".into(),
+    ];
+    for run in 0..2 {
+        let (dport, nport) = (free_port(), free_port());
+        let _driver = tauri_driver(dport, nport);
+        let s = Session::start(&format!("http://127.0.0.1:{dport}"), &app, &args);
+        if run == 0 {
+            s.wait_for("#view-guide", WAIT);
+            let text = s.text("#view-guide");
+            for words in [
+                "What it guards",
+                "secret",
+                "Approve",
+                "Pair a phone",
+                "loopback",
+                "Telegram",
+            ] {
+                assert!(text.contains(words), "the guide explains {words:?}: {text}");
+            }
+            assert!(
+                text.contains(&st.path().display().to_string()),
+                "the guide names the state dir"
+            );
+            keep(&s.screenshot(), "first-run.png");
+            s.click("#guide-done");
+            s.wait_for("#view-requests", WAIT);
+            assert!(st.file("clawpair.json").exists());
+        } else {
+            s.wait_for("#view-requests", WAIT);
+            assert!(
+                !s.displayed(&s.find("#view-guide").unwrap()),
+                "the guide shows only once"
+            );
+        }
+        s.end();
+        wait_app_gone(&st);
+    }
+}
+
+/// Waits until no app serves this state dir any more (its run record is removed on exit).
+fn wait_app_gone(st: &State) {
+    let end = Instant::now() + WAIT;
+    while st.file("run/gateway.json").exists() {
+        if let Ok(t) = std::fs::read_to_string(st.file("run/gateway.json")) {
+            let pid = serde_json::from_str::<Value>(&t)
+                .ok()
+                .and_then(|v| v["pid"].as_u64())
+                .unwrap_or(0);
+            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < end,
+            "the app did not exit after the session ended"
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -499,6 +499,10 @@ async function start() {
   $("theme-toggle").addEventListener("click", cycleTheme);
   $("guide-done").addEventListener("click", async () => { await act("dismiss_guide"); show("requests"); });
   $("set-show-guide").addEventListener("click", async () => { await act("show_guide"); show("guide"); });
+  $("set-open-logs").addEventListener("click", async () => {
+    const r = await act("open_logs");
+    if (r) toast("Logs are in " + r.path, "ok");
+  });
   $("allow-search").addEventListener("input", renderAllowlists);
   $("allow-add-form").addEventListener("submit", async (e) => {
     e.preventDefault();

@@ -389,6 +389,20 @@ pub async fn expose_on_lan(state: State<'_, AppState>) -> CmdResult {
     Ok(json!({ "gateway": state.gateway.status() }))
 }
 
+/// Opens the logs folder in the file manager.
+#[tauri::command]
+pub fn open_logs(state: State<'_, AppState>) -> CmdResult {
+    let dir = state.service.paths().logs_dir();
+    crate::store::fs::ensure_dir(&dir).map_err(|e| CmdError::from(e.to_string()))?;
+    std::process::Command::new("xdg-open")
+        .arg(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| CmdError::from(format!("cannot open {}: {e}", dir.display())))?;
+    Ok(json!({ "path": dir.display().to_string() }))
+}
+
 #[tauri::command]
 pub fn dismiss_guide(state: State<'_, AppState>) -> CmdResult {
     set_guide(&state, false)

@@ -123,6 +123,7 @@ pub fn build_app<R: Runtime>(builder: tauri::Builder<R>, state: AppState) -> tau
             commands::expose_on_lan,
             commands::dismiss_guide,
             commands::show_guide,
+            commands::open_logs,
         ])
 }
 

@@ -68,6 +68,8 @@ pub enum Command {
     /// Act as a phone: pair with a setup code, or reconnect with the stored token
     #[command(subcommand)]
     Node(NodeCmd),
+    /// Print a shell completion script (e.g. `clawpair completions bash > ~/.local/share/bash-completion/completions/clawpair`)
+    Completions { shell: clap_complete::Shell },
     /// Check the state directory (permissions, corrupt files, stale entries)
     Doctor {
         /// Repair what can be repaired safely
@@ -383,6 +385,11 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match command {
         Command::Gateway { bind, port } => gateway::run(state_dir, bind, port),
         Command::Node(c) => node::run(state_dir, c),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "clawpair", &mut std::io::stdout());
+            Ok(())
+        }
         other => Ctx::open(state_dir).and_then(|ctx| dispatch(&ctx, other)),
     };
     match result {
@@ -402,17 +409,8 @@ fn dispatch(ctx: &Ctx, command: Command) -> CliResult {
         Command::Qr(a) => qr::run(ctx, a),
         Command::Audit(a) => audit::run(ctx, a),
         Command::Doctor { fix } => doctor::run(ctx, fix),
-        Command::Gateway { .. } | Command::Node(_) => Err(CliError::usage("not a state command")),
+        Command::Gateway { .. } | Command::Node(_) | Command::Completions { .. } => {
+            Err(CliError::usage("not a state command"))
+        }
     }
-}
-
-/// Installs the stderr logger (`RUST_LOG` honoured; warnings by default).
-pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
 }
