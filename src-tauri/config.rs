@@ -148,6 +148,9 @@ pub struct ChannelSettings {
     pub bot_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_base: Option<String>,
+    /// How long one Telegram long poll (`getUpdates`) may wait for news, in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub poll_timeout_seconds: Option<u64>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -161,6 +164,7 @@ impl fmt::Debug for ChannelSettings {
             .field("enabled", &self.enabled)
             .field("bot_token", &self.bot_token.as_ref().map(|_| "<hidden>"))
             .field("api_base", &self.api_base)
+            .field("poll_timeout_seconds", &self.poll_timeout_seconds)
             .finish()
     }
 }
@@ -255,6 +259,9 @@ impl Settings {
             if let Err(e) = crate::store::check_name("channel", name) {
                 out.push(format!("channels: {e}"));
             }
+        }
+        if let Some(tg) = self.channel(crate::channels::telegram::CHANNEL) {
+            out.extend(crate::channels::telegram::settings_problems(tg));
         }
         out
     }

@@ -1,8 +1,9 @@
 //! ClawPair: explicit-consent pairing for a personal AI-agent gateway.
 //!
-//! The core (`config`, `store`, `pairing`, `service`, `events`) has no GUI dependency and is
-//! what the CLI, the gateway and the tray app all call. Only `app` (feature `gui`) uses Tauri.
+//! The core (`config`, `store`, `pairing`, `service`, `events`, `channels`) has no GUI dependency
+//! and is what the CLI, the gateway and the tray app all call. Only `app` (feature `gui`) uses Tauri.
 
+pub mod channels;
 pub mod cli;
 pub mod client;
 pub mod clock;

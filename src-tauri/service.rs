@@ -338,7 +338,9 @@ impl Service {
         Ok(r)
     }
 
-    fn report(&self, e: &StoreError) {
+    /// Reports a corrupt state file (already moved aside): logged, audited and published.
+    /// Other store errors are left to the caller.
+    pub fn report(&self, e: &StoreError) {
         if let StoreError::Corrupt {
             path,
             moved_to,

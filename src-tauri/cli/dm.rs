@@ -87,6 +87,13 @@ pub fn pairing(ctx: &Ctx, cmd: PairingCmd) -> CliResult {
                 "pairing.approve",
                 json!({ "channel": channel, "code": code, "accountId": account, "notify": notify }),
             )?;
+            if notify && !ctx.via_gateway() {
+                // Only a running gateway's channels can reach the sender.
+                eprintln!(
+                    "warning: no gateway is running, so nobody can deliver the confirmation; \
+                     the sender is approved but was not told"
+                );
+            }
             if json {
                 print_json(&v);
             } else {

@@ -60,14 +60,49 @@ pub fn run(
         if gw.local_addr().ip().is_loopback() {
             println!("Only this computer can connect. To pair a phone, bind to the LAN: clawpair gateway --bind 0.0.0.0");
         }
+        let (stop_channels, stopped) = tokio::sync::watch::channel(false);
+        let telegram = start_telegram(&service, gw.local_addr(), stopped);
         tokio::spawn(async move {
             wait_for_signal().await;
             handle.shutdown();
         });
         gw.run().await;
+        let _ = stop_channels.send(true);
+        if let Some(task) = telegram {
+            if tokio::time::timeout(CHANNEL_STOP_WAIT, task).await.is_err() {
+                eprintln!("warning: the Telegram channel did not stop in time");
+            }
+        }
         println!("Gateway stopped.");
         Ok(())
     })
+}
+
+/// How long a channel may take to finish what it is sending once the gateway stopped.
+const CHANNEL_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Starts the Telegram channel when `channels.telegram` is enabled with a bot token.
+fn start_telegram(
+    service: &Arc<Service>,
+    listening: SocketAddr,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    use crate::channels::telegram;
+    let settings = service.settings();
+    if !telegram::configured(&settings) {
+        if settings
+            .channel(telegram::CHANNEL)
+            .is_some_and(|c| c.enabled == Some(true))
+        {
+            eprintln!("warning: channels.telegram.enabled is true but no botToken is set; the Telegram channel stays off");
+        }
+        return None;
+    }
+    let owners = settings
+        .channel(telegram::CHANNEL)
+        .map_or(0, |c| c.owners.len());
+    println!("Telegram channel on ({owners} owner(s) may use /pair).");
+    Some(telegram::spawn(service.clone(), listening, stop))
 }
 
 async fn wait_for_signal() {

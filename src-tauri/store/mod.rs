@@ -79,6 +79,11 @@ impl StatePaths {
         self.credentials_dir()
             .join(format!("{channel}-default-allowFrom.json"))
     }
+    /// `credentials/<channel>-offset.json`: how far a polling channel has read its updates.
+    pub fn channel_offset(&self, channel: &str) -> PathBuf {
+        self.credentials_dir()
+            .join(format!("{channel}-offset.json"))
+    }
     pub fn devices_dir(&self) -> PathBuf {
         self.root.join("devices")
     }

@@ -1,0 +1,1358 @@
+//! The Telegram channel against a stand-in Bot API on loopback that speaks Telegram's real
+//! request and response shapes (JSON, forms, multipart uploads, long polls, 429 flood control):
+//! pairing replies, approval confirmations, owner `/pair` commands, restarts, and the bot
+//! token kept out of every file, log line, event and CLI output.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use clawpair::channels::telegram::{self, commands};
+use clawpair::client::{Auth, Client, ClientError, Identity};
+use clawpair::clock::SystemClock;
+use clawpair::config::{ChannelSettings, Settings};
+use clawpair::events::Event;
+use clawpair::pairing::dm::{Decision, APPROVED_REPLY};
+use clawpair::pairing::setup::decode_setup_code;
+use clawpair::service::{InboundDm, Service};
+use clawpair::store::StatePaths;
+use common::gw::{cli, TestGateway};
+use common::{files_under, mode, stderr, stdout, State};
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+
+const TOKEN: &str = "123456:AAF-stand_in_SECRET_token_not_real";
+const TOKEN_SECRET: &str = "AAF-stand_in_SECRET_token_not_real";
+const OWNER: i64 = 42;
+const STRANGER: i64 = 1001;
+/// The longest any step may take on a loaded machine before the test fails.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A stand-in for `https://api.telegram.org`: real HTTP/1.1 (hyper), Telegram's URL scheme
+/// `/bot<token>/<method>`, its parameters as JSON, form or multipart, and its answers.
+mod fake {
+    use std::collections::VecDeque;
+    use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::{Bytes, Incoming};
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+    use hyper::{Request, Response};
+    use hyper_util::rt::TokioIo;
+    use serde_json::{json, Map, Value};
+    use tokio::net::TcpListener;
+    use tokio::sync::Notify;
+    use tokio::time::Instant;
+
+    /// A file part of a multipart upload.
+    #[derive(Debug, Clone)]
+    pub struct FilePart {
+        pub field: String,
+        pub file_name: Option<String>,
+        pub content_type: Option<String>,
+        pub bytes: Vec<u8>,
+    }
+
+    /// One request as the server saw it, and the HTTP status it answered.
+    #[derive(Debug, Clone)]
+    pub struct Call {
+        pub method: String,
+        pub content_type: String,
+        pub params: Map<String, Value>,
+        pub files: Vec<FilePart>,
+        pub at: Instant,
+        pub status: u16,
+    }
+
+    impl Call {
+        pub fn str(&self, key: &str) -> String {
+            match self.params.get(key) {
+                Some(Value::String(s)) => s.clone(),
+                Some(v) => v.to_string(),
+                None => String::new(),
+            }
+        }
+        pub fn int(&self, key: &str) -> Option<i64> {
+            match self.params.get(key)? {
+                Value::Number(n) => n.as_i64(),
+                Value::String(s) => s.parse().ok(),
+                _ => None,
+            }
+        }
+        pub fn text(&self) -> String {
+            self.str("text")
+        }
+        pub fn is_send(&self) -> bool {
+            self.method == "sendMessage" || self.method == "sendPhoto"
+        }
+    }
+
+    /// A scripted misbehaviour for the next request of a method.
+    #[derive(Debug, Clone)]
+    pub enum Failure {
+        /// HTTP 429 with `parameters.retry_after`, exactly as Telegram sends it.
+        TooManyRequests(u64),
+        /// Close the connection without an answer.
+        DropConnection,
+    }
+
+    #[derive(Default)]
+    struct Inner {
+        updates: Vec<Value>,
+        next_update_id: i64,
+        calls: Vec<Call>,
+        failures: VecDeque<(String, Failure)>,
+    }
+
+    pub struct FakeBotApi {
+        pub addr: SocketAddr,
+        token: String,
+        inner: Mutex<Inner>,
+        changed: Notify,
+    }
+
+    type Answer = Result<Response<Full<Bytes>>, std::io::Error>;
+
+    fn answer(status: u16, body: Value) -> Answer {
+        Ok(Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap())
+    }
+
+    fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+        if from > hay.len() {
+            return None;
+        }
+        hay[from..]
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|p| p + from)
+    }
+
+    /// A `key=value` parameter of a header such as Content-Type or Content-Disposition.
+    fn header_param(header: &str, key: &str) -> Option<String> {
+        header.split(';').skip(1).find_map(|p| {
+            let (k, v) = p.trim().split_once('=')?;
+            k.trim()
+                .eq_ignore_ascii_case(key)
+                .then(|| v.trim().trim_matches('"').to_string())
+        })
+    }
+
+    /// Parses a multipart/form-data body (RFC 7578) into text fields and file parts.
+    pub fn parse_multipart(
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<(Map<String, Value>, Vec<FilePart>), String> {
+        let boundary = header_param(content_type, "boundary").ok_or("no boundary")?;
+        let delim = format!("--{boundary}").into_bytes();
+        let next_delim = [b"\r\n".as_slice(), &delim].concat();
+        let mut pos = find(body, &delim, 0).ok_or("no opening boundary")? + delim.len();
+        let (mut fields, mut files) = (Map::new(), Vec::new());
+        loop {
+            if body[pos..].starts_with(b"--") {
+                return Ok((fields, files));
+            }
+            if !body[pos..].starts_with(b"\r\n") {
+                return Err("boundary not followed by CRLF".into());
+            }
+            pos += 2;
+            let head_end = find(body, b"\r\n\r\n", pos).ok_or("part headers never end")?;
+            let head = std::str::from_utf8(&body[pos..head_end]).map_err(|e| e.to_string())?;
+            let start = head_end + 4;
+            let end = find(body, &next_delim, start).ok_or("part never closed")?;
+            let (mut name, mut file_name, mut part_type) = (None, None, None);
+            for line in head.split("\r\n") {
+                let (k, v) = line.split_once(':').ok_or("bad part header")?;
+                match k.trim().to_ascii_lowercase().as_str() {
+                    "content-disposition" => {
+                        if !v.trim().starts_with("form-data") {
+                            return Err("part is not form-data".into());
+                        }
+                        name = header_param(v, "name");
+                        file_name = header_param(v, "filename");
+                    }
+                    "content-type" => part_type = Some(v.trim().to_string()),
+                    _ => {}
+                }
+            }
+            let name = name.ok_or("part without a name")?;
+            let content = body[start..end].to_vec();
+            if file_name.is_some() {
+                files.push(FilePart {
+                    field: name,
+                    file_name,
+                    content_type: part_type,
+                    bytes: content,
+                });
+            } else {
+                let text = String::from_utf8(content).map_err(|e| e.to_string())?;
+                fields.insert(name, Value::String(text));
+            }
+            pos = end + next_delim.len();
+        }
+    }
+
+    impl FakeBotApi {
+        pub async fn start(token: &str) -> Arc<FakeBotApi> {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let fake = Arc::new(FakeBotApi {
+                addr: listener.local_addr().unwrap(),
+                token: token.to_string(),
+                inner: Mutex::new(Inner {
+                    next_update_id: 500,
+                    ..Default::default()
+                }),
+                changed: Notify::new(),
+            });
+            let server = fake.clone();
+            tokio::spawn(async move {
+                while let Ok((tcp, _)) = listener.accept().await {
+                    let s = server.clone();
+                    tokio::spawn(async move {
+                        let svc = service_fn(move |req| {
+                            let s = s.clone();
+                            async move { s.serve(req).await }
+                        });
+                        let _ = http1::Builder::new()
+                            .serve_connection(TokioIo::new(tcp), svc)
+                            .await;
+                    });
+                }
+            });
+            fake
+        }
+
+        pub fn base_url(&self) -> String {
+            format!("http://{}", self.addr)
+        }
+
+        fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
+            let r = f(&mut self.inner.lock().unwrap());
+            self.changed.notify_waiters();
+            r
+        }
+
+        pub fn fail_next(&self, method: &str, f: Failure) {
+            self.with(|i| i.failures.push_back((method.into(), f)));
+        }
+
+        /// Queues an update carrying `message`; returns its update_id.
+        pub fn push(&self, message: Value) -> i64 {
+            self.with(|i| {
+                let id = i.next_update_id;
+                i.next_update_id += 1;
+                i.updates
+                    .push(json!({ "update_id": id, "message": message }));
+                id
+            })
+        }
+
+        fn user(id: i64, username: &str) -> Value {
+            json!({ "id": id, "is_bot": false, "first_name": format!("User {id}"), "username": username, "language_code": "en" })
+        }
+
+        /// A private-chat text message from `user`.
+        pub fn private_text(&self, user: i64, username: &str, text: &str) -> i64 {
+            self.push(json!({
+                "message_id": user * 1000 + self.calls().len() as i64,
+                "from": Self::user(user, username),
+                "chat": { "id": user, "type": "private", "first_name": format!("User {user}"), "username": username },
+                "date": chrono::Utc::now().timestamp(),
+                "text": text,
+            }))
+        }
+
+        /// A message in a group chat (`group` or `supergroup`).
+        pub fn group_text(&self, chat: i64, kind: &str, user: i64, text: &str) -> i64 {
+            self.push(json!({
+                "message_id": 77,
+                "from": Self::user(user, "member"),
+                "chat": { "id": chat, "type": kind, "title": "Some group" },
+                "date": chrono::Utc::now().timestamp(),
+                "text": text,
+            }))
+        }
+
+        pub fn calls(&self) -> Vec<Call> {
+            self.inner.lock().unwrap().calls.clone()
+        }
+
+        /// Successful sends to `chat`, in order.
+        pub fn sent_to(&self, chat: i64) -> Vec<Call> {
+            self.calls()
+                .into_iter()
+                .filter(|c| c.is_send() && c.status == 200 && c.int("chat_id") == Some(chat))
+                .collect()
+        }
+
+        /// Waits until `check` finds what it looks for in the calls so far.
+        pub async fn wait_for<T>(
+            &self,
+            what: &str,
+            mut check: impl FnMut(&[Call]) -> Option<T>,
+        ) -> T {
+            let deadline = Instant::now() + super::WAIT;
+            loop {
+                let notified = self.changed.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if let Some(t) = check(&self.calls()) {
+                    return t;
+                }
+                if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                    panic!("timed out waiting for {what}; calls: {:#?}", self.calls());
+                }
+            }
+        }
+
+        /// Waits for `n` successful sends to `chat` and returns them.
+        pub async fn wait_sent_to(&self, chat: i64, n: usize) -> Vec<Call> {
+            let what = format!("{n} message(s) to chat {chat}");
+            self.wait_for(&what, |_| {
+                let sent = self.sent_to(chat);
+                (sent.len() >= n).then_some(sent)
+            })
+            .await
+        }
+
+        /// Waits until the adapter asked for the updates after `update_id`: it has read and
+        /// handled that update (it handles a batch before polling again).
+        pub async fn handled(&self, update_id: i64) {
+            let what = format!("a getUpdates past update {update_id}");
+            self.wait_for(&what, |calls| {
+                calls
+                    .iter()
+                    .any(|c| {
+                        c.method == "getUpdates" && c.int("offset").is_some_and(|o| o > update_id)
+                    })
+                    .then_some(())
+            })
+            .await
+        }
+
+        fn record(&self, call: Call) -> usize {
+            self.with(|i| {
+                i.calls.push(call);
+                i.calls.len() - 1
+            })
+        }
+
+        fn set_status(&self, index: usize, status: u16) {
+            self.with(|i| i.calls[index].status = status);
+        }
+
+        async fn serve(self: Arc<Self>, req: Request<Incoming>) -> Answer {
+            let path = req.uri().path().to_string();
+            let query = req.uri().query().unwrap_or("").to_string();
+            let content_type = req
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map_err(std::io::Error::other)?
+                .to_bytes();
+            let Some((token, method)) = path
+                .strip_prefix("/bot")
+                .and_then(|rest| rest.split_once('/'))
+            else {
+                return answer(
+                    404,
+                    json!({ "ok": false, "error_code": 404, "description": "Not Found" }),
+                );
+            };
+            if token != self.token {
+                return answer(
+                    401,
+                    json!({ "ok": false, "error_code": 401, "description": "Unauthorized" }),
+                );
+            }
+            let mut params = Map::new();
+            let mut files = Vec::new();
+            for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+                params.insert(k.into_owned(), Value::String(v.into_owned()));
+            }
+            let mime = content_type
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            match mime.as_str() {
+                "application/json" => match serde_json::from_slice::<Value>(&body) {
+                    Ok(Value::Object(m)) => params.extend(m),
+                    _ => {
+                        return answer(
+                            400,
+                            json!({ "ok": false, "error_code": 400, "description": "Bad Request: can't parse JSON object" }),
+                        )
+                    }
+                },
+                "application/x-www-form-urlencoded" => {
+                    for (k, v) in url::form_urlencoded::parse(&body) {
+                        params.insert(k.into_owned(), Value::String(v.into_owned()));
+                    }
+                }
+                "multipart/form-data" => match parse_multipart(&content_type, &body) {
+                    Ok((fields, parts)) => {
+                        params.extend(fields);
+                        files = parts;
+                    }
+                    Err(e) => {
+                        return answer(
+                            400,
+                            json!({ "ok": false, "error_code": 400, "description": format!("Bad Request: {e}") }),
+                        )
+                    }
+                },
+                "" if body.is_empty() => {}
+                other => {
+                    return answer(
+                        400,
+                        json!({ "ok": false, "error_code": 400, "description": format!("Bad Request: unsupported content type {other}") }),
+                    )
+                }
+            }
+            let failure = self.with(|i| {
+                let at = i.failures.iter().position(|(m, _)| m == method)?;
+                i.failures.remove(at).map(|(_, f)| f)
+            });
+            let index = self.record(Call {
+                method: method.to_string(),
+                content_type: mime,
+                params: params.clone(),
+                files: files.clone(),
+                at: Instant::now(),
+                status: 200,
+            });
+            match failure {
+                Some(Failure::TooManyRequests(secs)) => {
+                    self.set_status(index, 429);
+                    return answer(
+                        429,
+                        json!({
+                            "ok": false, "error_code": 429,
+                            "description": format!("Too Many Requests: retry after {secs}"),
+                            "parameters": { "retry_after": secs },
+                        }),
+                    );
+                }
+                Some(Failure::DropConnection) => {
+                    self.set_status(index, 0);
+                    return Err(std::io::Error::other("dropped on purpose"));
+                }
+                None => {}
+            }
+            let call = Call {
+                method: method.to_string(),
+                content_type: String::new(),
+                params,
+                files,
+                at: Instant::now(),
+                status: 200,
+            };
+            match method {
+                "getMe" => answer(
+                    200,
+                    json!({ "ok": true, "result": {
+                        "id": 123456, "is_bot": true, "first_name": "Stand-in", "username": "stand_in_bot",
+                        "can_join_groups": true, "can_read_all_group_messages": false, "supports_inline_queries": false,
+                    }}),
+                ),
+                "getUpdates" => self.long_poll(&call).await,
+                "sendMessage" => {
+                    let Some(chat) = call.int("chat_id") else {
+                        self.set_status(index, 400);
+                        return answer(
+                            400,
+                            json!({ "ok": false, "error_code": 400, "description": "Bad Request: chat_id is empty" }),
+                        );
+                    };
+                    answer(
+                        200,
+                        json!({ "ok": true, "result": {
+                            "message_id": index, "date": chrono::Utc::now().timestamp(),
+                            "chat": { "id": chat, "type": "private" },
+                            "text": call.text(),
+                        }}),
+                    )
+                }
+                "sendPhoto" => {
+                    let Some(photo) = call.files.iter().find(|f| f.field == "photo") else {
+                        self.set_status(index, 400);
+                        return answer(
+                            400,
+                            json!({ "ok": false, "error_code": 400, "description": "Bad Request: there is no photo in the request" }),
+                        );
+                    };
+                    answer(
+                        200,
+                        json!({ "ok": true, "result": {
+                            "message_id": index, "date": chrono::Utc::now().timestamp(),
+                            "chat": { "id": call.int("chat_id"), "type": "private" },
+                            "photo": [{ "file_id": "AgACAgIAAxk", "file_unique_id": "AQAD", "width": 320, "height": 320, "file_size": photo.bytes.len() }],
+                            "caption": call.str("caption"),
+                        }}),
+                    )
+                }
+                _ => {
+                    self.set_status(index, 404);
+                    answer(
+                        404,
+                        json!({ "ok": false, "error_code": 404, "description": "Not Found: method not found" }),
+                    )
+                }
+            }
+        }
+
+        /// Answers at once when updates at or after `offset` exist, else when one arrives or
+        /// `timeout` seconds pass (an empty list). Updates are never forgotten: a client that
+        /// does not remember its offset gets them again.
+        async fn long_poll(&self, call: &Call) -> Answer {
+            let offset = call.int("offset");
+            let timeout = call.int("timeout").unwrap_or(0).clamp(0, 50) as u64;
+            let deadline = Instant::now() + Duration::from_secs(timeout);
+            loop {
+                let notified = self.changed.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                let ready: Vec<Value> = self
+                    .inner
+                    .lock()
+                    .unwrap()
+                    .updates
+                    .iter()
+                    .filter(|u| offset.is_none_or(|o| u["update_id"].as_i64().unwrap() >= o))
+                    .cloned()
+                    .collect();
+                if !ready.is_empty() || Instant::now() >= deadline {
+                    return answer(200, json!({ "ok": true, "result": ready }));
+                }
+                let _ = tokio::time::timeout_at(deadline, notified).await;
+            }
+        }
+    }
+}
+
+use fake::{Failure, FakeBotApi};
+
+/// Everything the process logs (tracing), captured for the token check.
+fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let sink = buf.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || Capture(sink.clone()))
+            .try_init();
+        buf
+    })
+    .clone()
+}
+
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A gateway on loopback, the stand-in Bot API, and the adapter between them.
+struct Harness {
+    st: State,
+    fake: Arc<FakeBotApi>,
+    gw: TestGateway,
+    stop: Option<watch::Sender<bool>>,
+    bot: Option<JoinHandle<()>>,
+    events: Arc<Mutex<Vec<String>>>,
+    outputs: Vec<String>,
+    token: String,
+}
+
+impl Harness {
+    /// Telegram enabled with `token`, `OWNER` as the owner, the fake as `apiBase`.
+    async fn new(token: &str, edit: impl FnOnce(&mut Settings)) -> Harness {
+        captured_logs();
+        let st = State::new();
+        let fake = FakeBotApi::start(TOKEN).await;
+        let base = fake.base_url();
+        let bot_token = token.to_string();
+        let gw = TestGateway::start_with(st.path(), Default::default(), |s| {
+            s.channels.insert(
+                "telegram".into(),
+                ChannelSettings {
+                    enabled: Some(true),
+                    bot_token: Some(bot_token),
+                    api_base: Some(base),
+                    owners: vec![OWNER.to_string()],
+                    ..Default::default()
+                },
+            );
+            edit(s);
+        })
+        .await;
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let mut rx = gw.service.events().subscribe();
+        let sink = events.clone();
+        tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(e) => sink
+                        .lock()
+                        .unwrap()
+                        .push(serde_json::to_string(&e).unwrap()),
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        Harness {
+            st,
+            fake,
+            gw,
+            stop: None,
+            bot: None,
+            events,
+            outputs: Vec::new(),
+            token: token.to_string(),
+        }
+    }
+
+    /// The usual setup, with the adapter running.
+    async fn start() -> Harness {
+        let mut h = Harness::new(TOKEN, |_| {}).await;
+        h.start_bot();
+        h
+    }
+
+    /// Setup codes need a URL a phone can reach; the test gateway is on loopback.
+    fn set_public_url(&self) {
+        let url = self.gw.url.clone();
+        self.gw
+            .service
+            .update_settings("test", move |s| {
+                s.gateway.public_url = Some(url);
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    fn start_bot(&mut self) {
+        let (tx, rx) = watch::channel(false);
+        self.stop = Some(tx);
+        self.bot = Some(telegram::spawn(self.gw.service.clone(), self.gw.addr, rx));
+    }
+
+    async fn stop_bot(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            tx.send(true).unwrap();
+        }
+        if let Some(task) = self.bot.take() {
+            tokio::time::timeout(WAIT, task)
+                .await
+                .expect("the adapter stops")
+                .unwrap();
+        }
+    }
+
+    fn service(&self) -> &Service {
+        &self.gw.service
+    }
+
+    /// The CLI binary against this state dir (and so through the running gateway).
+    async fn cli(&mut self, args: &[&str]) -> std::process::Output {
+        let o = cli(self.st.path(), args).await;
+        self.outputs.push(stdout(&o));
+        self.outputs.push(stderr(&o));
+        o
+    }
+
+    /// An owner's private message; waits for `n` more answers and returns them.
+    async fn owner_says(&self, text: &str, n: usize) -> Vec<fake::Call> {
+        let before = self.fake.sent_to(OWNER).len();
+        let id = self.fake.private_text(OWNER, "owner", text);
+        let all = self.fake.wait_sent_to(OWNER, before + n).await;
+        self.fake.handled(id).await;
+        let now = self.fake.sent_to(OWNER);
+        assert_eq!(
+            now.len(),
+            before + n,
+            "{text}: expected {n} answer(s), got {:#?}",
+            &now[before..]
+        );
+        all[before..].to_vec()
+    }
+
+    /// Stops everything and checks that the bot token went nowhere it should not.
+    async fn finish(mut self) {
+        self.stop_bot().await;
+        let secrets = [self.token.clone(), secret_half(&self.token)];
+        let mut places: Vec<(String, String)> = Vec::new();
+        for (p, bytes) in files_under(self.st.path()) {
+            if p.file_name().is_some_and(|n| n == "clawpair.json") {
+                continue;
+            }
+            places.push((
+                p.display().to_string(),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            ));
+        }
+        for (i, o) in self.outputs.iter().enumerate() {
+            places.push((format!("CLI output #{i}"), o.clone()));
+        }
+        for e in self.events.lock().unwrap().iter() {
+            places.push(("an event".into(), e.clone()));
+        }
+        let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
+        assert!(
+            logs.contains("Telegram channel"),
+            "the adapter's log is captured"
+        );
+        places.push(("the log".into(), logs));
+        for (where_, text) in &places {
+            for s in &secrets {
+                assert!(
+                    !text.contains(s.as_str()),
+                    "the bot token leaked into {where_}: {text}"
+                );
+            }
+        }
+        assert!(
+            std::fs::read_to_string(self.st.file("clawpair.json"))
+                .unwrap()
+                .contains(&self.token),
+            "the token is kept in clawpair.json"
+        );
+        self.gw.stop().await;
+    }
+}
+
+fn secret_half(token: &str) -> String {
+    token
+        .split_once(':')
+        .map(|(_, s)| s.to_string())
+        .unwrap_or_default()
+}
+
+/// Waits on the event bus for an event `pick` accepts.
+async fn wait_event<T>(
+    rx: &mut broadcast::Receiver<Event>,
+    what: &str,
+    mut pick: impl FnMut(&Event) -> Option<T>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Ok(e)) => {
+                if let Some(t) = pick(&e) {
+                    return t;
+                }
+            }
+            Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+            Ok(Err(e)) => panic!("event stream ended waiting for {what}: {e}"),
+            Err(_) => panic!("timed out waiting for {what}"),
+        }
+    }
+}
+
+fn channel_status(e: &Event) -> Option<(bool, Option<String>)> {
+    match e {
+        Event::ChannelStatus {
+            channel,
+            connected,
+            error,
+            ..
+        } if channel == "telegram" => Some((*connected, error.clone())),
+        _ => None,
+    }
+}
+
+fn bootstrap_records(st: &State) -> usize {
+    match std::fs::read_to_string(st.file("devices/bootstrap.json")) {
+        Ok(t) => {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            v.as_object().map_or(0, |m| m.len())
+        }
+        Err(_) => 0,
+    }
+}
+
+fn request_id_of(e: ClientError) -> String {
+    match e {
+        ClientError::Rejected(r) => {
+            assert_eq!(r.code, "NOT_PAIRED", "{}", r.message);
+            r.details.unwrap()["requestId"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+        other => panic!("expected NOT_PAIRED, got {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stranger_gets_one_reply_then_a_confirmation_after_a_429_and_is_let_through() {
+    let mut h = Harness::start().await;
+    let mut op = h.gw.operator().await;
+
+    let first = h
+        .fake
+        .private_text(STRANGER, "str\u{202E}anger\u{200B}", "hi");
+    let reply = h.fake.wait_sent_to(STRANGER, 1).await.remove(0);
+    let pending = h.service().dm_list(Some("telegram")).unwrap();
+    assert_eq!(pending.len(), 1);
+    let code = pending[0].code.clone();
+    assert_eq!(pending[0].id, STRANGER.to_string());
+    assert_eq!(pending[0].meta["username"], "stranger");
+    assert_eq!(pending[0].meta["chatId"], STRANGER.to_string());
+    assert_eq!(reply.content_type, "application/json");
+    assert_eq!(reply.str("parse_mode"), "HTML");
+    let text = reply.text();
+    assert!(text.contains(&STRANGER.to_string()), "{text}");
+    assert!(text.contains(&format!("<code>{code}</code>")), "{text}");
+    assert!(
+        text.contains(&format!(
+            "<code>clawpair pairing approve telegram {code}</code>"
+        )),
+        "{text}"
+    );
+    h.fake.handled(first).await;
+
+    // Writing again: same request, no second reply.
+    let second = h.fake.private_text(STRANGER, "stranger", "hello?");
+    h.fake.handled(second).await;
+    assert_eq!(h.fake.sent_to(STRANGER).len(), 1);
+    assert_eq!(h.service().dm_list(Some("telegram")).unwrap().len(), 1);
+
+    // The owner approves with the CLI, through the gateway; Telegram throttles the first try.
+    h.fake.fail_next("sendMessage", Failure::TooManyRequests(1));
+    let o = h
+        .cli(&["pairing", "approve", "telegram", &code, "--notify"])
+        .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("no gateway"), "{}", stderr(&o));
+    let sent = h.fake.wait_sent_to(STRANGER, 2).await;
+    assert_eq!(sent[1].text(), APPROVED_REPLY);
+    let throttled: Vec<fake::Call> = h
+        .fake
+        .calls()
+        .into_iter()
+        .filter(|c| c.method == "sendMessage" && c.status == 429)
+        .collect();
+    assert_eq!(throttled.len(), 1);
+    assert_eq!(throttled[0].text(), APPROVED_REPLY);
+    assert!(
+        sent[1].at.duration_since(throttled[0].at) >= Duration::from_secs(1),
+        "the retry waited retry_after"
+    );
+
+    // The next message goes through to the agent.
+    let third = h.fake.private_text(STRANGER, "stranger", "now?");
+    let msg = op
+        .wait_event("chat.message", WAIT)
+        .await
+        .unwrap()
+        .expect("chat.message");
+    assert_eq!(msg["channel"], "telegram");
+    assert_eq!(msg["senderId"], STRANGER.to_string());
+    assert_eq!(msg["text"], "now?");
+    assert_eq!(msg["meta"]["username"], "stranger");
+    h.fake.handled(third).await;
+    assert_eq!(h.fake.sent_to(STRANGER).len(), 2);
+    let audit = h.st.read("logs/audit.jsonl");
+    assert!(audit.contains("\"dm.notified\""), "{audit}");
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_messages_get_nothing_and_create_no_request() {
+    let h = Harness::start().await;
+    h.fake
+        .group_text(-100_200_300, "supergroup", STRANGER, "hello bot");
+    h.fake.group_text(-555, "group", 2002, "anyone?");
+    let last = h.fake.group_text(-555, "group", OWNER, "/pair");
+    h.fake.handled(last).await;
+    assert!(
+        h.fake.calls().iter().all(|c| !c.is_send()),
+        "{:#?}",
+        h.fake.calls()
+    );
+    assert!(h.service().dm_list(Some("telegram")).unwrap().is_empty());
+    assert_eq!(bootstrap_records(&h.st), 0);
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_owner_pair_commands_are_refused_and_never_carry_a_setup_code() {
+    let h = Harness::start().await;
+    h.set_public_url();
+    let cmds = [
+        "/pair",
+        "/pair qr",
+        "/pair pending",
+        "/pair approve",
+        "/pair cleanup",
+    ];
+    let mut last = 0;
+    for c in cmds {
+        last = h.fake.private_text(STRANGER, "stranger", c);
+    }
+    let sent = h.fake.wait_sent_to(STRANGER, cmds.len()).await;
+    h.fake.handled(last).await;
+    assert_eq!(h.fake.sent_to(STRANGER).len(), cmds.len());
+    for m in &sent {
+        assert_eq!(m.method, "sendMessage");
+        assert_eq!(m.text(), commands::REFUSED);
+        assert!(decode_setup_code(&m.text()).is_err());
+    }
+    assert!(h.fake.calls().iter().all(|c| c.method != "sendPhoto"));
+    assert_eq!(bootstrap_records(&h.st), 0);
+    let audit = h.st.read("logs/audit.jsonl");
+    assert_eq!(
+        audit.matches("\"pair.command.refused\"").count(),
+        cmds.len()
+    );
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_pair_gives_a_setup_code_a_device_uses_then_pending_and_approve_pair_it() {
+    let mut h = Harness::start().await;
+    h.set_public_url();
+    let mut op = h.gw.operator().await;
+
+    let two = h.owner_says("/pair", 2).await;
+    let steps = two[0].text();
+    assert!(steps.contains("expires in 10 minutes"), "{steps}");
+    assert!(
+        steps.contains("/pair cleanup") && steps.contains("works once"),
+        "{steps}"
+    );
+    let code = two[1].text();
+    assert_eq!(code.trim(), code, "the second message is the code alone");
+    let payload = decode_setup_code(&code).expect("a setup code");
+    assert_eq!(payload.url, h.gw.url);
+
+    // A computer pairs with it through the real CLI, as a phone would.
+    let phone = State::new();
+    let phone_dir = phone.path().to_path_buf();
+    let code_for_node = code.clone();
+    let node = tokio::spawn(async move {
+        cli(
+            &phone_dir,
+            &["node", "pair", &code_for_node, "--name", "Test Laptop"],
+        )
+        .await
+    });
+    let ev = op
+        .wait_event("device.pair.requested", WAIT)
+        .await
+        .unwrap()
+        .expect("device.pair.requested");
+    let request_id = ev["requestId"].as_str().unwrap().to_string();
+    let fingerprint = ev["fingerprint"].as_str().unwrap().to_string();
+
+    let list = h.owner_says("/pair pending", 1).await.remove(0);
+    assert_eq!(list.str("parse_mode"), "HTML");
+    let text = list.text();
+    for want in ["Test Laptop", "127.0.0.1", &fingerprint, &request_id] {
+        assert!(text.contains(want), "{want} missing from {text}");
+    }
+
+    let done = h.owner_says("/pair approve", 1).await.remove(0).text();
+    assert!(done.contains("Paired <b>Test Laptop</b>"), "{done}");
+    assert!(done.contains(&fingerprint), "{done}");
+
+    let o = tokio::time::timeout(WAIT, node).await.unwrap().unwrap();
+    let out = stdout(&o);
+    h.outputs.push(out.clone());
+    h.outputs.push(stderr(&o));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        out.contains("Paired as node") && out.contains(&fingerprint),
+        "{out}"
+    );
+    let identity: Value = serde_json::from_str(&phone.read("identity/device.json")).unwrap();
+    assert_eq!(
+        identity["tokens"]["node"]["token"].as_str().unwrap().len(),
+        43
+    );
+    let devices = h.service().device_list().unwrap();
+    assert!(devices.pending.is_empty());
+    assert_eq!(devices.paired.len(), 1);
+    assert_eq!(devices.paired[0].fingerprint, fingerprint);
+    assert!(h
+        .st
+        .read("logs/audit.jsonl")
+        .contains("\"via\":\"telegram\""));
+    assert_eq!(
+        h.owner_says("/pair pending", 1).await[0].text(),
+        commands::NONE_WAITING
+    );
+    h.finish().await;
+}
+
+fn decode_qr(png: &[u8]) -> String {
+    let img = image::load_from_memory_with_format(png, image::ImageFormat::Png)
+        .expect("a PNG")
+        .to_luma8();
+    let mut prepared = rqrr::PreparedImage::prepare(img);
+    let grids = prepared.detect_grids();
+    assert_eq!(grids.len(), 1);
+    grids[0].decode().expect("a readable QR code").1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pair_qr_sends_a_png_of_a_working_code_and_approve_reject_cleanup_act_on_requests() {
+    let h = Harness::start().await;
+    h.set_public_url();
+
+    let photo = h.owner_says("/pair qr", 1).await.remove(0);
+    assert_eq!(photo.method, "sendPhoto");
+    assert_eq!(photo.content_type, "multipart/form-data");
+    assert!(photo.str("caption").contains("expires in 10 minutes"));
+    let file = &photo.files[0];
+    assert_eq!(file.field, "photo");
+    assert_eq!(file.content_type.as_deref(), Some("image/png"));
+    assert!(file.file_name.as_deref().unwrap().ends_with(".png"));
+    let payload = decode_setup_code(&decode_qr(&file.bytes)).expect("the QR holds a setup code");
+    assert_eq!(payload.url, h.gw.url);
+
+    // The code from the photo works: the phone presenting it gets a pairing request.
+    let phone1 = Identity::generate();
+    let first = request_id_of(
+        Client::connect(
+            &h.gw
+                .phone(&phone1, Auth::BootstrapToken(payload.bootstrap_token)),
+            |_, _| {},
+        )
+        .await
+        .err()
+        .expect("not paired yet"),
+    );
+    let code = h.owner_says("/pair", 2).await.remove(1).text();
+    let phone2 = Identity::generate();
+    let second = request_id_of(
+        Client::connect(
+            &h.gw.phone(
+                &phone2,
+                Auth::BootstrapToken(decode_setup_code(&code).unwrap().bootstrap_token),
+            ),
+            |_, _| {},
+        )
+        .await
+        .err()
+        .expect("not paired yet"),
+    );
+
+    // Two waiting: approve needs an id.
+    let ask = h.owner_says("/pair approve", 1).await.remove(0).text();
+    assert!(ask.starts_with("2 devices are waiting"), "{ask}");
+    assert!(ask.contains(&first) && ask.contains(&second), "{ask}");
+    assert_eq!(h.service().device_list().unwrap().pending.len(), 2);
+
+    let no = h
+        .owner_says(&format!("/pair reject {first}"), 1)
+        .await
+        .remove(0)
+        .text();
+    assert!(
+        no.starts_with("Rejected") && no.contains(&phone1.fingerprint()),
+        "{no}"
+    );
+    let yes = h
+        .owner_says(&format!("/pair approve {second}"), 1)
+        .await
+        .remove(0)
+        .text();
+    assert!(yes.contains(&phone2.fingerprint()), "{yes}");
+    let gone = h
+        .owner_says(&format!("/pair approve {first}"), 1)
+        .await
+        .remove(0)
+        .text();
+    assert!(
+        gone.starts_with("Could not approve") && gone.contains("not found"),
+        "{gone}"
+    );
+    assert_eq!(
+        h.owner_says("/pair reject", 1).await[0].text(),
+        commands::REJECT_NEEDS_ID
+    );
+
+    // An unused code is invalidated by cleanup and refused afterwards.
+    let unused = h.owner_says("/pair", 2).await.remove(1).text();
+    let cleaned = h.owner_says("/pair cleanup", 1).await.remove(0).text();
+    assert_eq!(cleaned, "Invalidated 1 unused setup code.");
+    let refused = Client::connect(
+        &h.gw.phone(
+            &Identity::generate(),
+            Auth::BootstrapToken(decode_setup_code(&unused).unwrap().bootstrap_token),
+        ),
+        |_, _| {},
+    )
+    .await
+    .err()
+    .unwrap();
+    assert_eq!(refused.code(), Some("AUTH_FAILED"));
+    let help = h.owner_says("/pair what", 1).await.remove(0).text();
+    assert!(help.contains("/pair pending"), "{help}");
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pair_on_a_loopback_only_gateway_answers_how_to_expose_it() {
+    let h = Harness::start().await;
+    let answer = h.owner_says("/pair", 1).await.remove(0).text();
+    assert!(
+        answer.contains("127.0.0.1 only") && answer.contains("gateway.publicUrl"),
+        "{answer}"
+    );
+    let answer = h.owner_says("/pair qr", 1).await.remove(0);
+    assert_eq!(answer.method, "sendMessage");
+    assert!(answer.text().contains("127.0.0.1 only"));
+    assert_eq!(bootstrap_records(&h.st), 0);
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_adapter_handles_no_update_twice() {
+    let mut h = Harness::start().await;
+    h.set_public_url();
+    let dm = h.fake.private_text(STRANGER, "stranger", "hi");
+    h.fake.wait_sent_to(STRANGER, 1).await;
+    h.fake.handled(dm).await;
+    h.owner_says("/pair", 2).await;
+    let last = h
+        .fake
+        .calls()
+        .iter()
+        .filter_map(|c| c.int("offset"))
+        .max()
+        .unwrap();
+
+    h.stop_bot().await;
+    let offset_file = h.st.file("credentials/telegram-offset.json");
+    let stored: Value =
+        serde_json::from_str(&std::fs::read_to_string(&offset_file).unwrap()).unwrap();
+    assert_eq!(stored["offset"], last);
+    assert_eq!(stored["botId"], "123456");
+    assert_eq!(mode(&offset_file), 0o600);
+
+    // The stand-in never forgets updates: only the stored offset keeps them from coming back.
+    let calls_before = h.fake.calls().len();
+    h.start_bot();
+    let other = h.fake.private_text(2002, "other", "hello");
+    h.fake.wait_sent_to(2002, 1).await;
+    h.fake.handled(other).await;
+    let first_poll = h.fake.calls()[calls_before..]
+        .iter()
+        .find(|c| c.method == "getUpdates")
+        .cloned()
+        .unwrap();
+    assert_eq!(first_poll.int("offset"), Some(last));
+    assert_eq!(h.fake.sent_to(STRANGER).len(), 1);
+    assert_eq!(h.fake.sent_to(OWNER).len(), 2);
+    assert_eq!(bootstrap_records(&h.st), 1);
+    assert_eq!(h.service().dm_list(Some("telegram")).unwrap().len(), 2);
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_connection_shows_in_the_status_without_the_token_and_polling_recovers() {
+    let mut h = Harness::new(TOKEN, |_| {}).await;
+    let mut rx = h.service().events().subscribe();
+    h.fake.fail_next("getUpdates", Failure::DropConnection);
+    h.start_bot();
+    let error = wait_event(&mut rx, "an error status", |e| match channel_status(e) {
+        Some((false, Some(err))) => Some(err),
+        _ => None,
+    })
+    .await;
+    assert!(
+        error.starts_with("cannot reach the Telegram Bot API"),
+        "{error}"
+    );
+    assert!(
+        !error.contains(TOKEN_SECRET) && !error.contains("/bot"),
+        "{error}"
+    );
+    wait_event(&mut rx, "connected again", |e| {
+        (channel_status(e) == Some((true, None))).then_some(())
+    })
+    .await;
+    let dm = h.fake.private_text(STRANGER, "stranger", "hi");
+    h.fake.wait_sent_to(STRANGER, 1).await;
+    h.fake.handled(dm).await;
+    h.stop_bot().await;
+    wait_event(&mut rx, "disconnected on stop", |e| {
+        (channel_status(e) == Some((false, None))).then_some(())
+    })
+    .await;
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_is_reported_without_being_shown() {
+    let wrong = "654321:WRONG_token_for_the_stand_in_api";
+    let mut h = Harness::new(wrong, |_| {}).await;
+    let mut rx = h.service().events().subscribe();
+    h.start_bot();
+    let error = wait_event(&mut rx, "an error status", |e| match channel_status(e) {
+        Some((false, Some(err))) => Some(err),
+        _ => None,
+    })
+    .await;
+    assert!(error.contains("refused the bot token"), "{error}");
+    assert!(!error.contains(&secret_half(wrong)), "{error}");
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabling_the_channel_stops_polling_and_enabling_it_resumes() {
+    let h = Harness::start().await;
+    let mut rx = h.service().events().subscribe();
+    let dm = h.fake.private_text(STRANGER, "stranger", "hi");
+    h.fake.handled(dm).await;
+    let set = |on: bool| {
+        h.service()
+            .update_settings("test", move |s: &mut Settings| {
+                s.channels.get_mut("telegram").unwrap().enabled = Some(on);
+                Ok(())
+            })
+            .unwrap()
+    };
+    set(false);
+    wait_event(&mut rx, "disconnected", |e| {
+        (channel_status(e) == Some((false, None))).then_some(())
+    })
+    .await;
+    let later = h.fake.private_text(2002, "other", "hello");
+    set(true);
+    h.fake.wait_sent_to(2002, 1).await;
+    h.fake.handled(later).await;
+    h.finish().await;
+}
+
+#[test]
+fn approving_with_notify_and_no_gateway_warns_that_nobody_tells_the_sender() {
+    let st = State::new();
+    let (service, _) = Service::open(StatePaths::new(st.path()), Arc::new(SystemClock)).unwrap();
+    let mut codes = Vec::new();
+    for sender in ["1001", "1002"] {
+        let d = service
+            .dm_inbound(&InboundDm {
+                channel: "telegram".into(),
+                sender: sender.into(),
+                ..Default::default()
+            })
+            .unwrap();
+        let Decision::Challenge { code, .. } = d else {
+            panic!("{d:?}")
+        };
+        codes.push(code);
+    }
+    let o = st.run(&["pairing", "approve", "telegram", &codes[0], "--notify"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no gateway is running"),
+        "{}",
+        stderr(&o)
+    );
+    let o = st.run(&["pairing", "approve", "telegram", &codes[1]]);
+    assert!(o.status.success());
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+}
+
+#[test]
+fn the_multipart_reader_of_the_stand_in_really_parses_bodies() {
+    let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"chat_id\"\r\n\r\n42\r\n--XyZ\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n\x89PNG\r\n\x1a\n\r\n--XyZ--\r\n";
+    let (fields, files) = fake::parse_multipart("multipart/form-data; boundary=XyZ", body).unwrap();
+    assert_eq!(fields["chat_id"], json!("42"));
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].bytes, b"\x89PNG\r\n\x1a\n");
+    assert!(fake::parse_multipart("multipart/form-data", body).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_headless_gateway_runs_the_bot_and_stops_it_on_sigterm() {
+    let st = State::new();
+    let fake = FakeBotApi::start(TOKEN).await;
+    let (service, _) = Service::open(StatePaths::new(st.path()), Arc::new(SystemClock)).unwrap();
+    let base = fake.base_url();
+    service
+        .update_settings("test", move |s: &mut Settings| {
+            s.channels.insert(
+                "telegram".into(),
+                ChannelSettings {
+                    enabled: Some(true),
+                    bot_token: Some(TOKEN.into()),
+                    api_base: Some(base),
+                    owners: vec![OWNER.to_string()],
+                    ..Default::default()
+                },
+            );
+            Ok(())
+        })
+        .unwrap();
+    drop(service);
+    let mut cmd = st.cmd(&["gateway", "--port", "0"]);
+    cmd.env("RUST_LOG", "trace")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("start the gateway");
+    let pid = child.id() as libc::pid_t;
+    let dm = fake.private_text(STRANGER, "stranger", "hi");
+    let reply = fake.wait_sent_to(STRANGER, 1).await.remove(0);
+    assert!(reply.text().contains("clawpair pairing approve telegram"));
+    fake.handled(dm).await;
+    // SAFETY: signalling our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let out = tokio::time::timeout(
+        WAIT,
+        tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()),
+    )
+    .await
+    .expect("the gateway stops")
+    .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (o, e) = (stdout(&out), stderr(&out));
+    assert!(o.contains("Telegram channel on (1 owner(s)"), "{o}");
+    assert!(o.contains("Gateway stopped."), "{o}");
+    assert!(
+        e.contains("Telegram channel connected"),
+        "its log is on stderr: {e}"
+    );
+    for text in [&o, &e] {
+        assert!(!text.contains(TOKEN_SECRET), "the token leaked: {text}");
+    }
+    for (p, bytes) in files_under(st.path()) {
+        if !p.ends_with("clawpair.json") {
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(TOKEN_SECRET),
+                "{}",
+                p.display()
+            );
+        }
+    }
+}
