@@ -411,7 +411,8 @@ async function renderSettings() {
         ...[["pairing", "Pairing: strangers get a code"], ["allowlist", "Allowlist only: no codes"], ["open", "Open: everyone"], ["disabled", "Disabled: ignore all DMs"]]
           .map(([v, t]) => el("option", { value: v, selected: v === c.dmPolicy, text: t }))))));
   const tg = status && status.telegram;
-  $("set-tg-status").textContent = tg ? (tg.connected ? "Connected." : "Not connected" + (tg.error ? ": " + tg.error : ".")) : "";
+  $("set-tg-status").textContent = !tg || !tg.configured ? "Off: enable it and give a bot token to start the bot." :
+    tg.connected ? "Connected to Telegram." : tg.error ? "Not connected: " + tg.error : "Connecting…";
 }
 
 async function saveSettings(ev) {

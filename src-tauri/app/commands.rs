@@ -60,7 +60,24 @@ pub fn app_status(state: State<'_, AppState>) -> CmdResult {
         "startAtLogin": super::autostart::is_enabled(),
         "showGuide": s.ui.show_guide,
         "pending": super::pending_count(&state.service),
+        "telegram": telegram_status(&state),
     }))
+}
+
+/// Telegram's line for the window: off, or connected / the last error.
+fn telegram_status(state: &AppState) -> Value {
+    let configured = crate::channels::telegram::configured(&state.service.settings());
+    let last = state
+        .channels
+        .lock()
+        .ok()
+        .and_then(|m| m.get("telegram").cloned());
+    match last {
+        Some(v) if configured => {
+            json!({ "configured": true, "connected": v["connected"], "error": v["error"] })
+        }
+        _ => json!({ "configured": configured, "connected": false, "error": null }),
+    }
 }
 
 #[tauri::command]
@@ -459,6 +476,7 @@ mod tests {
             gateway: Arc::new(GatewayCtl::new(service.clone())),
             first_run: false,
             notifier: Arc::new(NotifyStatus::default()),
+            channels: Default::default(),
         };
         let app = build_app(mock_builder(), state)
             .build(mock_context(noop_assets()))

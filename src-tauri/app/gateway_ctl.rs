@@ -23,6 +23,19 @@ struct Running {
     handle: ShutdownHandle,
     task: tokio::task::JoinHandle<()>,
     addr: SocketAddr,
+    /// Stops the chat channels that run beside the gateway.
+    stop_channels: tokio::sync::watch::Sender<bool>,
+    telegram: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    async fn stop(self) {
+        let _ = self.stop_channels.send(true);
+        self.handle.shutdown();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(8), self.task).await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(8), self.telegram).await;
+        tracing::info!("gateway on {} stopped", self.addr);
+    }
 }
 
 pub struct GatewayCtl {
@@ -90,8 +103,7 @@ impl GatewayCtl {
     pub async fn start(&self, addr: SocketAddr) {
         let mut running = self.running.lock().await;
         if let Some(r) = running.take() {
-            r.handle.shutdown();
-            let _ = r.task.await;
+            r.stop().await;
         }
         if let Some(rec) = crate::runrec::read_live(self.service.paths()) {
             if rec.pid != std::process::id() {
@@ -111,7 +123,18 @@ impl GatewayCtl {
                 let addr = gw.local_addr();
                 let handle = gw.shutdown_handle();
                 let task = tokio::spawn(gw.run());
-                *running = Some(Running { handle, task, addr });
+                // The Telegram bot runs beside the gateway; it follows clawpair.json, so enabling
+                // it in Settings starts it without a restart.
+                let (stop_channels, stopped) = tokio::sync::watch::channel(false);
+                let telegram =
+                    crate::channels::telegram::spawn(self.service.clone(), addr, stopped);
+                *running = Some(Running {
+                    handle,
+                    task,
+                    addr,
+                    stop_channels,
+                    telegram,
+                });
                 self.set_status(GatewayStatus {
                     listening: true,
                     address: Some(addr.to_string()),
@@ -133,9 +156,7 @@ impl GatewayCtl {
     pub async fn stop(&self) {
         let mut running = self.running.lock().await;
         if let Some(r) = running.take() {
-            r.handle.shutdown();
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(8), r.task).await;
-            tracing::info!("gateway on {} stopped", r.addr);
+            r.stop().await;
         }
         self.set_status(GatewayStatus::default());
     }

@@ -38,7 +38,13 @@ pub struct AppState {
     /// The settings file did not exist before this run: the window opens on the guide.
     pub first_run: bool,
     pub notifier: Arc<notify::NotifyStatus>,
+    /// The last `channel.status` of each chat channel (Telegram's connected / last error).
+    pub channels: ChannelStatuses,
 }
+
+/// Chat channel → its last status (`{connected, error}`), for the window and the tray.
+pub type ChannelStatuses =
+    Arc<std::sync::Mutex<std::collections::BTreeMap<String, serde_json::Value>>>;
 
 /// The window's label (from `tauri.conf.json`).
 pub const MAIN_WINDOW: &str = "main";
@@ -69,13 +75,32 @@ pub fn show_window<R: Runtime>(app: &AppHandle<R>, section: Option<&str>) {
     }
 }
 
-/// Forwards every core event to the window (no polling anywhere).
-pub fn forward_events<R: Runtime>(app: AppHandle<R>, service: Arc<Service>) {
+/// Forwards every core event to the window (no polling anywhere), remembering each chat
+/// channel's last status on the way.
+pub fn forward_events<R: Runtime>(
+    app: AppHandle<R>,
+    service: Arc<Service>,
+    channels: ChannelStatuses,
+) {
     let mut rx = service.events().subscribe();
     tauri::async_runtime::spawn(async move {
         loop {
             match rx.recv().await {
                 Ok(e) => {
+                    if let Event::ChannelStatus {
+                        channel,
+                        connected,
+                        error,
+                        ..
+                    } = &e
+                    {
+                        if let Ok(mut m) = channels.lock() {
+                            m.insert(
+                                channel.clone(),
+                                json!({ "connected": connected, "error": error }),
+                            );
+                        }
+                    }
                     let _ = app.emit(
                         UI_EVENT,
                         json!({ "event": e.name(), "payload": e.payload() }),
@@ -145,11 +170,13 @@ pub fn run(args: AppArgs) -> Result<(), String> {
     let (service, first_run) = open_state(&args)?;
     let gateway = Arc::new(GatewayCtl::new(service.clone()));
     let notifier = Arc::new(notify::NotifyStatus::default());
+    let channels = ChannelStatuses::default();
     let state = AppState {
         service: service.clone(),
         gateway: gateway.clone(),
         first_run,
         notifier: notifier.clone(),
+        channels: channels.clone(),
     };
     let open_at_start = !args.hidden;
     let builder =
@@ -160,7 +187,7 @@ pub fn run(args: AppArgs) -> Result<(), String> {
     let app = build_app(builder, state)
         .setup(move |app| {
             let handle = app.handle().clone();
-            forward_events(handle.clone(), service.clone());
+            forward_events(handle.clone(), service.clone(), channels.clone());
             tray::install(&handle, service.clone(), gateway.clone())?;
             notify::spawn(handle.clone(), service.clone(), notifier.clone());
             let g = gateway.clone();

@@ -56,6 +56,16 @@ pub fn tooltip(n: usize) -> String {
     }
 }
 
+/// The Telegram line of the menu.
+pub fn telegram_text(configured: bool, connected: bool, error: Option<&str>) -> String {
+    match (configured, connected, error) {
+        (false, _, _) => "Telegram: off".into(),
+        (true, true, _) => "Telegram: connected".into(),
+        (true, false, Some(e)) => format!("Telegram: {}", e.chars().take(60).collect::<String>()),
+        (true, false, None) => "Telegram: connecting…".into(),
+    }
+}
+
 pub fn status_text(s: &GatewayStatus) -> String {
     match (&s.address, &s.error) {
         (Some(a), _) if s.listening => format!("Gateway: listening on {a}"),
@@ -113,6 +123,14 @@ pub fn install<R: Runtime>(
         false,
         None::<&str>,
     )?;
+    let tg_on = crate::channels::telegram::configured(&service.settings());
+    let telegram = MenuItem::with_id(
+        app,
+        "telegram",
+        telegram_text(tg_on, false, None),
+        false,
+        None::<&str>,
+    )?;
     let pause = CheckMenuItem::with_id(
         app,
         "pause",
@@ -135,7 +153,7 @@ pub fn install<R: Runtime>(
     let menu = Menu::with_items(
         app,
         &[
-            &pending, &pair, &open, &sep1, &status, &pause, &autostart, &sep2, &quit,
+            &pending, &pair, &open, &sep1, &status, &telegram, &pause, &autostart, &sep2, &quit,
         ],
     )?;
     let builder = TrayIconBuilder::with_id(TRAY_ID)
@@ -171,8 +189,25 @@ pub fn install<R: Runtime>(
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 }
             };
-            if let Some(Event::GatewayStatus { .. }) = event {
-                let _ = status.set_text(status_text(&gateway.status()));
+            match &event {
+                Some(Event::GatewayStatus { .. }) => {
+                    let _ = status.set_text(status_text(&gateway.status()));
+                }
+                Some(Event::ChannelStatus {
+                    channel,
+                    connected,
+                    error,
+                    ..
+                }) if channel == "telegram" => {
+                    let on = crate::channels::telegram::configured(&service.settings());
+                    let _ = telegram.set_text(telegram_text(on, *connected, error.as_deref()));
+                }
+                Some(Event::SettingsChanged {})
+                    if !crate::channels::telegram::configured(&service.settings()) =>
+                {
+                    let _ = telegram.set_text(telegram_text(false, false, None));
+                }
+                _ => {}
             }
             if event.as_ref().is_none_or(super::changes_pending) {
                 let s = service.clone();
