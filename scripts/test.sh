@@ -17,4 +17,7 @@ cargo test --all-targets --features mock-runtime
 echo "==> desktop app end to end (Xvfb, a private D-Bus session, tauri-driver + WebKitWebDriver)"
 dbus-run-session -- env NO_AT_BRIDGE=1 xvfb-run -a -s "-screen 0 1280x1024x24" \
   cargo test --features mock-runtime --test gui_e2e -- --ignored --test-threads=1
+echo "==> the Debian package: build, inspect, run the packaged binary"
+scripts/package-deb.sh
+cargo test --features mock-runtime --test package_deb -- --ignored
 echo "==> all tests passed"

@@ -551,3 +551,41 @@ fn gateway_logs_to_a_private_file_and_never_logs_secrets() {
         "the run record is removed on a clean exit"
     );
 }
+
+#[test]
+fn a_stale_or_unreachable_gateway_record_falls_back_to_the_files() {
+    let st = State::new();
+    st.ok(&["doctor"]);
+    // A record left by a crashed gateway (its pid is gone): used silently as "no gateway".
+    st.write(
+        "run/gateway.json",
+        r#"{"pid":2147483600,"address":"127.0.0.1:9","startedAtMs":0}"#,
+    );
+    let o = st.run(&["allowlist", "add", "telegram", "1"]);
+    assert!(
+        o.status.success() && stderr(&o).is_empty(),
+        "{}",
+        stderr(&o)
+    );
+    // A live pid that does not answer: a warning, then the files.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    st.write(
+        "run/gateway.json",
+        &format!(
+            r#"{{"pid":{},"address":"{closed}","startedAtMs":0}}"#,
+            std::process::id()
+        ),
+    );
+    let o = st.run(&["allowlist", "add", "telegram", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("did not answer") && stderr(&o).contains("files directly"),
+        "{}",
+        stderr(&o)
+    );
+    let v = st.json(&["allowlist", "list", "telegram", "--json"]);
+    assert_eq!(v["entries"].as_array().unwrap().len(), 2);
+}

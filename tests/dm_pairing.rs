@@ -236,3 +236,81 @@ async fn bridges_need_the_ingest_scope_and_bad_input_is_refused() {
     assert!(gw.answers().await);
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_made_on_the_files_by_another_process_are_seen_without_a_restart() {
+    let st = State::new();
+    let gw = TestGateway::start(st.path()).await;
+    let mut bridge = gw.operator().await;
+    assert_eq!(
+        inbound(&mut bridge, "500", "hi").await["decision"],
+        "challenge"
+    );
+    // Another process (a script, an old tool) writes the allowlist directly.
+    st.write(
+        "credentials/telegram-allowFrom.json",
+        r#"{"version":1,"allowFrom":["500","501"]}"#,
+    );
+    assert_eq!(
+        inbound(&mut bridge, "501", "hi").await,
+        json!({ "decision": "allow", "reason": "allowlisted" })
+    );
+    assert_eq!(inbound(&mut bridge, "500", "hi").await["decision"], "allow");
+    // ...and takes someone off it again.
+    st.write(
+        "credentials/telegram-allowFrom.json",
+        r#"{"version":1,"allowFrom":["500"]}"#,
+    );
+    assert_eq!(
+        inbound(&mut bridge, "501", "hi").await["decision"],
+        "challenge"
+    );
+    // A policy edited in clawpair.json applies at once too.
+    let mut settings: Value = serde_json::from_str(&st.read("clawpair.json")).unwrap();
+    settings["channels"] = json!({ "telegram": { "dmPolicy": "disabled" } });
+    st.write("clawpair.json", &settings.to_string());
+    assert_eq!(
+        inbound(&mut bridge, "500", "hi").await["reason"],
+        "disabled"
+    );
+    gw.stop().await;
+}
+
+#[test]
+fn codes_expire_an_hour_after_creation_on_a_fake_clock() {
+    use clawpair::clock::ManualClock;
+    use clawpair::service::{InboundDm, Service};
+    use std::sync::Arc;
+    let st = State::new();
+    let clock = ManualClock::new(1_800_000_000_000);
+    let (svc, _) = Service::open(
+        clawpair::store::StatePaths::new(st.path()),
+        Arc::new(clock.clone()),
+    )
+    .unwrap();
+    let dm = |sender: &str| {
+        svc.dm_inbound(&InboundDm {
+            channel: "telegram".into(),
+            sender: sender.into(),
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    let first = dm("7");
+    assert_eq!(first.kind(), "challenge");
+    clock.advance_ms(59 * 60_000);
+    assert_eq!(
+        dm("7").reason().as_str(),
+        "pending",
+        "still pending after 59 minutes"
+    );
+    assert_eq!(svc.dm_list(Some("telegram")).unwrap().len(), 1);
+    clock.advance_ms(60_000);
+    assert!(
+        svc.dm_list(Some("telegram")).unwrap().is_empty(),
+        "expired and pruned at 60 minutes"
+    );
+    let again = dm("7");
+    assert_eq!(again.kind(), "challenge", "a new code after expiry");
+    assert_ne!(format!("{again:?}"), format!("{first:?}"));
+}

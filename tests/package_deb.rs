@@ -37,25 +37,28 @@ fn run(cmd: &mut Command) -> String {
 #[ignore = "needs the .deb from scripts/package-deb.sh: run by scripts/test.sh"]
 fn package_installs_the_binary_a_desktop_entry_and_icons_and_declares_its_libraries() {
     let deb = the_deb();
-    let contents = run(Command::new("dpkg-deb").arg("-c").arg(&deb));
-    assert!(contents.contains("./usr/bin/clawpair"), "{contents}");
-    let desktop = contents.lines().find_map(|l| {
-        l.split_whitespace()
-            .last()
-            .filter(|p| p.starts_with("./usr/share/applications/") && p.ends_with(".desktop"))
-    });
-    let desktop = desktop
-        .unwrap_or_else(|| panic!("no desktop entry in {contents}"))
-        .to_string();
+    let listing = run(Command::new("dpkg-deb").arg("-c").arg(&deb));
+    // Paths as dpkg-deb lists them, with or without a leading "./".
+    let paths: Vec<String> = listing
+        .lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .map(|p| p.trim_start_matches("./").to_string())
+        .collect();
+    assert!(paths.iter().any(|p| p == "usr/bin/clawpair"), "{listing}");
+    let desktop = paths
+        .iter()
+        .find(|p| p.starts_with("usr/share/applications/") && p.ends_with(".desktop"))
+        .unwrap_or_else(|| panic!("no desktop entry in {listing}"))
+        .clone();
     for size in ["32x32", "128x128", "256x256@2", "512x512"] {
-        assert!(
-            contents.contains(&format!(
-                "./usr/share/icons/hicolor/{size}/apps/clawpair.png"
-            )),
-            "icon {size} missing: {contents}"
-        );
+        let icon = format!("usr/share/icons/hicolor/{size}/apps/clawpair.png");
+        assert!(paths.contains(&icon), "icon {size} missing: {listing}");
     }
     let info = run(Command::new("dpkg-deb").arg("-I").arg(&deb));
+    assert!(
+        info.lines().any(|l| l.trim() == "Package: clawpair"),
+        "a lowercase Debian package name: {info}"
+    );
     let depends = info
         .lines()
         .find(|l| l.trim_start().starts_with("Depends:"))
@@ -65,9 +68,10 @@ fn package_installs_the_binary_a_desktop_entry_and_icons_and_declares_its_librar
 
     let tmp = tempfile::tempdir().unwrap();
     run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(tmp.path()));
-    let entry = tmp.path().join(desktop.trim_start_matches("./"));
+    let entry = tmp.path().join(&desktop);
     run(Command::new("desktop-file-validate").arg(&entry));
     let text = std::fs::read_to_string(&entry).unwrap();
+    assert!(text.contains("\nName=ClawPair\n"), "{text}");
     assert!(
         text.contains("\nExec=clawpair\n"),
         "menu entry starts the app: {text}"
