@@ -164,43 +164,42 @@ pub fn run(ctx: &Ctx, cmd: DevicesCmd) -> CliResult {
                     return Err(CliError::refused("not approved: pass the exact request id"));
                 }
             };
-            let v = ctx.call("device.pair.approve", json!({ "requestId": id }))?;
-            if json {
-                print_json(&v);
-            } else {
-                let d = &v["device"];
-                println!(
-                    "Approved {} ({}), fingerprint {} ({}).",
-                    or_dash(s(d, "displayName")),
-                    s(d, "deviceId"),
-                    s(d, "fingerprint"),
-                    s(&v, "requestId")
-                );
-            }
-            Ok(())
+            ctx.act(
+                "device.pair.approve",
+                json!({ "requestId": id }),
+                json,
+                |v| {
+                    let d = &v["device"];
+                    println!(
+                        "Approved {} ({}), fingerprint {} ({}).",
+                        or_dash(s(d, "displayName")),
+                        s(d, "deviceId"),
+                        s(d, "fingerprint"),
+                        s(v, "requestId")
+                    );
+                },
+            )
         }
-        DevicesCmd::Reject { request_id, json } => {
-            let v = ctx.call("device.pair.reject", json!({ "requestId": request_id }))?;
-            if json {
-                print_json(&v);
-            } else {
+        DevicesCmd::Reject { request_id, json } => ctx.act(
+            "device.pair.reject",
+            json!({ "requestId": request_id }),
+            json,
+            |v| {
                 println!(
                     "Rejected {} (device {}).",
-                    s(&v, "requestId"),
-                    s(&v, "deviceId")
+                    s(v, "requestId"),
+                    s(v, "deviceId")
                 );
-            }
-            Ok(())
-        }
-        DevicesCmd::Remove { device_id, json } => {
-            let v = ctx.call("device.pair.remove", json!({ "deviceId": device_id }))?;
-            if json {
-                print_json(&v);
-            } else {
-                println!("Removed device {}.", s(&v, "deviceId"));
-            }
-            Ok(())
-        }
+            },
+        ),
+        DevicesCmd::Remove { device_id, json } => ctx.act(
+            "device.pair.remove",
+            json!({ "deviceId": device_id }),
+            json,
+            |v| {
+                println!("Removed device {}.", s(v, "deviceId"));
+            },
+        ),
         DevicesCmd::Clear { yes, pending, json } => {
             if !yes {
                 let v = ctx.call("device.pair.list", json!({}))?;
@@ -215,50 +214,43 @@ pub fn run(ctx: &Ctx, cmd: DevicesCmd) -> CliResult {
                     "this would remove {what}; run again with --yes to do it"
                 )));
             }
-            let v = ctx.call("device.pair.clear", json!({ "pending": pending }))?;
-            if json {
-                print_json(&v);
-            } else {
-                println!(
-                    "Removed {} paired devices; rejected {} pending requests.",
-                    s(&v, "removed"),
-                    s(&v, "rejected")
-                );
-            }
-            Ok(())
+            ctx.act(
+                "device.pair.clear",
+                json!({ "pending": pending }),
+                json,
+                |v| {
+                    println!(
+                        "Removed {} paired devices; rejected {} pending requests.",
+                        s(v, "removed"),
+                        s(v, "rejected")
+                    );
+                },
+            )
         }
-        DevicesCmd::Rotate { device, role, json } => {
-            let v = ctx.call(
-                "device.token.rotate",
-                json!({ "deviceId": device, "role": role }),
-            )?;
-            if json {
-                print_json(&v);
-            } else {
+        DevicesCmd::Rotate { device, role, json } => ctx.act(
+            "device.token.rotate",
+            json!({ "deviceId": device, "role": role }),
+            json,
+            |v| {
                 println!(
                     "New {} token for {} (shown once; the old one no longer works):",
-                    s(&v, "role"),
-                    s(&v, "deviceId")
+                    s(v, "role"),
+                    s(v, "deviceId")
                 );
-                println!("{}", s(&v, "token"));
-            }
-            Ok(())
-        }
-        DevicesCmd::Revoke { device, role, json } => {
-            let v = ctx.call(
-                "device.token.revoke",
-                json!({ "deviceId": device, "role": role }),
-            )?;
-            if json {
-                print_json(&v);
-            } else {
+                println!("{}", s(v, "token"));
+            },
+        ),
+        DevicesCmd::Revoke { device, role, json } => ctx.act(
+            "device.token.revoke",
+            json!({ "deviceId": device, "role": role }),
+            json,
+            |v| {
                 println!(
                     "Revoked the {} token of {}.",
-                    s(&v, "role"),
-                    s(&v, "deviceId")
+                    s(v, "role"),
+                    s(v, "deviceId")
                 );
-            }
-            Ok(())
-        }
+            },
+        ),
     }
 }

@@ -111,20 +111,14 @@ pub fn pairing(ctx: &Ctx, cmd: PairingCmd) -> CliResult {
             json,
         } => {
             let (channel, code) = channel_and_code(&args)?;
-            let v = ctx.call(
+            ctx.act(
                 "pairing.reject",
                 json!({ "channel": channel, "code": code, "accountId": account }),
-            )?;
-            if json {
-                print_json(&v);
-            } else {
-                println!(
-                    "Rejected {} sender {}.",
-                    s(&v, "channel"),
-                    s(&v, "senderId")
-                );
-            }
-            Ok(())
+                json,
+                |v| {
+                    println!("Rejected {} sender {}.", s(v, "channel"), s(v, "senderId"));
+                },
+            )
         }
     }
 }

@@ -370,6 +370,23 @@ impl Ctx {
         }
     }
 
+    /// Calls a method, then prints the answer: as JSON for scripts, else through `human`.
+    pub fn act(
+        &self,
+        method: &str,
+        params: Value,
+        json: bool,
+        human: impl FnOnce(&Value),
+    ) -> CliResult {
+        let v = self.call(method, params)?;
+        if json {
+            output::print_json(&v);
+        } else {
+            human(&v);
+        }
+        Ok(())
+    }
+
     pub fn now(&self) -> i64 {
         self.service.now_ms()
     }
