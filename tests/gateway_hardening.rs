@@ -295,3 +295,37 @@ async fn wrongly_typed_known_fields_are_refused() {
     assert!(gw.answers().await);
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_stops_answering_pings_is_closed() {
+    let st = State::new();
+    let limits = Limits {
+        ping_interval: Duration::from_millis(150),
+        idle_timeout: Duration::from_millis(500),
+        ..Limits::default()
+    };
+    let gw = TestGateway::start_with(st.path(), limits, |_| {}).await;
+    let (mut raw, _) = gw::raw(&gw.url).await;
+    gw::send(&mut raw, &json!({ "type": "req", "id": "c", "method": "connect", "params": {
+        "minProtocol": 3, "maxProtocol": 3, "client": { "id": "x", "mode": "cli" }, "role": "operator", "auth": { "token": gw.token } } })).await;
+    assert_eq!(
+        gw::recv(&mut raw).await.unwrap()["payload"]["type"],
+        "hello-ok"
+    );
+    // Not reading means never answering the gateway's pings.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Closed by then: a 1001 close frame, or a reset if the frame was lost with the unread pings.
+    let code = tokio::time::timeout(Duration::from_secs(3), gw::close_code(&mut raw))
+        .await
+        .expect("the socket was closed");
+    assert!(matches!(code, Some(1001) | None), "{code:?}");
+    // A peer that keeps reading (and so answers pings) stays connected.
+    let mut op = gw.operator().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = op.next_event(Duration::from_millis(1200)).await;
+    assert!(
+        op.call("pairing.list", json!({})).await.is_ok(),
+        "a responsive peer is kept"
+    );
+    gw.stop().await;
+}
