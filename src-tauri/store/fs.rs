@@ -19,6 +19,8 @@ pub const DIR_MODE: u32 = 0o700;
 pub const FILE_MODE: u32 = 0o600;
 /// The largest state file read; anything bigger is refused rather than loaded into memory.
 pub const MAX_STATE_FILE_BYTES: u64 = 16 << 20;
+/// How long a reader waits before looking again at a file that did not parse.
+const SETTLE: Duration = Duration::from_millis(150);
 /// How long a writer waits for another process's lock before giving up with an error.
 pub const LOCK_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -251,22 +253,32 @@ pub fn read_json<T: DeserializeOwned + Default>(path: &Path, clock: &dyn Clock) 
     parse_or_move_aside(path, &bytes, clock)
 }
 
-fn parse_or_move_aside<T: DeserializeOwned>(
+fn parse_or_move_aside<T: DeserializeOwned + Default>(
     path: &Path,
     bytes: &[u8],
     clock: &dyn Clock,
 ) -> StoreResult<T> {
-    match serde_json::from_slice::<T>(bytes) {
-        Ok(v) => Ok(v),
-        Err(e) => {
-            let moved_to = move_aside(path, clock)?;
-            Err(StoreError::Corrupt {
-                path: path.to_path_buf(),
-                moved_to,
-                reason: e.to_string(),
-            })
-        }
-    }
+    let e = match serde_json::from_slice::<T>(bytes) {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    // An editor or script that rewrites the file in place (truncate, then write) can be caught
+    // half-way. Look again before calling the file corrupt.
+    std::thread::sleep(SETTLE);
+    let e = match read_bytes(path)? {
+        None => return Ok(T::default()),
+        Some(again) if again != bytes => match serde_json::from_slice::<T>(&again) {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        },
+        Some(_) => e,
+    };
+    let moved_to = move_aside(path, clock)?;
+    Err(StoreError::Corrupt {
+        path: path.to_path_buf(),
+        moved_to,
+        reason: e.to_string(),
+    })
 }
 
 /// Read-modify-write under the file's lock. `change` edits the value and returns a result; the
@@ -451,6 +463,24 @@ mod tests {
         assert_eq!(cache.get(&path, &clock).unwrap().items, vec![3]);
         write_json(&path, &Doc { items: vec![4] }).unwrap();
         assert_eq!(cache.get(&path, &clock).unwrap().items, vec![4]);
+    }
+
+    #[test]
+    fn a_file_caught_half_rewritten_in_place_is_read_again_not_moved_aside() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("x.json");
+        std::fs::write(&path, b"").unwrap();
+        let writer = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(40));
+                std::fs::write(&path, b"{\"items\": [9]}").unwrap();
+            })
+        };
+        let doc: Doc = read_json(&path, &ManualClock::new(0)).unwrap();
+        writer.join().unwrap();
+        assert_eq!(doc.items, vec![9]);
+        assert!(path.exists(), "not moved aside");
     }
 
     #[test]
