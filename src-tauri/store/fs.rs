@@ -358,6 +358,18 @@ impl<T: DeserializeOwned + Default> JsonCache<T> {
         }
         Ok(value)
     }
+
+    /// The cached value if the file has not changed since it was read, at the cost of one
+    /// `stat`; `None` when it would have to be read (or the `stat` failed). Lets an async
+    /// task decide from memory and leave reading to a blocking thread.
+    pub fn peek(&self, path: &Path) -> Option<Arc<T>> {
+        let id = file_id(path).ok()?;
+        let map = self.entries.lock().ok()?;
+        match map.get(path) {
+            Some((cached_id, v)) if *cached_id == id => Some(v.clone()),
+            _ => None,
+        }
+    }
 }
 
 /// Mode bits of a path (permission part only).
@@ -451,6 +463,28 @@ mod tests {
         assert_eq!(cache.get(&path, &clock).unwrap().items, vec![3]);
         write_json(&path, &Doc { items: vec![4] }).unwrap();
         assert_eq!(cache.get(&path, &clock).unwrap().items, vec![4]);
+    }
+
+    #[test]
+    fn peek_answers_only_from_an_unchanged_cache() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("x.json");
+        let clock = ManualClock::new(0);
+        let cache = JsonCache::<Doc>::default();
+        write_json(&path, &Doc { items: vec![1] }).unwrap();
+        assert!(
+            cache.peek(&path).is_none(),
+            "never read: nothing to answer from"
+        );
+        cache.get(&path, &clock).unwrap();
+        assert_eq!(cache.peek(&path).unwrap().items, vec![1]);
+        write_json(&path, &Doc { items: vec![2] }).unwrap();
+        assert!(
+            cache.peek(&path).is_none(),
+            "changed on disk: must be read again"
+        );
+        assert_eq!(cache.get(&path, &clock).unwrap().items, vec![2]);
+        assert_eq!(cache.peek(&path).unwrap().items, vec![2]);
     }
 
     #[test]
