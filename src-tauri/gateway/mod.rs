@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{watch, Notify, Semaphore};
 
 pub use limits::Limits;
@@ -101,6 +101,18 @@ pub fn raise_fd_limit() {
     }
 }
 
+/// A listening socket with our accept backlog (tokio's `bind` uses 128).
+fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
 impl Gateway {
     /// Binds the listening socket. Nothing is served until [`Gateway::run`].
     pub async fn bind(
@@ -109,8 +121,7 @@ impl Gateway {
         limits: Limits,
     ) -> io::Result<Gateway> {
         raise_fd_limit();
-        let listener = TcpListener::bind(addr)
-            .await
+        let listener = listen(addr, limits.accept_backlog)
             .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
         let local_addr = listener.local_addr()?;
         let (tx, rx) = watch::channel(false);
