@@ -106,19 +106,21 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> StoreResult<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
+    // Errors name the file being written, not the temp file (which is removed on failure):
+    // "cannot write …/telegram-allowFrom.json: No space left on device".
     let result = (|| {
         let mut f = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(FILE_MODE)
             .open(&tmp)
-            .map_err(|e| StoreError::io("create temp file", &tmp, e))?;
+            .map_err(|e| StoreError::io("write", path, e))?;
         // The umask may have narrowed or (never) widened the mode; make it exact.
         f.set_permissions(fs::Permissions::from_mode(FILE_MODE))
-            .map_err(|e| StoreError::io("set permissions on", &tmp, e))?;
+            .map_err(|e| StoreError::io("set permissions on", path, e))?;
         f.write_all(bytes)
-            .map_err(|e| StoreError::io("write", &tmp, e))?;
-        f.sync_all().map_err(|e| StoreError::io("sync", &tmp, e))?;
+            .map_err(|e| StoreError::io("write", path, e))?;
+        f.sync_all().map_err(|e| StoreError::io("sync", path, e))?;
         fs::rename(&tmp, path).map_err(|e| StoreError::io("replace", path, e))?;
         sync_dir(dir)
     })();
