@@ -8,7 +8,9 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::pairing::device::{scope_granted, SCOPE_ADMIN, SCOPE_CHANNEL_INGEST, SCOPE_PAIRING};
+use crate::pairing::device::{
+    scope_granted, SCOPE_ADMIN, SCOPE_CHANNEL_INGEST, SCOPE_PAIRING, SCOPE_READ,
+};
 use crate::service::{InboundDm, Service, ServiceError};
 
 /// An error answer: `{code, message, details?}`.
@@ -199,14 +201,8 @@ struct InboundParams {
     chat_type: Option<String>,
 }
 
-/// Runs one method for `caller`. Unknown methods, missing scopes and bad params are refused
-/// with an error; nothing here panics on input.
-pub fn call(
-    service: &Service,
-    caller: &Caller,
-    method: &str,
-    params: Value,
-) -> Result<Value, RpcError> {
+/// Refuses unknown methods and callers without the method's scope.
+fn authorize(caller: &Caller, method: &str) -> Result<(), RpcError> {
     let Some(scope) = required_scope(method) else {
         return Err(RpcError::new(
             "INVALID_REQUEST",
@@ -219,6 +215,18 @@ pub fn call(
                 .with_details(json!({ "scope": scope })),
         );
     }
+    Ok(())
+}
+
+/// Runs one method for `caller`. Unknown methods, missing scopes and bad params are refused
+/// with an error; nothing here panics on input.
+pub fn call(
+    service: &Service,
+    caller: &Caller,
+    method: &str,
+    params: Value,
+) -> Result<Value, RpcError> {
+    authorize(caller, method)?;
     let via = caller.via.as_str();
     let to_value = |v: Result<Value, ServiceError>| v.map_err(RpcError::from);
     match method {
@@ -339,25 +347,8 @@ pub fn call(
             to_value(service.audit_tail(p.limit).map(|e| json!({ "entries": e })))
         }
         "channel.inbound" => {
-            let p: InboundParams = parse(method, params)?;
-            let m = InboundDm {
-                channel: p.channel,
-                account: p.account_id,
-                sender: p.sender_id,
-                text: p.text,
-                meta: p.meta.unwrap_or_default(),
-                is_group: p
-                    .chat_type
-                    .as_deref()
-                    .is_some_and(|t| t != "direct" && t != "private" && t != "dm"),
-            };
-            let d = service.dm_inbound(&m)?;
-            let mut out = json!({ "decision": d.kind(), "reason": d.reason().as_str() });
-            if let crate::pairing::dm::Decision::Challenge { code, reply, .. } = d {
-                out["code"] = code.into();
-                out["reply"] = reply.into();
-            }
-            Ok(out)
+            let m = InboundDm::from(parse::<InboundParams>(method, params)?);
+            Ok(decision_json(service.dm_inbound(&m)?))
         }
         _ => Err(RpcError::new(
             "INVALID_REQUEST",
@@ -366,7 +357,145 @@ pub fn call(
     }
 }
 
+impl From<InboundParams> for InboundDm {
+    fn from(p: InboundParams) -> Self {
+        InboundDm {
+            channel: p.channel,
+            account: p.account_id,
+            sender: p.sender_id,
+            text: p.text,
+            meta: p.meta.unwrap_or_default(),
+            is_group: p
+                .chat_type
+                .as_deref()
+                .is_some_and(|t| t != "direct" && t != "private" && t != "dm"),
+        }
+    }
+}
+
+fn decision_json(d: crate::pairing::dm::Decision) -> Value {
+    let mut out = json!({ "decision": d.kind(), "reason": d.reason().as_str() });
+    if let crate::pairing::dm::Decision::Challenge { code, reply, .. } = d {
+        out["code"] = code.into();
+        out["reply"] = reply.into();
+    }
+    out
+}
+
+/// Answers a request from memory when that needs no disk read and no write — today
+/// `channel.inbound` for a sender the cached settings and allowlist settle (the hot path of a
+/// channel bridge) — so the gateway can answer it without a trip to a blocking thread.
+/// `None`: use [`call`] off the async runtime. Same answers as `call`, by construction.
+pub fn call_in_memory(
+    service: &Service,
+    caller: &Caller,
+    method: &str,
+    params: &Value,
+) -> Option<Result<Value, RpcError>> {
+    if method != "channel.inbound" {
+        return None;
+    }
+    if let Err(e) = authorize(caller, method) {
+        return Some(Err(e));
+    }
+    let m = match InboundParams::deserialize(params) {
+        Ok(p) => InboundDm::from(p),
+        // `call` words the error; it costs nothing to let it.
+        Err(_) => return None,
+    };
+    let d = service.dm_inbound_cached(&m)?;
+    Some(d.map(decision_json).map_err(RpcError::from))
+}
+
+/// Whether an operator with these scopes receives any event at all (a channel bridge with
+/// only `channel.ingest` does not, so it need not listen).
+pub fn sees_events(scopes: &[String]) -> bool {
+    scope_granted(scopes, SCOPE_PAIRING) || scope_granted(scopes, SCOPE_READ)
+}
+
 /// Whether an operator with these scopes receives this event.
 pub fn event_visible(scopes: &[String], event: &crate::events::Event) -> bool {
     scope_granted(scopes, event.required_scope())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::store::StatePaths;
+    use std::sync::Arc;
+
+    fn service() -> (tempfile::TempDir, Service) {
+        let tmp = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(1_767_323_045_678));
+        let (s, _) = Service::open(StatePaths::new(tmp.path()), clock).unwrap();
+        (tmp, s)
+    }
+
+    fn bridge() -> Caller {
+        Caller {
+            scopes: vec![SCOPE_CHANNEL_INGEST.into()],
+            via: "telegram".into(),
+            listening: None,
+        }
+    }
+
+    #[test]
+    fn in_memory_answers_match_call_and_leave_disk_work_to_it() {
+        let (_tmp, s) = service();
+        s.allow_add("telegram", None, "alice", "test").unwrap();
+        let alice = json!({ "channel": "telegram", "senderId": "alice", "text": "hi" });
+        assert!(
+            call_in_memory(&s, &bridge(), "channel.inbound", &alice).is_none(),
+            "nothing cached yet: the allowlist must be read first"
+        );
+        let slow = call(&s, &bridge(), "channel.inbound", alice.clone()).unwrap();
+        let fast = call_in_memory(&s, &bridge(), "channel.inbound", &alice)
+            .expect("cached now")
+            .unwrap();
+        assert_eq!(fast, slow);
+        assert_eq!(fast["decision"], "allow");
+
+        let stranger = json!({ "channel": "telegram", "senderId": "mallory" });
+        assert!(
+            call_in_memory(&s, &bridge(), "channel.inbound", &stranger).is_none(),
+            "a challenge writes a request: not from memory"
+        );
+        assert_eq!(
+            call(&s, &bridge(), "channel.inbound", stranger).unwrap()["decision"],
+            "challenge"
+        );
+
+        let group = json!({ "channel": "telegram", "senderId": "bob", "chatType": "group" });
+        assert_eq!(
+            call_in_memory(&s, &bridge(), "channel.inbound", &group)
+                .unwrap()
+                .unwrap(),
+            call(&s, &bridge(), "channel.inbound", group).unwrap()
+        );
+
+        let bad = json!({ "channel": "../x", "senderId": "alice" });
+        let fast = call_in_memory(&s, &bridge(), "channel.inbound", &bad).unwrap();
+        assert_eq!(fast, call(&s, &bridge(), "channel.inbound", bad));
+        assert_eq!(fast.unwrap_err().code, "INVALID_REQUEST");
+
+        let reader = Caller {
+            scopes: vec![SCOPE_READ.into()],
+            ..bridge()
+        };
+        let e = call_in_memory(&s, &reader, "channel.inbound", &alice)
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(e.code, "FORBIDDEN");
+        assert!(call_in_memory(&s, &bridge(), "pairing.list", &json!({})).is_none());
+    }
+
+    #[test]
+    fn a_bridge_with_only_channel_ingest_gets_no_events() {
+        assert!(!sees_events(&[SCOPE_CHANNEL_INGEST.to_string()]));
+        assert!(sees_events(&[SCOPE_READ.to_string()]));
+        assert!(sees_events(&[SCOPE_PAIRING.to_string()]));
+        assert!(sees_events(&[SCOPE_ADMIN.to_string()]));
+        assert!(sees_events(&["operator.write".to_string()]));
+    }
 }

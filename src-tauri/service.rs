@@ -273,6 +273,35 @@ fn check_role(role: &str) -> ServiceResult<()> {
     }
 }
 
+/// The account of an inbound DM (default when none), once channel, account and sender passed
+/// their checks.
+fn dm_account(m: &InboundDm) -> ServiceResult<&str> {
+    check_name("channel", &m.channel).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+    let account = m
+        .account
+        .as_deref()
+        .filter(|a| !a.is_empty())
+        .unwrap_or(DEFAULT_ACCOUNT);
+    check_name("account", account).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+    crate::store::dm::check_sender(&m.sender).map_err(dm_err)?;
+    Ok(account)
+}
+
+/// What the DM rule needs to know about a sender, from the settings and the stored allowlist.
+fn sender_facts(settings: &Settings, m: &InboundDm, in_stored_allowlist: bool) -> SenderFacts {
+    let ch = settings.channel(&m.channel);
+    let listed = |list: Option<&Vec<String>>| {
+        list.is_some_and(|l| l.iter().any(|s| s == &m.sender && s != "*"))
+    };
+    SenderFacts {
+        policy: settings.dm_policy(&m.channel),
+        is_group: m.is_group,
+        is_owner: listed(ch.map(|c| &c.owners)),
+        in_config_allow_from: listed(ch.map(|c| &c.allow_from)),
+        in_stored_allowlist,
+    }
+}
+
 /// This computer's non-loopback addresses (for deriving a setup-code URL).
 pub fn lan_addresses() -> Vec<IpAddr> {
     if_addrs::get_if_addrs()
@@ -324,6 +353,12 @@ impl Service {
                 Arc::new(Settings::default())
             }
         }
+    }
+
+    /// Current settings from the cache alone: `None` when the file changed since it was last
+    /// read, so the caller must use [`Service::settings`] off the async runtime.
+    pub fn settings_cached(&self) -> Option<Arc<Settings>> {
+        self.settings.peek(&self.paths.settings())
     }
 
     /// Edits settings under the file's lock; the new values must validate.
@@ -419,33 +454,15 @@ impl Service {
     /// Decides what happens to one inbound DM: allow (published as `chat.message`),
     /// challenge (the reply to send carries a new code), or drop — with a reason.
     pub fn dm_inbound(&self, m: &InboundDm) -> ServiceResult<Decision> {
-        check_name("channel", &m.channel).map_err(|e| ServiceError::Invalid(e.to_string()))?;
-        let account = m
-            .account
-            .as_deref()
-            .filter(|a| !a.is_empty())
-            .unwrap_or(DEFAULT_ACCOUNT);
-        check_name("account", account).map_err(|e| ServiceError::Invalid(e.to_string()))?;
-        crate::store::dm::check_sender(&m.sender).map_err(dm_err)?;
+        let account = dm_account(m)?;
         let settings = self.settings();
-        let ch = settings.channel(&m.channel);
-        let policy = settings.dm_policy(&m.channel);
-        let listed = |list: Option<&Vec<String>>| {
-            list.is_some_and(|l| l.iter().any(|s| s == &m.sender && s != "*"))
-        };
-        let facts = SenderFacts {
-            policy,
-            is_group: m.is_group,
-            is_owner: listed(ch.map(|c| &c.owners)),
-            in_config_allow_from: listed(ch.map(|c| &c.allow_from)),
-            in_stored_allowlist: policy == dm::DmPolicy::Pairing
-                && self.check(
-                    self.dm
-                        .is_allowed(&m.channel, account, &m.sender)
-                        .map_err(dm_err),
-                )?,
-        };
-        let decision = match dm::gate(facts) {
+        let in_stored_allowlist = settings.dm_policy(&m.channel) == dm::DmPolicy::Pairing
+            && self.check(
+                self.dm
+                    .is_allowed(&m.channel, account, &m.sender)
+                    .map_err(dm_err),
+            )?;
+        let decision = match dm::gate(sender_facts(&settings, m, in_stored_allowlist)) {
             Some(d) => d,
             None if settings.ui.paused => Decision::Drop(Reason::Paused),
             None => {
@@ -504,6 +521,26 @@ impl Service {
                 dm::decide_after_upsert(&m.channel, &m.sender, &outcome)
             }
         };
+        Ok(self.dm_decided(m, account, decision))
+    }
+
+    /// [`Service::dm_inbound`] for a sender whom the cached settings and allowlist settle
+    /// (allowed, owner, open, disabled, group, not allowlisted): no disk read and no write, so
+    /// an async task may call it. `None` when a file must be read or a request written first.
+    pub fn dm_inbound_cached(&self, m: &InboundDm) -> Option<ServiceResult<Decision>> {
+        let account = match dm_account(m) {
+            Ok(a) => a,
+            Err(e) => return Some(Err(e)),
+        };
+        let settings = self.settings_cached()?;
+        let in_stored_allowlist = settings.dm_policy(&m.channel) == dm::DmPolicy::Pairing
+            && self.dm.is_allowed_cached(&m.channel, account, &m.sender)?;
+        let decision = dm::gate(sender_facts(&settings, m, in_stored_allowlist))?;
+        Some(Ok(self.dm_decided(m, account, decision)))
+    }
+
+    /// Publishes an allowed message as `chat.message`.
+    fn dm_decided(&self, m: &InboundDm, account: &str, decision: Decision) -> Decision {
         if let Decision::Allow(_) = decision {
             self.events.publish(Event::ChatMessage {
                 channel: m.channel.clone(),
@@ -514,7 +551,7 @@ impl Service {
                 ts: self.now_ms(),
             });
         }
-        Ok(decision)
+        decision
     }
 
     fn known_channels(&self) -> Vec<String> {

@@ -83,6 +83,33 @@ fn canonical_ip(addr: SocketAddr) -> IpAddr {
 
 /// Serves one accepted TCP connection until it closes.
 pub async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, accepted: Instant) {
+    // The handshake's futures (the upgrade, the connect decision, a wait for the owner, the
+    // greeting) are large and short-lived, the session's small and long-lived. Each is boxed
+    // and everything else is scoped to the block, so an idle connection holds only its
+    // session. (A box made inside the awaiting statement would keep the future's full size
+    // here as a temporary; hence the separate statements.)
+    let session = {
+        let handshake = Box::pin(handshake(shared, tcp, peer, accepted));
+        let Some((conn, ws, grant)) = handshake.await else {
+            return;
+        };
+        let greet = Box::pin(conn.greet(ws, grant));
+        let Some(session) = greet.await else {
+            return;
+        };
+        Box::pin(session.run())
+    };
+    session.await;
+}
+
+/// From TCP accept to a granted `connect` (at once, or after the owner approved a waiting
+/// device). `None` when the connection ended instead: refused, timed out or closed.
+async fn handshake(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    accepted: Instant,
+) -> Option<(Conn, Ws, Grant)> {
     let _ = tcp.set_nodelay(true);
     let settings = shared.service.settings();
     let limits = &shared.limits;
@@ -92,7 +119,7 @@ pub async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, accept
         .guard
         .enter_preauth(ip, exempt, limits.max_preauth_per_ip)
     else {
-        return; // dropping the stream closes it
+        return None; // dropping the stream closes it
     };
     let deadline = tokio::time::Instant::from_std(accepted + limits.handshake_timeout);
     let allowed = settings.gateway.allowed_origins.clone();
@@ -118,7 +145,7 @@ pub async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, accept
     );
     let mut ws = match timeout_at(deadline, upgrade).await {
         Ok(Ok(ws)) => ws,
-        _ => return,
+        _ => return None,
     };
     // One connect frame of at most 64 KiB (plus its header) before authentication.
     ws.get_mut().set_budget(Some(limits.max_preauth_frame + 14));
@@ -133,38 +160,41 @@ pub async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, accept
     )
     .await
     {
-        return;
+        return None;
     }
     let text = match timeout_at(deadline, read_msg(&mut ws)).await {
-        Err(_) => return close(&mut ws, CloseCode::Policy, "handshake timeout").await,
+        Err(_) => return end(close(&mut ws, CloseCode::Policy, "handshake timeout")).await,
         Ok(Read::Text(t)) => t,
         Ok(Read::TooBig) => {
-            return close(&mut ws, CloseCode::Size, "connect frame too large").await
+            return end(close(&mut ws, CloseCode::Size, "connect frame too large")).await
         }
         Ok(Read::Binary) => {
-            return refuse(
+            return end(refuse(
                 &mut ws,
                 &Value::Null,
                 "INVALID_REQUEST",
                 "the first frame must be a connect request (JSON text)",
                 None,
-            )
+            ))
             .await
         }
-        Ok(Read::Closed) => return,
+        Ok(Read::Closed) => return None,
     };
-    let req = match frames::parse_req(&text) {
+    // The frame (up to 64 KiB) is not kept: only what was parsed out of it.
+    let req = frames::parse_req(&text);
+    drop(text);
+    let req = match req {
         Ok(r) => r,
-        Err((id, msg)) => return refuse(&mut ws, &id, "INVALID_REQUEST", &msg, None).await,
+        Err((id, msg)) => return end(refuse(&mut ws, &id, "INVALID_REQUEST", &msg, None)).await,
     };
     if req.method != "connect" {
-        return refuse(
+        return end(refuse(
             &mut ws,
             &req.id,
             "INVALID_REQUEST",
             "the first request must be connect",
             None,
-        )
+        ))
         .await;
     }
     if let Some(left) = shared.guard.locked_for(ip, exempt) {
@@ -173,30 +203,30 @@ pub async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, accept
             "too many failed attempts; try again in {}s",
             ms.div_ceil(1000)
         );
-        return refuse(
+        return end(refuse(
             &mut ws,
             &req.id,
             "RATE_LIMITED",
             &msg,
             Some(json!({ "retryAfterMs": ms })),
-        )
+        ))
         .await;
     }
     let params: ConnectParams = match serde_json::from_value(req.params) {
         Ok(p) => p,
         Err(e) => {
-            return refuse(
+            return end(refuse(
                 &mut ws,
                 &req.id,
                 "INVALID_REQUEST",
                 &format!("invalid connect params: {e}"),
                 None,
-            )
+            ))
             .await
         }
     };
     if let Err(r) = connect::validate(&params) {
-        return refuse(&mut ws, &req.id, r.code, &r.message, r.details).await;
+        return end(refuse(&mut ws, &req.id, r.code, &r.message, r.details)).await;
     }
     let device = match connect::verify_device(&params, &nonce, shared.service.now_ms()) {
         Ok(d) => d,
@@ -204,7 +234,7 @@ pub async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, accept
             shared
                 .guard
                 .record_failure(ip, exempt, &settings.gateway.rate_limit);
-            return refuse(&mut ws, &req.id, r.code, &r.message, r.details).await;
+            return end(refuse(&mut ws, &req.id, r.code, &r.message, r.details)).await;
         }
     };
     // Subscribe before deciding, so an approval that lands at once is not missed.
@@ -225,9 +255,9 @@ pub async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, accept
     match access {
         Access::Granted(g) => {
             slot.release();
-            conn.hello(ws, g).await
+            Some((conn, ws, g))
         }
-        Access::Refused(r) => conn.refuse(&mut ws, r).await,
+        Access::Refused(r) => end(conn.refuse(&mut ws, r)).await,
         Access::Pending {
             request_id,
             fingerprint,
@@ -236,13 +266,13 @@ pub async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, accept
         } => match events {
             None => {
                 let details = json!({ "code": "PAIRING_REQUIRED", "requestId": request_id, "reason": reason, "fingerprint": fingerprint });
-                refuse(
+                end(refuse(
                     &mut ws,
                     &conn.id,
                     "NOT_PAIRED",
                     "pairing required",
                     Some(details),
-                )
+                ))
                 .await
             }
             Some(rx) => {
@@ -253,12 +283,23 @@ pub async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, accept
     }
 }
 
+/// Runs the last words of a connection that ends during the handshake.
+async fn end<T>(last: impl std::future::Future<Output = ()>) -> Option<T> {
+    last.await;
+    None
+}
+
 async fn decide(
     shared: &Arc<Shared>,
     params: &ConnectParams,
     device: Option<&VerifiedDevice>,
     remote: &str,
 ) -> Access {
+    // Most connects (a paired device's token, the admin token) are settled from memory; the
+    // trip to a blocking thread is for the ones that read or write the store.
+    if let Some(access) = connect::decide_cached(&shared.service, params, device) {
+        return access;
+    }
     let (s, p, d, r) = (
         shared.service.clone(),
         params.clone(),
@@ -300,12 +341,12 @@ impl Conn {
         mut request_id: String,
         fingerprint: String,
         mut expires_at_ms: i64,
-    ) {
+    ) -> Option<(Conn, Ws, Grant)> {
         // While waiting the client has nothing to say beyond pings.
         ws.get_mut().set_budget(Some(16 * 1024));
         let pending = json!({ "requestId": request_id, "fingerprint": fingerprint, "expiresAtMs": expires_at_ms });
         if !send(&mut ws, frames::event("device.pair.pending", pending, 1)).await {
-            return;
+            return None;
         }
         let mut shutdown = self.shared.shutdown.clone();
         loop {
@@ -315,29 +356,29 @@ impl Conn {
                 ev = rx.recv() => match ev {
                     Ok(Event::DevicePairResolved { request_id: rid, decision, .. }) if rid == request_id => match decision.as_str() {
                         "approved" => true,
-                        "rejected" => return refuse(&mut ws, &self.id, "PAIRING_REJECTED", "the owner rejected this device", None).await,
-                        "expired" => return refuse(&mut ws, &self.id, "PAIRING_EXPIRED", "the pairing request expired", None).await,
-                        _ => return refuse(&mut ws, &self.id, "NOT_PAIRED", "this pairing request was replaced by a newer one",
-                            Some(json!({ "code": "PAIRING_REQUIRED", "reason": "superseded", "requestId": request_id }))).await,
+                        "rejected" => return end(refuse(&mut ws, &self.id, "PAIRING_REJECTED", "the owner rejected this device", None)).await,
+                        "expired" => return end(refuse(&mut ws, &self.id, "PAIRING_EXPIRED", "the pairing request expired", None)).await,
+                        _ => return end(refuse(&mut ws, &self.id, "NOT_PAIRED", "this pairing request was replaced by a newer one",
+                            Some(json!({ "code": "PAIRING_REQUIRED", "reason": "superseded", "requestId": request_id })))).await,
                     },
                     Ok(_) => false,
                     // Missed events: look at the store instead.
                     Err(broadcast::error::RecvError::Lagged(_)) => true,
-                    Err(broadcast::error::RecvError::Closed) => return,
+                    Err(broadcast::error::RecvError::Closed) => return None,
                 },
                 _ = sleep_until(expiry) => {
                     if matches!(decide(&self.shared, &self.params, self.device.as_ref(), &self.remote).await, Access::Granted(_)) {
                         true
                     } else {
-                        return refuse(&mut ws, &self.id, "PAIRING_EXPIRED", "the pairing request expired", None).await;
+                        return end(refuse(&mut ws, &self.id, "PAIRING_EXPIRED", "the pairing request expired", None)).await;
                     }
                 }
                 msg = read_msg(&mut ws) => match msg {
-                    Read::Closed => return,
-                    Read::TooBig => return close(&mut ws, CloseCode::Size, "too much data while waiting").await,
-                    _ => return refuse(&mut ws, &self.id, "INVALID_REQUEST", "wait for the owner's decision before sending requests", None).await,
+                    Read::Closed => return None,
+                    Read::TooBig => return end(close(&mut ws, CloseCode::Size, "too much data while waiting")).await,
+                    _ => return end(refuse(&mut ws, &self.id, "INVALID_REQUEST", "wait for the owner's decision before sending requests", None)).await,
                 },
-                _ = shutdown.changed() => return close(&mut ws, CloseCode::Away, "gateway shutting down").await,
+                _ = shutdown.changed() => return end(close(&mut ws, CloseCode::Away, "gateway shutting down")).await,
             };
             if !recheck {
                 continue;
@@ -352,7 +393,7 @@ impl Conn {
             {
                 Access::Granted(g) => {
                     slot.release();
-                    return self.hello(ws, g).await;
+                    return Some((self, ws, g));
                 }
                 Access::Pending {
                     request_id: rid,
@@ -362,14 +403,14 @@ impl Conn {
                     request_id = rid;
                     expires_at_ms = exp;
                 }
-                Access::Refused(r) => return self.refuse(&mut ws, r).await,
+                Access::Refused(r) => return end(self.refuse(&mut ws, r)).await,
             }
         }
     }
 
-    /// hello-ok, then requests and events until the socket closes.
-    async fn hello(self, mut ws: Ws, g: Grant) {
-        let shared = self.shared.clone();
+    /// Sends hello-ok (consuming a setup code once it is sent) and sets up the session.
+    async fn greet(self, mut ws: Ws, g: Grant) -> Option<Session> {
+        let shared = self.shared;
         let limits = &shared.limits;
         let conn_id = shared.next_conn_id();
         let mut auth = json!({ "role": g.role, "scopes": g.scopes });
@@ -385,40 +426,42 @@ impl Conn {
             "policy": { "maxPayload": limits.max_message, "tickIntervalMs": limits.ping_interval.as_millis() as u64 },
         });
         if !send(&mut ws, frames::ok(&self.id, payload)).await {
-            return;
+            return None;
         }
         if let Some(hash) = g.consume_bootstrap.clone() {
             let s = shared.service.clone();
             let _ = tokio::task::spawn_blocking(move || s.devices.bootstrap_consume(&hash)).await;
         }
         ws.get_mut().set_budget(None);
-        let registration = g.device_id.as_ref().map(|d| {
+        let device = g.device_id.as_ref().map(|d| {
             shared.touches.touch(d, &g.role, shared.service.now_ms());
-            shared.registry.register(d, &g.role, conn_id)
+            (
+                shared.registry.register(d, &g.role, conn_id),
+                g.role.clone(),
+            )
         });
-        let operator_events = (g.role == crate::pairing::device::ROLE_OPERATOR)
-            .then(|| shared.service.events().subscribe());
+        let events = (g.role == crate::pairing::device::ROLE_OPERATOR
+            && rpc::sees_events(&g.scopes))
+        .then(|| shared.service.events().subscribe());
+        // Only what the session needs is kept: not the connect params, not a new token's text.
         let caller = Caller {
-            scopes: g.scopes.clone(),
+            scopes: g.scopes,
             via: crate::sanitize::sanitize(&self.params.client.id),
             listening: Some(shared.local_addr),
         };
-        Session {
-            shared: shared.clone(),
+        Some(Session {
+            shared,
             ws,
             caller,
-            events: operator_events,
+            events,
             seq: 1,
             last_rx: Instant::now(),
-        }
-        .run(registration.as_ref().map(|r| r.kick.clone()))
-        .await;
-        if let Some(d) = &g.device_id {
-            shared.touches.touch(d, &g.role, shared.service.now_ms());
-        }
+            device,
+        })
     }
 }
 
+/// An authenticated connection: requests in, answers and events out.
 struct Session {
     shared: Arc<Shared>,
     ws: Ws,
@@ -426,6 +469,8 @@ struct Session {
     events: Option<broadcast::Receiver<Event>>,
     seq: u64,
     last_rx: Instant,
+    /// A device's registration (how its removal closes this socket) and role.
+    device: Option<(super::registry::Registration, String)>,
 }
 
 async fn next_event(
@@ -444,59 +489,121 @@ async fn kicked(kick: &Option<Arc<tokio::sync::Notify>>) {
     }
 }
 
+/// What woke a session.
+enum Wake {
+    Frame(Option<Result<Message, WsError>>),
+    /// Boxed: events are large, and this enum is part of every idle connection's state.
+    Event(Box<Result<Event, broadcast::error::RecvError>>),
+    Ping,
+    Kicked,
+    Shutdown,
+}
+
 impl Session {
-    async fn run(mut self, kick: Option<Arc<tokio::sync::Notify>>) {
+    /// Until the socket closes; then records when the device was last seen.
+    async fn run(mut self) {
+        let kick = self.device.as_ref().map(|(r, _)| r.kick.clone());
         let mut shutdown = self.shared.shutdown.clone();
         let mut ping = tokio::time::interval_at(
             tokio::time::Instant::now() + self.shared.limits.ping_interval,
             self.shared.limits.ping_interval,
         );
         loop {
-            tokio::select! {
-                msg = self.ws.next() => {
-                    self.last_rx = Instant::now();
-                    match msg {
-                        Some(Ok(Message::Text(t))) => {
-                            if !self.request(t.as_str()).await {
-                                return;
-                            }
-                        }
-                        Some(Ok(Message::Binary(_))) => {
-                            return refuse(&mut self.ws, &Value::Null, "INVALID_REQUEST", "binary frames are not part of the protocol", None).await;
-                        }
-                        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-                        Some(Ok(Message::Close(_))) | None => return,
-                        Some(Err(WsError::Capacity(_))) => return close(&mut self.ws, CloseCode::Size, "message too large").await,
-                        Some(Err(_)) => return,
+            let wake = tokio::select! {
+                msg = self.ws.next() => Wake::Frame(msg),
+                ev = next_event(&mut self.events) => Wake::Event(Box::new(ev)),
+                _ = ping.tick() => Wake::Ping,
+                _ = kicked(&kick) => Wake::Kicked,
+                _ = shutdown.changed() => Wake::Shutdown,
+            };
+            // Handling is boxed: its future is large and brief, and an idle connection should
+            // hold only the small wait above.
+            let handled = Box::pin(self.handle(wake));
+            if !handled.await {
+                break;
+            }
+        }
+        if let Some((registration, role)) = &self.device {
+            let now = self.shared.service.now_ms();
+            self.shared
+                .touches
+                .touch(registration.device_id(), role, now);
+        }
+    }
+
+    /// Acts on what woke the session. Returns false when the connection is over.
+    async fn handle(&mut self, wake: Wake) -> bool {
+        match wake {
+            Wake::Frame(msg) => {
+                self.last_rx = Instant::now();
+                match msg {
+                    Some(Ok(Message::Text(t))) => self.request(t.as_str()).await,
+                    Some(Ok(Message::Binary(_))) => {
+                        refuse(
+                            &mut self.ws,
+                            &Value::Null,
+                            "INVALID_REQUEST",
+                            "binary frames are not part of the protocol",
+                            None,
+                        )
+                        .await;
+                        false
                     }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => true,
+                    Some(Ok(Message::Close(_))) | None => false,
+                    Some(Err(WsError::Capacity(_))) => {
+                        close(&mut self.ws, CloseCode::Size, "message too large").await;
+                        false
+                    }
+                    Some(Err(_)) => false,
                 }
-                ev = next_event(&mut self.events) => match ev {
-                    Ok(e) => {
-                        if rpc::event_visible(&self.caller.scopes, &e) {
-                            self.seq += 1;
-                            if !send(&mut self.ws, frames::event(e.name(), e.payload(), self.seq)).await {
-                                return;
-                            }
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        self.seq += 1;
-                        if !send(&mut self.ws, frames::event("events.dropped", json!({ "count": n }), self.seq)).await {
-                            return;
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Closed) => self.events = None,
-                },
-                _ = ping.tick() => {
-                    if self.last_rx.elapsed() > self.shared.limits.idle_timeout {
-                        return close(&mut self.ws, CloseCode::Away, "no pong").await;
-                    }
-                    if self.ws.send(Message::Ping(Vec::new().into())).await.is_err() {
-                        return;
-                    }
+            }
+            Wake::Event(ev) => self.event(*ev).await,
+            Wake::Ping => {
+                if self.last_rx.elapsed() > self.shared.limits.idle_timeout {
+                    close(&mut self.ws, CloseCode::Away, "no pong").await;
+                    return false;
                 }
-                _ = kicked(&kick) => return close(&mut self.ws, CloseCode::Policy, "device removed or token revoked").await,
-                _ = shutdown.changed() => return close(&mut self.ws, CloseCode::Away, "gateway shutting down").await,
+                self.ws.send(Message::Ping(Vec::new().into())).await.is_ok()
+            }
+            Wake::Kicked => {
+                close(
+                    &mut self.ws,
+                    CloseCode::Policy,
+                    "device removed or token revoked",
+                )
+                .await;
+                false
+            }
+            Wake::Shutdown => {
+                close(&mut self.ws, CloseCode::Away, "gateway shutting down").await;
+                false
+            }
+        }
+    }
+
+    /// Forwards an event the caller may see. Returns false when the connection is over.
+    async fn event(&mut self, ev: Result<Event, broadcast::error::RecvError>) -> bool {
+        match ev {
+            Ok(e) => {
+                if !rpc::event_visible(&self.caller.scopes, &e) {
+                    return true;
+                }
+                self.seq += 1;
+                send(&mut self.ws, frames::event(e.name(), e.payload(), self.seq)).await
+            }
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                self.seq += 1;
+                let dropped = json!({ "count": n });
+                send(
+                    &mut self.ws,
+                    frames::event("events.dropped", dropped, self.seq),
+                )
+                .await
+            }
+            Err(broadcast::error::RecvError::Closed) => {
+                self.events = None;
+                true
             }
         }
     }
@@ -513,6 +620,15 @@ impl Session {
         if req.method == "connect" {
             let e = frames::error_body("INVALID_REQUEST", "already connected", None);
             return send(&mut self.ws, frames::err(&req.id, e)).await;
+        }
+        if let Some(r) =
+            rpc::call_in_memory(&self.shared.service, &self.caller, &req.method, &req.params)
+        {
+            let frame = match r {
+                Ok(v) => frames::ok(&req.id, v),
+                Err(e) => frames::err(&req.id, e.to_json()),
+            };
+            return send(&mut self.ws, frame).await;
         }
         let (s, c, m, p) = (
             self.shared.service.clone(),

@@ -5,9 +5,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::clock::Millis;
+use crate::config::Settings;
 use crate::pairing::device::{
     self, check_device_token, decode_public_key, device_id_for, fingerprint_for, pairing_need,
-    scopes_within, SignedFields, TokenCheck, BOOTSTRAP_SCOPES, ROLE_NODE, ROLE_OPERATOR,
+    scopes_within, PairedMap, SignedFields, TokenCheck, BOOTSTRAP_SCOPES, ROLE_NODE, ROLE_OPERATOR,
     SCOPE_ADMIN,
 };
 use crate::pairing::token::secrets_equal;
@@ -234,6 +235,123 @@ fn service_refusal(e: ServiceError) -> Refusal {
     Refusal::new(code, e.to_string())
 }
 
+/// The admin token: an operator with the asked scopes (all when none), or refused.
+fn admin_access(
+    settings: &Settings,
+    p: &ConnectParams,
+    dev: Option<&VerifiedDevice>,
+    token: &str,
+) -> Access {
+    if !secrets_equal(token, &settings.gateway.auth.token) {
+        return Access::Refused(Refusal::auth_failed("wrong gateway token"));
+    }
+    if p.role == ROLE_NODE {
+        return Access::Refused(
+            Refusal::new(
+                "INVALID_REQUEST",
+                "the gateway token is for operators; a node pairs with a setup code",
+            )
+            .detail("ROLE_NOT_ALLOWED"),
+        );
+    }
+    let scopes = if p.scopes.is_empty() {
+        vec![SCOPE_ADMIN.to_string()]
+    } else {
+        p.scopes.clone()
+    };
+    Access::Granted(Grant {
+        role: p.role.clone(),
+        scopes,
+        device_id: dev.map(|d| d.device_id.clone()),
+        new_token: None,
+        consume_bootstrap: None,
+    })
+}
+
+/// Where a device token leads: settled from the paired devices alone, or to a write (a
+/// token minted for an approved role, or a pending request).
+enum TokenStep {
+    Settled(Access),
+    Mint,
+    Pending(device::PairingNeed),
+}
+
+fn device_token_step(
+    paired: &PairedMap,
+    p: &ConnectParams,
+    dev: &VerifiedDevice,
+    token: &str,
+) -> TokenStep {
+    let Some(d) = paired.get(&dev.device_id) else {
+        return TokenStep::Settled(Access::Refused(Refusal::auth_failed("unknown device")));
+    };
+    match check_device_token(d, &p.role, token) {
+        TokenCheck::Refused => TokenStep::Settled(Access::Refused(Refusal::auth_failed(
+            "device token revoked or unknown",
+        ))),
+        TokenCheck::RoleToken => {
+            let token_scopes = d
+                .tokens
+                .get(&p.role)
+                .map(|t| t.scopes.as_slice())
+                .unwrap_or_default();
+            if scopes_within(token_scopes, &p.scopes) {
+                TokenStep::Settled(Access::Granted(Grant {
+                    role: p.role.clone(),
+                    scopes: p.scopes.clone(),
+                    device_id: Some(dev.device_id.clone()),
+                    new_token: None,
+                    consume_bootstrap: None,
+                }))
+            } else {
+                TokenStep::Pending(device::PairingNeed::ScopeUpgrade)
+            }
+        }
+        TokenCheck::OtherRoleToken => {
+            match pairing_need(Some(d), &dev.public_key, &p.role, &p.scopes) {
+                None => TokenStep::Mint,
+                Some(need) => TokenStep::Pending(need),
+            }
+        }
+    }
+}
+
+/// A connect with no device identity and no admin token.
+fn without_device(a: &AuthParams) -> Access {
+    if a.device_token.is_some() || a.bootstrap_token.is_some() {
+        return Access::Refused(
+            Refusal::new(
+                "INVALID_REQUEST",
+                "a device token or setup code needs a signed device identity",
+            )
+            .detail("DEVICE_IDENTITY_REQUIRED"),
+        );
+    }
+    Access::Refused(Refusal::auth_failed("no credentials"))
+}
+
+/// [`decide`] when the cached settings and paired devices settle it with no disk read and no
+/// write — the admin token, or a paired device reconnecting with its token (the common case) —
+/// so the connection's own task can answer at once. `None`: run `decide` on a blocking thread.
+pub fn decide_cached(
+    service: &Service,
+    p: &ConnectParams,
+    dev: Option<&VerifiedDevice>,
+) -> Option<Access> {
+    let a = &p.auth;
+    if let Some(token) = a.token.as_deref() {
+        return Some(admin_access(&*service.settings_cached()?, p, dev, token));
+    }
+    let Some(dev) = dev else {
+        return Some(without_device(a));
+    };
+    let token = a.device_token.as_deref()?;
+    match device_token_step(&*service.devices.paired_cached()?, p, dev, token) {
+        TokenStep::Settled(access) => Some(access),
+        TokenStep::Mint | TokenStep::Pending(_) => None,
+    }
+}
+
 /// Decides what a verified `connect` gets. Runs again for a waiting socket once the owner
 /// decided (without the signature checks, which were done at connect time).
 pub fn decide(
@@ -244,90 +362,23 @@ pub fn decide(
 ) -> Access {
     let a = &p.auth;
     if let Some(token) = a.token.as_deref() {
-        let settings = service.settings();
-        if !secrets_equal(token, &settings.gateway.auth.token) {
-            return Access::Refused(Refusal::auth_failed("wrong gateway token"));
-        }
-        if p.role == ROLE_NODE {
-            return Access::Refused(
-                Refusal::new(
-                    "INVALID_REQUEST",
-                    "the gateway token is for operators; a node pairs with a setup code",
-                )
-                .detail("ROLE_NOT_ALLOWED"),
-            );
-        }
-        let scopes = if p.scopes.is_empty() {
-            vec![SCOPE_ADMIN.to_string()]
-        } else {
-            p.scopes.clone()
-        };
-        return Access::Granted(Grant {
-            role: p.role.clone(),
-            scopes,
-            device_id: dev.map(|d| d.device_id.clone()),
-            new_token: None,
-            consume_bootstrap: None,
-        });
+        return admin_access(&service.settings(), p, dev, token);
     }
     let Some(dev) = dev else {
-        if a.device_token.is_some() || a.bootstrap_token.is_some() {
-            return Access::Refused(
-                Refusal::new(
-                    "INVALID_REQUEST",
-                    "a device token or setup code needs a signed device identity",
-                )
-                .detail("DEVICE_IDENTITY_REQUIRED"),
-            );
-        }
-        return Access::Refused(Refusal::auth_failed("no credentials"));
+        return without_device(a);
     };
     let paired_map = match service.devices.paired() {
         Ok(m) => m,
         Err(e) => return Access::Refused(service_refusal(crate::service::dev_err(e))),
     };
-    let paired = paired_map.get(&dev.device_id);
     if let Some(token) = a.device_token.as_deref() {
-        let Some(d) = paired else {
-            return Access::Refused(Refusal::auth_failed("unknown device"));
-        };
-        return match check_device_token(d, &p.role, token) {
-            TokenCheck::Refused => {
-                Access::Refused(Refusal::auth_failed("device token revoked or unknown"))
-            }
-            TokenCheck::RoleToken => {
-                let token_scopes = d
-                    .tokens
-                    .get(&p.role)
-                    .map(|t| t.scopes.clone())
-                    .unwrap_or_default();
-                if scopes_within(&token_scopes, &p.scopes) {
-                    Access::Granted(Grant {
-                        role: p.role.clone(),
-                        scopes: p.scopes.clone(),
-                        device_id: Some(dev.device_id.clone()),
-                        new_token: None,
-                        consume_bootstrap: None,
-                    })
-                } else {
-                    pending(
-                        service,
-                        p,
-                        dev,
-                        remote_ip,
-                        device::PairingNeed::ScopeUpgrade,
-                        true,
-                    )
-                }
-            }
-            TokenCheck::OtherRoleToken => {
-                match pairing_need(Some(d), &dev.public_key, &p.role, &p.scopes) {
-                    None => mint(service, p, dev, None),
-                    Some(need) => pending(service, p, dev, remote_ip, need, true),
-                }
-            }
+        return match device_token_step(&paired_map, p, dev, token) {
+            TokenStep::Settled(access) => access,
+            TokenStep::Mint => mint(service, p, dev, None),
+            TokenStep::Pending(need) => pending(service, p, dev, remote_ip, need, true),
         };
     }
+    let paired = paired_map.get(&dev.device_id);
     if let Some(token) = a.bootstrap_token.as_deref() {
         if let Err(e) = service
             .devices
@@ -417,4 +468,112 @@ fn pending(
 /// Checks a public key parses before anything is stored for it.
 pub fn key_is_valid(b64: &str) -> bool {
     decode_public_key(b64).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::Identity;
+    use crate::clock::ManualClock;
+    use crate::store::StatePaths;
+    use std::sync::Arc;
+
+    fn service() -> (tempfile::TempDir, Service) {
+        let tmp = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(1_767_323_045_678));
+        let (s, _) = Service::open(StatePaths::new(tmp.path()), clock).unwrap();
+        (tmp, s)
+    }
+
+    fn params(auth: Value, role: &str) -> ConnectParams {
+        serde_json::from_value(json!({
+            "minProtocol": 3, "maxProtocol": 3,
+            "client": { "id": "phone", "mode": "node", "platform": "android" },
+            "role": role, "scopes": [], "auth": auth,
+        }))
+        .unwrap()
+    }
+
+    /// A device paired for `node`, with its token.
+    fn paired(s: &Service) -> (VerifiedDevice, String) {
+        let id = Identity::generate();
+        let dev = VerifiedDevice {
+            device_id: id.device_id(),
+            public_key: id.public_key(),
+            fingerprint: id.fingerprint(),
+        };
+        let ask = DeviceAsk {
+            device_id: dev.device_id.clone(),
+            public_key: dev.public_key.clone(),
+            fingerprint: dev.fingerprint.clone(),
+            role: ROLE_NODE.into(),
+            reason: "not-paired".into(),
+            ..Default::default()
+        };
+        let (rec, _) = s.device_request(ask).unwrap();
+        s.device_approve(&rec.request.request_id, "test").unwrap();
+        let (token, _) = s.token_issue_on_connect(&dev.device_id, ROLE_NODE).unwrap();
+        (dev, token)
+    }
+
+    fn same(a: &Access, b: &Access) -> bool {
+        match (a, b) {
+            (Access::Granted(x), Access::Granted(y)) => {
+                x.role == y.role && x.scopes == y.scopes && x.device_id == y.device_id
+            }
+            (Access::Refused(x), Access::Refused(y)) => x == y,
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn cached_decision_settles_reconnects_and_admin_tokens_like_the_full_one() {
+        let (_tmp, s) = service();
+        let (dev, token) = paired(&s);
+        let admin = s.settings().gateway.auth.token.clone();
+        let node = params(json!({ "deviceToken": token }), ROLE_NODE);
+        assert!(
+            decide_cached(&s, &node, Some(&dev)).is_none(),
+            "paired devices not read yet"
+        );
+        let full = decide(&s, &node, Some(&dev), "127.0.0.1");
+        assert!(matches!(full, Access::Granted(_)), "{full:?}");
+        let cached = decide_cached(&s, &node, Some(&dev)).expect("settled from the cache");
+        assert!(same(&cached, &full), "{cached:?} vs {full:?}");
+
+        let wrong = params(json!({ "deviceToken": "not-it" }), ROLE_NODE);
+        let cached = decide_cached(&s, &wrong, Some(&dev)).unwrap();
+        assert!(same(&cached, &decide(&s, &wrong, Some(&dev), "127.0.0.1")));
+        assert!(matches!(cached, Access::Refused(ref r) if r.code == "AUTH_FAILED" && r.counts));
+
+        for (auth, role) in [
+            (json!({ "token": admin }), ROLE_OPERATOR),
+            (json!({ "token": "guess" }), ROLE_OPERATOR),
+            (json!({ "token": admin }), ROLE_NODE),
+            (json!({}), ROLE_OPERATOR),
+        ] {
+            let p = params(auth, role);
+            let cached = decide_cached(&s, &p, None).expect("settled from settings");
+            assert!(
+                same(&cached, &decide(&s, &p, None, "127.0.0.1")),
+                "{cached:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn decisions_that_write_are_left_to_the_full_decision() {
+        let (_tmp, s) = service();
+        let (dev, token) = paired(&s);
+        s.devices.paired().unwrap();
+        // A node token asking for the operator role: a role upgrade, which writes a request.
+        let upgrade = params(json!({ "deviceToken": token }), ROLE_OPERATOR);
+        assert!(decide_cached(&s, &upgrade, Some(&dev)).is_none());
+        assert!(matches!(
+            decide(&s, &upgrade, Some(&dev), "127.0.0.1"),
+            Access::Pending { .. }
+        ));
+        let setup = params(json!({ "bootstrapToken": "x" }), ROLE_NODE);
+        assert!(decide_cached(&s, &setup, Some(&dev)).is_none());
+    }
 }

@@ -28,6 +28,10 @@ pub struct Limits {
     pub max_preauth_per_ip: u32,
     /// All connections at once (a guard against file-descriptor exhaustion).
     pub max_connections: usize,
+    /// Connections the kernel queues before the gateway accepts them (capped by
+    /// `net.core.somaxconn`). The usual 128 overflows when many phones reconnect at once
+    /// after a restart: the kernel then answers with SYN cookies and drops handshakes.
+    pub accept_backlog: u32,
 }
 
 impl Default for Limits {
@@ -43,6 +47,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(60),
             max_preauth_per_ip: 32,
             max_connections: 20_000,
+            accept_backlog: 1024,
         }
     }
 }

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{watch, Notify, Semaphore};
 
 pub use limits::Limits;
@@ -101,6 +101,18 @@ pub fn raise_fd_limit() {
     }
 }
 
+/// A listening socket with our accept backlog (tokio's `bind` uses 128).
+fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
 impl Gateway {
     /// Binds the listening socket. Nothing is served until [`Gateway::run`].
     pub async fn bind(
@@ -109,8 +121,7 @@ impl Gateway {
         limits: Limits,
     ) -> io::Result<Gateway> {
         raise_fd_limit();
-        let listener = TcpListener::bind(addr)
-            .await
+        let listener = listen(addr, limits.accept_backlog)
             .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
         let local_addr = listener.local_addr()?;
         let (tx, rx) = watch::channel(false);
@@ -259,36 +270,55 @@ async fn flush_touches(shared: Arc<Shared>) {
     }
 }
 
-/// Publishes `expired` for requests as they expire: sleeps until the next expiry, or until a
-/// new request arrives. No timer runs when nothing is pending.
+/// Publishes `expired` for requests as they expire, sleeping until the next expiry. A new
+/// request can only bring that moment forward (to its own expiry), so it costs no rescan of the
+/// store; a rescan happens when something expires, or when events were missed. No timer runs
+/// when nothing is pending.
 async fn sweep_expired(shared: Arc<Shared>) {
     let mut rx = shared.service.events().subscribe();
-    loop {
+    let sweep = || {
         let s = shared.clone();
-        let next = tokio::task::spawn_blocking(move || s.service.sweep_expired())
-            .await
-            .ok()
-            .flatten();
-        let wait_new = async {
-            loop {
-                match rx.recv().await {
-                    Ok(Event::DevicePairRequested(_) | Event::PairingRequested(_)) => return,
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                        std::future::pending::<()>().await
-                    }
-                }
+        async move {
+            tokio::task::spawn_blocking(move || s.service.sweep_expired())
+                .await
+                .ok()
+                .flatten()
+        }
+    };
+    let mut next = sweep().await;
+    let due = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(due);
+    let deadline = |at: Millis| {
+        let ms = (at - shared.service.now_ms()).max(0) as u64 + 50;
+        tokio::time::Instant::now() + Duration::from_millis(ms)
+    };
+    if let Some(at) = next {
+        due.as_mut().reset(deadline(at));
+    }
+    loop {
+        let earlier = tokio::select! {
+            _ = &mut due, if next.is_some() => {
+                next = sweep().await;
+                next
             }
+            ev = rx.recv() => match ev {
+                Ok(Event::PairingRequested(r)) => crate::clock::ms_from_iso(&r.expires_at)
+                    .filter(|at| next.is_none_or(|n| *at < n)),
+                Ok(Event::DevicePairRequested(r)) => {
+                    let at = r.expires_ms(shared.service.settings().device_pending_ttl_ms());
+                    next.is_none_or(|n| at < n).then_some(at)
+                }
+                Ok(_) => None,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    next = sweep().await;
+                    next
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
         };
-        match next {
-            Some(at) => {
-                let ms = (at - shared.service.now_ms()).max(0) as u64 + 50;
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
-                    _ = wait_new => {}
-                }
-            }
-            None => wait_new.await,
+        if let Some(at) = earlier {
+            next = Some(at);
+            due.as_mut().reset(deadline(at));
         }
     }
 }

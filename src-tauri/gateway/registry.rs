@@ -25,6 +25,12 @@ pub struct Registration {
     pub kick: Arc<Notify>,
 }
 
+impl Registration {
+    pub fn device_id(&self) -> &str {
+        &self.device_id
+    }
+}
+
 impl Drop for Registration {
     fn drop(&mut self) {
         if let Ok(mut m) = self.registry.by_device.lock() {

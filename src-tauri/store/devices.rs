@@ -148,6 +148,12 @@ impl DeviceStore {
             .get(&self.paths.paired_devices(), &*self.clock)?)
     }
 
+    /// Paired devices from the cache alone: `None` when the file changed since it was last
+    /// read, so the caller must use [`DeviceStore::paired`] off the async runtime.
+    pub fn paired_cached(&self) -> Option<Arc<PairedMap>> {
+        self.paired_cache.peek(&self.paths.paired_devices())
+    }
+
     /// Records a device waiting for approval (refreshing an identical retry in place).
     pub fn request(
         &self,

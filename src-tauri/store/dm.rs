@@ -207,6 +207,19 @@ impl DmStore {
         Ok(false)
     }
 
+    /// [`DmStore::is_allowed`] from the cache alone: `None` when a file changed since it was
+    /// last read (or was never read), so the caller must use `is_allowed` off the async runtime.
+    pub fn is_allowed_cached(&self, channel: &str, account: &str, sender: &str) -> Option<bool> {
+        check_name("channel", channel).ok()?;
+        check_name("account", account).ok()?;
+        for p in self.allow_paths(channel, account) {
+            if self.allow_cache.peek(&p)?.contains(sender) {
+                return Some(true);
+            }
+        }
+        Some(false)
+    }
+
     /// The allowed senders of one account (for the default account, both files merged).
     pub fn allow_entries(&self, channel: &str, account: &str) -> DmResult<Vec<AllowEntry>> {
         check_name("channel", channel)?;

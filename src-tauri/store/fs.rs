@@ -108,19 +108,21 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> StoreResult<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
+    // Errors name the file being written, not the temp file (which is removed on failure):
+    // "cannot write …/telegram-allowFrom.json: No space left on device".
     let result = (|| {
         let mut f = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(FILE_MODE)
             .open(&tmp)
-            .map_err(|e| StoreError::io("create temp file", &tmp, e))?;
+            .map_err(|e| StoreError::io("write", path, e))?;
         // The umask may have narrowed or (never) widened the mode; make it exact.
         f.set_permissions(fs::Permissions::from_mode(FILE_MODE))
-            .map_err(|e| StoreError::io("set permissions on", &tmp, e))?;
+            .map_err(|e| StoreError::io("set permissions on", path, e))?;
         f.write_all(bytes)
-            .map_err(|e| StoreError::io("write", &tmp, e))?;
-        f.sync_all().map_err(|e| StoreError::io("sync", &tmp, e))?;
+            .map_err(|e| StoreError::io("write", path, e))?;
+        f.sync_all().map_err(|e| StoreError::io("sync", path, e))?;
         fs::rename(&tmp, path).map_err(|e| StoreError::io("replace", path, e))?;
         sync_dir(dir)
     })();
@@ -370,6 +372,18 @@ impl<T: DeserializeOwned + Default> JsonCache<T> {
         }
         Ok(value)
     }
+
+    /// The cached value if the file has not changed since it was read, at the cost of one
+    /// `stat`; `None` when it would have to be read (or the `stat` failed). Lets an async
+    /// task decide from memory and leave reading to a blocking thread.
+    pub fn peek(&self, path: &Path) -> Option<Arc<T>> {
+        let id = file_id(path).ok()?;
+        let map = self.entries.lock().ok()?;
+        match map.get(path) {
+            Some((cached_id, v)) if *cached_id == id => Some(v.clone()),
+            _ => None,
+        }
+    }
 }
 
 /// Mode bits of a path (permission part only).
@@ -481,6 +495,28 @@ mod tests {
         writer.join().unwrap();
         assert_eq!(doc.items, vec![9]);
         assert!(path.exists(), "not moved aside");
+    }
+
+    #[test]
+    fn peek_answers_only_from_an_unchanged_cache() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("x.json");
+        let clock = ManualClock::new(0);
+        let cache = JsonCache::<Doc>::default();
+        write_json(&path, &Doc { items: vec![1] }).unwrap();
+        assert!(
+            cache.peek(&path).is_none(),
+            "never read: nothing to answer from"
+        );
+        cache.get(&path, &clock).unwrap();
+        assert_eq!(cache.peek(&path).unwrap().items, vec![1]);
+        write_json(&path, &Doc { items: vec![2] }).unwrap();
+        assert!(
+            cache.peek(&path).is_none(),
+            "changed on disk: must be read again"
+        );
+        assert_eq!(cache.get(&path, &clock).unwrap().items, vec![2]);
+        assert_eq!(cache.peek(&path).unwrap().items, vec![2]);
     }
 
     #[test]

@@ -1,0 +1,396 @@
+//! The load: WebSocket clients that speak the protocol (device handshakes, pipelined requests)
+//! or only echo (the baseline), the drivers that run them closed-loop, open-loop or held idle,
+//! and the latency statistics.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clawpair::client::{connect_params, ConnectOptions};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+pub type Ws = WebSocketStream<TcpStream>;
+
+/// How long any single step may take before it counts as an error.
+const STEP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Small read buffers: the harness holds thousands of sockets itself.
+fn client_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .max_message_size(Some(16 << 20))
+}
+
+/// TCP connect and WebSocket upgrade.
+pub async fn open(addr: SocketAddr) -> Result<Ws, String> {
+    let tcp = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    let (ws, _) = tokio_tungstenite::client_async_with_config(
+        format!("ws://{addr}/"),
+        tcp,
+        Some(client_config()),
+    )
+    .await
+    .map_err(|e| format!("upgrade: {e}"))?;
+    Ok(ws)
+}
+
+/// The next text frame.
+pub async fn next_text(ws: &mut Ws) -> Result<String, String> {
+    loop {
+        match tokio::time::timeout(STEP_TIMEOUT, ws.next()).await {
+            Err(_) => return Err("timed out waiting for a frame".into()),
+            Ok(Some(Ok(Message::Text(t)))) => return Ok(t.as_str().to_owned()),
+            Ok(Some(Ok(Message::Close(f)))) => return Err(format!("closed: {f:?}")),
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(e))) => return Err(e.to_string()),
+            Ok(None) => return Err("closed".into()),
+        }
+    }
+}
+
+/// The full protocol handshake: challenge, signed `connect`, hello-ok.
+pub async fn handshake(addr: SocketAddr, opts: &ConnectOptions) -> Result<Ws, String> {
+    let mut ws = open(addr).await?;
+    let challenge = next_text(&mut ws).await?;
+    let v: Value = serde_json::from_str(&challenge).map_err(|e| e.to_string())?;
+    let nonce = v["payload"]["nonce"]
+        .as_str()
+        .ok_or_else(|| format!("no nonce in {challenge}"))?;
+    let params = connect_params(opts, nonce);
+    let req = json!({ "type": "req", "id": "c", "method": "connect", "params": params });
+    ws.send(Message::text(req.to_string()))
+        .await
+        .map_err(|e| e.to_string())?;
+    let hello = next_text(&mut ws).await?;
+    if !hello.contains("\"hello-ok\"") {
+        return Err(format!("connect refused: {hello}"));
+    }
+    Ok(ws)
+}
+
+/// The baseline's equivalent: upgrade, one message echoed.
+pub async fn echo_handshake(addr: SocketAddr) -> Result<Ws, String> {
+    let mut ws = open(addr).await?;
+    ws.send(Message::text("hello"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let back = next_text(&mut ws).await?;
+    if back != "hello" {
+        return Err(format!("echo said {back:?}"));
+    }
+    Ok(ws)
+}
+
+/// Drops a connection with a reset (`SO_LINGER` 0), so a storm of short connections does not
+/// leave tens of thousands of sockets in TIME_WAIT on loopback. Both servers get the same.
+pub fn reset(ws: Ws) {
+    let fd = ws.get_ref().as_raw_fd();
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid socket fd owned by `ws`, and a correctly sized option value.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+    drop(ws);
+}
+
+/// Outcomes and latencies of one measured run.
+#[derive(Default)]
+pub struct Run {
+    pub ok: u64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+    pub elapsed: Duration,
+    pub latencies: Vec<Duration>,
+}
+
+impl Run {
+    pub fn rate(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+    /// The `p`-th percentile latency (0–100), nearest rank.
+    pub fn pct(&mut self, p: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        self.latencies.sort_unstable();
+        let rank = ((p / 100.0) * self.latencies.len() as f64).ceil() as usize;
+        self.latencies[rank.clamp(1, self.latencies.len()) - 1]
+    }
+    fn absorb(&mut self, other: Run) {
+        self.ok += other.ok;
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+        self.latencies.extend(other.latencies);
+    }
+    fn record(&mut self, r: Result<Duration, String>) {
+        match r {
+            Ok(lat) => {
+                self.ok += 1;
+                self.latencies.push(lat);
+            }
+            Err(e) => self.error(e),
+        }
+    }
+    fn error(&mut self, e: String) {
+        self.errors += 1;
+        self.first_error.get_or_insert(e);
+    }
+}
+
+/// `conc` clients, each connecting, completing `attempt`, and resetting, back to back for `dur`.
+pub async fn closed_loop<F, Fut>(conc: usize, dur: Duration, attempt: F) -> Run
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Ws, String>> + Send,
+{
+    let attempt = Arc::new(attempt);
+    let start = Instant::now();
+    let deadline = start + dur;
+    let mut tasks = JoinSet::new();
+    for c in 0..conc as u64 {
+        let attempt = attempt.clone();
+        tasks.spawn(async move {
+            let mut run = Run::default();
+            let mut i = c;
+            while Instant::now() < deadline {
+                let t0 = Instant::now();
+                match attempt(i).await {
+                    Ok(ws) => {
+                        run.latencies.push(t0.elapsed());
+                        run.ok += 1;
+                        reset(ws);
+                    }
+                    Err(e) => run.error(e),
+                }
+                i += conc as u64;
+            }
+            run
+        });
+    }
+    let mut total = Run::default();
+    while let Some(r) = tasks.join_next().await {
+        total.absorb(r.expect("client task"));
+    }
+    total.elapsed = start.elapsed();
+    total
+}
+
+/// Starts `attempt` at a fixed `rate` per second for `dur`, whatever the server does (open
+/// loop). Latency counts from the scheduled start, so a stalled server cannot hide its queue.
+pub async fn open_loop<F, Fut>(rate: f64, dur: Duration, attempt: F) -> Run
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Ws, String>> + Send + 'static,
+{
+    let attempt = Arc::new(attempt);
+    let n = (rate * dur.as_secs_f64()).max(1.0) as u64;
+    let start = tokio::time::Instant::now();
+    let mut tasks = JoinSet::new();
+    let mut run = Run::default();
+    for i in 0..n {
+        let at = start + Duration::from_secs_f64(i as f64 / rate);
+        tokio::time::sleep_until(at).await;
+        let attempt = attempt.clone();
+        tasks.spawn(async move {
+            let r = attempt(i).await;
+            let lat = at.elapsed();
+            // Done with it at once: an open loop must not pile up open sockets.
+            r.map(|ws| {
+                reset(ws);
+                lat
+            })
+        });
+        // Collect finished ones as we go, so the set stays small.
+        while let Some(r) = tasks.try_join_next() {
+            run.record(r.expect("client task"));
+        }
+    }
+    while let Some(r) = tasks.join_next().await {
+        run.record(r.expect("client task"));
+    }
+    run.elapsed = start.elapsed();
+    run
+}
+
+/// Opens `n` connections, at most `conc` handshakes at a time (so the accept backlog is never
+/// what limits), and returns them open.
+pub async fn hold<F, Fut>(n: usize, conc: usize, attempt: F) -> (Vec<Ws>, Run)
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Ws, String>> + Send + 'static,
+{
+    let attempt = Arc::new(attempt);
+    let gate = Arc::new(Semaphore::new(conc));
+    let start = Instant::now();
+    let mut tasks = JoinSet::new();
+    for i in 0..n as u64 {
+        let permit = gate.clone().acquire_owned().await.expect("semaphore");
+        let attempt = attempt.clone();
+        tasks.spawn(async move {
+            let r = attempt(i).await;
+            drop(permit);
+            r
+        });
+    }
+    let mut held = Vec::with_capacity(n);
+    let mut run = Run::default();
+    while let Some(r) = tasks.join_next().await {
+        match r.expect("client task") {
+            Ok(ws) => {
+                run.ok += 1;
+                held.push(ws);
+            }
+            Err(e) => run.error(e),
+        }
+    }
+    run.elapsed = start.elapsed();
+    (held, run)
+}
+
+/// Answers counted by what they said.
+#[derive(Default, Debug, Clone)]
+pub struct Answers {
+    pub expected: u64,
+    pub other: u64,
+    pub first_other: Option<String>,
+}
+
+/// Sends requests on `sockets` for `dur`, keeping `window` in flight on each, and times each
+/// answer (the gateway answers a socket's requests in order). `make(socket, i)` builds the
+/// i-th request; an answer containing `expect` counts as expected.
+pub async fn pipelined(
+    sockets: Vec<Ws>,
+    window: usize,
+    dur: Duration,
+    make: impl Fn(usize, u64) -> String + Send + Sync + 'static,
+    expect: &'static str,
+) -> (Run, Answers) {
+    let make = Arc::new(make);
+    let start = Instant::now();
+    let deadline = start + dur;
+    let mut tasks = JoinSet::new();
+    for (s, ws) in sockets.into_iter().enumerate() {
+        let make = make.clone();
+        tasks.spawn(async move {
+            let (mut sink, mut stream) = ws.split();
+            let credit = Arc::new(Semaphore::new(window));
+            let sent_at = Arc::new(Mutex::new(VecDeque::<Instant>::new()));
+            let sent = Arc::new(AtomicU64::new(0));
+            let done = Arc::new(AtomicBool::new(false));
+            let writer = {
+                let (credit, sent_at, sent, done) =
+                    (credit.clone(), sent_at.clone(), sent.clone(), done.clone());
+                async move {
+                    let mut i = 0u64;
+                    while Instant::now() < deadline {
+                        let permit = match credit.clone().try_acquire_owned() {
+                            Ok(p) => p,
+                            Err(_) => {
+                                // About to wait for answers: push out what is queued first.
+                                if sink.flush().await.is_err() {
+                                    break;
+                                }
+                                credit.clone().acquire_owned().await.expect("semaphore")
+                            }
+                        };
+                        permit.forget();
+                        sent_at.lock().expect("lock").push_back(Instant::now());
+                        if sink.feed(Message::text(make(s, i))).await.is_err() {
+                            break;
+                        }
+                        sent.fetch_add(1, Ordering::SeqCst);
+                        i += 1;
+                    }
+                    let _ = sink.flush().await;
+                    done.store(true, Ordering::SeqCst);
+                    sink
+                }
+            };
+            let reader = async move {
+                let mut run = Run::default();
+                let mut answers = Answers::default();
+                let mut received = 0u64;
+                loop {
+                    if done.load(Ordering::SeqCst) && received >= sent.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let msg = match tokio::time::timeout(STEP_TIMEOUT, stream.next()).await {
+                        // Events are not answers (a bridge should get none anyway).
+                        Ok(Some(Ok(Message::Text(t))))
+                            if t.as_str().contains(r#""type":"event""#) =>
+                        {
+                            continue
+                        }
+                        Ok(Some(Ok(Message::Text(t)))) => t,
+                        Ok(Some(Ok(_))) => continue,
+                        Ok(other) => {
+                            run.error(format!("socket ended: {other:?}"));
+                            break;
+                        }
+                        Err(_) => {
+                            // The writer may have finished without sending more.
+                            if done.load(Ordering::SeqCst) {
+                                run.error("answers missing at the end".into());
+                                break;
+                            }
+                            continue;
+                        }
+                    };
+                    received += 1;
+                    if let Some(t0) = sent_at.lock().expect("lock").pop_front() {
+                        run.latencies.push(t0.elapsed());
+                    }
+                    if msg.as_str().contains(expect) {
+                        answers.expected += 1;
+                        run.ok += 1;
+                    } else {
+                        answers.other += 1;
+                        answers.first_other.get_or_insert(msg.as_str().to_owned());
+                    }
+                    credit.add_permits(1);
+                }
+                (run, answers)
+            };
+            let (_sink, (run, answers)) = tokio::join!(writer, reader);
+            (run, answers)
+        });
+    }
+    let mut total = Run::default();
+    let mut all = Answers::default();
+    while let Some(r) = tasks.join_next().await {
+        let (run, a) = r.expect("client task");
+        total.absorb(run);
+        all.expected += a.expected;
+        all.other += a.other;
+        if all.first_other.is_none() {
+            all.first_other = a.first_other;
+        }
+    }
+    total.elapsed = start.elapsed();
+    (total, all)
+}

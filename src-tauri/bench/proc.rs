@@ -1,0 +1,213 @@
+//! The servers under test as child processes (the gateway and the baseline echo server), and
+//! what `/proc` says about them: resident memory and CPU time. Each server runs in its own
+//! process so its memory and CPU are its own, not the load generator's.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A server child process and the address it listens on.
+pub struct Server {
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+impl Server {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory now, in KiB (`VmRSS`).
+    pub fn rss_kib(&self) -> u64 {
+        rss_kib(self.pid()).unwrap_or(0)
+    }
+
+    /// CPU time used so far (user + system).
+    pub fn cpu(&self) -> Duration {
+        cpu_time(self.pid()).unwrap_or_default()
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited within a few seconds.
+    pub fn stop(mut self) {
+        // SAFETY: sending a signal to our own child's pid.
+        unsafe { libc::kill(self.pid() as i32, libc::SIGTERM) };
+        let until = Instant::now() + Duration::from_secs(8);
+        while Instant::now() < until {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn this_exe() -> PathBuf {
+    std::env::current_exe().expect("the benchmark knows its own path")
+}
+
+/// Starts the gateway on loopback, port 0, on `state_dir`, and waits for its run record
+/// (`run/gateway.json`) to learn the port.
+pub fn start_gateway(state_dir: &Path, log: &Path) -> Result<Server, String> {
+    let log_file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let child = Command::new(this_exe())
+        .arg(super::CHILD_GATEWAY)
+        .arg(state_dir)
+        .env("RUST_LOG", "warn")
+        .env_remove("OPENCLAW_STATE_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        .spawn()
+        .map_err(|e| format!("cannot start the gateway: {e}"))?;
+    let pid = child.id();
+    let mut server = Server {
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        child,
+    };
+    let record = state_dir.join("run/gateway.json");
+    let until = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < until {
+        if let Ok(Some(status)) = server.child.try_wait() {
+            let tail = std::fs::read_to_string(log).unwrap_or_default();
+            return Err(format!("the gateway exited ({status}): {tail}"));
+        }
+        if let Ok(text) = std::fs::read_to_string(&record) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+                let addr = v["address"].as_str().and_then(|a| a.parse().ok());
+                if let (Some(addr), true) = (addr, v["pid"] == pid) {
+                    server.addr = addr;
+                    return Ok(server);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.stop();
+    Err("the gateway did not write run/gateway.json within 15 s".into())
+}
+
+/// Starts the baseline echo server; it prints its address as its first line.
+pub fn start_echo() -> Result<Server, String> {
+    let mut child = Command::new(this_exe())
+        .arg(super::CHILD_ECHO)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start the echo server: {e}"))?;
+    let mut line = String::new();
+    let out = child.stdout.take().expect("piped stdout");
+    BufReader::new(out)
+        .read_line(&mut line)
+        .map_err(|e| format!("echo server: {e}"))?;
+    let addr = line
+        .trim()
+        .parse()
+        .map_err(|_| format!("echo server printed {line:?} instead of its address"))?;
+    Ok(Server { addr, child })
+}
+
+/// `VmRSS` of a process, in KiB.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// User + system CPU time of a process (`/proc/<pid>/stat` fields 14 and 15).
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces; the fields after its ')' are fixed.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(Duration::from_micros(ticks * 1_000_000 / hz))
+}
+
+/// CPU use of the whole machine, from the first line of `/proc/stat`: (busy, total) ticks.
+fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: u64 = f.iter().take(8).sum();
+    // idle and iowait are the 4th and 5th fields.
+    let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+/// What a stretch of load cost: the server's CPU, this process's CPU (the load generator), and
+/// how busy the machine was overall.
+pub struct Usage {
+    pub server: Duration,
+    pub load: Duration,
+    pub machine_busy: f64,
+}
+
+/// Starts counting; [`Meter::stop`] gives the [`Usage`] since.
+pub struct Meter {
+    server_pid: u32,
+    server: Duration,
+    load: Duration,
+    machine: (u64, u64),
+}
+
+impl Meter {
+    pub fn start(server: &Server) -> Meter {
+        Meter {
+            server_pid: server.pid(),
+            server: server.cpu(),
+            load: cpu_time(std::process::id()).unwrap_or_default(),
+            machine: machine_ticks(),
+        }
+    }
+    pub fn stop(self) -> Usage {
+        let (busy, total) = machine_ticks();
+        let dt = total.saturating_sub(self.machine.1).max(1);
+        Usage {
+            server: cpu_time(self.server_pid)
+                .unwrap_or_default()
+                .saturating_sub(self.server),
+            load: cpu_time(std::process::id())
+                .unwrap_or_default()
+                .saturating_sub(self.load),
+            machine_busy: busy.saturating_sub(self.machine.0) as f64 / dt as f64,
+        }
+    }
+}
+
+/// The machine, as `/proc` describes it: CPU model, cores, memory, kernel.
+pub fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_string())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem_kib: u64 = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!(
+        "{model}, {cores} cores, {:.1} GiB RAM, Linux {}",
+        mem_kib as f64 / (1024.0 * 1024.0),
+        kernel.trim()
+    )
+}
