@@ -91,14 +91,12 @@ fn keep(png: &[u8], name: &str) {
     }
 }
 
-fn decode_qr(png: &[u8]) -> String {
-    let img = image::load_from_memory(png)
-        .expect("screenshot is an image")
-        .to_luma8();
+/// The text of the QR code in a screenshot, if one can be read.
+fn try_decode_qr(png: &[u8]) -> Option<String> {
+    let img = image::load_from_memory(png).ok()?.to_luma8();
     let mut prepared = rqrr::PreparedImage::prepare(img);
     let grids = prepared.detect_grids();
-    assert!(!grids.is_empty(), "no QR code found in the screenshot");
-    grids[0].decode().expect("QR decodes").1
+    grids.first()?.decode().ok().map(|(_, text)| text)
 }
 
 async fn inbound(bridge: &mut Client, sender: &str, name: &str) -> Value {
@@ -185,7 +183,12 @@ async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
         Value::Null
     }))
     .await;
-    notifyd.press(n.id, "approve").await;
+    let allow_file = st.file("credentials/telegram-allowFrom.json");
+    notifyd
+        .press_until(n.id, "approve", || {
+            std::fs::read_to_string(&allow_file).is_ok_and(|t| t.contains("\"4242\""))
+        })
+        .await;
     wait_file(
         &st.file("credentials/telegram-allowFrom.json"),
         |t| t.contains("\"4242\""),
@@ -210,8 +213,13 @@ async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
     // Reject on another → the request is gone.
     let d = inbound(&mut bridge, "4343", "mallory").await;
     let n = notifyd.wait_shown("mallory", WAIT).await;
-    notifyd.press(n.id, "reject").await;
     let code = d["code"].as_str().unwrap().to_string();
+    let pairing_file = st.file("credentials/telegram-pairing.json");
+    notifyd
+        .press_until(n.id, "reject", || {
+            std::fs::read_to_string(&pairing_file).is_ok_and(|t| !t.contains(&code))
+        })
+        .await;
     wait_file(
         &st.file("credentials/telegram-pairing.json"),
         |t| !t.contains(&code),
@@ -257,14 +265,27 @@ async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
         s.click("#pair-url-form button[type=submit]");
         s.wait_for("#pair-qr", WAIT);
         s.wait_until("document.getElementById('pair-qr').complete && document.getElementById('pair-qr').naturalWidth > 0", WAIT);
-        let png = s.screenshot();
-        keep(&png, "pair-a-phone.png");
-        let shown = s.text("#pair-setup-code");
-        json!({ "png": base64_std(&png), "shown": shown })
+        // The first frame after the image loads may not be painted yet: look until it reads.
+        let mut png = Vec::new();
+        for _ in 0..25 {
+            png = s.screenshot();
+            if let Some(text) = try_decode_qr(&png) {
+                keep(&png, "pair-a-phone.png");
+                return json!({ "qr": text, "shown": s.text("#pair-setup-code") });
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let kept = std::env::temp_dir().join("clawpair-e2e-no-qr.png");
+        let _ = std::fs::write(&kept, &png);
+        panic!("no QR code could be read from the window (last screenshot: {})", kept.display());
     }))
     .await;
-    let png = base64_decode(png["png"].as_str().unwrap());
-    let setup = decode_qr(&png);
+    let setup = png["qr"].as_str().unwrap().to_string();
+    assert_eq!(
+        png["shown"].as_str().unwrap(),
+        setup,
+        "the QR holds the setup code shown beside it"
+    );
     let payload =
         clawpair::pairing::setup::decode_setup_code(&setup).expect("the QR holds a setup code");
     assert_eq!(payload.url, url);
@@ -288,7 +309,13 @@ async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
         Value::Null
     }))
     .await;
-    notifyd.press(n.id, "approve").await;
+    let paired_file = st.file("devices/paired.json");
+    let device = phone.device_id();
+    notifyd
+        .press_until(n.id, "approve", || {
+            std::fs::read_to_string(&paired_file).is_ok_and(|t| t.contains(&device))
+        })
+        .await;
     let c = tokio::time::timeout(WAIT, waiting)
         .await
         .expect("phone answered")
@@ -423,14 +450,4 @@ fn wait_app_gone(st: &State) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn base64_std(b: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(b)
-}
-
-fn base64_decode(s: &str) -> Vec<u8> {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.decode(s).unwrap()
 }

@@ -13,6 +13,8 @@ let status = null;
 let pairTimer = null;
 let pairExpires = 0;
 let drops = 0;
+// Set while the owner edits the Settings form, so live updates never overwrite their edits.
+let settingsDirty = false;
 
 /** Builds an element; strings become text nodes (never HTML). */
 function el(tag, attrs, ...children) {
@@ -111,6 +113,7 @@ function show(view) {
     if (b.dataset.view === view) b.setAttribute("aria-current", "page"); else b.removeAttribute("aria-current");
   }
   if (view !== "pair") stopPairTimer();
+  if (view === "settings") settingsDirty = false; // opening Settings shows what is saved
   refresh(view);
   $("main").focus({ preventScroll: true });
 }
@@ -122,7 +125,7 @@ function refresh(view) {
     case "devices": return renderDevices();
     case "pair": return renderPair(false);
     case "activity": return renderActivity();
-    case "settings": return renderSettings();
+    case "settings": return renderSettings(false);
     case "guide": return null;
   }
 }
@@ -387,9 +390,17 @@ async function renderActivity() {
 
 // ------------------------------------------------------------------ settings
 
-async function renderSettings() {
+function renderTelegramStatus() {
+  const tg = status && status.telegram;
+  $("set-tg-status").textContent = !tg || !tg.configured ? "Off: enable it and give a bot token to start the bot." :
+    tg.connected ? "Connected to Telegram." : tg.error ? "Not connected: " + tg.error : "Connecting…";
+}
+
+async function renderSettings(force) {
+  renderTelegramStatus();
+  if (settingsDirty && !force) return;
   const s = await act("get_settings");
-  if (!s) return;
+  if (!s || (settingsDirty && !force)) return;
   $("set-bind").value = s.bind;
   $("set-port").value = s.port;
   $("set-public-url").value = s.publicUrl || "";
@@ -410,9 +421,7 @@ async function renderSettings() {
       el("select", { "data-channel": c.name },
         ...[["pairing", "Pairing: strangers get a code"], ["allowlist", "Allowlist only: no codes"], ["open", "Open: everyone"], ["disabled", "Disabled: ignore all DMs"]]
           .map(([v, t]) => el("option", { value: v, selected: v === c.dmPolicy, text: t }))))));
-  const tg = status && status.telegram;
-  $("set-tg-status").textContent = !tg || !tg.configured ? "Off: enable it and give a bot token to start the bot." :
-    tg.connected ? "Connected to Telegram." : tg.error ? "Not connected: " + tg.error : "Connecting…";
+  settingsDirty = false;
 }
 
 async function saveSettings(ev) {
@@ -441,8 +450,9 @@ async function saveSettings(ev) {
     const wantPause = $("set-paused").checked;
     if (wantPause !== !!(status && status.paused)) await act("set_paused", { paused: wantPause });
     toast("Settings saved", "ok");
+    settingsDirty = false;
     await renderStatus();
-    renderSettings();
+    renderSettings(true);
   } catch (e) {
     $("settings-error").textContent = (e && e.message) || String(e);
     $("settings-error").hidden = false;
@@ -541,6 +551,8 @@ async function start() {
   $("activity-search").addEventListener("input", renderActivity);
   $("activity-kind").addEventListener("change", renderActivity);
   $("settings-form").addEventListener("submit", saveSettings);
+  $("settings-form").addEventListener("input", () => { settingsDirty = true; });
+  $("settings-form").addEventListener("change", () => { settingsDirty = true; });
 
   await tauri.event.listen("clawpair://event", onCoreEvent);
   await tauri.event.listen("clawpair://navigate", (e) => show(e.payload));

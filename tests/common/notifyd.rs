@@ -154,7 +154,28 @@ impl Notifyd {
         }
     }
 
-    /// Presses a button (or the body, with "default").
+    /// Presses a button until `done` says the app reacted. notify-rust starts listening for the
+    /// click only after `Notify` has returned; a person never clicks within those milliseconds,
+    /// but a test can, so the stand-in presses again (every half second) like a person would
+    /// if nothing happened. A press after the app reacted is ignored by it.
+    pub async fn press_until(&self, id: u32, action: &str, mut done: impl FnMut() -> bool) {
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            self.press(id, action).await;
+            for _ in 0..5 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if done() {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < end,
+                "the app never acted on {action:?} for notification {id}"
+            );
+        }
+    }
+
+    /// Presses a button (or the body, with "default") once.
     pub async fn press(&self, id: u32, action: &str) {
         let iface = self
             .conn
