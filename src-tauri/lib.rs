@@ -21,3 +21,5 @@ pub mod store;
 
 #[cfg(feature = "gui")]
 pub mod app;
+#[cfg(feature = "gui")]
+pub mod devtools;

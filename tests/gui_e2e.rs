@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clawpair::client::{Auth, Client, ConnectOptions, Identity};
-use common::notifyd::Notifyd;
+use clawpair::devtools::notifyd::Notifyd;
 use common::webdriver::Session;
 use common::State;
 use serde_json::{json, Value};
@@ -121,7 +121,9 @@ async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
         .as_str()
         .unwrap()
         .to_string();
-    let notifyd = Notifyd::start().await;
+    let notifyd = Notifyd::start()
+        .await
+        .expect("stand-in notification server");
     // Start at login writes here (inherited by tauri-driver, WebKitWebDriver and the app).
     let xdg = st.dir.path().join("xdg-config");
     std::env::set_var("XDG_CONFIG_HOME", &xdg);
@@ -166,7 +168,7 @@ async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
     // A DM arrives → a notification → Approve → the sender is in the allowlist file and the window.
     let d = inbound(&mut bridge, "4242", "alice").await;
     assert_eq!(d["decision"], "challenge");
-    let n = notifyd.wait_shown("alice", WAIT).await;
+    let n = notifyd.wait_shown("alice", WAIT).await.unwrap();
     assert_eq!(n.summary, "Pairing request · telegram");
     assert!(n.body.contains(d["code"].as_str().unwrap()), "{}", n.body);
     assert!(
@@ -185,10 +187,14 @@ async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
     .await;
     let allow_file = st.file("credentials/telegram-allowFrom.json");
     notifyd
-        .press_until(n.id, "approve", || {
-            std::fs::read_to_string(&allow_file).is_ok_and(|t| t.contains("\"4242\""))
-        })
-        .await;
+        .press_until(
+            n.id,
+            "approve",
+            || std::fs::read_to_string(&allow_file).is_ok_and(|t| t.contains("\"4242\"")),
+            WAIT,
+        )
+        .await
+        .unwrap();
     wait_file(
         &st.file("credentials/telegram-allowFrom.json"),
         |t| t.contains("\"4242\""),
@@ -212,14 +218,18 @@ async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
 
     // Reject on another → the request is gone.
     let d = inbound(&mut bridge, "4343", "mallory").await;
-    let n = notifyd.wait_shown("mallory", WAIT).await;
+    let n = notifyd.wait_shown("mallory", WAIT).await.unwrap();
     let code = d["code"].as_str().unwrap().to_string();
     let pairing_file = st.file("credentials/telegram-pairing.json");
     notifyd
-        .press_until(n.id, "reject", || {
-            std::fs::read_to_string(&pairing_file).is_ok_and(|t| !t.contains(&code))
-        })
-        .await;
+        .press_until(
+            n.id,
+            "reject",
+            || std::fs::read_to_string(&pairing_file).is_ok_and(|t| !t.contains(&code)),
+            WAIT,
+        )
+        .await
+        .unwrap();
     wait_file(
         &st.file("credentials/telegram-pairing.json"),
         |t| !t.contains(&code),
@@ -231,7 +241,7 @@ async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
 
     // Approved by the CLI → its notification is closed.
     let d = inbound(&mut bridge, "4444", "carol").await;
-    let n = notifyd.wait_shown("carol", WAIT).await;
+    let n = notifyd.wait_shown("carol", WAIT).await.unwrap();
     let o = common::gw::cli(
         st.path(),
         &[
@@ -243,11 +253,11 @@ async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
     )
     .await;
     assert!(o.status.success(), "{}", common::stderr(&o));
-    notifyd.wait_closed(n.id, WAIT).await;
+    notifyd.wait_closed(n.id, WAIT).await.unwrap();
 
     // One sender stays waiting, so the Requests page shows both kinds below.
     inbound(&mut bridge, "4545", "dave").await;
-    notifyd.wait_shown("dave", WAIT).await;
+    notifyd.wait_shown("dave", WAIT).await.unwrap();
 
     // Pair a phone: loopback explained with a fix; a URL given; the QR decodes; a device
     // connects with it; its notification shows the fingerprint; Approve; it gets its token.
@@ -300,7 +310,10 @@ async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
     opts.platform = "android".into();
     opts.wait_for_approval = true;
     let waiting = tokio::spawn(async move { Client::connect(&opts, |_, _| {}).await });
-    let n = notifyd.wait_shown(&phone.fingerprint(), WAIT).await;
+    let n = notifyd
+        .wait_shown(&phone.fingerprint(), WAIT)
+        .await
+        .unwrap();
     assert!(n.body.contains("Test Pixel"), "{}", n.body);
     ui(Box::new(|s| {
         s.click("#nav-requests");
@@ -312,10 +325,14 @@ async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
     let paired_file = st.file("devices/paired.json");
     let device = phone.device_id();
     notifyd
-        .press_until(n.id, "approve", || {
-            std::fs::read_to_string(&paired_file).is_ok_and(|t| t.contains(&device))
-        })
-        .await;
+        .press_until(
+            n.id,
+            "approve",
+            || std::fs::read_to_string(&paired_file).is_ok_and(|t| t.contains(&device)),
+            WAIT,
+        )
+        .await
+        .unwrap();
     let c = tokio::time::timeout(WAIT, waiting)
         .await
         .expect("phone answered")

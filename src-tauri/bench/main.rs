@@ -6,6 +6,8 @@
 //! `--quick` finishes well under a minute; without it, the full run holds 10,000 connections.
 
 mod echo;
+#[cfg(feature = "gui")]
+mod gui;
 mod load;
 mod proc;
 mod rows;
@@ -50,6 +52,10 @@ struct Args {
     /// Run one phase only (for profiling)
     #[arg(long, value_enum, value_name = "PHASE")]
     only: Option<Phase>,
+    /// Measure the tray app instead: request-to-notification latency and idle CPU/RSS (needs a
+    /// build with the `gui` feature, a D-Bus session and a display)
+    #[arg(long)]
+    gui: bool,
 }
 
 /// How long and how hard each measurement runs.
@@ -108,6 +114,8 @@ fn main() -> ExitCode {
     match argv.get(1).map(String::as_str) {
         Some(CHILD_GATEWAY) => return child_gateway(argv.get(2).map(String::as_str)),
         Some(CHILD_ECHO) => return echo::run(),
+        #[cfg(feature = "gui")]
+        Some(gui::CHILD_APP) => return gui::child_app(argv.get(2).map(String::as_str)),
         _ => {}
     }
     let args = Args::parse();
@@ -117,6 +125,9 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("runtime");
+    if args.gui {
+        return run_gui(&rt, &plan);
+    }
     match rt.block_on(run(plan, args.keep)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -124,6 +135,26 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+#[cfg(feature = "gui")]
+fn run_gui(rt: &tokio::runtime::Runtime, plan: &Plan) -> ExitCode {
+    match rt.block_on(gui::run(plan)) {
+        Ok(t) => {
+            println!("{}", t.render());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("clawpair-bench --gui: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(not(feature = "gui"))]
+fn run_gui(_rt: &tokio::runtime::Runtime, _plan: &Plan) -> ExitCode {
+    eprintln!("clawpair-bench --gui needs a build with the gui feature: cargo run --release --bin clawpair-bench -- --gui");
+    ExitCode::from(2)
 }
 
 /// The gateway child: exactly what `clawpair --state-dir DIR gateway --port 0` runs.

@@ -15,6 +15,12 @@ pub struct Server {
 }
 
 impl Server {
+    /// A server started elsewhere (the tray app of `--gui`).
+    #[cfg(feature = "gui")]
+    pub fn new(addr: SocketAddr, child: Child) -> Server {
+        Server { addr, child }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -108,6 +108,4 @@ pub fn mode(p: &Path) -> u32 {
 
 pub mod gw;
 #[cfg(feature = "gui")]
-pub mod notifyd;
-#[cfg(feature = "gui")]
 pub mod webdriver;

@@ -1,0 +1,216 @@
+//! A stand-in desktop notification server for the end-to-end tests and `clawpair-bench --gui`:
+//! it owns `org.freedesktop.Notifications` on a (private) session bus, records `Notify` and
+//! `CloseNotification` with the moment each arrived, and presses buttons by emitting
+//! `ActionInvoked`, exactly what a real server does when the user clicks. The app never uses it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use zbus::object_server::SignalEmitter;
+use zbus::zvariant::OwnedValue;
+
+pub const PATH: &str = "/org/freedesktop/Notifications";
+
+/// One `Notify` call as received.
+#[derive(Debug, Clone)]
+pub struct Shown {
+    pub id: u32,
+    /// When the call reached the server.
+    pub at: Instant,
+    pub app: String,
+    pub summary: String,
+    pub body: String,
+    pub actions: Vec<String>,
+}
+
+#[derive(Default)]
+struct Log {
+    shown: Vec<Shown>,
+    closed: Vec<u32>,
+}
+
+type SharedLog = Arc<Mutex<Log>>;
+
+fn lock(log: &SharedLog) -> MutexGuard<'_, Log> {
+    log.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+struct Server {
+    next: AtomicU32,
+    log: SharedLog,
+}
+
+#[zbus::interface(name = "org.freedesktop.Notifications")]
+impl Server {
+    async fn get_capabilities(&self) -> Vec<String> {
+        vec!["actions".into(), "body".into()]
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn notify(
+        &self,
+        app_name: String,
+        _replaces_id: u32,
+        _app_icon: String,
+        summary: String,
+        body: String,
+        actions: Vec<String>,
+        _hints: HashMap<String, OwnedValue>,
+        _expire_timeout: i32,
+    ) -> u32 {
+        let id = self.next.fetch_add(1, Ordering::SeqCst) + 1;
+        lock(&self.log).shown.push(Shown {
+            id,
+            at: Instant::now(),
+            app: app_name,
+            summary,
+            body,
+            actions,
+        });
+        id
+    }
+
+    async fn close_notification(
+        &self,
+        id: u32,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+    ) {
+        lock(&self.log).closed.push(id);
+        let _ = Server::notification_closed(&emitter, id, 3).await;
+    }
+
+    async fn get_server_information(&self) -> (String, String, String, String) {
+        (
+            "clawpair-stand-in".into(),
+            "clawpair".into(),
+            "1".into(),
+            "1.2".into(),
+        )
+    }
+
+    #[zbus(signal)]
+    async fn action_invoked(
+        emitter: &SignalEmitter<'_>,
+        id: u32,
+        action_key: &str,
+    ) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    async fn notification_closed(
+        emitter: &SignalEmitter<'_>,
+        id: u32,
+        reason: u32,
+    ) -> zbus::Result<()>;
+}
+
+/// The running stand-in, on the session bus of this process.
+pub struct Notifyd {
+    conn: zbus::Connection,
+    log: SharedLog,
+}
+
+const POLL: Duration = Duration::from_millis(20);
+
+impl Notifyd {
+    /// Owns `org.freedesktop.Notifications` on the session bus (`DBUS_SESSION_BUS_ADDRESS`).
+    pub async fn start() -> Result<Notifyd, String> {
+        let log = SharedLog::default();
+        let server = Server {
+            next: AtomicU32::new(0),
+            log: log.clone(),
+        };
+        let conn = zbus::connection::Builder::session()
+            .and_then(|b| b.name("org.freedesktop.Notifications"))
+            .and_then(|b| b.serve_at(PATH, server))
+            .map_err(|e| {
+                format!(
+                    "no session bus to serve notifications on (run under dbus-run-session): {e}"
+                )
+            })?
+            .build()
+            .await
+            .map_err(|e| format!("cannot own org.freedesktop.Notifications: {e}"))?;
+        Ok(Notifyd { conn, log })
+    }
+
+    /// Every notification received so far.
+    pub fn shown(&self) -> Vec<Shown> {
+        lock(&self.log).shown.clone()
+    }
+
+    /// Waits for a notification whose summary or body contains `needle`.
+    pub async fn wait_shown(&self, needle: &str, wait: Duration) -> Result<Shown, String> {
+        let end = Instant::now() + wait;
+        loop {
+            if let Some(s) = lock(&self.log)
+                .shown
+                .iter()
+                .find(|s| s.summary.contains(needle) || s.body.contains(needle))
+            {
+                return Ok(s.clone());
+            }
+            if Instant::now() > end {
+                return Err(format!(
+                    "no notification mentioning {needle:?} within {wait:?}; shown: {:?}",
+                    self.shown()
+                ));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Waits until the app closed notification `id`.
+    pub async fn wait_closed(&self, id: u32, wait: Duration) -> Result<(), String> {
+        let end = Instant::now() + wait;
+        while !lock(&self.log).closed.contains(&id) {
+            if Instant::now() > end {
+                return Err(format!("notification {id} was not closed within {wait:?}"));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        Ok(())
+    }
+
+    /// Presses a button (or the body, with "default") once.
+    pub async fn press(&self, id: u32, action: &str) -> Result<(), String> {
+        let iface = self
+            .conn
+            .object_server()
+            .interface::<_, Server>(PATH)
+            .await
+            .map_err(|e| e.to_string())?;
+        Server::action_invoked(iface.signal_emitter(), id, action)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Presses a button until `done` says the app reacted. notify-rust starts listening for the
+    /// click only after `Notify` has returned; a person never clicks within those milliseconds,
+    /// but a test can, so the stand-in presses again (every half second) like a person would
+    /// if nothing happened. A press after the app reacted is ignored by it.
+    pub async fn press_until(
+        &self,
+        id: u32,
+        action: &str,
+        mut done: impl FnMut() -> bool,
+        wait: Duration,
+    ) -> Result<(), String> {
+        let end = Instant::now() + wait;
+        loop {
+            self.press(id, action).await?;
+            for _ in 0..5 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if done() {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > end {
+                return Err(format!(
+                    "the app never acted on {action:?} for notification {id}"
+                ));
+            }
+        }
+    }
+}
