@@ -304,7 +304,7 @@ impl Row {
         Row {
             metric: "request → notification latency p99 (`channel.inbound` to D-Bus `Notify`)"
                 .into(),
-            ours: "n/a (needs --gui; see docs/BENCHMARKS.md)".into(),
+            ours: "see `clawpair-bench --gui` (docs/BENCHMARKS.md)".into(),
             baseline: "n/a".into(),
             ratio: "—".into(),
             target: "≤ 100 ms".into(),
