@@ -421,15 +421,9 @@ pub fn event_visible(scopes: &[String], event: &crate::events::Event) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
-    use crate::store::StatePaths;
-    use std::sync::Arc;
 
     fn service() -> (tempfile::TempDir, Service) {
-        let tmp = tempfile::tempdir().unwrap();
-        let clock = Arc::new(ManualClock::new(1_767_323_045_678));
-        let (s, _) = Service::open(StatePaths::new(tmp.path()), clock).unwrap();
-        (tmp, s)
+        crate::service::test_service(1_767_323_045_678)
     }
 
     fn bridge() -> Caller {

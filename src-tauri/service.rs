@@ -763,19 +763,7 @@ impl Service {
                 .map_err(dm_err),
         )?;
         if added {
-            self.audit(
-                "allowlist.added",
-                via,
-                obj(&[
-                    ("channel", channel.into()),
-                    ("accountId", account.into()),
-                    ("senderId", sanitize(sender).into()),
-                ]),
-            );
-            self.events.publish(Event::AllowlistChanged {
-                channel: channel.into(),
-                account_id: account.into(),
-            });
+            self.allowlist_changed("allowlist.added", channel, account, sender, via);
         }
         Ok(added)
     }
@@ -794,21 +782,33 @@ impl Service {
                 .map_err(dm_err),
         )?;
         if removed {
-            self.audit(
-                "allowlist.removed",
-                via,
-                obj(&[
-                    ("channel", channel.into()),
-                    ("accountId", account.into()),
-                    ("senderId", sanitize(sender).into()),
-                ]),
-            );
-            self.events.publish(Event::AllowlistChanged {
-                channel: channel.into(),
-                account_id: account.into(),
-            });
+            self.allowlist_changed("allowlist.removed", channel, account, sender, via);
         }
         Ok(removed)
+    }
+
+    /// Audits a hand edit of an allowlist and tells subscribers.
+    fn allowlist_changed(
+        &self,
+        action: &str,
+        channel: &str,
+        account: &str,
+        sender: &str,
+        via: &str,
+    ) {
+        self.audit(
+            action,
+            via,
+            obj(&[
+                ("channel", channel.into()),
+                ("accountId", account.into()),
+                ("senderId", sanitize(sender).into()),
+            ]),
+        );
+        self.events.publish(Event::AllowlistChanged {
+            channel: channel.into(),
+            account_id: account.into(),
+        });
     }
 
     // ---------------------------------------------------------------- devices
@@ -1161,4 +1161,13 @@ impl Service {
         }
         next
     }
+}
+
+/// A service on a fresh temp state directory and a manual clock, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_service(now_ms: Millis) -> (tempfile::TempDir, Service) {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let clock = Arc::new(crate::clock::ManualClock::new(now_ms));
+    let (s, _) = Service::open(StatePaths::new(tmp.path()), clock).expect("open state");
+    (tmp, s)
 }

@@ -337,42 +337,19 @@ async fn silent_connections_are_closed_at_the_deadline_and_the_owner_still_gets_
 // ---------------------------------------------------------------- garbage frames
 
 fn arb_json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        any::<f64>()
-            .prop_filter("finite", |f| f.is_finite())
-            .prop_map(Value::from),
-        ".{0,40}".prop_map(Value::from),
-        (1usize..200_000).prop_map(|n| Value::from("x".repeat(n))),
-        Just(Value::from("ws://127.0.0.1:18789/")),
-        Just(Value::from("wss://gateway.example/")),
+    const KEYS: &[&str] = &[
+        "url",
+        "bootstrapToken",
+        "expiresAtMs",
+        "channel",
+        "senderId",
+        "code",
+        "requestId",
+        "deviceId",
+        "role",
+        "limit",
     ];
-    leaf.prop_recursive(4, 32, 6, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
-            prop::collection::btree_map(
-                prop_oneof![
-                    Just("url".to_string()),
-                    Just("bootstrapToken".into()),
-                    Just("expiresAtMs".into()),
-                    Just("channel".into()),
-                    Just("senderId".into()),
-                    Just("code".into()),
-                    Just("requestId".into()),
-                    Just("deviceId".into()),
-                    Just("role".into()),
-                    Just("limit".into()),
-                    ".{0,8}".prop_map(String::from)
-                ],
-                inner,
-                0..8
-            )
-            .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
+    common::arb::json_with_keys(KEYS, 200_000, 4)
 }
 
 /// Numbers JSON allows but Rust types do not hold.

@@ -37,6 +37,20 @@ impl From<String> for CmdError {
 
 type CmdResult = Result<Value, CmdError>;
 
+/// One change to `clawpair.json` from the window (locked, validated, audited as `window`).
+fn edit_settings(
+    state: &AppState,
+    change: impl FnOnce(&mut crate::config::Settings),
+) -> Result<(), CmdError> {
+    state
+        .service
+        .update_settings("window", |s| {
+            change(s);
+            Ok(())
+        })
+        .map_err(|e| CmdError::from(RpcError::from(e)))
+}
+
 fn call(state: &AppState, method: &str, params: Value) -> CmdResult {
     let caller = Caller::owner("window", state.gateway.listening());
     Ok(rpc::call(&state.service, &caller, method, params)?)
@@ -369,39 +383,21 @@ pub async fn save_settings(state: State<'_, AppState>, patch: SettingsPatch) -> 
 
 #[tauri::command]
 pub fn set_paused(state: State<'_, AppState>, paused: bool) -> CmdResult {
-    state
-        .service
-        .update_settings("window", |s| {
-            s.ui.paused = paused;
-            Ok(())
-        })
-        .map_err(|e| CmdError::from(RpcError::from(e)))?;
+    edit_settings(&state, |s| s.ui.paused = paused)?;
     Ok(json!({ "paused": paused }))
 }
 
 #[tauri::command]
 pub fn set_autostart(state: State<'_, AppState>, enabled: bool) -> CmdResult {
     super::autostart::set_enabled(enabled)?;
-    state
-        .service
-        .update_settings("window", |s| {
-            s.ui.start_at_login = enabled;
-            Ok(())
-        })
-        .map_err(|e| CmdError::from(RpcError::from(e)))?;
+    edit_settings(&state, |s| s.ui.start_at_login = enabled)?;
     Ok(json!({ "startAtLogin": super::autostart::is_enabled() }))
 }
 
 /// The one-click fix for a loopback-only gateway: listen on every interface (same port).
 #[tauri::command]
 pub async fn expose_on_lan(state: State<'_, AppState>) -> CmdResult {
-    state
-        .service
-        .update_settings("window", |s| {
-            s.gateway.bind = "0.0.0.0".into();
-            Ok(())
-        })
-        .map_err(|e| CmdError::from(RpcError::from(e)))?;
+    edit_settings(&state, |s| s.gateway.bind = "0.0.0.0".into())?;
     state.gateway.start_from_settings().await;
     Ok(json!({ "gateway": state.gateway.status() }))
 }
@@ -431,13 +427,7 @@ pub fn show_guide(state: State<'_, AppState>) -> CmdResult {
 }
 
 fn set_guide(state: &AppState, on: bool) -> CmdResult {
-    state
-        .service
-        .update_settings("window", |s| {
-            s.ui.show_guide = on;
-            Ok(())
-        })
-        .map_err(|e| CmdError::from(RpcError::from(e)))?;
+    edit_settings(state, |s| s.ui.show_guide = on)?;
     Ok(json!({ "showGuide": on }))
 }
 

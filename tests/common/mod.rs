@@ -106,6 +106,7 @@ pub fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777
 }
 
+pub mod arb;
 pub mod gw;
 #[cfg(feature = "gui")]
 pub mod webdriver;
