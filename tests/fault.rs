@@ -795,6 +795,27 @@ async fn a_read_only_state_dir_refuses_writes_with_the_file_named_and_keeps_answ
     gw.service
         .allow_add("telegram", None, "alice", "test")
         .unwrap();
+    // A pending request on each side, so the listings below have files to read.
+    let pending_dm = gw
+        .service
+        .dm_inbound(&clawpair::service::InboundDm {
+            channel: "telegram".into(),
+            sender: "dave".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(pending_dm.kind(), "challenge");
+    let phone = clawpair::client::Identity::generate();
+    gw.service
+        .device_request(clawpair::service::DeviceAsk {
+            device_id: phone.device_id(),
+            public_key: phone.public_key(),
+            fingerprint: phone.fingerprint(),
+            role: "node".into(),
+            reason: "not-paired".into(),
+            ..Default::default()
+        })
+        .unwrap();
     let mut op = gw.operator().await;
     let before = std::fs::read(st.file("credentials/telegram-allowFrom.json")).unwrap();
 
@@ -853,6 +874,17 @@ async fn a_read_only_state_dir_refuses_writes_with_the_file_named_and_keeps_answ
         .await
         .unwrap();
     assert_eq!(listed["entries"].as_array().unwrap().len(), 1, "{listed}");
+    // Listing prunes expired entries when it can write; on a read-only disk it still lists.
+    let dms = op
+        .call("pairing.list", json!({}))
+        .await
+        .expect("pairing.list on a read-only dir");
+    assert_eq!(dms["requests"].as_array().unwrap().len(), 1, "{dms}");
+    let devices = op
+        .call("device.pair.list", json!({}))
+        .await
+        .expect("device.pair.list on a read-only dir");
+    assert_eq!(devices["pending"].as_array().unwrap().len(), 1, "{devices}");
     let d = op
         .call(
             "channel.inbound",

@@ -63,8 +63,14 @@ pub fn decode_setup_code(code: &str) -> Result<SetupPayload, SetupCodeError> {
             .find_map(|e| e.decode(code).ok())
             .ok_or(SetupCodeError::NotBase64)?
     };
-    let p: SetupPayload =
+    // Only a JSON object: serde would also read a struct from an array, by position.
+    let value: serde_json::Value =
         serde_json::from_slice(&json).map_err(|e| SetupCodeError::BadJson(e.to_string()))?;
+    if !value.is_object() {
+        return Err(SetupCodeError::BadJson("expected a JSON object".into()));
+    }
+    let p: SetupPayload =
+        serde_json::from_value(value).map_err(|e| SetupCodeError::BadJson(e.to_string()))?;
     if p.bootstrap_token.trim().is_empty() {
         return Err(SetupCodeError::NoToken);
     }
@@ -320,6 +326,14 @@ mod tests {
         assert_eq!(
             decode_setup_code(&"A".repeat(5000)),
             Err(SetupCodeError::TooLong)
+        );
+        let as_array = URL_SAFE_NO_PAD.encode(r#"["ws://127.0.0.1:1/","token"]"#);
+        assert!(
+            matches!(
+                decode_setup_code(&as_array),
+                Err(SetupCodeError::BadJson(_))
+            ),
+            "an array is not a setup code"
         );
         let no_token = r#"{"url":"ws://127.0.0.1:1/","bootstrapToken":" "}"#;
         assert_eq!(decode_setup_code(no_token), Err(SetupCodeError::NoToken));

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use rand::RngCore;
 
-use super::fs::{update_json, JsonCache};
+use super::fs::{read_json, update_json, JsonCache};
 use super::{StatePaths, StoreError};
 use crate::clock::{Clock, Millis};
 use crate::pairing::device::{
@@ -136,7 +136,15 @@ impl DeviceStore {
             return Ok((vec![], vec![]));
         }
         let (mut list, expired) =
-            self.update_pending(ttl_ms, |p| Ok(p.values().cloned().collect::<Vec<_>>()))?;
+            match self.update_pending(ttl_ms, |p| Ok(p.values().cloned().collect::<Vec<_>>())) {
+                // Listing must work on a read-only or full disk: skip the pruning write then.
+                Err(DeviceStoreError::Store(StoreError::Io { .. })) => {
+                    let mut p: PendingMap = read_json(&self.paths.pending_devices(), &*self.clock)?;
+                    device::prune_pending(&mut p, self.clock.now_ms(), ttl_ms);
+                    (p.into_values().collect(), vec![])
+                }
+                other => other?,
+            };
         list.sort_by_key(|r| r.ts);
         Ok((list, expired))
     }

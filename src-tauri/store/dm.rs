@@ -87,12 +87,22 @@ impl DmStore {
         if !path.exists() {
             return Ok((vec![], vec![]));
         }
-        update_json(&path, &*self.clock, |f: &mut PairingFile| {
+        let pruned = update_json(&path, &*self.clock, |f: &mut PairingFile| {
             let expired = dm::prune_expired(f, now, limits.ttl_ms);
             let mut live = f.requests.clone();
             live.sort_by_key(|r| r.created_ms());
             Ok((live, expired))
-        })
+        });
+        match pruned {
+            // Listing must work on a read-only or full disk: skip the pruning write then.
+            Err(DmStoreError::Store(StoreError::Io { .. })) => {
+                let mut f: PairingFile = read_json(&path, &*self.clock)?;
+                dm::prune_expired(&mut f, now, limits.ttl_ms);
+                f.requests.sort_by_key(|r| r.created_ms());
+                Ok((f.requests, vec![]))
+            }
+            other => other,
+        }
     }
 
     /// Records a message from a sender not on the allowlist.
