@@ -239,6 +239,9 @@ impl Client {
         opts: &ConnectOptions,
         mut on_event: impl FnMut(&str, &Value),
     ) -> Result<Client, ClientError> {
+        if opts.url.starts_with("wss:") {
+            crate::tls::ensure_crypto_provider();
+        }
         let mut req =
             opts.url
                 .as_str()

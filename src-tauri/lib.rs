@@ -18,6 +18,7 @@ pub mod runrec;
 pub mod sanitize;
 pub mod service;
 pub mod store;
+pub mod tls;
 
 #[cfg(feature = "gui")]
 pub mod app;

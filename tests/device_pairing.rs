@@ -462,3 +462,28 @@ async fn unknown_request_ids_answer_not_found_with_a_reason() {
     );
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_device_client_speaks_tls_to_a_wss_gateway() {
+    // The gateway here speaks plain ws://, so a wss:// connect must fail in the TLS handshake:
+    // proof that the client really attempts TLS for wss:// setup codes.
+    let st = State::new();
+    let gw = TestGateway::start(st.path()).await;
+    let url = format!("wss://{}/", gw.addr);
+    let phone = Identity::generate();
+    let e = Client::connect(
+        &clawpair::client::ConnectOptions::node(&url, phone, Auth::DeviceToken("t".into())),
+        |_, _| {},
+    )
+    .await
+    .err()
+    .expect("no TLS on the other side");
+    let msg = e.to_string();
+    assert!(matches!(e, ClientError::Connect { .. }), "{msg}");
+    assert!(
+        !msg.to_lowercase().contains("not supported") && !msg.contains("TLS support"),
+        "TLS is built in: {msg}"
+    );
+    assert!(gw.answers().await);
+    gw.stop().await;
+}

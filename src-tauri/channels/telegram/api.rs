@@ -297,17 +297,9 @@ impl fmt::Debug for BotApi {
     }
 }
 
-/// reqwest is built without a default TLS crypto provider; ring is the one linked in.
-fn ensure_crypto_provider() {
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
-        // Losing a race with another thread installing one is fine: there is one then.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    }
-}
-
 impl BotApi {
     pub fn new(api_base: &str, token: BotToken) -> Result<BotApi, ApiError> {
-        ensure_crypto_provider();
+        crate::tls::ensure_crypto_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
