@@ -187,7 +187,7 @@ async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
     .await;
     let allow_file = st.file("credentials/telegram-allowFrom.json");
     notifyd
-        .press_until(
+        .press_and_wait(
             n.id,
             "approve",
             || std::fs::read_to_string(&allow_file).is_ok_and(|t| t.contains("\"4242\"")),
@@ -222,7 +222,7 @@ async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
     let code = d["code"].as_str().unwrap().to_string();
     let pairing_file = st.file("credentials/telegram-pairing.json");
     notifyd
-        .press_until(
+        .press_and_wait(
             n.id,
             "reject",
             || std::fs::read_to_string(&pairing_file).is_ok_and(|t| !t.contains(&code)),
@@ -325,7 +325,7 @@ async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
     let paired_file = st.file("devices/paired.json");
     let device = phone.device_id();
     notifyd
-        .press_until(
+        .press_and_wait(
             n.id,
             "approve",
             || std::fs::read_to_string(&paired_file).is_ok_and(|t| t.contains(&device)),

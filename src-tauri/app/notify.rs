@@ -95,12 +95,31 @@ pub fn device_text(r: &PendingDevice) -> (String, String) {
     )
 }
 
-type Open = Arc<Mutex<HashMap<Subject, Arc<NotificationHandle>>>>;
+/// A shown notification.
+struct Shown {
+    id: u32,
+    handle: Arc<NotificationHandle>,
+}
 
-/// Starts the notifier: it follows the event stream for as long as the app runs.
+/// Everything the notifier shares between its tasks.
+struct Notifier<R: Runtime> {
+    app: AppHandle<R>,
+    service: Arc<Service>,
+    status: Arc<NotifyStatus>,
+    shown: Mutex<HashMap<Subject, Shown>>,
+}
+
+/// Starts the notifier: it follows the event stream for as long as the app runs, and listens
+/// for clicks from the start.
 pub fn spawn<R: Runtime>(app: AppHandle<R>, service: Arc<Service>, status: Arc<NotifyStatus>) {
-    let open: Open = Arc::default();
     let mut rx = service.events().subscribe();
+    let n = Arc::new(Notifier {
+        app,
+        service,
+        status,
+        shown: Mutex::default(),
+    });
+    tauri::async_runtime::spawn(listen_for_clicks(n.clone()));
     tauri::async_runtime::spawn(async move {
         loop {
             let e = match rx.recv().await {
@@ -115,38 +134,20 @@ pub fn spawn<R: Runtime>(app: AppHandle<R>, service: Arc<Service>, status: Arc<N
                         channel: r.channel.clone(),
                         code: r.code.clone(),
                     };
-                    show(
-                        &app,
-                        &service,
-                        &status,
-                        &open,
-                        subject,
-                        summary,
-                        body,
-                        Duration::from_secs(3600),
-                    );
+                    show(&n, subject, summary, body, Duration::from_secs(3600));
                 }
                 Event::DevicePairRequested(r) => {
                     let (summary, body) = device_text(&r);
                     let subject = Subject::Device {
                         request_id: r.request_id.clone(),
                     };
-                    show(
-                        &app,
-                        &service,
-                        &status,
-                        &open,
-                        subject,
-                        summary,
-                        body,
-                        Duration::from_secs(600),
-                    );
+                    show(&n, subject, summary, body, Duration::from_secs(600));
                 }
                 Event::PairingResolved { channel, code, .. } => {
-                    close(&open, &Subject::Dm { channel, code })
+                    close(&n, &Subject::Dm { channel, code })
                 }
                 Event::DevicePairResolved { request_id, .. } => {
-                    close(&open, &Subject::Device { request_id })
+                    close(&n, &Subject::Device { request_id })
                 }
                 _ => {}
             }
@@ -154,28 +155,83 @@ pub fn spawn<R: Runtime>(app: AppHandle<R>, service: Arc<Service>, status: Arc<N
     });
 }
 
-fn close(open: &Open, subject: &Subject) {
-    let handle = open.lock().ok().and_then(|mut m| m.remove(subject));
+/// Takes a notification off the list; true for the one caller that gets it, so a click seen
+/// by both listeners is acted on once.
+fn claim<R: Runtime>(
+    n: &Notifier<R>,
+    subject: &Subject,
+    id: u32,
+) -> Option<Arc<NotificationHandle>> {
+    let mut m = n.shown.lock().ok()?;
+    if m.get(subject).is_some_and(|s| s.id == id) {
+        m.remove(subject).map(|s| s.handle)
+    } else {
+        None
+    }
+}
+
+/// Closes the notification of a request settled elsewhere (or acted on).
+fn close<R: Runtime>(n: &Notifier<R>, subject: &Subject) {
+    let handle = n
+        .shown
+        .lock()
+        .ok()
+        .and_then(|mut m| m.remove(subject))
+        .map(|s| s.handle);
     if let Some(h) = handle {
         tauri::async_runtime::spawn(async move { h.close_async().await });
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Listens for clicks on every notification from the moment the app starts. notify-rust's own
+/// wait subscribes only after `Notify` returned; this listener has subscribed long before, so a
+/// click that comes at once is not missed. (Servers that send a click only to the connection
+/// that showed the notification are covered by notify-rust's wait.)
+async fn listen_for_clicks<R: Runtime>(n: Arc<Notifier<R>>) {
+    use futures_util::StreamExt;
+    let Ok(conn) = zbus::Connection::session().await else {
+        return;
+    };
+    let rule = zbus::MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .interface("org.freedesktop.Notifications")
+        .and_then(|b| b.member("ActionInvoked"))
+        .map(|b| b.build());
+    let Ok(rule) = rule else { return };
+    let Ok(mut stream) = zbus::MessageStream::for_match_rule(rule, &conn, None).await else {
+        return;
+    };
+    while let Some(Ok(msg)) = stream.next().await {
+        let Ok((id, action)) = msg.body().deserialize::<(u32, String)>() else {
+            continue;
+        };
+        let subject = n
+            .shown
+            .lock()
+            .ok()
+            .and_then(|m| m.iter().find(|(_, s)| s.id == id).map(|(k, _)| k.clone()));
+        if let Some(subject) = subject {
+            let response = if action == "default" {
+                NotificationResponse::Default
+            } else {
+                NotificationResponse::Action(action)
+            };
+            respond(&n, subject, id, response).await;
+        }
+    }
+}
+
 fn show<R: Runtime>(
-    app: &AppHandle<R>,
-    service: &Arc<Service>,
-    status: &Arc<NotifyStatus>,
-    open: &Open,
+    n: &Arc<Notifier<R>>,
     subject: Subject,
     summary: String,
     body: String,
     life: Duration,
 ) {
-    if !service.settings().ui.notifications {
+    if !n.service.settings().ui.notifications {
         return;
     }
-    let (app, service, status, open) = (app.clone(), service.clone(), status.clone(), open.clone());
+    let n = n.clone();
     tauri::async_runtime::spawn(async move {
         let shown = Notification::new()
             .appname("ClawPair")
@@ -190,11 +246,18 @@ fn show<R: Runtime>(
             .await;
         let handle = match shown {
             Ok(h) => Arc::new(h),
-            Err(e) => return status.failed(e.to_string()),
+            Err(e) => return n.status.failed(e.to_string()),
         };
-        status.worked();
-        if let Ok(mut m) = open.lock() {
-            m.insert(subject.clone(), handle.clone());
+        n.status.worked();
+        let id = handle.id();
+        if let Ok(mut m) = n.shown.lock() {
+            m.insert(
+                subject.clone(),
+                Shown {
+                    id,
+                    handle: handle.clone(),
+                },
+            );
         }
         let mut response: Option<NotificationResponse> = None;
         // Ends on a click, on close (by us or the user), or when the request cannot be pending
@@ -204,30 +267,45 @@ fn show<R: Runtime>(
             handle.wait_for_action_async(|r| response = Some(r.clone())),
         )
         .await;
-        if let Ok(mut m) = open.lock() {
-            if m.get(&subject).is_some_and(|h| Arc::ptr_eq(h, &handle)) {
-                m.remove(&subject);
-            }
-        }
         match response {
-            Some(NotificationResponse::Action(a)) if a == "approve" || a == "reject" => {
-                let approve = a == "approve";
-                let s = service.clone();
-                let subj = subject.clone();
-                let result =
-                    tauri::async_runtime::spawn_blocking(move || act(&s, &subj, approve)).await;
-                if let Ok(Err(e)) = result {
-                    tracing::warn!(
-                        "could not {} from the notification: {e}",
-                        if approve { "approve" } else { "reject" }
-                    );
-                    super::show_window(&app, Some("requests"));
-                }
+            Some(r) => respond(&n, subject, id, r).await,
+            None => {
+                claim(&n, &subject, id);
             }
-            Some(NotificationResponse::Default) => super::show_window(&app, Some("requests")),
-            _ => {}
         }
     });
+}
+
+/// Acts on a click once: Approve and Reject act directly, the body opens the window.
+async fn respond<R: Runtime>(
+    n: &Notifier<R>,
+    subject: Subject,
+    id: u32,
+    response: NotificationResponse,
+) {
+    let Some(handle) = claim(n, &subject, id) else {
+        return;
+    };
+    match response {
+        NotificationResponse::Action(a) if a == "approve" || a == "reject" => {
+            // The server may keep it on screen after a click: it is done, close it.
+            handle.close_async().await;
+            let approve = a == "approve";
+            let s = n.service.clone();
+            let subj = subject.clone();
+            let result =
+                tauri::async_runtime::spawn_blocking(move || act(&s, &subj, approve)).await;
+            if let Ok(Err(e)) = result {
+                tracing::warn!(
+                    "could not {} from the notification: {e}",
+                    if approve { "approve" } else { "reject" }
+                );
+                super::show_window(&n.app, Some("requests"));
+            }
+        }
+        NotificationResponse::Default => super::show_window(&n.app, Some("requests")),
+        _ => {}
+    }
 }
 
 /// What the buttons do: the same calls as the window, audited as `notification`.

@@ -186,31 +186,24 @@ impl Notifyd {
             .map_err(|e| e.to_string())
     }
 
-    /// Presses a button until `done` says the app reacted. notify-rust starts listening for the
-    /// click only after `Notify` has returned; a person never clicks within those milliseconds,
-    /// but a test can, so the stand-in presses again (every half second) like a person would
-    /// if nothing happened. A press after the app reacted is ignored by it.
-    pub async fn press_until(
+    /// Presses a button once, then waits until `done` says the app reacted.
+    pub async fn press_and_wait(
         &self,
         id: u32,
         action: &str,
         mut done: impl FnMut() -> bool,
         wait: Duration,
     ) -> Result<(), String> {
+        self.press(id, action).await?;
         let end = Instant::now() + wait;
-        loop {
-            self.press(id, action).await?;
-            for _ in 0..5 {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                if done() {
-                    return Ok(());
-                }
-            }
+        while !done() {
             if Instant::now() > end {
                 return Err(format!(
                     "the app never acted on {action:?} for notification {id}"
                 ));
             }
+            tokio::time::sleep(POLL).await;
         }
+        Ok(())
     }
 }
