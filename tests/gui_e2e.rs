@@ -356,6 +356,21 @@ async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
             WAIT,
         );
         keep(&s.screenshot(), "activity.png");
+        // Readable at 800×600: nothing wider than the window on the busiest pages.
+        s.set_window_size(800, 600);
+        for page in [
+            "#nav-requests",
+            "#nav-devices",
+            "#nav-activity",
+            "#nav-pair",
+        ] {
+            s.click(page);
+            s.wait_until(
+                "document.documentElement.scrollWidth <= window.innerWidth + 1",
+                WAIT,
+            );
+        }
+        s.set_window_size(1000, 700);
         s.click("#nav-settings");
         s.wait_until("document.getElementById('set-port').value !== ''", WAIT);
         keep(&s.screenshot(), "settings.png");

@@ -130,6 +130,14 @@ impl Session {
         }
     }
 
+    /// Resizes the window (outer size, in pixels).
+    pub fn set_window_size(&self, width: u32, height: u32) {
+        let _ = post(
+            &format!("{}/window/rect", self.base),
+            json!({ "width": width, "height": height }),
+        );
+    }
+
     /// The window as a PNG.
     pub fn screenshot(&self) -> Vec<u8> {
         use base64::Engine;
