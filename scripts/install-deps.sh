@@ -1,22 +1,31 @@
 #!/usr/bin/env bash
 # Installs what building and testing ClawPair needs on Debian/Ubuntu, skipping what is present:
-# the Tauri system libraries, the GUI test tools (Xvfb, WebKitWebDriver, D-Bus), the Rust
-# components, and tauri-driver. Safe to run again; does nothing when all is there.
+# the Tauri system libraries, the Rust toolchain and its components, and (unless
+# CLAWPAIR_WITH_TEST_TOOLS=0) every program the test suite runs, as listed in
+# scripts/test-programs.txt. Safe to run again; does nothing when all is there.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
 
-packages=(
+# Libraries the build links against (no program to look for: asked of dpkg).
+libraries=(
   build-essential pkg-config curl
   libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev libssl-dev
-  xvfb xauth webkit2gtk-driver dbus-x11 dbus-daemon
 )
-if [ "${CLAWPAIR_WITH_TEST_TOOLS:-1}" = 0 ]; then
-  packages=(build-essential pkg-config curl libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev libssl-dev)
-fi
 
 missing=()
-for p in "${packages[@]}"; do
+for p in "${libraries[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Programs: a package is installed when a program it provides is not on PATH.
+if [ "${CLAWPAIR_WITH_TEST_TOOLS:-1}" != 0 ]; then
+  while read -r program package _; do
+    case "$program" in "" | "#"*) continue ;; esac
+    case "$package" in - | rustup* | cargo:*) continue ;; esac
+    command -v "$program" >/dev/null 2>&1 && continue
+    [[ " ${missing[*]} " == *" $package "* ]] || missing+=("$package")
+  done <scripts/test-programs.txt
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> installing system packages: ${missing[*]}"
   sudo_cmd=()
@@ -26,13 +35,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
-  if [ -x "$HOME/.cargo/bin/cargo" ]; then
-    export PATH="$HOME/.cargo/bin:$PATH"
-  else
-    echo "==> installing the Rust toolchain (rustup)"
-    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
-    export PATH="$HOME/.cargo/bin:$PATH"
-  fi
+  echo "==> installing the Rust toolchain (rustup)"
+  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
 fi
 if command -v rustup >/dev/null 2>&1; then
   for c in rustfmt clippy; do
@@ -40,7 +44,7 @@ if command -v rustup >/dev/null 2>&1; then
   done
 fi
 
-if [ "${CLAWPAIR_WITH_TEST_TOOLS:-1}" != 0 ] && ! command -v tauri-driver >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tauri-driver" ]; then
+if [ "${CLAWPAIR_WITH_TEST_TOOLS:-1}" != 0 ] && ! command -v tauri-driver >/dev/null 2>&1; then
   echo "==> installing tauri-driver"
   cargo install tauri-driver --locked --version '^2'
 fi

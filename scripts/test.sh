@@ -1,23 +1,41 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: installs what is missing, then formatting, lints, the
-# core build without the GUI, and every test (unit, integration, CLI, gateway, GUI end to end).
+# The whole test suite, as CI runs it: installs what is missing, checks that every program the
+# suite runs is there, then formatting, lints, the core without the GUI, and every test (unit,
+# integration, CLI, gateway, the app end to end, the Debian package). Each build is made once:
+# the lints share build scripts and macros with the tests, the end-to-end and package tests
+# reuse the test build, and the package test checks the one release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 
-echo "==> cargo fmt --check"
+total=9
+n=0
+started=$SECONDS
+step_started=$SECONDS
+step() {
+  n=$((n + 1))
+  if [ "$n" -gt 1 ]; then printf '    (%ds)\n' $((SECONDS - step_started)); fi
+  step_started=$SECONDS
+  printf '[%d/%d] %s (at %dm%02ds)\n' "$n" "$total" "$1" $(((SECONDS - started) / 60)) $(((SECONDS - started) % 60))
+}
+
+step "installing what is missing"
+scripts/install-deps.sh
+step "checking the programs the suite runs"
+scripts/check-programs.sh
+step "cargo fmt --check"
 cargo fmt --all -- --check
-echo "==> cargo clippy (all targets, -D warnings)"
-cargo clippy --all-targets -- -D warnings
-echo "==> core and CLI without the GUI: build and lints"
+step "cargo clippy, all targets, with the GUI (-D warnings)"
+cargo clippy --all-targets --features mock-runtime -- -D warnings
+step "cargo clippy, the core and CLI without the GUI (-D warnings)"
 cargo clippy --no-default-features --all-targets -- -D warnings
-echo "==> tests (unit, integration, CLI, gateway; window commands on the mock runtime)"
+step "tests: unit, integration, CLI, gateway, window commands on the mock runtime"
 cargo test --all-targets --features mock-runtime
-echo "==> desktop app end to end (Xvfb, a private D-Bus session, tauri-driver + WebKitWebDriver)"
+step "the desktop app end to end (Xvfb, a private D-Bus session, tauri-driver + WebKitWebDriver)"
 dbus-run-session -- env NO_AT_BRIDGE=1 xvfb-run -a -s "-screen 0 1280x1024x24" \
   cargo test --features mock-runtime --test gui_e2e -- --ignored --test-threads=1
-echo "==> the Debian package: build, inspect, run the packaged binary"
+step "the Debian package: the release build and the .deb"
 scripts/package-deb.sh
+step "the Debian package: inspect it, run its binary"
 cargo test --features mock-runtime --test package_deb -- --ignored
-echo "==> all tests passed"
+printf '    (%ds)\nall tests passed in %dm%02ds\n' $((SECONDS - step_started)) $(((SECONDS - started) / 60)) $(((SECONDS - started) % 60))

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# A check of seconds that scripts/test.sh runs before the long build: every program the suite
+# runs (scripts/test-programs.txt) is on PATH, and every program a test starts by name is on
+# that list. Fails with the missing program and the package that provides it; a test that
+# needs a program is never left to find out for itself, or to be skipped for lack of it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+list=scripts/test-programs.txt
+
+declare -A listed=()
+problems=()
+while read -r program package _; do
+  case "$program" in "" | "#"*) continue ;; esac
+  listed[$program]=1
+  [ "$package" != - ] || continue
+  command -v "$program" >/dev/null 2>&1 && continue
+  case "$package" in
+    rustup:*) how="rustup component add ${package#rustup:}" ;;
+    rustup) how="install Rust with rustup (scripts/install-deps.sh does)" ;;
+    cargo:*) how="cargo install ${package#cargo:} --locked" ;;
+    *) how="apt-get install $package" ;;
+  esac
+  problems+=("$program is not on PATH (package $package: $how)")
+done <"$list"
+
+# Programs the code starts by a literal name must be on the list, or a fresh machine lacks them.
+while read -r program; do
+  [ -n "${listed[$program]:-}" ] || problems+=("$program is started by the code (Command::new) but $list does not name it, so scripts/install-deps.sh never installs it")
+done < <(grep -rhoE 'Command::new\("[A-Za-z0-9_.+-]+"\)' tests src-tauri | sed -E 's/Command::new\("(.*)"\)/\1/' | sort -u)
+
+if [ ${#problems[@]} -gt 0 ]; then
+  printf 'check-programs: %s\n' "${problems[@]}" >&2
+  exit 1
+fi
+echo "all ${#listed[@]} programs the suite runs are installed"
