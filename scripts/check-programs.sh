@@ -19,7 +19,13 @@ while read -r program package _; do
     rustup:*) how="rustup component add ${package#rustup:}" ;;
     rustup) how="install Rust with rustup (scripts/install-deps.sh does)" ;;
     cargo:*) how="cargo install ${package#cargo:} --locked" ;;
-    *) how="apt-get install $package" ;;
+    *)
+      if dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+        how="installed but the program is gone: apt-get install --reinstall $package"
+      else
+        how="apt-get install $package"
+      fi
+      ;;
   esac
   problems+=("$program is not on PATH (package $package: $how)")
 done <"$list"

@@ -174,11 +174,13 @@ impl ConnectOptions {
             timeout: Duration::from_secs(10),
         }
     }
-    /// A node device with an identity.
+    /// A node device with an identity. The client id is OpenClaw's generic `gateway-client`
+    /// (its gateway accepts only ids from its own list, and this is a generic client, not
+    /// OpenClaw's node host), in mode `node`.
     pub fn node(url: &str, identity: Identity, auth: Auth) -> Self {
         ConnectOptions {
             url: url.into(),
-            client_id: "clawpair-node".into(),
+            client_id: "gateway-client".into(),
             client_mode: "node".into(),
             platform: std::env::consts::OS.into(),
             device_family: "computer".into(),
@@ -462,8 +464,8 @@ pub fn connect_params(opts: &ConnectOptions, nonce: &str) -> Value {
         }
     };
     let mut params = json!({
-        "minProtocol": 3,
-        "maxProtocol": 3,
+        "minProtocol": crate::gateway::connect::MIN_PROTOCOL,
+        "maxProtocol": crate::gateway::connect::MAX_PROTOCOL,
         "client": {
             "id": opts.client_id,
             "version": env!("CARGO_PKG_VERSION"),

@@ -35,6 +35,9 @@ pub enum Event {
         decision: String,
         ts: Millis,
     },
+    /// The owner renamed a device (OpenClaw's name for it; the payload is ClawPair's).
+    #[serde(rename = "device.pair.changed", rename_all = "camelCase")]
+    DevicePairChanged { device_id: String, ts: Millis },
     #[serde(rename = "device.changed", rename_all = "camelCase")]
     DeviceChanged {
         device_id: String,
@@ -102,11 +105,36 @@ pub enum Event {
     },
 }
 
+/// Every event a gateway connection may see (`hello-ok.features.events`): the handshake's, the
+/// keep-alive, and the stream's.
+pub const WIRE_EVENTS: &[&str] = &[
+    "connect.challenge",
+    "device.pair.pending",
+    "tick",
+    "events.dropped",
+    "device.pair.requested",
+    "device.pair.resolved",
+    "device.pair.changed",
+    "device.changed",
+    "pairing.requested",
+    "pairing.resolved",
+    "pairing.dropped",
+    "allowlist.changed",
+    "chat.message",
+    "setup.changed",
+    "store.corrupt",
+    "settings.changed",
+    "audit.appended",
+    "gateway.status",
+    "channel.status",
+];
+
 impl Event {
     pub fn name(&self) -> &'static str {
         match self {
             Event::DevicePairRequested(_) => "device.pair.requested",
             Event::DevicePairResolved { .. } => "device.pair.resolved",
+            Event::DevicePairChanged { .. } => "device.pair.changed",
             Event::DeviceChanged { .. } => "device.changed",
             Event::PairingRequested(_) => "pairing.requested",
             Event::PairingResolved { .. } => "pairing.resolved",
@@ -182,5 +210,65 @@ mod tests {
         );
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["event"], "allowlist.changed");
+    }
+
+    #[test]
+    fn every_event_is_announced_in_hello_ok() {
+        let all = [
+            Event::DevicePairChanged {
+                device_id: "d".into(),
+                ts: 0,
+            },
+            Event::DeviceChanged {
+                device_id: "d".into(),
+                change: "removed".into(),
+                role: None,
+                ts: 0,
+            },
+            Event::PairingDropped {
+                channel: "c".into(),
+                account_id: "a".into(),
+                reason: "r".into(),
+                ts: 0,
+            },
+            Event::AllowlistChanged {
+                channel: "c".into(),
+                account_id: "a".into(),
+            },
+            Event::SetupChanged {
+                change: "created".into(),
+                expires_at_ms: None,
+            },
+            Event::StoreCorrupt {
+                file: "f".into(),
+                moved_to: "m".into(),
+                reason: "r".into(),
+            },
+            Event::SettingsChanged {},
+            Event::GatewayStatus {
+                listening: true,
+                address: None,
+                error: None,
+            },
+            Event::ChannelStatus {
+                channel: "c".into(),
+                connected: true,
+                error: None,
+                ts: 0,
+            },
+        ];
+        for e in all {
+            assert!(WIRE_EVENTS.contains(&e.name()), "{}", e.name());
+        }
+        for name in [
+            "device.pair.requested",
+            "device.pair.resolved",
+            "pairing.requested",
+            "pairing.resolved",
+            "chat.message",
+            "audit.appended",
+        ] {
+            assert!(WIRE_EVENTS.contains(&name), "{name}");
+        }
     }
 }

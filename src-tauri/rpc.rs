@@ -9,7 +9,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::pairing::device::{
-    scope_granted, SCOPE_ADMIN, SCOPE_CHANNEL_INGEST, SCOPE_PAIRING, SCOPE_READ,
+    scope_granted, ROLE_NODE, ROLE_OPERATOR, SCOPE_ADMIN, SCOPE_CHANNEL_INGEST, SCOPE_PAIRING,
+    SCOPE_READ,
 };
 use crate::service::{InboundDm, Service, ServiceError};
 
@@ -67,7 +68,11 @@ impl From<ServiceError> for RpcError {
 /// Who is calling, as established by the handshake.
 #[derive(Debug, Clone)]
 pub struct Caller {
+    /// `operator` or `node`.
+    pub role: String,
     pub scopes: Vec<String>,
+    /// The paired device behind the connection, when it has one.
+    pub device_id: Option<String>,
     /// For the audit log: `cli`, `gateway`, `window`, `telegram`, …
     pub via: String,
     /// Where the gateway listens, for setup-code URLs derived from the bind address.
@@ -78,36 +83,148 @@ impl Caller {
     /// The owner acting locally (CLI on files, the tray app): every scope.
     pub fn owner(via: &str, listening: Option<SocketAddr>) -> Self {
         Caller {
+            role: ROLE_OPERATOR.into(),
             scopes: vec![SCOPE_ADMIN.into()],
+            device_id: None,
             via: via.into(),
             listening,
         }
     }
 }
 
-/// Every method this dispatcher answers, with the scope it needs.
-pub const METHODS: &[(&str, &str)] = &[
-    ("device.pair.list", SCOPE_PAIRING),
-    ("device.pair.approve", SCOPE_PAIRING),
-    ("device.pair.reject", SCOPE_PAIRING),
-    ("device.pair.remove", SCOPE_PAIRING),
-    ("device.pair.clear", SCOPE_PAIRING),
-    ("device.token.rotate", SCOPE_PAIRING),
-    ("device.token.revoke", SCOPE_PAIRING),
-    ("device.setup.create", SCOPE_PAIRING),
-    ("device.setup.cleanup", SCOPE_PAIRING),
-    ("pairing.list", SCOPE_PAIRING),
-    ("pairing.approve", SCOPE_PAIRING),
-    ("pairing.reject", SCOPE_PAIRING),
-    ("allowlist.list", SCOPE_PAIRING),
-    ("allowlist.add", SCOPE_PAIRING),
-    ("allowlist.remove", SCOPE_PAIRING),
-    ("audit.tail", SCOPE_PAIRING),
-    ("channel.inbound", SCOPE_CHANNEL_INGEST),
+/// What a caller must hold to call a method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// An operator with this scope (admin holds every scope).
+    Scope(&'static str),
+    /// A connection of role `node` (the node host's own reports).
+    NodeRole,
+}
+
+type Handler = fn(&Service, &Caller, Value) -> Result<Value, RpcError>;
+
+/// One method of the protocol: its wire name, who may call it, and what answers it.
+pub struct Method {
+    pub name: &'static str,
+    pub needs: Needs,
+    handler: Handler,
+}
+
+/// Every method the gateway answers. Dispatch, the scope check and `hello-ok.features.methods`
+/// all read this one table (docs/PROTOCOL.md lists the same, checked by a test).
+pub static METHODS: &[Method] = &[
+    m(
+        "device.pair.list",
+        Needs::Scope(SCOPE_PAIRING),
+        device_pair_list,
+    ),
+    m(
+        "device.pair.approve",
+        Needs::Scope(SCOPE_PAIRING),
+        device_pair_approve,
+    ),
+    m(
+        "device.pair.reject",
+        Needs::Scope(SCOPE_PAIRING),
+        device_pair_reject,
+    ),
+    m(
+        "device.pair.remove",
+        Needs::Scope(SCOPE_PAIRING),
+        device_pair_remove,
+    ),
+    m(
+        "device.pair.rename",
+        Needs::Scope(SCOPE_PAIRING),
+        device_pair_rename,
+    ),
+    m(
+        "device.pair.clear",
+        Needs::Scope(SCOPE_PAIRING),
+        device_pair_clear,
+    ),
+    m(
+        "device.token.rotate",
+        Needs::Scope(SCOPE_PAIRING),
+        device_token_rotate,
+    ),
+    m(
+        "device.token.revoke",
+        Needs::Scope(SCOPE_PAIRING),
+        device_token_revoke,
+    ),
+    m(
+        "device.setup.create",
+        Needs::Scope(SCOPE_PAIRING),
+        device_setup_create,
+    ),
+    // OpenClaw's name for the same (`openclaw devices join-code`), admin only as there.
+    m(
+        "device.pair.setupCode",
+        Needs::Scope(SCOPE_ADMIN),
+        device_pair_setup_code,
+    ),
+    m(
+        "device.setup.cleanup",
+        Needs::Scope(SCOPE_PAIRING),
+        device_setup_cleanup,
+    ),
+    m("pairing.list", Needs::Scope(SCOPE_PAIRING), pairing_list),
+    m(
+        "pairing.approve",
+        Needs::Scope(SCOPE_PAIRING),
+        pairing_approve,
+    ),
+    m(
+        "pairing.reject",
+        Needs::Scope(SCOPE_PAIRING),
+        pairing_reject,
+    ),
+    m(
+        "allowlist.list",
+        Needs::Scope(SCOPE_PAIRING),
+        allowlist_list,
+    ),
+    m("allowlist.add", Needs::Scope(SCOPE_PAIRING), allowlist_add),
+    m(
+        "allowlist.remove",
+        Needs::Scope(SCOPE_PAIRING),
+        allowlist_remove,
+    ),
+    m("audit.tail", Needs::Scope(SCOPE_PAIRING), audit_tail),
+    m(
+        "channel.inbound",
+        Needs::Scope(SCOPE_CHANNEL_INGEST),
+        channel_inbound,
+    ),
+    m("health", Needs::Scope(SCOPE_READ), health),
+    // What OpenClaw's node host reports after hello-ok: taken and acknowledged, not kept.
+    m("node.event", Needs::NodeRole, node_report),
+    m("node.runnerInventory.update", Needs::NodeRole, node_report),
+    m("node.skills.update", Needs::NodeRole, node_report),
+    m("node.pluginTools.update", Needs::NodeRole, node_report),
 ];
 
-pub fn required_scope(method: &str) -> Option<&'static str> {
-    METHODS.iter().find(|(m, _)| *m == method).map(|(_, s)| *s)
+const fn m(name: &'static str, needs: Needs, handler: Handler) -> Method {
+    Method {
+        name,
+        needs,
+        handler,
+    }
+}
+
+pub fn method(name: &str) -> Option<&'static Method> {
+    METHODS.iter().find(|m| m.name == name)
+}
+
+/// The methods a connection of `role` may call (`hello-ok.features.methods`).
+pub fn method_names(role: &str) -> Vec<&'static str> {
+    let node = role == ROLE_NODE;
+    METHODS
+        .iter()
+        .filter(|m| (m.needs == Needs::NodeRole) == node)
+        .map(|m| m.name)
+        .collect()
 }
 
 fn parse<T: DeserializeOwned>(method: &str, params: Value) -> Result<T, RpcError> {
@@ -131,8 +248,22 @@ struct RequestIdParams {
 }
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
+struct ApproveParams {
+    request_id: String,
+    /// Approve the request without `operator.admin` (the device gets the rest).
+    #[serde(default)]
+    without_admin: bool,
+}
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct DeviceIdParams {
     device_id: String,
+}
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RenameParams {
+    device_id: String,
+    label: String,
 }
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -151,6 +282,12 @@ struct ClearParams {
 struct SetupParams {
     #[serde(default)]
     url: Option<String>,
+}
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct SetupCodeParams {
+    #[serde(default)]
+    public_url: Option<String>,
 }
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -201,21 +338,29 @@ struct InboundParams {
     chat_type: Option<String>,
 }
 
-/// Refuses unknown methods and callers without the method's scope.
-fn authorize(caller: &Caller, method: &str) -> Result<(), RpcError> {
-    let Some(scope) = required_scope(method) else {
+/// Refuses unknown methods and callers without what the method needs.
+fn authorize(caller: &Caller, name: &str) -> Result<&'static Method, RpcError> {
+    let Some(method) = method(name) else {
         return Err(RpcError::new(
             "INVALID_REQUEST",
-            format!("unknown method {:?}", crate::sanitize::sanitize(method)),
+            format!("unknown method {:?}", crate::sanitize::sanitize(name)),
         ));
     };
-    if !scope_granted(&caller.scopes, scope) {
-        return Err(
-            RpcError::new("FORBIDDEN", format!("{method} needs scope {scope}"))
-                .with_details(json!({ "scope": scope })),
-        );
+    match method.needs {
+        Needs::Scope(scope)
+            if caller.role != ROLE_OPERATOR || !scope_granted(&caller.scopes, scope) =>
+        {
+            Err(
+                RpcError::new("FORBIDDEN", format!("{name} needs scope {scope}"))
+                    .with_details(json!({ "scope": scope })),
+            )
+        }
+        Needs::NodeRole if caller.role != ROLE_NODE => Err(RpcError::new(
+            "FORBIDDEN",
+            format!("{name} is for node connections"),
+        )),
+        _ => Ok(method),
     }
-    Ok(())
 }
 
 /// Runs one method for `caller`. Unknown methods, missing scopes and bad params are refused
@@ -226,135 +371,175 @@ pub fn call(
     method: &str,
     params: Value,
 ) -> Result<Value, RpcError> {
-    authorize(caller, method)?;
-    let via = caller.via.as_str();
-    let to_value = |v: Result<Value, ServiceError>| v.map_err(RpcError::from);
-    match method {
-        "device.pair.list" => to_value(service.device_list().map(|l| json!(l))),
-        "device.pair.approve" => {
-            let p: RequestIdParams = parse(method, params)?;
-            to_value(
-                service
-                    .device_approve(&p.request_id, via)
-                    .map(|d| json!({ "requestId": p.request_id, "device": d })),
-            )
-        }
-        "device.pair.reject" => {
-            let p: RequestIdParams = parse(method, params)?;
-            to_value(
-                service
-                    .device_reject(&p.request_id, via)
-                    .map(|r| json!({ "requestId": r.request_id, "deviceId": r.device_id })),
-            )
-        }
-        "device.pair.remove" => {
-            let p: DeviceIdParams = parse(method, params)?;
-            to_value(
-                service
-                    .device_remove(&p.device_id, via)
-                    .map(|d| json!({ "deviceId": d.device_id })),
-            )
-        }
-        "device.pair.clear" => {
-            let p: ClearParams = parse(method, params)?;
-            to_value(
-                service
-                    .device_clear(p.pending, via)
-                    .map(|(removed, rejected)| json!({ "removed": removed, "rejected": rejected })),
-            )
-        }
-        "device.token.rotate" => {
-            let p: DeviceRoleParams = parse(method, params)?;
-            to_value(service.token_rotate(&p.device_id, &p.role, via).map(|(token, at)| {
-                json!({ "deviceId": p.device_id, "role": p.role, "token": token, "rotatedAtMs": at })
-            }))
-        }
-        "device.token.revoke" => {
-            let p: DeviceRoleParams = parse(method, params)?;
-            to_value(
-                service.token_revoke(&p.device_id, &p.role, via).map(
-                    |at| json!({ "deviceId": p.device_id, "role": p.role, "revokedAtMs": at }),
-                ),
-            )
-        }
-        "device.setup.create" => {
-            let p: SetupParams = parse(method, params)?;
-            to_value(
-                service
-                    .setup_create(p.url.as_deref(), caller.listening, via)
-                    .map(|c| json!(c)),
-            )
-        }
-        "device.setup.cleanup" => {
-            to_value(service.setup_cleanup(via).map(|n| json!({ "removed": n })))
-        }
-        "pairing.list" => {
-            let p: ChannelFilter = parse(method, params)?;
-            to_value(
-                service
-                    .dm_list(p.channel.as_deref())
-                    .map(|r| json!({ "requests": r })),
-            )
-        }
-        "pairing.approve" => {
-            let p: CodeParams = parse(method, params)?;
-            to_value(
-                service
-                    .dm_approve(
-                        p.channel.as_deref(),
-                        &p.code,
-                        p.account_id.as_deref(),
-                        p.notify,
-                        via,
-                    )
-                    .map(|a| json!(a)),
-            )
-        }
-        "pairing.reject" => {
-            let p: CodeParams = parse(method, params)?;
-            to_value(
-                service
-                    .dm_reject(p.channel.as_deref(), &p.code, p.account_id.as_deref(), via)
-                    .map(|a| json!(a)),
-            )
-        }
-        "allowlist.list" => {
-            let p: ChannelFilter = parse(method, params)?;
-            to_value(
-                service
-                    .allow_list(p.channel.as_deref())
-                    .map(|e| json!({ "entries": e })),
-            )
-        }
-        "allowlist.add" => {
-            let p: SenderParams = parse(method, params)?;
-            to_value(
-                service
-                    .allow_add(&p.channel, p.account_id.as_deref(), &p.sender_id, via)
-                    .map(|added| json!({ "added": added })),
-            )
-        }
-        "allowlist.remove" => {
-            let p: SenderParams = parse(method, params)?;
-            to_value(
-                service
-                    .allow_remove(&p.channel, p.account_id.as_deref(), &p.sender_id, via)
-                    .map(|removed| json!({ "removed": removed })),
-            )
-        }
-        "audit.tail" => {
-            let p: TailParams = parse(method, params)?;
-            to_value(service.audit_tail(p.limit).map(|e| json!({ "entries": e })))
-        }
-        "channel.inbound" => {
-            let m = InboundDm::from(parse::<InboundParams>(method, params)?);
-            Ok(decision_json(service.dm_inbound(&m)?))
-        }
-        _ => Err(RpcError::new(
-            "INVALID_REQUEST",
-            format!("unknown method {method:?}"),
-        )),
-    }
+    let m = authorize(caller, method)?;
+    (m.handler)(service, caller, params)
+}
+
+fn answer<T: serde::Serialize>(v: Result<T, ServiceError>) -> Result<Value, RpcError> {
+    v.map(|v| json!(v)).map_err(RpcError::from)
+}
+
+fn device_pair_list(s: &Service, _: &Caller, _: Value) -> Result<Value, RpcError> {
+    answer(s.device_list())
+}
+
+fn device_pair_approve(s: &Service, c: &Caller, p: Value) -> Result<Value, RpcError> {
+    let p: ApproveParams = parse("device.pair.approve", p)?;
+    let withhold = if p.without_admin {
+        vec![SCOPE_ADMIN.to_string()]
+    } else {
+        vec![]
+    };
+    answer(
+        s.device_approve_withholding(&p.request_id, &withhold, &c.via)
+            .map(|d| json!({ "requestId": p.request_id, "device": d })),
+    )
+}
+
+fn device_pair_reject(s: &Service, c: &Caller, p: Value) -> Result<Value, RpcError> {
+    let p: RequestIdParams = parse("device.pair.reject", p)?;
+    answer(
+        s.device_reject(&p.request_id, &c.via)
+            .map(|r| json!({ "requestId": r.request_id, "deviceId": r.device_id })),
+    )
+}
+
+fn device_pair_remove(s: &Service, c: &Caller, p: Value) -> Result<Value, RpcError> {
+    let p: DeviceIdParams = parse("device.pair.remove", p)?;
+    answer(
+        s.device_remove(&p.device_id, &c.via)
+            .map(|d| json!({ "deviceId": d.device_id })),
+    )
+}
+
+fn device_pair_rename(s: &Service, c: &Caller, p: Value) -> Result<Value, RpcError> {
+    let p: RenameParams = parse("device.pair.rename", p)?;
+    answer(
+        s.device_rename(&p.device_id, &p.label, &c.via)
+            .map(|label| json!({ "deviceId": p.device_id, "label": label })),
+    )
+}
+
+fn device_pair_clear(s: &Service, c: &Caller, p: Value) -> Result<Value, RpcError> {
+    let p: ClearParams = parse("device.pair.clear", p)?;
+    answer(
+        s.device_clear(p.pending, &c.via)
+            .map(|(removed, rejected)| json!({ "removed": removed, "rejected": rejected })),
+    )
+}
+
+fn device_token_rotate(s: &Service, c: &Caller, p: Value) -> Result<Value, RpcError> {
+    let p: DeviceRoleParams = parse("device.token.rotate", p)?;
+    answer(
+        s.token_rotate(&p.device_id, &p.role, &c.via)
+            .map(|(token, at, scopes)| {
+                // The owner who asked sees the new token once, to hand to the device.
+                json!({ "deviceId": p.device_id, "role": p.role, "token": token, "scopes": scopes,
+                        "rotatedAtMs": at, "tokenDelivery": "in-band" })
+            }),
+    )
+}
+
+fn device_token_revoke(s: &Service, c: &Caller, p: Value) -> Result<Value, RpcError> {
+    let p: DeviceRoleParams = parse("device.token.revoke", p)?;
+    answer(
+        s.token_revoke(&p.device_id, &p.role, &c.via)
+            .map(|at| json!({ "deviceId": p.device_id, "role": p.role, "revokedAtMs": at })),
+    )
+}
+
+fn device_setup_create(s: &Service, c: &Caller, p: Value) -> Result<Value, RpcError> {
+    let p: SetupParams = parse("device.setup.create", p)?;
+    answer(s.setup_create(p.url.as_deref(), c.listening, &c.via))
+}
+
+fn device_pair_setup_code(s: &Service, c: &Caller, p: Value) -> Result<Value, RpcError> {
+    let p: SetupCodeParams = parse("device.pair.setupCode", p)?;
+    answer(
+        s.setup_create(p.public_url.as_deref(), c.listening, &c.via)
+            .map(|code| {
+                json!({ "setupCode": code.setup_code, "gatewayUrl": code.url, "url": code.url,
+                        "auth": "token", "urlSource": if p.public_url.is_some() { "explicit" } else { "gateway" },
+                        "expiresAtMs": code.expires_at_ms })
+            }),
+    )
+}
+
+fn device_setup_cleanup(s: &Service, c: &Caller, _: Value) -> Result<Value, RpcError> {
+    answer(s.setup_cleanup(&c.via).map(|n| json!({ "removed": n })))
+}
+
+fn pairing_list(s: &Service, _: &Caller, p: Value) -> Result<Value, RpcError> {
+    let p: ChannelFilter = parse("pairing.list", p)?;
+    answer(
+        s.dm_list(p.channel.as_deref())
+            .map(|r| json!({ "requests": r })),
+    )
+}
+
+fn pairing_approve(s: &Service, c: &Caller, p: Value) -> Result<Value, RpcError> {
+    let p: CodeParams = parse("pairing.approve", p)?;
+    answer(s.dm_approve(
+        p.channel.as_deref(),
+        &p.code,
+        p.account_id.as_deref(),
+        p.notify,
+        &c.via,
+    ))
+}
+
+fn pairing_reject(s: &Service, c: &Caller, p: Value) -> Result<Value, RpcError> {
+    let p: CodeParams = parse("pairing.reject", p)?;
+    answer(s.dm_reject(
+        p.channel.as_deref(),
+        &p.code,
+        p.account_id.as_deref(),
+        &c.via,
+    ))
+}
+
+fn allowlist_list(s: &Service, _: &Caller, p: Value) -> Result<Value, RpcError> {
+    let p: ChannelFilter = parse("allowlist.list", p)?;
+    answer(
+        s.allow_list(p.channel.as_deref())
+            .map(|e| json!({ "entries": e })),
+    )
+}
+
+fn allowlist_add(s: &Service, c: &Caller, p: Value) -> Result<Value, RpcError> {
+    let p: SenderParams = parse("allowlist.add", p)?;
+    answer(
+        s.allow_add(&p.channel, p.account_id.as_deref(), &p.sender_id, &c.via)
+            .map(|added| json!({ "added": added })),
+    )
+}
+
+fn allowlist_remove(s: &Service, c: &Caller, p: Value) -> Result<Value, RpcError> {
+    let p: SenderParams = parse("allowlist.remove", p)?;
+    answer(
+        s.allow_remove(&p.channel, p.account_id.as_deref(), &p.sender_id, &c.via)
+            .map(|removed| json!({ "removed": removed })),
+    )
+}
+
+fn audit_tail(s: &Service, _: &Caller, p: Value) -> Result<Value, RpcError> {
+    let p: TailParams = parse("audit.tail", p)?;
+    answer(s.audit_tail(p.limit).map(|e| json!({ "entries": e })))
+}
+
+fn channel_inbound(s: &Service, _: &Caller, p: Value) -> Result<Value, RpcError> {
+    let m = InboundDm::from(parse::<InboundParams>("channel.inbound", p)?);
+    Ok(decision_json(s.dm_inbound(&m)?))
+}
+
+fn health(s: &Service, _: &Caller, _: Value) -> Result<Value, RpcError> {
+    Ok(
+        json!({ "ok": true, "ts": s.now_ms(), "server": { "name": "clawpair", "version": env!("CARGO_PKG_VERSION") } }),
+    )
+}
+
+fn node_report(_: &Service, _: &Caller, _: Value) -> Result<Value, RpcError> {
+    Ok(json!({ "ok": true }))
 }
 
 impl From<InboundParams> for InboundDm {
@@ -428,7 +613,9 @@ mod tests {
 
     fn bridge() -> Caller {
         Caller {
+            role: ROLE_OPERATOR.into(),
             scopes: vec![SCOPE_CHANNEL_INGEST.into()],
+            device_id: None,
             via: "telegram".into(),
             listening: None,
         }
@@ -482,6 +669,46 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.code, "FORBIDDEN");
         assert!(call_in_memory(&s, &bridge(), "pairing.list", &json!({})).is_none());
+    }
+
+    #[test]
+    fn the_method_table_and_docs_protocol_md_list_the_same_methods() {
+        let doc = include_str!("../docs/PROTOCOL.md");
+        let section = doc
+            .split("## Methods after hello-ok")
+            .nth(1)
+            .and_then(|s| s.split("\n## ").next())
+            .expect("a methods section");
+        let documented: Vec<(&str, &str)> = section
+            .lines()
+            .filter_map(|l| {
+                let mut cells = l.strip_prefix("| `")?.split(" | ");
+                let name = cells.next()?.strip_suffix('`')?;
+                Some((name, cells.next()?))
+            })
+            .collect();
+        let names: Vec<&str> = documented.iter().map(|(n, _)| *n).collect();
+        let table: Vec<&str> = METHODS.iter().map(|m| m.name).collect();
+        assert_eq!(
+            names, table,
+            "docs/PROTOCOL.md lists the table's methods, in order"
+        );
+        for (m, (_, needs)) in METHODS.iter().zip(&documented) {
+            let want = match m.needs {
+                Needs::Scope(s) => format!("`{s}`"),
+                Needs::NodeRole => "role `node`".into(),
+            };
+            assert_eq!(*needs, want, "{}", m.name);
+        }
+    }
+
+    #[test]
+    fn node_methods_are_offered_to_nodes_and_the_rest_to_operators() {
+        let ops = method_names(ROLE_OPERATOR);
+        let nodes = method_names(ROLE_NODE);
+        assert!(ops.contains(&"device.pair.list") && !ops.contains(&"node.event"));
+        assert!(nodes.contains(&"node.event") && !nodes.contains(&"device.pair.list"));
+        assert_eq!(ops.len() + nodes.len(), METHODS.len());
     }
 
     #[test]

@@ -99,6 +99,10 @@ pub struct DmApproved {
 pub struct PendingDeviceView {
     #[serde(flatten)]
     pub request: PendingDevice,
+    /// OpenClaw's list of the roles asked for (one, here).
+    pub roles: Vec<String>,
+    /// OpenClaw's flag for requests approved without a prompt; never, here.
+    pub silent: bool,
     pub expires_at_ms: Millis,
 }
 
@@ -122,12 +126,22 @@ pub struct TokenView {
 #[serde(rename_all = "camelCase")]
 pub struct PairedDeviceView {
     pub device_id: String,
+    pub public_key: String,
     pub display_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator_label: Option<String>,
     pub platform: String,
     pub device_family: String,
     pub client_id: String,
+    pub client_mode: String,
+    /// The first role approved (OpenClaw's `role`); `roles` has them all.
+    pub role: String,
     pub roles: Vec<String>,
+    /// Every scope approved, as OpenClaw lists it; `approvedScopes` is the same set.
+    pub scopes: Vec<String>,
     pub approved_scopes: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub withheld_scopes: Vec<String>,
     pub remote_ip: String,
     pub fingerprint: String,
     pub created_at_ms: Millis,
@@ -141,12 +155,18 @@ impl From<&PairedDevice> for PairedDeviceView {
     fn from(d: &PairedDevice) -> Self {
         PairedDeviceView {
             device_id: d.device_id.clone(),
+            public_key: d.public_key.clone(),
             display_name: sanitize(&d.display_name),
+            operator_label: d.operator_label.as_deref().map(sanitize),
             platform: sanitize(&d.platform),
             device_family: sanitize(&d.device_family),
             client_id: sanitize(&d.client_id),
+            client_mode: sanitize(&d.client_mode),
+            role: d.roles.first().cloned().unwrap_or_default(),
             roles: d.roles.clone(),
+            scopes: d.approved_scopes.clone(),
             approved_scopes: d.approved_scopes.clone(),
+            withheld_scopes: d.withheld_scopes.clone(),
             remote_ip: sanitize(&d.remote_ip),
             fingerprint: d.fingerprint.clone(),
             created_at_ms: d.created_at_ms,
@@ -837,6 +857,8 @@ impl Service {
                 .into_iter()
                 .map(|r| PendingDeviceView {
                     expires_at_ms: r.expires_ms(ttl),
+                    roles: vec![r.role.clone()],
+                    silent: false,
                     request: r,
                 })
                 .collect(),
@@ -909,10 +931,21 @@ impl Service {
     }
 
     pub fn device_approve(&self, request_id: &str, via: &str) -> ServiceResult<PairedDeviceView> {
+        self.device_approve_withholding(request_id, &[], via)
+    }
+
+    /// Approves a device request without the scopes in `withhold` ("approve without admin"):
+    /// the device gets the rest, and its hello-ok says what it was granted.
+    pub fn device_approve_withholding(
+        &self,
+        request_id: &str,
+        withhold: &[String],
+        via: &str,
+    ) -> ServiceResult<PairedDeviceView> {
         let ttl = self.settings().device_pending_ttl_ms();
         let (a, expired) = self.check(
             self.devices
-                .approve(request_id.trim(), ttl)
+                .approve(request_id.trim(), withhold, ttl)
                 .map_err(dev_err),
         )?;
         self.publish_expired_devices(&expired);
@@ -925,6 +958,8 @@ impl Service {
                 ("displayName", a.device.display_name.clone().into()),
                 ("fingerprint", a.device.fingerprint.clone().into()),
                 ("role", a.request.role.clone().into()),
+                ("scopes", a.device.scopes_for_role(&a.request.role).into()),
+                ("withheld", withhold.to_vec().into()),
             ]),
         );
         self.events.publish(Event::DevicePairResolved {
@@ -983,6 +1018,34 @@ impl Service {
         Ok(PairedDeviceView::from(&d))
     }
 
+    /// Gives a paired device the owner's name for it (at most 64 characters, sanitised).
+    pub fn device_rename(&self, device_id: &str, label: &str, via: &str) -> ServiceResult<String> {
+        let label = sanitize(label);
+        if label.is_empty() {
+            return Err(ServiceError::Invalid(
+                "a device's name must have 1-64 visible characters".into(),
+            ));
+        }
+        let d = self.check(
+            self.devices
+                .rename(device_id.trim(), &label)
+                .map_err(dev_err),
+        )?;
+        self.audit(
+            "device.renamed",
+            via,
+            obj(&[
+                ("deviceId", d.device_id.clone().into()),
+                ("label", label.clone().into()),
+            ]),
+        );
+        self.events.publish(Event::DevicePairChanged {
+            device_id: d.device_id.clone(),
+            ts: self.now_ms(),
+        });
+        Ok(label)
+    }
+
     /// Removes every paired device (and with `pending`, rejects every pending request).
     pub fn device_clear(&self, pending: bool, via: &str) -> ServiceResult<(usize, usize)> {
         let ttl = self.settings().device_pending_ttl_ms();
@@ -1016,7 +1079,7 @@ impl Service {
         device_id: &str,
         role: &str,
         via: &str,
-    ) -> ServiceResult<(String, Millis)> {
+    ) -> ServiceResult<(String, Millis, Vec<String>)> {
         check_role(role)?;
         let (tok, rec) = self.check(
             self.devices
@@ -1030,7 +1093,7 @@ impl Service {
             obj(&[("deviceId", device_id.trim().into()), ("role", role.into())]),
         );
         self.device_changed(device_id.trim(), "rotated", Some(role));
-        Ok((tok, at))
+        Ok((tok, at, rec.scopes))
     }
 
     /// The first token of an approved role, minted when the device connects (the only moment

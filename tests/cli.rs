@@ -284,7 +284,8 @@ fn setup_code_json_and_token_never_on_disk() {
     let st = State::new();
     let v = st.json(&["qr", "--url", "ws://192.168.1.50:18789/", "--json"]);
     let code = v["setupCode"].as_str().unwrap();
-    assert_eq!(v["url"], "ws://192.168.1.50:18789/");
+    // OpenClaw's canonical form: no trailing slash for the root path.
+    assert_eq!(v["url"], "ws://192.168.1.50:18789");
     let p = clawpair::pairing::setup::decode_setup_code(code).unwrap();
     assert_eq!(p.bootstrap_token.len(), 43);
     assert_eq!(p.expires_at_ms, v["expiresAtMs"].as_i64());

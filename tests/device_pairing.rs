@@ -38,7 +38,10 @@ async fn phone_journey_not_paired_then_cli_approve_then_token_then_reconnect() {
     let res = gw::recv(&mut raw).await.unwrap();
     assert_eq!(res["ok"], false);
     assert_eq!(res["error"]["code"], "NOT_PAIRED");
-    assert_eq!(res["error"]["message"], "pairing required");
+    assert_eq!(
+        res["error"]["message"],
+        "pairing required: device is not approved yet"
+    );
     assert_eq!(res["error"]["details"]["code"], "PAIRING_REQUIRED");
     assert_eq!(res["error"]["details"]["reason"], "not-paired");
     let request_id = res["error"]["details"]["requestId"]
@@ -76,7 +79,7 @@ async fn phone_journey_not_paired_then_cli_approve_then_token_then_reconnect() {
     .await
     .expect("hello-ok");
     assert_eq!(c.hello["type"], "hello-ok");
-    assert_eq!(c.hello["protocol"], 3);
+    assert_eq!(c.hello["protocol"], 4, "ClawPair's client offers 3..4");
     let token = c.hello["auth"]["deviceToken"]
         .as_str()
         .expect("device token")

@@ -298,7 +298,7 @@ async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
     );
     let payload =
         clawpair::pairing::setup::decode_setup_code(&setup).expect("the QR holds a setup code");
-    assert_eq!(payload.url, url);
+    assert_eq!(payload.url, url.trim_end_matches('/'));
 
     let phone = Identity::generate();
     let mut opts = ConnectOptions::node(
@@ -342,6 +342,67 @@ async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
         c.hello["auth"]["deviceToken"].as_str().is_some(),
         "the phone got its token"
     );
+
+    // A device asking for full access (OpenClaw's clients ask for operator.admin by default):
+    // its notification offers Review…, not Approve; Review opens the Requests view, where the
+    // owner approves it without admin; its hello-ok reports what was granted.
+    let code: Value = serde_json::from_slice(
+        &common::gw::cli(st.path(), &["qr", "--url", &url, "--json"])
+            .await
+            .stdout,
+    )
+    .expect("qr --json");
+    let admin_setup =
+        clawpair::pairing::setup::decode_setup_code(code["setupCode"].as_str().unwrap())
+            .unwrap()
+            .bootstrap_token;
+    let laptop = Identity::generate();
+    let mut opts = ConnectOptions::node(&url, laptop.clone(), Auth::BootstrapToken(admin_setup));
+    opts.display_name = Some("Ops laptop".into());
+    opts.role = "operator".into();
+    opts.client_mode = "backend".into();
+    opts.scopes = vec!["operator.admin".into(), "operator.read".into()];
+    opts.wait_for_approval = true;
+    let waiting = tokio::spawn(async move { Client::connect(&opts, |_, _| {}).await });
+    let n = notifyd
+        .wait_shown(&laptop.fingerprint(), WAIT)
+        .await
+        .unwrap();
+    assert!(
+        n.actions.windows(2).any(|w| w == ["review", "Review…"])
+            && !n.actions.iter().any(|a| a == "approve"),
+        "full access is not one click: {:?}",
+        n.actions
+    );
+    assert!(n.body.contains("operator.admin"), "{}", n.body);
+    ui(Box::new(|s| {
+        s.click("#nav-activity");
+        s.wait_for("#view-activity:not([hidden])", WAIT);
+        Value::Null
+    }))
+    .await;
+    notifyd.press(n.id, "review").await.unwrap();
+    let request = "#device-list [data-action='approve-device-limited']";
+    ui(Box::new(move |s| {
+        s.wait_for("#view-requests:not([hidden])", WAIT);
+        s.wait_for(request, WAIT);
+        assert!(s
+            .find("#device-list [data-action='approve-device-full']")
+            .is_some());
+        assert!(s
+            .find("#device-list [data-action='approve-device']")
+            .is_none());
+        s.click(request);
+        Value::Null
+    }))
+    .await;
+    let c = tokio::time::timeout(WAIT, waiting)
+        .await
+        .expect("laptop answered")
+        .unwrap()
+        .expect("hello-ok");
+    assert_eq!(c.hello["auth"]["scopes"], json!(["operator.read"]));
+
     let device_id = phone.device_id();
     let fp = phone.fingerprint();
     ui(Box::new(move |s| {

@@ -182,19 +182,27 @@ function dmCard(r) {
 }
 
 function deviceCard(r) {
+  const name = r.displayName || r.clientId || r.deviceId.slice(0, 12);
+  const admin = (r.scopes || []).includes("operator.admin");
+  const approve = (withoutAdmin, label) => el("button", {
+    class: withoutAdmin || !admin ? "primary" : "",
+    "data-action": admin ? (withoutAdmin ? "approve-device-limited" : "approve-device-full") : "approve-device",
+    onclick: async () => {
+      const res = await act("approve_device", { requestId: r.requestId, withoutAdmin }, "Approved " + (r.displayName || "the device") + (withoutAdmin ? " without admin" : ""));
+      if (res) renderRequests();
+    } }, label);
   return el("article", { class: "card", "data-request": r.requestId },
     el("div", { class: "card-main" },
       el("div", { class: "title" }, el("span", { class: "chip", text: r.isRepair ? "more access" : "new device" }), " ",
-        el("strong", { text: r.displayName || r.clientId || r.deviceId.slice(0, 12) }),
+        el("strong", { text: name }),
         el("span", { class: "muted", text: [r.platform, r.remoteIp].filter(Boolean).map((x) => " · " + x).join("") })),
       el("div", { class: "line" }, "Fingerprint ", el("code", { class: "fingerprint", text: r.fingerprint })),
+      admin ? el("div", { class: "line warn", text: "Asks for full access (operator.admin): it could approve other devices and change settings." }) : null,
       el("div", { class: "muted small", text: "Role " + r.role + (r.scopes && r.scopes.length ? " (" + r.scopes.join(", ") + ")" : "") +
         " · " + (r.reason || "") + " · requested " + ago(r.ts) + " · expires " + until(r.expiresAtMs) })),
     el("div", { class: "card-actions" },
-      el("button", { class: "primary", "data-action": "approve-device", onclick: async () => {
-        const res = await act("approve_device", { requestId: r.requestId }, "Approved " + (r.displayName || "the device"));
-        if (res) renderRequests();
-      } }, "Approve"),
+      admin ? approve(true, "Approve without admin") : null,
+      approve(false, admin ? "Approve full access" : "Approve"),
       el("button", { "data-action": "reject-device", onclick: async () => {
         const res = await act("reject_device", { requestId: r.requestId }, "Rejected " + (r.displayName || "the device"));
         if (res) renderRequests();

@@ -126,12 +126,17 @@ pub fn reject_dm(state: State<'_, AppState>, channel: String, code: String) -> C
     )
 }
 
+/// Approves a device request; `without_admin` grants what it asked for less `operator.admin`.
 #[tauri::command]
-pub fn approve_device(state: State<'_, AppState>, request_id: String) -> CmdResult {
+pub fn approve_device(
+    state: State<'_, AppState>,
+    request_id: String,
+    without_admin: Option<bool>,
+) -> CmdResult {
     call(
         &state,
         "device.pair.approve",
-        json!({ "requestId": request_id }),
+        json!({ "requestId": request_id, "withoutAdmin": without_admin.unwrap_or(false) }),
     )
 }
 

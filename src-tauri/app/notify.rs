@@ -1,6 +1,7 @@
 //! Desktop notifications (freedesktop D-Bus, through notify-rust): one per new DM request and
 //! per new device request, with Approve and Reject buttons that act directly and a body click
-//! that opens the window. A notification is closed when its request is resolved anywhere else.
+//! that opens the window. A device asking for `operator.admin` gets *Review…* instead of
+//! Approve: full access is never one click on a notification. A notification is closed when its request is resolved anywhere else.
 //! Waiting for a click never blocks the runtime; without a notification server the app goes on.
 
 use std::collections::HashMap;
@@ -13,7 +14,7 @@ use serde::Serialize;
 use tauri::{AppHandle, Runtime};
 
 use crate::events::{DmRequestView, Event};
-use crate::pairing::device::PendingDevice;
+use crate::pairing::device::{PendingDevice, SCOPE_ADMIN};
 use crate::sanitize::sanitize;
 use crate::service::Service;
 
@@ -89,10 +90,19 @@ pub fn device_text(r: &PendingDevice) -> (String, String) {
     } else {
         "A new device wants to pair"
     };
-    (
-        what.to_string(),
-        format!("{}\nFingerprint {}", parts.join(" · "), r.fingerprint),
-    )
+    let mut body = format!("{}\nFingerprint {}", parts.join(" · "), r.fingerprint);
+    if needs_review(r) {
+        body.push_str("\nAsks for full access (operator.admin): review it in ClawPair");
+    } else if !r.scopes.is_empty() {
+        body.push_str(&format!("\nAs {} with {}", r.role, r.scopes.join(", ")));
+    }
+    (what.to_string(), body)
+}
+
+/// Whether a device request must be reviewed in the window rather than approved from the
+/// notification: it asks for `operator.admin`.
+pub fn needs_review(r: &PendingDevice) -> bool {
+    r.scopes.iter().any(|s| s == SCOPE_ADMIN)
 }
 
 /// A shown notification.
@@ -134,14 +144,15 @@ pub fn spawn<R: Runtime>(app: AppHandle<R>, service: Arc<Service>, status: Arc<N
                         channel: r.channel.clone(),
                         code: r.code.clone(),
                     };
-                    show(&n, subject, summary, body, Duration::from_secs(3600));
+                    show(&n, subject, summary, body, false, Duration::from_secs(3600));
                 }
                 Event::DevicePairRequested(r) => {
                     let (summary, body) = device_text(&r);
                     let subject = Subject::Device {
                         request_id: r.request_id.clone(),
                     };
-                    show(&n, subject, summary, body, Duration::from_secs(600));
+                    let review = needs_review(&r);
+                    show(&n, subject, summary, body, review, Duration::from_secs(600));
                 }
                 Event::PairingResolved { channel, code, .. } => {
                     close(&n, &Subject::Dm { channel, code })
@@ -226,19 +237,25 @@ fn show<R: Runtime>(
     subject: Subject,
     summary: String,
     body: String,
+    review: bool,
     life: Duration,
 ) {
     if !n.service.settings().ui.notifications {
         return;
     }
     let n = n.clone();
+    let first = if review {
+        ("review", "Review…")
+    } else {
+        ("approve", "Approve")
+    };
     tauri::async_runtime::spawn(async move {
         let shown = Notification::new()
             .appname("ClawPair")
             .summary(&summary)
             .body(&body)
             .icon("clawpair")
-            .action("approve", "Approve")
+            .action(first.0, first.1)
             .action("reject", "Reject")
             .action("default", "Open ClawPair")
             .timeout(Timeout::Never)
@@ -303,6 +320,10 @@ async fn respond<R: Runtime>(
                 super::show_window(&n.app, Some("requests"));
             }
         }
+        NotificationResponse::Action(a) if a == "review" => {
+            handle.close_async().await;
+            super::show_window(&n.app, Some("requests"));
+        }
         NotificationResponse::Default => super::show_window(&n.app, Some("requests")),
         _ => {}
     }
@@ -319,6 +340,15 @@ fn act(service: &Service, subject: &Subject, approve: bool) -> Result<(), String
             .dm_reject(Some(channel), code, None, via)
             .map(|_| ()),
         (Subject::Device { request_id }, true) => {
+            // Whatever the server sent back, full access is decided in the window.
+            let ttl = service.settings().device_pending_ttl_ms();
+            let (pending, _) = service.devices.pending(ttl).map_err(|e| e.to_string())?;
+            if pending
+                .iter()
+                .any(|r| &r.request_id == request_id && needs_review(r))
+            {
+                return Err("the device asks for operator.admin: review it in the window".into());
+            }
             service.device_approve(request_id, via).map(|_| ())
         }
         (Subject::Device { request_id }, false) => {

@@ -7,7 +7,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::{CliError, CliResult, NodeCmd};
-use crate::client::{Auth, Client, ConnectOptions, Identity, IdentityFile, StoredToken};
+use crate::client::{
+    Auth, Client, ClientError, ConnectOptions, Identity, IdentityFile, StoredToken,
+};
 use crate::pairing::setup::decode_setup_code;
 
 fn identity_path(state_dir: Option<&Path>, explicit: Option<PathBuf>) -> Result<PathBuf, CliError> {
@@ -77,15 +79,7 @@ pub fn run(state_dir: Option<&Path>, cmd: NodeCmd) -> CliResult {
             opts.display_name = Some(name.unwrap_or_else(default_name));
             opts.wait_for_approval = true;
             let fp = id.fingerprint();
-            let client = runtime()?.block_on(Client::connect(&opts, |event, payload: &Value| {
-                if event == "device.pair.pending" {
-                    println!(
-                        "Waiting for the owner to approve request {} — they should see fingerprint {fp}.",
-                        payload["requestId"].as_str().unwrap_or("?")
-                    );
-                }
-            }));
-            let client = client.map_err(refusal)?;
+            let client = runtime()?.block_on(pair_and_wait(opts, &fp))?;
             let auth = &client.hello["auth"];
             let Some(token) = auth["deviceToken"].as_str() else {
                 return Err(CliError::refused(
@@ -159,6 +153,74 @@ pub fn run(state_dir: Option<&Path>, cmd: NodeCmd) -> CliResult {
                 )))
             })
         }
+    }
+}
+
+/// Says once that the device waits, naming the request the owner will see.
+fn waiting(request_id: &str, fp: &str) {
+    println!(
+        "Waiting for the owner to approve request {request_id} — they should see fingerprint {fp}."
+    );
+}
+
+/// Whether a refusal says the gateway does not know `waitForApproval` (OpenClaw's connect
+/// schema is closed: it refuses fields it does not list).
+fn wait_unknown(e: &ClientError) -> bool {
+    matches!(e, ClientError::Rejected(r) if r.code == "INVALID_REQUEST"
+        && (r.message.contains("waitForApproval") || r.message.contains("additional propert")
+            || r.message.contains("unexpected propert")))
+}
+
+/// Connects with a setup code and waits for the owner: on the same socket where the gateway
+/// offers `waitForApproval` (ClawPair), else by retrying the same connect, as OpenClaw's own
+/// node host does, until the owner decided or the request expired.
+async fn pair_and_wait(mut opts: ConnectOptions, fp: &str) -> Result<Client, CliError> {
+    let mut told: Option<String> = None;
+    let first = Client::connect(&opts, |event, payload: &Value| {
+        if event == "device.pair.pending" {
+            let id = payload["requestId"].as_str().unwrap_or("?").to_string();
+            waiting(&id, fp);
+        }
+    })
+    .await;
+    match first {
+        Err(e) if wait_unknown(&e) => opts.wait_for_approval = false,
+        other => return other.map_err(refusal),
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15 * 60);
+    let mut pause = Duration::from_secs(1);
+    loop {
+        let e = match Client::connect(&opts, |_, _| {}).await {
+            Ok(c) => return Ok(c),
+            Err(e) => e,
+        };
+        let ClientError::Rejected(r) = &e else {
+            return Err(refusal(e));
+        };
+        let details = r.details.clone().unwrap_or_default();
+        match details["code"].as_str() {
+            Some("PAIRING_REQUIRED") => {
+                let id = details["requestId"].as_str().unwrap_or("?").to_string();
+                if told.as_deref() != Some(id.as_str()) {
+                    waiting(&id, fp);
+                    told = Some(id);
+                }
+            }
+            // The owner rejected the device (OpenClaw revokes its setup code), or it expired.
+            Some("AUTH_BOOTSTRAP_TOKEN_INVALID") if told.is_some() => {
+                return Err(CliError::refused(
+                    "the owner rejected this device, or its setup code expired; ask for a new one",
+                ))
+            }
+            _ => return Err(refusal(e)),
+        }
+        if tokio::time::Instant::now() + pause > deadline {
+            return Err(CliError::refused(
+                "the owner did not decide within 15 minutes; ask for a new setup code",
+            ));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
     }
 }
 

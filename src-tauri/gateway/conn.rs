@@ -71,6 +71,23 @@ async fn refuse(ws: &mut Ws, id: &Value, code: &str, message: &str, details: Opt
     close(ws, CloseCode::Policy, &reason).await;
 }
 
+/// Sends a refusal's answer and closes with its code and reason.
+async fn refuse_with(ws: &mut Ws, id: &Value, r: Refusal) {
+    let mut body = frames::error_body(r.code, &r.message, r.details);
+    if r.code == "RATE_LIMITED" {
+        // Top-level retry hints, where OpenClaw's clients look for them.
+        body["retryable"] = true.into();
+        if let Some(ms) = body["details"].get("retryAfterMs").cloned() {
+            body["retryAfterMs"] = ms;
+        }
+    }
+    let _ = send(ws, frames::err(id, body)).await;
+    let reason = r
+        .close_reason
+        .unwrap_or_else(|| r.message.chars().take(100).collect());
+    close(ws, CloseCode::from(r.close), &reason).await;
+}
+
 fn canonical_ip(addr: SocketAddr) -> IpAddr {
     match addr.ip() {
         IpAddr::V6(v6) => v6
@@ -203,14 +220,9 @@ async fn handshake(
             "too many failed attempts; try again in {}s",
             ms.div_ceil(1000)
         );
-        return end(refuse(
-            &mut ws,
-            &req.id,
-            "RATE_LIMITED",
-            &msg,
-            Some(json!({ "retryAfterMs": ms })),
-        ))
-        .await;
+        let mut r = Refusal::rate_limited(msg);
+        r.details = Some(json!({ "code": "AUTH_RATE_LIMITED", "retryAfterMs": ms }));
+        return end(refuse_with(&mut ws, &req.id, r)).await;
     }
     let params: ConnectParams = match serde_json::from_value(req.params) {
         Ok(p) => p,
@@ -225,16 +237,17 @@ async fn handshake(
             .await
         }
     };
-    if let Err(r) = connect::validate(&params) {
-        return end(refuse(&mut ws, &req.id, r.code, &r.message, r.details)).await;
-    }
+    let protocol = match connect::validate(&params) {
+        Ok(v) => v,
+        Err(r) => return end(refuse_with(&mut ws, &req.id, r)).await,
+    };
     let device = match connect::verify_device(&params, &nonce, shared.service.now_ms()) {
         Ok(d) => d,
         Err(r) => {
             shared
                 .guard
                 .record_failure(ip, exempt, &settings.gateway.rate_limit);
-            return end(refuse(&mut ws, &req.id, r.code, &r.message, r.details)).await;
+            return end(refuse_with(&mut ws, &req.id, r)).await;
         }
     };
     // Subscribe before deciding, so an approval that lands at once is not missed.
@@ -251,6 +264,7 @@ async fn handshake(
         remote,
         ip,
         exempt,
+        protocol,
     };
     match access {
         Access::Granted(g) => {
@@ -258,25 +272,17 @@ async fn handshake(
             Some((conn, ws, g))
         }
         Access::Refused(r) => end(conn.refuse(&mut ws, r)).await,
-        Access::Pending {
-            request_id,
-            fingerprint,
-            expires_at_ms,
-            reason,
-        } => match events {
+        Access::Pending(p) => match events {
             None => {
-                let details = json!({ "code": "PAIRING_REQUIRED", "requestId": request_id, "reason": reason, "fingerprint": fingerprint });
-                end(refuse(
+                end(refuse_with(
                     &mut ws,
                     &conn.id,
-                    "NOT_PAIRED",
-                    "pairing required",
-                    Some(details),
+                    Refusal::pairing_required(&p),
                 ))
                 .await
             }
             Some(rx) => {
-                conn.wait_for_owner(ws, slot, rx, request_id, fingerprint, expires_at_ms)
+                conn.wait_for_owner(ws, slot, rx, p.request_id, p.fingerprint, p.expires_at_ms)
                     .await
             }
         },
@@ -308,7 +314,7 @@ async fn decide(
     );
     tokio::task::spawn_blocking(move || connect::decide(&s, &p, d.as_ref(), &r))
         .await
-        .unwrap_or_else(|_| Access::Refused(Refusal::auth_failed("internal error")))
+        .unwrap_or_else(|_| Access::Refused(Refusal::internal()))
 }
 
 struct Conn {
@@ -319,6 +325,8 @@ struct Conn {
     remote: String,
     ip: IpAddr,
     exempt: bool,
+    /// The negotiated protocol version.
+    protocol: u32,
 }
 
 impl Conn {
@@ -329,7 +337,7 @@ impl Conn {
                 .guard
                 .record_failure(self.ip, self.exempt, &settings.gateway.rate_limit);
         }
-        refuse(ws, &self.id, r.code, &r.message, r.details).await
+        refuse_with(ws, &self.id, r).await
     }
 
     /// `waitForApproval`: the socket stays open until the owner decides or the request expires.
@@ -395,13 +403,9 @@ impl Conn {
                     slot.release();
                     return Some((self, ws, g));
                 }
-                Access::Pending {
-                    request_id: rid,
-                    expires_at_ms: exp,
-                    ..
-                } => {
-                    request_id = rid;
-                    expires_at_ms = exp;
+                Access::Pending(p) => {
+                    request_id = p.request_id;
+                    expires_at_ms = p.expires_at_ms;
                 }
                 Access::Refused(r) => return end(self.refuse(&mut ws, r)).await,
             }
@@ -411,20 +415,8 @@ impl Conn {
     /// Sends hello-ok (consuming a setup code once it is sent) and sets up the session.
     async fn greet(self, mut ws: Ws, g: Grant) -> Option<Session> {
         let shared = self.shared;
-        let limits = &shared.limits;
         let conn_id = shared.next_conn_id();
-        let mut auth = json!({ "role": g.role, "scopes": g.scopes });
-        if let Some((token, at)) = &g.new_token {
-            auth["deviceToken"] = token.clone().into();
-            auth["issuedAtMs"] = (*at).into();
-        }
-        let payload = json!({
-            "type": "hello-ok",
-            "protocol": connect::PROTOCOL,
-            "server": { "name": "clawpair", "version": env!("CARGO_PKG_VERSION"), "connId": conn_id.to_string() },
-            "auth": auth,
-            "policy": { "maxPayload": limits.max_message, "tickIntervalMs": limits.ping_interval.as_millis() as u64 },
-        });
+        let payload = hello_ok(&shared, self.protocol, conn_id, &g);
         if !send(&mut ws, frames::ok(&self.id, payload)).await {
             return None;
         }
@@ -445,7 +437,9 @@ impl Conn {
         .then(|| shared.service.events().subscribe());
         // Only what the session needs is kept: not the connect params, not a new token's text.
         let caller = Caller {
+            role: g.role.clone(),
             scopes: g.scopes,
+            device_id: g.device_id.clone(),
             via: crate::sanitize::sanitize(&self.params.client.id),
             listening: Some(shared.local_addr),
         };
@@ -459,6 +453,42 @@ impl Conn {
             device,
         })
     }
+}
+
+/// The `hello-ok` payload. Protocol 4's is complete for OpenClaw's closed schema (features,
+/// snapshot, `auth.method`, `policy.maxBufferedBytes`; no `server.name`); 3's keeps its name.
+fn hello_ok(shared: &Shared, protocol: u32, conn_id: u64, g: &Grant) -> Value {
+    let limits = &shared.limits;
+    let mut auth = json!({ "role": g.role, "scopes": g.scopes, "method": g.method.as_str() });
+    if let Some((token, at)) = &g.new_token {
+        auth["deviceToken"] = token.clone().into();
+        auth["issuedAtMs"] = (*at).into();
+    }
+    let mut server = json!({ "version": env!("CARGO_PKG_VERSION"), "connId": conn_id.to_string() });
+    if protocol < 4 {
+        server["name"] = "clawpair".into();
+    }
+    json!({
+        "type": "hello-ok",
+        "protocol": protocol,
+        "server": server,
+        "features": {
+            "methods": rpc::method_names(&g.role),
+            "events": crate::events::WIRE_EVENTS,
+        },
+        "snapshot": {
+            "presence": [],
+            "health": {},
+            "stateVersion": { "presence": 0, "health": 0 },
+            "uptimeMs": shared.started.elapsed().as_millis() as u64,
+        },
+        "auth": auth,
+        "policy": {
+            "maxPayload": limits.max_message,
+            "maxBufferedBytes": limits.max_write_buffer,
+            "tickIntervalMs": limits.ping_interval.as_millis() as u64,
+        },
+    })
 }
 
 /// An authenticated connection: requests in, answers and events out.
@@ -564,7 +594,16 @@ impl Session {
                     close(&mut self.ws, CloseCode::Away, "no pong").await;
                     return false;
                 }
-                self.ws.send(Message::Ping(Vec::new().into())).await.is_ok()
+                // A `tick` event as well as the ping: OpenClaw's clients count only frames
+                // they can read, and reconnect after two intervals without one.
+                self.seq += 1;
+                let tick = frames::event(
+                    "tick",
+                    json!({ "ts": self.shared.service.now_ms() }),
+                    self.seq,
+                );
+                send(&mut self.ws, tick).await
+                    && self.ws.send(Message::Ping(Vec::new().into())).await.is_ok()
             }
             Wake::Kicked => {
                 close(

@@ -8,16 +8,30 @@ use crate::clock::Millis;
 use crate::config::Settings;
 use crate::pairing::device::{
     self, check_device_token, decode_public_key, device_id_for, fingerprint_for, pairing_need,
-    scopes_within, PairedMap, SignedFields, TokenCheck, BOOTSTRAP_SCOPES, ROLE_NODE, ROLE_OPERATOR,
+    role_can_hold, scopes_within, PairedMap, SignedFields, TokenCheck, ROLE_NODE, ROLE_OPERATOR,
     SCOPE_ADMIN,
 };
 use crate::pairing::token::secrets_equal;
 use crate::service::{DeviceAsk, Service, ServiceError};
 use crate::store::devices::DeviceStoreError;
 
-pub const PROTOCOL: u32 = 3;
+/// The protocol versions served: 3 (OpenClaw before 2026.9, and ClawPair's first clients) and
+/// 4 (OpenClaw 2026.9's clients). 4 adds only optional fields; pairing is the same in both.
+pub const MIN_PROTOCOL: u32 = 3;
+pub const MAX_PROTOCOL: u32 = 4;
 const MAX_FIELD: usize = 512;
 const MAX_SCOPES: usize = 32;
+
+/// WebSocket close codes the handshake uses.
+pub const CLOSE_POLICY: u16 = 1008;
+pub const CLOSE_PROTOCOL: u16 = 1002;
+
+/// The highest version both sides speak, if any.
+pub fn negotiate(client_min: u32, client_max: u32) -> Option<u32> {
+    (MIN_PROTOCOL..=MAX_PROTOCOL)
+        .rev()
+        .find(|v| (client_min..=client_max).contains(v))
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -73,7 +87,7 @@ pub struct ConnectParams {
     pub wait_for_approval: bool,
 }
 
-/// A refusal of `connect`: always followed by close 1008.
+/// A refusal of `connect`: an error answer, then the socket is closed (1008 unless said).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Refusal {
     pub code: &'static str,
@@ -81,6 +95,51 @@ pub struct Refusal {
     pub details: Option<Value>,
     /// Counted by the failed-auth rate limiter.
     pub counts: bool,
+    /// The WebSocket close code that follows the answer.
+    pub close: u16,
+    /// The close frame's reason, when it says more than the message (at most 123 bytes).
+    pub close_reason: Option<String>,
+}
+
+/// Which credential failed, as OpenClaw's clients read it (`details.code`): a client drops a
+/// dead device token on `AUTH_DEVICE_TOKEN_MISMATCH` and stops retrying a used setup code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No credential at all.
+    Missing,
+    /// A gateway token that is not the admin token.
+    TokenMismatch,
+    /// A device token that is unknown, revoked or rotated, or for a device not paired here.
+    DeviceTokenMismatch,
+    /// A setup code that is unknown, expired, used, revoked or bound to another device.
+    BootstrapInvalid,
+}
+
+impl AuthFailure {
+    pub fn code(self) -> &'static str {
+        match self {
+            AuthFailure::Missing => "AUTH_TOKEN_MISSING",
+            AuthFailure::TokenMismatch => "AUTH_TOKEN_MISMATCH",
+            AuthFailure::DeviceTokenMismatch => "AUTH_DEVICE_TOKEN_MISMATCH",
+            AuthFailure::BootstrapInvalid => "AUTH_BOOTSTRAP_TOKEN_INVALID",
+        }
+    }
+    fn reason(self) -> &'static str {
+        match self {
+            AuthFailure::Missing => "token_missing",
+            AuthFailure::TokenMismatch => "token_mismatch",
+            AuthFailure::DeviceTokenMismatch => "device_token_mismatch",
+            AuthFailure::BootstrapInvalid => "bootstrap_token_invalid",
+        }
+    }
+    fn next_step(self) -> &'static str {
+        match self {
+            AuthFailure::Missing => "update_auth_configuration",
+            AuthFailure::TokenMismatch
+            | AuthFailure::DeviceTokenMismatch
+            | AuthFailure::BootstrapInvalid => "update_auth_credentials",
+        }
+    }
 }
 
 impl Refusal {
@@ -90,6 +149,8 @@ impl Refusal {
             message: message.into(),
             details: None,
             counts: false,
+            close: CLOSE_POLICY,
+            close_reason: None,
         }
     }
     fn detail(mut self, code: &str) -> Self {
@@ -100,8 +161,80 @@ impl Refusal {
         self.counts = true;
         self
     }
-    pub fn auth_failed(reason: &str) -> Self {
-        Refusal::new("AUTH_FAILED", format!("authentication failed: {reason}")).counted()
+    /// Top-level `AUTH_FAILED` (the protocol's), with OpenClaw's `details.code` beneath it.
+    pub fn auth_failed(kind: AuthFailure, reason: &str) -> Self {
+        let mut r = Refusal::new("AUTH_FAILED", format!("authentication failed: {reason}"));
+        r.details = Some(json!({
+            "code": kind.code(),
+            "authReason": kind.reason(),
+            "canRetryWithDeviceToken": false,
+            "recommendedNextStep": kind.next_step(),
+        }));
+        r.counted()
+    }
+    /// Too many failed attempts from this address (the details say for how long).
+    pub fn rate_limited(message: impl Into<String>) -> Self {
+        Refusal::new("RATE_LIMITED", message)
+    }
+    /// The gateway could not decide (a failed thread): try again, not counted.
+    pub fn internal() -> Self {
+        Refusal::new("UNAVAILABLE", "the gateway could not decide; try again")
+    }
+    /// No protocol version in common: OpenClaw's answer, so its node host falls back.
+    fn protocol_mismatch(p: &ConnectParams) -> Self {
+        let mut r = Refusal::new("INVALID_REQUEST", "protocol mismatch");
+        r.details = Some(json!({
+            "code": "PROTOCOL_MISMATCH",
+            "clientMinProtocol": p.min_protocol,
+            "clientMaxProtocol": p.max_protocol,
+            "expectedProtocol": MAX_PROTOCOL,
+            "minimumProbeProtocol": MIN_PROTOCOL,
+        }));
+        r.close = CLOSE_PROTOCOL;
+        r
+    }
+    /// `NOT_PAIRED` for a device that must wait for the owner, with the details OpenClaw's
+    /// clients act on: retry the same connect (the request is refreshed, not duplicated) and
+    /// get in once approved.
+    pub fn pairing_required(p: &PendingAccess) -> Self {
+        let need = match p.reason.as_str() {
+            "role-upgrade" => "device is asking for a higher role than currently approved",
+            "scope-upgrade" => "device is asking for more scopes than currently approved",
+            _ => "device is not approved yet",
+        };
+        let mut r = Refusal::new("NOT_PAIRED", format!("pairing required: {need}"));
+        let mut details = json!({
+            "code": "PAIRING_REQUIRED",
+            "reason": p.reason,
+            "requestId": p.request_id,
+            "fingerprint": p.fingerprint,
+            "deviceId": p.device_id,
+            "requestedRole": p.role,
+            "remediationHint": format!(
+                "Ask the owner to approve request {} (fingerprint {}) in ClawPair.",
+                p.request_id, p.fingerprint
+            ),
+            "recommendedNextStep": "wait_then_retry",
+            "retryable": true,
+            "pauseReconnect": false,
+            "expiresAtMs": p.expires_at_ms,
+        });
+        if !p.scopes.is_empty() {
+            details["requestedScopes"] = json!(p.scopes);
+        }
+        if !p.approved_roles.is_empty() {
+            details["approvedRoles"] = json!(p.approved_roles);
+            details["approvedScopes"] = json!(p.approved_scopes);
+        }
+        r.details = Some(details);
+        // OpenClaw's CLI reads the request id from the close reason.
+        let full = format!("{} (requestId: {})", r.message, p.request_id);
+        r.close_reason = Some(if full.len() <= 123 {
+            full
+        } else {
+            format!("pairing required (requestId: {})", p.request_id)
+        });
+        r
     }
 }
 
@@ -113,11 +246,30 @@ pub struct VerifiedDevice {
     pub fingerprint: String,
 }
 
+/// The credential a connect was granted by (`hello-ok.auth.method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    Token,
+    DeviceToken,
+    BootstrapToken,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::Token => "token",
+            AuthMethod::DeviceToken => "device-token",
+            AuthMethod::BootstrapToken => "bootstrap-token",
+        }
+    }
+}
+
 /// What the gateway grants.
 #[derive(Debug, Clone)]
 pub struct Grant {
     pub role: String,
     pub scopes: Vec<String>,
+    pub method: AuthMethod,
     pub device_id: Option<String>,
     /// A token minted now (shown once in hello-ok), with its issue time.
     pub new_token: Option<(String, Millis)>,
@@ -125,16 +277,26 @@ pub struct Grant {
     pub consume_bootstrap: Option<String>,
 }
 
+/// A device that must wait for the owner: its request and what it asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingAccess {
+    pub request_id: String,
+    pub fingerprint: String,
+    pub expires_at_ms: Millis,
+    pub reason: String,
+    pub device_id: String,
+    pub role: String,
+    pub scopes: Vec<String>,
+    /// What the device already holds, when it is paired (an upgrade).
+    pub approved_roles: Vec<String>,
+    pub approved_scopes: Vec<String>,
+}
+
 #[derive(Debug, Clone)]
 pub enum Access {
     Granted(Grant),
     /// The owner must decide first.
-    Pending {
-        request_id: String,
-        fingerprint: String,
-        expires_at_ms: Millis,
-        reason: String,
-    },
+    Pending(PendingAccess),
     Refused(Refusal),
 }
 
@@ -142,18 +304,12 @@ fn too_long(s: &str) -> bool {
     s.len() > MAX_FIELD
 }
 
-/// Checks shapes and sizes that serde cannot: protocol range, role, field lengths.
-pub fn validate(p: &ConnectParams) -> Result<(), Refusal> {
-    if p.min_protocol > PROTOCOL || p.max_protocol < PROTOCOL {
-        return Err(Refusal::new(
-            "INVALID_REQUEST",
-            format!(
-                "protocol {PROTOCOL} is not within {}..={}",
-                p.min_protocol, p.max_protocol
-            ),
-        )
-        .detail("PROTOCOL_UNSUPPORTED"));
-    }
+/// Checks shapes and sizes that serde cannot: protocol range, role, field lengths. Returns
+/// the protocol version the connection speaks.
+pub fn validate(p: &ConnectParams) -> Result<u32, Refusal> {
+    let Some(protocol) = negotiate(p.min_protocol, p.max_protocol) else {
+        return Err(Refusal::protocol_mismatch(p));
+    };
     if p.role != ROLE_OPERATOR && p.role != ROLE_NODE {
         return Err(
             Refusal::new("INVALID_REQUEST", "role must be operator or node").detail("INVALID_ROLE"),
@@ -188,7 +344,7 @@ pub fn validate(p: &ConnectParams) -> Result<(), Refusal> {
                 .detail("INVALID_CLIENT"),
         );
     }
-    Ok(())
+    Ok(protocol)
 }
 
 fn first_token(a: &AuthParams) -> &str {
@@ -243,7 +399,10 @@ fn admin_access(
     token: &str,
 ) -> Access {
     if !secrets_equal(token, &settings.gateway.auth.token) {
-        return Access::Refused(Refusal::auth_failed("wrong gateway token"));
+        return Access::Refused(Refusal::auth_failed(
+            AuthFailure::TokenMismatch,
+            "wrong gateway token",
+        ));
     }
     if p.role == ROLE_NODE {
         return Access::Refused(
@@ -262,6 +421,7 @@ fn admin_access(
     Access::Granted(Grant {
         role: p.role.clone(),
         scopes,
+        method: AuthMethod::Token,
         device_id: dev.map(|d| d.device_id.clone()),
         new_token: None,
         consume_bootstrap: None,
@@ -283,10 +443,14 @@ fn device_token_step(
     token: &str,
 ) -> TokenStep {
     let Some(d) = paired.get(&dev.device_id) else {
-        return TokenStep::Settled(Access::Refused(Refusal::auth_failed("unknown device")));
+        return TokenStep::Settled(Access::Refused(Refusal::auth_failed(
+            AuthFailure::DeviceTokenMismatch,
+            "unknown device",
+        )));
     };
     match check_device_token(d, &p.role, token) {
         TokenCheck::Refused => TokenStep::Settled(Access::Refused(Refusal::auth_failed(
+            AuthFailure::DeviceTokenMismatch,
             "device token revoked or unknown",
         ))),
         TokenCheck::RoleToken => {
@@ -295,10 +459,12 @@ fn device_token_step(
                 .get(&p.role)
                 .map(|t| t.scopes.as_slice())
                 .unwrap_or_default();
-            if scopes_within(token_scopes, &p.scopes) {
+            let scopes = d.grantable(&p.scopes);
+            if scopes_within(token_scopes, &scopes) {
                 TokenStep::Settled(Access::Granted(Grant {
                     role: p.role.clone(),
-                    scopes: p.scopes.clone(),
+                    scopes,
+                    method: AuthMethod::DeviceToken,
                     device_id: Some(dev.device_id.clone()),
                     new_token: None,
                     consume_bootstrap: None,
@@ -327,7 +493,23 @@ fn without_device(a: &AuthParams) -> Access {
             .detail("DEVICE_IDENTITY_REQUIRED"),
         );
     }
-    Access::Refused(Refusal::auth_failed("no credentials"))
+    Access::Refused(Refusal::auth_failed(AuthFailure::Missing, "no credentials"))
+}
+
+/// Refuses a device asking for a scope its role can never hold (no owner could grant it).
+fn role_scope_refusal(p: &ConnectParams) -> Option<Access> {
+    let s = p.scopes.iter().find(|s| !role_can_hold(&p.role, s))?;
+    Some(Access::Refused(
+        Refusal::new(
+            "INVALID_REQUEST",
+            format!(
+                "a {} cannot hold scope {}",
+                p.role,
+                crate::sanitize::sanitize(s)
+            ),
+        )
+        .detail("AUTH_SCOPE_MISMATCH"),
+    ))
 }
 
 /// [`decide`] when the cached settings and paired devices settle it with no disk read and no
@@ -345,6 +527,9 @@ pub fn decide_cached(
     let Some(dev) = dev else {
         return Some(without_device(a));
     };
+    if let Some(refused) = role_scope_refusal(p) {
+        return Some(refused);
+    }
     let token = a.device_token.as_deref()?;
     match device_token_step(&*service.devices.paired_cached()?, p, dev, token) {
         TokenStep::Settled(access) => Some(access),
@@ -367,6 +552,9 @@ pub fn decide(
     let Some(dev) = dev else {
         return without_device(a);
     };
+    if let Some(refused) = role_scope_refusal(p) {
+        return refused;
+    }
     let paired_map = match service.devices.paired() {
         Ok(m) => m,
         Err(e) => return Access::Refused(service_refusal(crate::service::dev_err(e))),
@@ -374,8 +562,22 @@ pub fn decide(
     if let Some(token) = a.device_token.as_deref() {
         return match device_token_step(&paired_map, p, dev, token) {
             TokenStep::Settled(access) => access,
-            TokenStep::Mint => mint(service, p, dev, None),
-            TokenStep::Pending(need) => pending(service, p, dev, remote_ip, need, true),
+            TokenStep::Mint => mint(
+                service,
+                p,
+                dev,
+                AuthMethod::DeviceToken,
+                None,
+                paired_map.get(&dev.device_id),
+            ),
+            TokenStep::Pending(need) => pending(
+                service,
+                p,
+                dev,
+                remote_ip,
+                need,
+                paired_map.get(&dev.device_id),
+            ),
         };
     }
     let paired = paired_map.get(&dev.device_id);
@@ -385,44 +587,45 @@ pub fn decide(
             .bootstrap_use(token, &dev.device_id, &dev.public_key)
         {
             return match e {
-                DeviceStoreError::Bootstrap(b) => {
-                    Access::Refused(Refusal::auth_failed(&b.to_string()))
-                }
+                DeviceStoreError::Bootstrap(b) => Access::Refused(Refusal::auth_failed(
+                    AuthFailure::BootstrapInvalid,
+                    &b.to_string(),
+                )),
                 other => Access::Refused(service_refusal(crate::service::dev_err(other))),
             };
         }
-        if let Some(s) = p
-            .scopes
-            .iter()
-            .find(|s| !BOOTSTRAP_SCOPES.contains(&s.as_str()))
-        {
-            return Access::Refused(Refusal::new(
-                "FORBIDDEN",
-                format!(
-                    "a setup code cannot grant scope {}",
-                    crate::sanitize::sanitize(s)
-                ),
-            ));
-        }
+        // A setup code may ask for any scope its role allows: the request carries exactly
+        // that, and the owner decides (admin is never one click on a notification).
         let hash = crate::pairing::token::hash_token(token);
         return match pairing_need(paired, &dev.public_key, &p.role, &p.scopes) {
-            None => mint(service, p, dev, Some(hash)),
-            Some(need) => pending(service, p, dev, remote_ip, need, paired.is_some()),
+            None => mint(
+                service,
+                p,
+                dev,
+                AuthMethod::BootstrapToken,
+                Some(hash),
+                paired,
+            ),
+            Some(need) => pending(service, p, dev, remote_ip, need, paired),
         };
     }
-    Access::Refused(Refusal::auth_failed("no credentials"))
+    Access::Refused(Refusal::auth_failed(AuthFailure::Missing, "no credentials"))
 }
 
 fn mint(
     service: &Service,
     p: &ConnectParams,
     dev: &VerifiedDevice,
+    method: AuthMethod,
     bootstrap_hash: Option<String>,
+    paired: Option<&device::PairedDevice>,
 ) -> Access {
+    let scopes = paired.map_or_else(|| p.scopes.clone(), |d| d.grantable(&p.scopes));
     match service.token_issue_on_connect(&dev.device_id, &p.role) {
         Ok((token, at)) => Access::Granted(Grant {
             role: p.role.clone(),
-            scopes: p.scopes.clone(),
+            scopes,
+            method,
             device_id: Some(dev.device_id.clone()),
             new_token: Some((token, at)),
             consume_bootstrap: bootstrap_hash,
@@ -437,8 +640,9 @@ fn pending(
     dev: &VerifiedDevice,
     remote_ip: &str,
     need: device::PairingNeed,
-    repair: bool,
+    paired: Option<&device::PairedDevice>,
 ) -> Access {
+    let repair = paired.is_some();
     let ask = DeviceAsk {
         device_id: dev.device_id.clone(),
         public_key: dev.public_key.clone(),
@@ -454,13 +658,22 @@ fn pending(
         reason: need.as_str().to_string(),
         is_repair: repair,
     };
+    let (approved_roles, approved_scopes) = paired
+        .filter(|d| d.public_key == dev.public_key)
+        .map(|d| (d.roles.clone(), d.approved_scopes.clone()))
+        .unwrap_or_default();
     match service.device_request(ask) {
-        Ok((rec, expires)) => Access::Pending {
+        Ok((rec, expires)) => Access::Pending(PendingAccess {
             request_id: rec.request.request_id,
             fingerprint: rec.request.fingerprint,
             expires_at_ms: expires,
             reason: need.as_str().to_string(),
-        },
+            device_id: rec.request.device_id,
+            role: rec.request.role,
+            scopes: rec.request.scopes,
+            approved_roles,
+            approved_scopes,
+        }),
         Err(e) => Access::Refused(service_refusal(e)),
     }
 }
@@ -481,7 +694,7 @@ mod tests {
 
     fn params(auth: Value, role: &str) -> ConnectParams {
         serde_json::from_value(json!({
-            "minProtocol": 3, "maxProtocol": 3,
+            "minProtocol": 3, "maxProtocol": 4,
             "client": { "id": "phone", "mode": "node", "platform": "android" },
             "role": role, "scopes": [], "auth": auth,
         }))
@@ -565,7 +778,7 @@ mod tests {
         assert!(decide_cached(&s, &upgrade, Some(&dev)).is_none());
         assert!(matches!(
             decide(&s, &upgrade, Some(&dev), "127.0.0.1"),
-            Access::Pending { .. }
+            Access::Pending(_)
         ));
         let setup = params(json!({ "bootstrapToken": "x" }), ROLE_NODE);
         assert!(decide_cached(&s, &setup, Some(&dev)).is_none());

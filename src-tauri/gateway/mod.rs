@@ -59,6 +59,8 @@ pub struct Shared {
     next_conn: AtomicU64,
     pub local_addr: SocketAddr,
     pub shutdown: watch::Receiver<bool>,
+    /// When the gateway started (`hello-ok.snapshot.uptimeMs`).
+    pub started: std::time::Instant,
 }
 
 impl Shared {
@@ -134,6 +136,7 @@ impl Gateway {
             next_conn: AtomicU64::new(0),
             local_addr,
             shutdown: rx,
+            started: std::time::Instant::now(),
         });
         Ok(Gateway {
             shared,

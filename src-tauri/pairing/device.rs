@@ -23,16 +23,16 @@ pub const SCOPE_WRITE: &str = "operator.write";
 pub const SCOPE_CHANNEL_INGEST: &str = "channel.ingest";
 /// How far `signedAt` may be from the server's clock.
 pub const SIGNATURE_SKEW_MS: Millis = 2 * 60_000;
-/// Scopes a setup code may hand to a phone; never admin or pairing powers.
-pub const BOOTSTRAP_SCOPES: &[&str] = &[
-    "operator.read",
-    "operator.write",
-    "operator.approvals",
-    "operator.talk.secrets",
-];
-
 pub fn is_known_role(role: &str) -> bool {
     role == ROLE_OPERATOR || role == ROLE_NODE
+}
+
+/// Whether a device of `role` may ever hold `scope`: operators hold `operator.*` (and the
+/// bridges' `channel.ingest`), nodes hold anything else. A request for a scope its role can
+/// never hold is refused at connect instead of waiting for an owner who cannot grant it.
+pub fn role_can_hold(role: &str, scope: &str) -> bool {
+    let operator_scope = scope.starts_with("operator.") || scope == SCOPE_CHANNEL_INGEST;
+    operator_scope == (role == ROLE_OPERATOR)
 }
 
 /// Whether `held` grants `wanted`: admin grants every scope, write grants read.
@@ -285,10 +285,19 @@ pub struct PairedDevice {
     pub device_family: String,
     #[serde(default)]
     pub client_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub client_mode: String,
+    /// The owner's name for the device (`device.pair.rename`), shown before its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator_label: Option<String>,
     #[serde(default)]
     pub roles: Vec<String>,
     #[serde(default)]
     pub approved_scopes: Vec<String>,
+    /// Scopes the device asked for and the owner declined ("approve without admin"): a
+    /// connect that asks for them again gets the rest, not a new request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub withheld_scopes: Vec<String>,
     #[serde(default)]
     pub remote_ip: String,
     #[serde(default)]
@@ -307,7 +316,21 @@ pub struct PairedDevice {
 
 impl PairedDevice {
     pub fn shown_name(&self) -> String {
+        let label = self.operator_label.as_deref().unwrap_or_default();
+        let label = crate::sanitize::sanitize(label);
+        if !label.is_empty() {
+            return label;
+        }
         shown_name(&self.display_name, &self.client_id, &self.device_id)
+    }
+    /// What a connect asking for `wanted` may get: the asked scopes less those the owner
+    /// declined.
+    pub fn grantable(&self, wanted: &[String]) -> Vec<String> {
+        wanted
+            .iter()
+            .filter(|s| !self.withheld_scopes.contains(s))
+            .cloned()
+            .collect()
     }
     /// Scopes of `role` out of the approved set: `operator.*` for operators, the rest for nodes.
     pub fn scopes_for_role(&self, role: &str) -> Vec<String> {
@@ -357,7 +380,7 @@ pub fn pairing_need(
     if !d.roles.iter().any(|r| r == role) {
         return Some(PairingNeed::RoleUpgrade);
     }
-    if !scopes_within(&d.approved_scopes, scopes) {
+    if !scopes_within(&d.approved_scopes, &d.grantable(scopes)) {
         return Some(PairingNeed::ScopeUpgrade);
     }
     None
@@ -451,8 +474,11 @@ pub fn approve_into(paired: &mut PairedMap, req: &PendingDevice, now: Millis) ->
             platform: String::new(),
             device_family: String::new(),
             client_id: String::new(),
+            client_mode: String::new(),
+            operator_label: None,
             roles: vec![],
             approved_scopes: vec![],
+            withheld_scopes: vec![],
             remote_ip: String::new(),
             fingerprint: req.fingerprint.clone(),
             created_at_ms: now,
@@ -467,15 +493,43 @@ pub fn approve_into(paired: &mut PairedMap, req: &PendingDevice, now: Millis) ->
     entry.platform = req.platform.clone();
     entry.device_family = req.device_family.clone();
     entry.client_id = req.client_id.clone();
+    entry.client_mode = req.client_mode.clone();
     entry.remote_ip = req.remote_ip.clone();
     entry.roles = union(&entry.roles, std::slice::from_ref(&req.role));
     entry.approved_scopes = union(&entry.approved_scopes, &req.scopes);
+    entry
+        .withheld_scopes
+        .retain(|s| !entry.approved_scopes.contains(s));
     entry.approved_at_ms = now;
     let approved = entry.approved_scopes.clone();
     for (role, tok) in entry.tokens.iter_mut() {
         tok.scopes = union(&tok.scopes, &role_scopes(role, &approved));
     }
     entry.clone()
+}
+
+/// Applies an approval of `req` without the scopes in `withhold`: the device gets the rest,
+/// and a later connect asking for the withheld ones again is answered with what was granted.
+pub fn approve_withholding(
+    paired: &mut PairedMap,
+    req: &PendingDevice,
+    withhold: &[String],
+    now: Millis,
+) -> PairedDevice {
+    let mut granted = req.clone();
+    granted.scopes.retain(|s| !withhold.contains(s));
+    let mut dev = approve_into(paired, &granted, now);
+    let declined: Vec<String> = req
+        .scopes
+        .iter()
+        .filter(|s| withhold.contains(s))
+        .cloned()
+        .collect();
+    if let Some(entry) = paired.get_mut(&req.device_id) {
+        entry.withheld_scopes = union(&entry.withheld_scopes, &declined);
+        dev = entry.clone();
+    }
+    dev
 }
 
 /// Stores a new token for `role` (minted by the caller) and returns its record.

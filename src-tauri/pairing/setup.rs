@@ -137,7 +137,18 @@ pub fn check_url(url: &str) -> Result<String, UrlError> {
         out = url::Url::parse(&format!("{scheme}{rest}"))
             .map_err(|_| UrlError::NotAUrl(url.to_string()))?;
     }
-    Ok(out.to_string())
+    Ok(canonical(&out))
+}
+
+/// A URL as OpenClaw's setup-code decoder requires it: no trailing `/` for the root path
+/// (`ws://host:port`, not `ws://host:port/`). Both forms are accepted when decoding.
+fn canonical(u: &url::Url) -> String {
+    let s = u.to_string();
+    if u.path() == "/" && u.query().is_none() && u.fragment().is_none() {
+        s.trim_end_matches('/').to_string()
+    } else {
+        s
+    }
 }
 
 /// The URL derived from where the gateway listens: a specific LAN address is used as is; an
@@ -377,6 +388,32 @@ mod tests {
     }
 
     #[test]
+    fn urls_in_codes_are_in_openclaw_canonical_form() {
+        // OpenClaw's decoder refuses `ws://host:port/` for the root path.
+        for (given, canonical) in [
+            ("ws://192.168.1.20:18789/", "ws://192.168.1.20:18789"),
+            ("ws://192.168.1.20:18789", "ws://192.168.1.20:18789"),
+            ("WS://MyHost.Local:18789/", "ws://myhost.local:18789"),
+            ("https://example.com/", "wss://example.com"),
+            ("wss://example.com/gw/", "wss://example.com/gw/"),
+            ("wss://example.com/?a=1", "wss://example.com/?a=1"),
+            ("ws://[fd00::1]:9/", "ws://[fd00::1]:9"),
+        ] {
+            assert_eq!(check_url(given).unwrap(), canonical, "{given}");
+        }
+        // Codes made by older versions (with the slash) still decode.
+        let old = encode_setup_code(&SetupPayload {
+            url: "ws://192.168.1.20:18789/".into(),
+            bootstrap_token: "t".into(),
+            expires_at_ms: Some(1),
+        });
+        assert_eq!(
+            decode_setup_code(&old).unwrap().url,
+            "ws://192.168.1.20:18789/"
+        );
+    }
+
+    #[test]
     fn loopback_bind_is_refused_with_advice_and_lan_bind_is_used() {
         let err = url_from_bind("127.0.0.1", 18789, &[]).unwrap_err();
         let msg = err.to_string();
@@ -387,11 +424,11 @@ mod tests {
         let lan: IpAddr = "192.168.1.7".parse().unwrap();
         assert_eq!(
             url_from_bind("0.0.0.0", 18789, &[lan]).unwrap(),
-            "ws://192.168.1.7:18789/"
+            "ws://192.168.1.7:18789"
         );
         assert_eq!(
             url_from_bind("10.0.0.5", 1, &[]).unwrap(),
-            "ws://10.0.0.5:1/"
+            "ws://10.0.0.5:1"
         );
         assert!(matches!(
             url_from_bind("0.0.0.0", 1, &[]),

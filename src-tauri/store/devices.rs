@@ -103,7 +103,7 @@ impl DeviceStore {
             .map(|t| t.reason(id))
             .unwrap_or("unknown");
         DeviceStoreError::NotFound {
-            what: "request",
+            what: "unknown requestId",
             id: crate::sanitize::sanitize(id),
             reason,
         }
@@ -181,9 +181,12 @@ impl DeviceStore {
     }
 
     /// Approves a pending request. Lock order everywhere: pending → paired → bootstrap.
+    /// Approves a pending request, less the scopes in `withhold` (see
+    /// [`device::approve_withholding`]).
     pub fn approve(
         &self,
         request_id: &str,
+        withhold: &[String],
         ttl_ms: Millis,
     ) -> DeviceResult<(DeviceApproved, Vec<PendingDevice>)> {
         let now = self.clock.now_ms();
@@ -194,7 +197,9 @@ impl DeviceStore {
             let dev = update_json(
                 &self.paths.paired_devices(),
                 &*self.clock,
-                |m: &mut PairedMap| Ok::<_, DeviceStoreError>(device::approve_into(m, &req, now)),
+                |m: &mut PairedMap| {
+                    Ok::<_, DeviceStoreError>(device::approve_withholding(m, &req, withhold, now))
+                },
             )?;
             self.mark_bootstrap_approved(&req.device_id, now)?;
             p.remove(request_id);
@@ -245,10 +250,25 @@ impl DeviceStore {
         self.update_paired(|m| {
             m.remove(device_id)
                 .ok_or_else(|| DeviceStoreError::NotFound {
-                    what: "device",
+                    what: "unknown deviceId",
                     id: crate::sanitize::sanitize(device_id),
                     reason: "unknown",
                 })
+        })
+    }
+
+    /// Sets the owner's name for a paired device.
+    pub fn rename(&self, device_id: &str, label: &str) -> DeviceResult<PairedDevice> {
+        self.update_paired(|m| {
+            let d = m
+                .get_mut(device_id)
+                .ok_or_else(|| DeviceStoreError::NotFound {
+                    what: "unknown deviceId",
+                    id: crate::sanitize::sanitize(device_id),
+                    reason: "unknown",
+                })?;
+            d.operator_label = Some(label.to_string());
+            Ok(d.clone())
         })
     }
 
@@ -285,7 +305,7 @@ impl DeviceStore {
             let d = m
                 .get_mut(device_id)
                 .ok_or_else(|| DeviceStoreError::NotFound {
-                    what: "device",
+                    what: "unknown deviceId",
                     id: crate::sanitize::sanitize(device_id),
                     reason: "unknown",
                 })?;
@@ -494,7 +514,7 @@ mod tests {
     fn approve_then_token_is_stored_only_as_a_hash() {
         let (tmp, s, _) = store();
         s.request(req("r1", "d1"), TTL, 10).unwrap();
-        let (a, _) = s.approve("r1", TTL).unwrap();
+        let (a, _) = s.approve("r1", &[], TTL).unwrap();
         assert_eq!(a.device.roles, vec!["node"]);
         let (tok, rec) = s.issue_token("d1", "node", &mut rand::rngs::OsRng).unwrap();
         assert!(token::token_matches(&tok, &rec.token_hash));
@@ -514,12 +534,12 @@ mod tests {
             DeviceStoreError::NotFound { reason, .. } => reason,
             other => panic!("{other}"),
         };
-        assert_eq!(reason(s.approve("nope", TTL).unwrap_err()), "unknown");
+        assert_eq!(reason(s.approve("nope", &[], TTL).unwrap_err()), "unknown");
         s.request(req("r1", "d1"), TTL, 10).unwrap();
         let mut other = req("r2", "d1");
         other.role = "operator".into();
         s.request(other, TTL, 10).unwrap();
-        assert_eq!(reason(s.approve("r1", TTL).unwrap_err()), "superseded");
+        assert_eq!(reason(s.approve("r1", &[], TTL).unwrap_err()), "superseded");
         clock.advance_ms(TTL);
         assert_eq!(reason(s.reject("r2", TTL).unwrap_err()), "expired");
     }
@@ -557,7 +577,7 @@ mod tests {
     fn revoke_and_rotate_need_an_approved_role() {
         let (_tmp, s, _) = store();
         s.request(req("r1", "d1"), TTL, 10).unwrap();
-        s.approve("r1", TTL).unwrap();
+        s.approve("r1", &[], TTL).unwrap();
         assert!(matches!(
             s.revoke("d1", "operator"),
             Err(DeviceStoreError::UnknownRole { .. })

@@ -293,6 +293,8 @@ mod tests {
                 ts: 0,
                 extra: Default::default(),
             },
+            roles: vec!["node".into()],
+            silent: false,
             expires_at_ms: 0,
         };
         let text = pending_list(std::slice::from_ref(&p));
