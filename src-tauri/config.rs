@@ -15,6 +15,16 @@ use crate::store::StatePaths;
 pub const DEFAULT_PORT: u16 = 18789;
 pub const DEFAULT_BIND: &str = "127.0.0.1";
 pub const STATE_DIR_ENV: &str = "OPENCLAW_STATE_DIR";
+/// Names OpenClaw's state directory, which ClawPair reads to import from OpenClaw's store.
+pub const OPENCLAW_STATE_DIR_ENV: &str = "OPENCLAW_STATE_DIR";
+
+/// OpenClaw's state directory: `$OPENCLAW_STATE_DIR` (non-empty), else `~/.openclaw`.
+pub fn openclaw_state_dir() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(OPENCLAW_STATE_DIR_ENV).filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    directories::BaseDirs::new().map(|b| b.home_dir().join(".openclaw"))
+}
 
 /// The state directory: `--state-dir`, else `$OPENCLAW_STATE_DIR`, else `~/.openclaw`.
 pub fn resolve_state_dir(flag: Option<&Path>) -> Result<PathBuf, String> {

@@ -6,6 +6,7 @@ mod devices;
 mod dm;
 mod doctor;
 pub mod gateway;
+mod import;
 mod node;
 pub mod output;
 mod qr;
@@ -70,6 +71,8 @@ pub enum Command {
     Node(NodeCmd),
     /// Print a shell completion script (e.g. `clawpair completions bash > ~/.local/share/bash-completion/completions/clawpair`)
     Completions { shell: clap_complete::Shell },
+    /// Take approved senders and paired devices from OpenClaw's store (read only)
+    Import(ImportArgs),
     /// Check the state directory (permissions, corrupt files, stale entries)
     Doctor {
         /// Repair what can be repaired safely
@@ -235,6 +238,18 @@ pub struct QrArgs {
     /// Also write the QR as a PNG image
     #[arg(long, value_name = "FILE")]
     pub png: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// OpenClaw's state directory, or its state/openclaw.sqlite (default: $OPENCLAW_STATE_DIR, else ~/.openclaw); only read
+    #[arg(long = "from-openclaw", value_name = "DIR", num_args = 0..=1, required = true)]
+    pub from_openclaw: Option<Option<PathBuf>>,
+    /// Only report what would be imported; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -425,6 +440,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> CliResult {
         Command::Devices(c) => devices::run(ctx, c),
         Command::Qr(a) => qr::run(ctx, a),
         Command::Audit(a) => audit::run(ctx, a),
+        Command::Import(a) => import::run(ctx, a),
         Command::Doctor { fix } => doctor::run(ctx, fix),
         Command::Gateway { .. } | Command::Node(_) | Command::Completions { .. } => {
             Err(CliError::usage("not a state command"))
