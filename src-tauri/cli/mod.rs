@@ -29,7 +29,7 @@ use crate::store::StatePaths;
 #[derive(Parser, Debug)]
 #[command(name = "clawpair", version, about = "Explicit-consent pairing for your AI-agent gateway", long_about = None)]
 pub struct Cli {
-    /// State directory (default: $OPENCLAW_STATE_DIR, else ~/.openclaw)
+    /// State directory (default: $CLAWPAIR_STATE_DIR, else ClawPair's data directory, ~/.local/share/clawpair on Linux; never ~/.openclaw, which OpenClaw 2026.9 empties)
     #[arg(long, global = true, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     /// Start in the tray only, without opening the window
@@ -353,7 +353,8 @@ fn connect_remote(service: &Service) -> Option<Remote> {
 
 impl Ctx {
     pub fn open(state_dir: Option<&std::path::Path>) -> Result<Ctx, CliError> {
-        let dir = crate::config::resolve_state_dir(state_dir).map_err(CliError::refused)?;
+        let dir = crate::config::resolve_state_dir(state_dir)
+            .map_err(|e| CliError::refused(e.to_string()))?;
         let (service, _) = Service::open(StatePaths::new(dir), Arc::new(SystemClock))
             .map_err(|e| CliError::refused(e.to_string()))?;
         let remote = connect_remote(&service);
