@@ -430,3 +430,65 @@ fn an_explicit_state_dir_never_moves_anything() {
     assert_eq!(snapshot(&old), before);
     assert!(!home.default_state().exists());
 }
+
+#[test]
+fn doctor_reports_openclaws_store_in_and_beside_the_state_dir_and_migrated_leftovers() {
+    let home = Home::new();
+    // A state directory OpenClaw shares: its store, and a device file it renamed.
+    let shared = home.path().join("shared");
+    let (device_id, _) = pair_a_device(&shared);
+    std::fs::rename(
+        shared.join("devices/paired.json"),
+        shared.join("devices/paired.json.migrated"),
+    )
+    .unwrap();
+    write(&shared.join("state/openclaw.sqlite"), b"stand-in");
+    let run = |args: &[&str]| {
+        home.cmd(args)
+            .env("CLAWPAIR_STATE_DIR", &shared)
+            .output()
+            .unwrap()
+    };
+    let o = run(&["doctor"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains(
+            "/state/openclaw.sqlite is OpenClaw's store: OpenClaw 2026.9 uses this directory too"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("clawpair import --from-openclaw"), "{out}");
+    assert!(
+        out.contains("holds paired.json.migrated: device files OpenClaw imported and renamed"),
+        "{out}"
+    );
+    let o = run(&["doctor", "--fix"]);
+    assert!(
+        stdout(&o).contains("fixed") && stdout(&o).contains("restored devices/paired.json"),
+        "{}",
+        stdout(&o)
+    );
+    let o = run(&["devices", "list", "--json"]);
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["paired"][0]["deviceId"], device_id.as_str(), "{v}");
+
+    // OpenClaw installed beside ClawPair's own directory: a note, not a problem.
+    write(&home.openclaw().join("state/openclaw.sqlite"), b"stand-in");
+    write(&home.openclaw().join("devices/paired.json.migrated"), b"{}");
+    let o = home.run(&["doctor"]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("note   OpenClaw keeps its store beside ClawPair's, in ~/.openclaw/state/openclaw.sqlite"),
+        "{out}"
+    );
+    assert!(
+        out.contains("run `clawpair import --from-openclaw ~/.openclaw`"),
+        "{out}"
+    );
+    assert!(
+        out.contains("~/.openclaw/devices/ holds paired.json.migrated"),
+        "{out}"
+    );
+}

@@ -73,7 +73,7 @@ pub enum Command {
     Completions { shell: clap_complete::Shell },
     /// Take approved senders and paired devices from OpenClaw's store (read only)
     Import(ImportArgs),
-    /// Check the state directory (permissions, corrupt files, stale entries)
+    /// Check the state directory (permissions, corrupt files, stale entries, OpenClaw's store)
     Doctor {
         /// Repair what can be repaired safely
         #[arg(long)]

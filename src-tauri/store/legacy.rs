@@ -530,6 +530,39 @@ fn same_dir(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// `*.migrated` files OpenClaw left in `devices/` of `dir`, by name.
+pub fn migrated_leftovers(dir: &Path) -> Vec<String> {
+    file_names(&dir.join("devices"))
+        .into_iter()
+        .filter(|n| n.ends_with(MIGRATED_SUFFIX))
+        .collect()
+}
+
+/// Restores `devices/*.migrated` in place (for `doctor --fix` on a state directory OpenClaw
+/// migrated): each goes back to its name, or its missing entries are added to the file that
+/// replaced it. Returns what was restored.
+pub fn restore_in_place(dir: &Path) -> StoreResult<Vec<String>> {
+    let mut out = Vec::new();
+    for file in DEVICE_FILES {
+        let rel = format!("devices/{file}");
+        let item = Item {
+            from: format!("{rel}{MIGRATED_SUFFIX}"),
+            to: rel.clone(),
+            lock: Some(rel.clone()),
+            restore: true,
+        };
+        if !is_regular_file(&dir.join(&item.from)) {
+            continue;
+        }
+        let _lock = FileLock::acquire(&dir.join(&rel))?;
+        match apply(&item, dir, dir)? {
+            Done::Kept => {}
+            _ => out.push(rel),
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
