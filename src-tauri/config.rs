@@ -14,21 +14,100 @@ use crate::store::StatePaths;
 
 pub const DEFAULT_PORT: u16 = 18789;
 pub const DEFAULT_BIND: &str = "127.0.0.1";
-pub const STATE_DIR_ENV: &str = "OPENCLAW_STATE_DIR";
+/// Names ClawPair's state directory (when no `--state-dir` is given).
+pub const STATE_DIR_ENV: &str = "CLAWPAIR_STATE_DIR";
+/// Names OpenClaw's state directory. ClawPair only reads it: to find an OpenClaw installation
+/// and to move an earlier ClawPair's state out of it.
+pub const OPENCLAW_STATE_DIR_ENV: &str = "OPENCLAW_STATE_DIR";
 
-/// The state directory: `--state-dir`, else `$OPENCLAW_STATE_DIR`, else `~/.openclaw`.
-pub fn resolve_state_dir(flag: Option<&Path>) -> Result<PathBuf, String> {
+/// Why no state directory could be settled on.
+#[derive(Debug, thiserror::Error)]
+pub enum StateDirError {
+    #[error("cannot find your home directory; set {STATE_DIR_ENV} or pass --state-dir")]
+    NoHome,
+    #[error(transparent)]
+    Move(#[from] crate::store::legacy::MoveError),
+}
+
+/// Where the state directory came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateDirSource {
+    Flag,
+    Env,
+    Default,
+}
+
+/// ClawPair's own default directory: the platform's data directory for the app
+/// (`~/.local/share/clawpair` on Linux, honouring `$XDG_DATA_HOME`). Never `~/.openclaw`,
+/// which OpenClaw 2026.9 migrates and empties.
+pub fn default_state_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("dev", "clawpair", "clawpair")
+        .map(|p| p.data_dir().to_path_buf())
+}
+
+/// OpenClaw's state directory: `$OPENCLAW_STATE_DIR` (non-empty), else `~/.openclaw`. Read,
+/// never written by the gateway.
+pub fn openclaw_state_dir() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(OPENCLAW_STATE_DIR_ENV).filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    directories::BaseDirs::new().map(|b| b.home_dir().join(".openclaw"))
+}
+
+/// The precedence rule, on its own: the flag, else the environment's value (non-empty), else
+/// the default directory.
+pub fn choose_state_dir(
+    flag: Option<&Path>,
+    env: Option<std::ffi::OsString>,
+    default: Option<PathBuf>,
+) -> Result<(PathBuf, StateDirSource), StateDirError> {
     if let Some(p) = flag {
-        return Ok(p.to_path_buf());
+        return Ok((p.to_path_buf(), StateDirSource::Flag));
     }
-    if let Some(p) = std::env::var_os(STATE_DIR_ENV).filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(p));
+    if let Some(p) = env.filter(|v| !v.is_empty()) {
+        return Ok((PathBuf::from(p), StateDirSource::Env));
     }
-    directories::BaseDirs::new()
-        .map(|b| b.home_dir().join(".openclaw"))
-        .ok_or_else(|| {
-            format!("cannot find your home directory; set {STATE_DIR_ENV} or pass --state-dir")
-        })
+    default
+        .map(|d| (d, StateDirSource::Default))
+        .ok_or(StateDirError::NoHome)
+}
+
+/// The state directory: `--state-dir`, else `$CLAWPAIR_STATE_DIR`, else [`default_state_dir`].
+///
+/// This is the one place it is settled, so the CLI, the headless gateway and the app all get
+/// the same answer. With the default directory it first moves an earlier ClawPair's state out
+/// of OpenClaw's directory ([`crate::store::legacy`]), and says so on stderr.
+pub fn resolve_state_dir(flag: Option<&Path>) -> Result<PathBuf, StateDirError> {
+    let (dir, source) =
+        choose_state_dir(flag, std::env::var_os(STATE_DIR_ENV), default_state_dir())?;
+    if source == StateDirSource::Default {
+        if let Some(legacy) = openclaw_state_dir() {
+            let moved = crate::store::legacy::move_earlier_state(
+                &legacy,
+                &dir,
+                &crate::clock::SystemClock,
+            )?;
+            if let Some(report) = moved {
+                for line in report.notice() {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+    Ok(dir)
+}
+
+/// A path as a person would type it: `~/…` under the home directory.
+pub fn shown_path(p: &Path) -> String {
+    if let Some(home) = directories::BaseDirs::new().map(|b| b.home_dir().to_path_buf()) {
+        if let Ok(rest) = p.strip_prefix(&home) {
+            if rest.as_os_str().is_empty() {
+                return "~".into();
+            }
+            return format!("~/{}", rest.display());
+        }
+    }
+    p.display().to_string()
 }
 
 fn yes() -> bool {
@@ -353,6 +432,28 @@ mod tests {
         assert_eq!(again.gateway.auth.token, s.gateway.auth.token);
         assert_eq!(sfs::mode_of(&paths.settings()).unwrap(), 0o600);
         assert_eq!(sfs::mode_of(paths.root()).unwrap(), 0o700);
+    }
+
+    #[test]
+    fn state_dir_precedence_is_flag_then_env_then_default() {
+        let d = Some(PathBuf::from("/home/u/.local/share/clawpair"));
+        let (p, src) =
+            choose_state_dir(Some(Path::new("/f")), Some("/e".into()), d.clone()).unwrap();
+        assert_eq!((p.as_path(), src), (Path::new("/f"), StateDirSource::Flag));
+        let (p, src) = choose_state_dir(None, Some("/e".into()), d.clone()).unwrap();
+        assert_eq!((p.as_path(), src), (Path::new("/e"), StateDirSource::Env));
+        let (p, src) = choose_state_dir(None, Some("".into()), d.clone()).unwrap();
+        assert_eq!(
+            (p.as_path(), src),
+            (
+                Path::new("/home/u/.local/share/clawpair"),
+                StateDirSource::Default
+            )
+        );
+        assert!(matches!(
+            choose_state_dir(None, None, None),
+            Err(StateDirError::NoHome)
+        ));
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod events;
 pub mod gateway;
+pub mod import;
 pub mod logging;
 pub mod pairing;
 pub mod qr;

@@ -231,7 +231,8 @@ pub struct Service {
     events: EventBus,
 }
 
-fn dm_err(e: DmStoreError) -> ServiceError {
+/// Maps a DM-store error to the service's (and so the wire's) error.
+pub fn dm_err(e: DmStoreError) -> ServiceError {
     match e {
         DmStoreError::Store(s) => ServiceError::Store(s),
         DmStoreError::Name(n) => ServiceError::Invalid(n.to_string()),

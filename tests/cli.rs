@@ -467,9 +467,10 @@ fn doctor_reports_and_fixes_loose_permissions_and_stale_entries() {
 #[test]
 fn state_dir_comes_from_the_environment_when_no_flag() {
     let st = State::new();
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_clawpair"))
-        .args(["allowlist", "add", "telegram", "5"])
-        .env("OPENCLAW_STATE_DIR", st.dir.path().join("from-env"))
+    let home = common::Home::new();
+    let o = home
+        .cmd(&["allowlist", "add", "telegram", "5"])
+        .env("CLAWPAIR_STATE_DIR", st.dir.path().join("from-env"))
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));

@@ -39,6 +39,7 @@ impl GatewayProcess {
             .arg(state)
             .args(["gateway", "--port", "0"])
             .env_remove("OPENCLAW_STATE_DIR")
+            .env_remove("CLAWPAIR_STATE_DIR")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -154,7 +154,8 @@ pub fn build_app<R: Runtime>(builder: tauri::Builder<R>, state: AppState) -> tau
 
 /// Opens the state directory and prepares the core, before any window exists.
 pub fn open_state(args: &AppArgs) -> Result<(Arc<Service>, bool), String> {
-    let dir = crate::config::resolve_state_dir(args.state_dir.as_deref())?;
+    let dir =
+        crate::config::resolve_state_dir(args.state_dir.as_deref()).map_err(|e| e.to_string())?;
     let (service, first_run) =
         Service::open(StatePaths::new(dir), Arc::new(SystemClock)).map_err(|e| e.to_string())?;
     Ok((Arc::new(service), first_run))

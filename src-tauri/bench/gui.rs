@@ -65,6 +65,7 @@ fn start_app(dir: &Path, log: &Path) -> Result<Server, String> {
         .arg(dir)
         .env("RUST_LOG", "warn")
         .env_remove("OPENCLAW_STATE_DIR")
+        .env_remove("CLAWPAIR_STATE_DIR")
         .stdout(Stdio::null())
         .stderr(log_file)
         .spawn()

@@ -64,6 +64,7 @@ pub fn start_gateway(state_dir: &Path, log: &Path) -> Result<Server, String> {
         .arg(state_dir)
         .env("RUST_LOG", "warn")
         .env_remove("OPENCLAW_STATE_DIR")
+        .env_remove("CLAWPAIR_STATE_DIR")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log_file)

@@ -1,10 +1,13 @@
-//! `clawpair doctor [--fix]`: permissions, corrupt and moved-aside files, stale entries.
+//! `clawpair doctor [--fix]`: permissions, corrupt and moved-aside files, stale entries, and
+//! OpenClaw's store in or beside the state directory.
 
 use std::path::{Path, PathBuf};
 
 use super::{CliError, CliResult, Ctx};
 use crate::clock::{Clock, SystemClock};
+use crate::config::shown_path;
 use crate::store::fs::{mode_of, read_bytes, set_mode, DIR_MODE, FILE_MODE};
+use crate::store::legacy::{self, OPENCLAW_STORE};
 
 struct Report {
     fix: bool,
@@ -14,6 +17,10 @@ struct Report {
 impl Report {
     fn ok(&self, msg: &str) {
         println!("ok     {msg}");
+    }
+    /// Worth knowing, not a problem.
+    fn note(&self, msg: &str) {
+        println!("note   {msg}");
     }
     /// A problem; `repair` runs with --fix and says what it did.
     fn problem(&mut self, msg: &str, repair: Option<&dyn Fn() -> Result<String, String>>) {
@@ -47,6 +54,75 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         if ft.is_dir() {
             walk(&p, out);
         }
+    }
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    a == b
+        || matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(x), Ok(y)) if x == y)
+}
+
+/// OpenClaw's SQLite store in the state directory (OpenClaw shares it and will empty it) or in
+/// OpenClaw's own directory beside it, and `*.migrated` files OpenClaw left behind.
+fn openclaw(r: &mut Report, root: &Path) {
+    let shown = shown_path(root);
+    let default = crate::config::default_state_dir()
+        .map(|d| shown_path(&d))
+        .unwrap_or_else(|| "ClawPair's own directory".into());
+    if root.join(OPENCLAW_STORE).exists() {
+        r.problem(
+            &format!(
+                "{shown}/{OPENCLAW_STORE} is OpenClaw's store: OpenClaw 2026.9 uses this directory too, and `openclaw doctor` or its gateway's start imports and deletes ClawPair's credentials/*-pairing.json and *-allowFrom.json and renames devices/*.json to *.migrated; give ClawPair its own directory (start it without --state-dir and {} to use {default}; from ~/.openclaw or $OPENCLAW_STATE_DIR its first start moves ClawPair's files there), then run `clawpair import --from-openclaw {shown}` for what OpenClaw took",
+                crate::config::STATE_DIR_ENV
+            ),
+            None,
+        );
+    }
+    let leftovers = legacy::migrated_leftovers(root);
+    if !leftovers.is_empty() {
+        let dir = root.to_path_buf();
+        r.problem(
+            &format!(
+                "{shown}/devices/ holds {}: device files OpenClaw imported and renamed, which ClawPair does not read",
+                leftovers.join(", ")
+            ),
+            Some(&move || {
+                legacy::restore_in_place(&dir)
+                    .map(|done| {
+                        if done.is_empty() {
+                            "nothing could be restored (see the files)".into()
+                        } else {
+                            format!("restored {}", done.join(", "))
+                        }
+                    })
+                    .map_err(|e| e.to_string())
+            }),
+        );
+    }
+    let Some(oc) = crate::config::openclaw_state_dir() else {
+        return;
+    };
+    if same_dir(&oc, root) {
+        return;
+    }
+    let oc_shown = shown_path(&oc);
+    if oc.join(OPENCLAW_STORE).exists() {
+        r.note(&format!(
+            "OpenClaw keeps its store beside ClawPair's, in {oc_shown}/{OPENCLAW_STORE}; ClawPair only reads it. To take over its approved senders and paired devices (their tokens keep working), run `clawpair import --from-openclaw {oc_shown}` (add --dry-run to see what it would take)"
+        ));
+    }
+    if legacy::holds_clawpair_state(&oc) {
+        r.note(&format!(
+            "{oc_shown} still holds an earlier ClawPair's state (clawpair.json); ClawPair started without --state-dir and {} moves it to {default}",
+            crate::config::STATE_DIR_ENV
+        ));
+    }
+    let left = legacy::migrated_leftovers(&oc);
+    if !left.is_empty() {
+        r.note(&format!(
+            "{oc_shown}/devices/ holds {}, left by OpenClaw's import of the JSON files; if ClawPair used that directory, `clawpair import --from-openclaw {oc_shown}` takes its paired devices",
+            left.join(", ")
+        ));
     }
 }
 
@@ -186,6 +262,8 @@ pub fn run(ctx: &Ctx, fix: bool) -> CliResult {
             }),
         );
     }
+
+    openclaw(&mut r, &root);
 
     // A gateway record left behind by a crash.
     match crate::runrec::read(&paths) {

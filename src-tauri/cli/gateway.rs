@@ -36,7 +36,8 @@ pub fn run(
     bind: Option<String>,
     port: Option<u16>,
 ) -> CliResult {
-    let dir = crate::config::resolve_state_dir(state_dir).map_err(CliError::refused)?;
+    let dir = crate::config::resolve_state_dir(state_dir)
+        .map_err(|e| CliError::refused(e.to_string()))?;
     let (service, _) = Service::open(StatePaths::new(dir), Arc::new(SystemClock))
         .map_err(|e| CliError::refused(e.to_string()))?;
     let service = Arc::new(service);

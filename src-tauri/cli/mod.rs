@@ -6,6 +6,7 @@ mod devices;
 mod dm;
 mod doctor;
 pub mod gateway;
+mod import;
 mod node;
 pub mod output;
 mod qr;
@@ -28,7 +29,7 @@ use crate::store::StatePaths;
 #[derive(Parser, Debug)]
 #[command(name = "clawpair", version, about = "Explicit-consent pairing for your AI-agent gateway", long_about = None)]
 pub struct Cli {
-    /// State directory (default: $OPENCLAW_STATE_DIR, else ~/.openclaw)
+    /// State directory (default: $CLAWPAIR_STATE_DIR, else ClawPair's data directory, ~/.local/share/clawpair on Linux; never ~/.openclaw, which OpenClaw 2026.9 empties)
     #[arg(long, global = true, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     /// Start in the tray only, without opening the window
@@ -70,7 +71,9 @@ pub enum Command {
     Node(NodeCmd),
     /// Print a shell completion script (e.g. `clawpair completions bash > ~/.local/share/bash-completion/completions/clawpair`)
     Completions { shell: clap_complete::Shell },
-    /// Check the state directory (permissions, corrupt files, stale entries)
+    /// Take approved senders and paired devices from OpenClaw's store (read only)
+    Import(ImportArgs),
+    /// Check the state directory (permissions, corrupt files, stale entries, OpenClaw's store)
     Doctor {
         /// Repair what can be repaired safely
         #[arg(long)]
@@ -238,6 +241,18 @@ pub struct QrArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// OpenClaw's state directory, or its state/openclaw.sqlite (default: $OPENCLAW_STATE_DIR, else ~/.openclaw); only read
+    #[arg(long = "from-openclaw", value_name = "DIR", num_args = 0..=1, required = true)]
+    pub from_openclaw: Option<Option<PathBuf>>,
+    /// Only report what would be imported; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct AuditArgs {
     /// Keep printing new entries
     #[arg(long)]
@@ -338,7 +353,8 @@ fn connect_remote(service: &Service) -> Option<Remote> {
 
 impl Ctx {
     pub fn open(state_dir: Option<&std::path::Path>) -> Result<Ctx, CliError> {
-        let dir = crate::config::resolve_state_dir(state_dir).map_err(CliError::refused)?;
+        let dir = crate::config::resolve_state_dir(state_dir)
+            .map_err(|e| CliError::refused(e.to_string()))?;
         let (service, _) = Service::open(StatePaths::new(dir), Arc::new(SystemClock))
             .map_err(|e| CliError::refused(e.to_string()))?;
         let remote = connect_remote(&service);
@@ -425,6 +441,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> CliResult {
         Command::Devices(c) => devices::run(ctx, c),
         Command::Qr(a) => qr::run(ctx, a),
         Command::Audit(a) => audit::run(ctx, a),
+        Command::Import(a) => import::run(ctx, a),
         Command::Doctor { fix } => doctor::run(ctx, fix),
         Command::Gateway { .. } | Command::Node(_) | Command::Completions { .. } => {
             Err(CliError::usage("not a state command"))

@@ -16,7 +16,8 @@ fn identity_path(state_dir: Option<&Path>, explicit: Option<PathBuf>) -> Result<
     match explicit {
         Some(p) => Ok(p),
         None => {
-            let dir = crate::config::resolve_state_dir(state_dir).map_err(CliError::refused)?;
+            let dir = crate::config::resolve_state_dir(state_dir)
+                .map_err(|e| CliError::refused(e.to_string()))?;
             Ok(crate::store::StatePaths::new(dir)
                 .identity_dir()
                 .join("device.json"))

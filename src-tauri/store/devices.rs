@@ -272,6 +272,29 @@ impl DeviceStore {
         })
     }
 
+    /// Adds devices paired elsewhere (an import), under the file's lock. A device id already
+    /// paired here is left as it is. Returns the devices added and the ids left alone.
+    pub fn add_paired(
+        &self,
+        devices: Vec<PairedDevice>,
+    ) -> DeviceResult<(Vec<PairedDevice>, Vec<String>)> {
+        if devices.is_empty() {
+            return Ok((vec![], vec![]));
+        }
+        self.update_paired(|m| {
+            let (mut added, mut kept) = (Vec::new(), Vec::new());
+            for d in devices {
+                if m.contains_key(&d.device_id) {
+                    kept.push(d.device_id);
+                } else {
+                    m.insert(d.device_id.clone(), d.clone());
+                    added.push(d);
+                }
+            }
+            Ok((added, kept))
+        })
+    }
+
     /// Removes every paired device, and with `pending` rejects every pending request too.
     pub fn clear(
         &self,

@@ -274,6 +274,39 @@ impl DmStore {
         self.allow_add_inner(channel, account, sender, details)
     }
 
+    /// Adds many senders to one account's allowlist under one lock (an import), each with its
+    /// own details. Returns those added; senders already allowed (in either file of the default
+    /// account) are left as they are.
+    pub fn allow_add_many(
+        &self,
+        channel: &str,
+        account: &str,
+        entries: &[(String, AllowDetails)],
+    ) -> DmResult<Vec<String>> {
+        check_name("channel", channel)?;
+        check_name("account", account)?;
+        let mut fresh = Vec::new();
+        for (sender, details) in entries {
+            check_sender(sender)?;
+            if !self.is_allowed(channel, account, sender)? {
+                fresh.push((sender.clone(), details.clone()));
+            }
+        }
+        if fresh.is_empty() {
+            return Ok(vec![]);
+        }
+        update_json(
+            &self.paths.allow_file(channel, account),
+            &*self.clock,
+            |f: &mut AllowFile| {
+                Ok(fresh
+                    .into_iter()
+                    .filter_map(|(s, d)| f.add(&s, d).then_some(s))
+                    .collect())
+            },
+        )
+    }
+
     fn allow_add_inner(
         &self,
         channel: &str,

@@ -92,7 +92,8 @@ fn parent_of(path: &Path) -> &Path {
     }
 }
 
-fn sync_dir(dir: &Path) -> StoreResult<()> {
+/// Makes a directory's entries (a rename, a new or removed file) durable.
+pub fn sync_dir(dir: &Path) -> StoreResult<()> {
     let d = File::open(dir).map_err(|e| StoreError::io("open directory", dir, e))?;
     d.sync_all()
         .map_err(|e| StoreError::io("sync directory", dir, e))

@@ -5,6 +5,8 @@ pub mod audit;
 pub mod devices;
 pub mod dm;
 pub mod fs;
+pub mod legacy;
+pub mod openclaw;
 
 use std::path::{Path, PathBuf};
 

@@ -223,6 +223,7 @@ pub async fn cli(state: &std::path::Path, args: &[&str]) -> std::process::Output
             .arg(&state)
             .args(&args)
             .env_remove("OPENCLAW_STATE_DIR")
+            .env_remove("CLAWPAIR_STATE_DIR")
             .output()
             .expect("run clawpair")
     })

@@ -29,6 +29,7 @@ impl State {
             .arg(self.path())
             .args(args)
             .env_remove("OPENCLAW_STATE_DIR")
+            .env_remove("CLAWPAIR_STATE_DIR")
             .env("RUST_LOG", "warn");
         c
     }
@@ -75,11 +76,53 @@ impl State {
     }
 }
 
+/// A fresh home directory for runs without `--state-dir`: ClawPair's default directory and
+/// `~/.openclaw` both lie under it, so no test ever touches a real one.
+pub struct Home {
+    pub dir: tempfile::TempDir,
+}
+
+impl Home {
+    pub fn new() -> Home {
+        Home {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    /// ClawPair's default state directory under this home (Linux).
+    pub fn default_state(&self) -> PathBuf {
+        self.path().join(".local/share/clawpair")
+    }
+    /// OpenClaw's default directory under this home.
+    pub fn openclaw(&self) -> PathBuf {
+        self.path().join(".openclaw")
+    }
+    /// `clawpair args…` with this home and none of the state-directory variables set.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_clawpair"));
+        c.args(args)
+            .env("HOME", self.path())
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("OPENCLAW_STATE_DIR")
+            .env_remove("CLAWPAIR_STATE_DIR")
+            .env("RUST_LOG", "warn");
+        c
+    }
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run clawpair")
+    }
+}
+
 /// Every file under `dir`, with its bytes.
 pub fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     {
         fn walk(d: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
-            for e in std::fs::read_dir(d).unwrap().flatten() {
+            let Ok(rd) = std::fs::read_dir(d) else {
+                return;
+            };
+            for e in rd.flatten() {
                 let p = e.path();
                 if p.is_dir() {
                     walk(&p, out);
