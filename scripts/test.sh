@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what is missing, checks that every program the
 # suite runs is there, then formatting, lints, the core without the GUI, and every test (unit,
-# integration, CLI, gateway, the app end to end, the Debian package). Each build is made once:
+# integration, CLI, gateway, OpenClaw's own clients and gateway, the app end to end, the
+# Debian package). Each build is made once:
 # the lints share build scripts and macros with the tests, the end-to-end and package tests
 # reuse the test build, and the package test checks the one release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
-total=9
+total=10
 n=0
 started=$SECONDS
 step_started=$SECONDS
@@ -31,6 +32,8 @@ step "cargo clippy, the core and CLI without the GUI (-D warnings)"
 cargo clippy --no-default-features --all-targets -- -D warnings
 step "tests: unit, integration, CLI, gateway, window commands on the mock runtime"
 cargo test --all-targets --features mock-runtime
+step "interop with the real OpenClaw 2026.9.6 from npm (a loopback-only network namespace)"
+scripts/interop.sh
 step "the desktop app end to end (Xvfb, a private D-Bus session, tauri-driver + WebKitWebDriver)"
 dbus-run-session -- env NO_AT_BRIDGE=1 xvfb-run -a -s "-screen 0 1280x1024x24" \
   cargo test --features mock-runtime --test gui_e2e -- --ignored --test-threads=1

