@@ -99,6 +99,8 @@ pub struct DmApproved {
 pub struct PendingDeviceView {
     #[serde(flatten)]
     pub request: PendingDevice,
+    /// The name to show: the device's own, else its client id, else its short id.
+    pub name: String,
     /// OpenClaw's list of the roles asked for (one, here).
     pub roles: Vec<String>,
     /// OpenClaw's flag for requests approved without a prompt; never, here.
@@ -126,6 +128,9 @@ pub struct TokenView {
 #[serde(rename_all = "camelCase")]
 pub struct PairedDeviceView {
     pub device_id: String,
+    /// The name to show: the owner's label, else the device's own name, else its client id,
+    /// else its short id.
+    pub name: String,
     pub public_key: String,
     pub display_name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -155,6 +160,7 @@ impl From<&PairedDevice> for PairedDeviceView {
     fn from(d: &PairedDevice) -> Self {
         PairedDeviceView {
             device_id: d.device_id.clone(),
+            name: d.shown_name(),
             public_key: d.public_key.clone(),
             display_name: sanitize(&d.display_name),
             operator_label: d.operator_label.as_deref().map(sanitize),
@@ -858,6 +864,7 @@ impl Service {
                 .into_iter()
                 .map(|r| PendingDeviceView {
                     expires_at_ms: r.expires_ms(ttl),
+                    name: r.shown_name(),
                     roles: vec![r.role.clone()],
                     silent: false,
                     request: r,

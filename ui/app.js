@@ -182,13 +182,13 @@ function dmCard(r) {
 }
 
 function deviceCard(r) {
-  const name = r.displayName || r.clientId || r.deviceId.slice(0, 12);
+  const name = r.name;
   const admin = (r.scopes || []).includes("operator.admin");
   const approve = (withoutAdmin, label) => el("button", {
     class: withoutAdmin || !admin ? "primary" : "",
     "data-action": admin ? (withoutAdmin ? "approve-device-limited" : "approve-device-full") : "approve-device",
     onclick: async () => {
-      const res = await act("approve_device", { requestId: r.requestId, withoutAdmin }, "Approved " + (r.displayName || "the device") + (withoutAdmin ? " without admin" : ""));
+      const res = await act("approve_device", { requestId: r.requestId, withoutAdmin }, "Approved " + name + (withoutAdmin ? " without admin" : ""));
       if (res) renderRequests();
     } }, label);
   return el("article", { class: "card", "data-request": r.requestId },
@@ -204,7 +204,7 @@ function deviceCard(r) {
       admin ? approve(true, "Approve without admin") : null,
       approve(false, admin ? "Approve full access" : "Approve"),
       el("button", { "data-action": "reject-device", onclick: async () => {
-        const res = await act("reject_device", { requestId: r.requestId }, "Rejected " + (r.displayName || "the device"));
+        const res = await act("reject_device", { requestId: r.requestId }, "Rejected " + name);
         if (res) renderRequests();
       } }, "Reject")));
 }
@@ -271,7 +271,7 @@ async function renderDevices() {
     el("thead", {}, el("tr", {}, ...["Name", "Platform", "Fingerprint", "Roles", "IP", "Paired", "Last seen", ""].map((h) => el("th", { text: h })))),
     el("tbody", {}, ...list.map((d) => {
       const roles = (d.tokens || []).map((t) => t.role + (t.revokedAtMs ? " (revoked)" : ""));
-      const name = d.displayName || d.clientId || d.deviceId.slice(0, 12);
+      const name = d.name;
       const role = (d.roles || [])[0] || "node";
       return el("tr", { "data-device": d.deviceId },
         el("td", {}, el("strong", { text: name })),

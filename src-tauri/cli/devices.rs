@@ -9,7 +9,7 @@ fn pending_rows(now: i64, pending: &[Value]) -> Vec<Vec<String>> {
     pending
         .iter()
         .map(|r| {
-            let name = or_dash(s(r, "displayName"));
+            let name = or_dash(s(r, "name"));
             vec![
                 s(r, "requestId"),
                 name,
@@ -30,6 +30,24 @@ fn pending_rows(now: i64, pending: &[Value]) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// What an approved device may do, for the confirmation line.
+fn scopes_in_words(d: &Value) -> String {
+    let scopes: Vec<&str> = d["scopes"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let roles: Vec<&str> = d["roles"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let roles = if roles.is_empty() { "no role".to_string() } else { format!("role {}", roles.join(", ")) };
+    if scopes.is_empty() {
+        roles
+    } else {
+        format!("{roles} and scopes {}", scopes.join(", "))
+    }
+}
+
 fn print_preview(newest: &Value, json: bool) {
     let id = s(newest, "requestId");
     if json {
@@ -40,7 +58,7 @@ fn print_preview(newest: &Value, json: bool) {
     }
     println!(
         "Newest request: {} ({}), fingerprint {}, role {}, from {}.",
-        or_dash(s(newest, "displayName")),
+        or_dash(s(newest, "name")),
         or_dash(s(newest, "platform")),
         s(newest, "fingerprint"),
         s(newest, "role"),
@@ -114,7 +132,7 @@ pub fn run(ctx: &Ctx, cmd: DevicesCmd) -> CliResult {
                             .unwrap_or_default();
                         vec![
                             s(d, "deviceId"),
-                            or_dash(s(d, "displayName")),
+                            or_dash(s(d, "name")),
                             or_dash(s(d, "platform")),
                             s(d, "fingerprint"),
                             or_dash(s(d, "roles")),
@@ -148,6 +166,7 @@ pub fn run(ctx: &Ctx, cmd: DevicesCmd) -> CliResult {
         DevicesCmd::Approve {
             request_id,
             latest,
+            without_admin,
             json,
         } => {
             let id = match request_id {
@@ -166,16 +185,17 @@ pub fn run(ctx: &Ctx, cmd: DevicesCmd) -> CliResult {
             };
             ctx.act(
                 "device.pair.approve",
-                json!({ "requestId": id }),
+                json!({ "requestId": id, "withoutAdmin": without_admin }),
                 json,
                 |v| {
                     let d = &v["device"];
                     println!(
-                        "Approved {} ({}), fingerprint {} ({}).",
-                        or_dash(s(d, "displayName")),
+                        "Approved {} ({}), fingerprint {} ({}), with {}.",
+                        or_dash(s(d, "name")),
                         s(d, "deviceId"),
                         s(d, "fingerprint"),
-                        s(v, "requestId")
+                        s(v, "requestId"),
+                        scopes_in_words(d)
                     );
                 },
             )

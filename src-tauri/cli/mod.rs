@@ -156,6 +156,9 @@ pub enum DevicesCmd {
         /// Preview the newest request and print the command that approves it
         #[arg(long)]
         latest: bool,
+        /// Grant what the device asked for less operator.admin
+        #[arg(long)]
+        without_admin: bool,
         #[arg(long)]
         json: bool,
     },

@@ -295,6 +295,7 @@ mod tests {
             },
             roles: vec!["node".into()],
             silent: false,
+            name: "Evil".into(),
             expires_at_ms: 0,
         };
         let text = pending_list(std::slice::from_ref(&p));
