@@ -32,6 +32,7 @@ fn main() {
             "dismiss_guide",
             "show_guide",
             "open_logs",
+            "rotate_admin_token",
         ];
         let attrs = tauri_build::Attributes::new()
             .app_manifest(tauri_build::AppManifest::new().commands(commands));

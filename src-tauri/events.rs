@@ -90,6 +90,10 @@ pub enum Event {
     SettingsChanged {},
     #[serde(rename = "audit.appended")]
     AuditAppended(crate::store::audit::AuditEntry),
+    /// The owner replaced the gateway's admin token: every session that used the old one is
+    /// closed.
+    #[serde(rename = "gateway.token.rotated", rename_all = "camelCase")]
+    GatewayTokenRotated { ts: Millis },
     #[serde(rename = "gateway.status", rename_all = "camelCase")]
     GatewayStatus {
         listening: bool,
@@ -125,6 +129,7 @@ pub const WIRE_EVENTS: &[&str] = &[
     "store.corrupt",
     "settings.changed",
     "audit.appended",
+    "gateway.token.rotated",
     "gateway.status",
     "channel.status",
 ];
@@ -145,6 +150,7 @@ impl Event {
             Event::StoreCorrupt { .. } => "store.corrupt",
             Event::SettingsChanged {} => "settings.changed",
             Event::AuditAppended(_) => "audit.appended",
+            Event::GatewayTokenRotated { .. } => "gateway.token.rotated",
             Event::GatewayStatus { .. } => "gateway.status",
             Event::ChannelStatus { .. } => "channel.status",
         }
@@ -245,6 +251,7 @@ mod tests {
                 reason: "r".into(),
             },
             Event::SettingsChanged {},
+            Event::GatewayTokenRotated { ts: 0 },
             Event::GatewayStatus {
                 listening: true,
                 address: None,

@@ -198,6 +198,11 @@ pub static METHODS: &[Method] = &[
         channel_inbound,
     ),
     m("health", Needs::Scope(SCOPE_READ), health),
+    m(
+        "gateway.token.rotate",
+        Needs::Scope(SCOPE_ADMIN),
+        gateway_token_rotate,
+    ),
     // What OpenClaw's node host reports after hello-ok: taken and acknowledged, not kept.
     m("node.event", Needs::NodeRole, node_report),
     m("node.runnerInventory.update", Needs::NodeRole, node_report),
@@ -282,6 +287,9 @@ struct ClearParams {
 struct SetupParams {
     #[serde(default)]
     url: Option<String>,
+    /// Revoke the live codes made earlier by the same caller (the window's "New code").
+    #[serde(default)]
+    retire_previous: bool,
 }
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -450,13 +458,13 @@ fn device_token_revoke(s: &Service, c: &Caller, p: Value) -> Result<Value, RpcEr
 
 fn device_setup_create(s: &Service, c: &Caller, p: Value) -> Result<Value, RpcError> {
     let p: SetupParams = parse("device.setup.create", p)?;
-    answer(s.setup_create(p.url.as_deref(), c.listening, &c.via))
+    answer(s.setup_create(p.url.as_deref(), c.listening, &c.via, p.retire_previous))
 }
 
 fn device_pair_setup_code(s: &Service, c: &Caller, p: Value) -> Result<Value, RpcError> {
     let p: SetupCodeParams = parse("device.pair.setupCode", p)?;
     answer(
-        s.setup_create(p.public_url.as_deref(), c.listening, &c.via)
+        s.setup_create(p.public_url.as_deref(), c.listening, &c.via, false)
             .map(|code| {
                 json!({ "setupCode": code.setup_code, "gatewayUrl": code.url, "url": code.url,
                         "auth": "token", "urlSource": if p.public_url.is_some() { "explicit" } else { "gateway" },
@@ -535,6 +543,14 @@ fn channel_inbound(s: &Service, _: &Caller, p: Value) -> Result<Value, RpcError>
 fn health(s: &Service, _: &Caller, _: Value) -> Result<Value, RpcError> {
     Ok(
         json!({ "ok": true, "ts": s.now_ms(), "server": { "name": "clawpair", "version": env!("CARGO_PKG_VERSION") } }),
+    )
+}
+
+fn gateway_token_rotate(s: &Service, c: &Caller, _: Value) -> Result<Value, RpcError> {
+    // The new token is never sent: it is in clawpair.json (0600) for whoever may read it.
+    answer(
+        s.admin_token_rotate(&c.via)
+            .map(|at| json!({ "rotatedAtMs": at })),
     )
 }
 

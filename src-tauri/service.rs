@@ -101,6 +101,8 @@ pub struct PendingDeviceView {
     pub request: PendingDevice,
     /// The name to show: the device's own, else its client id, else its short id.
     pub name: String,
+    /// What approving it means, in words ("new device", "asks for more scopes", …).
+    pub kind: String,
     /// OpenClaw's list of the roles asked for (one, here).
     pub roles: Vec<String>,
     /// OpenClaw's flag for requests approved without a prompt; never, here.
@@ -225,6 +227,8 @@ pub struct DeviceAsk {
     pub remote_ip: String,
     pub reason: String,
     pub is_repair: bool,
+    /// The role's token was revoked (approving gives back access the device lost).
+    pub regains: bool,
 }
 
 /// The core of one state directory.
@@ -256,7 +260,9 @@ pub fn dev_err(e: DeviceStoreError) -> ServiceError {
             id,
             reason: reason.into(),
         },
-        DeviceStoreError::UnknownRole { .. } => ServiceError::Invalid(e.to_string()),
+        DeviceStoreError::UnknownRole { .. } | DeviceStoreError::TokenExists { .. } => {
+            ServiceError::Invalid(e.to_string())
+        }
         DeviceStoreError::Bootstrap(b) => ServiceError::Refused(b.to_string()),
     }
 }
@@ -865,6 +871,7 @@ impl Service {
                 .map(|r| PendingDeviceView {
                     expires_at_ms: r.expires_ms(ttl),
                     name: r.shown_name(),
+                    kind: r.kind_in_words().to_string(),
                     roles: vec![r.role.clone()],
                     silent: false,
                     request: r,
@@ -898,6 +905,7 @@ impl Service {
             fingerprint: ask.fingerprint,
             is_repair: ask.is_repair,
             reason: ask.reason,
+            regains: ask.regains,
             ts: now,
             extra: Map::new(),
         };
@@ -976,6 +984,10 @@ impl Service {
             decision: "approved".into(),
             ts: self.now_ms(),
         });
+        if a.request.is_repair && a.request.reason == "not-paired" {
+            // Paired again: the old token of the role is gone; close what still uses it.
+            self.device_changed(&a.device.device_id, "rotated", Some(&a.request.role));
+        }
         Ok(PairedDeviceView::from(&a.device))
     }
 
@@ -984,6 +996,13 @@ impl Service {
         let (r, expired) =
             self.check(self.devices.reject(request_id.trim(), ttl).map_err(dev_err))?;
         self.publish_expired_devices(&expired);
+        // The setup code it came from dies with it: the same device cannot open a new request
+        // (and a new notification) with it again and again.
+        let revoked = self.check(
+            self.devices
+                .bootstrap_revoke_for_device(&r.device_id)
+                .map_err(dev_err),
+        )?;
         self.audit(
             "device.rejected",
             via,
@@ -991,6 +1010,7 @@ impl Service {
                 ("requestId", r.request_id.clone().into()),
                 ("deviceId", r.device_id.clone().into()),
                 ("fingerprint", r.fingerprint.clone().into()),
+                ("setupCodesRevoked", revoked.into()),
             ]),
         );
         self.events.publish(Event::DevicePairResolved {
@@ -1012,16 +1032,39 @@ impl Service {
     }
 
     /// Forgets a paired device; its live connections are closed by the gateway at once.
+    /// Forgets the device completely: its record and tokens, its pending requests, and any
+    /// setup code bound to it.
     pub fn device_remove(&self, device_id: &str, via: &str) -> ServiceResult<PairedDeviceView> {
         let d = self.check(self.devices.remove(device_id.trim()).map_err(dev_err))?;
+        let ttl = self.settings().device_pending_ttl_ms();
+        let requests = self.check(
+            self.devices
+                .forget_requests(&d.device_id, ttl)
+                .map_err(dev_err),
+        )?;
+        let codes = self.check(
+            self.devices
+                .bootstrap_revoke_for_device(&d.device_id)
+                .map_err(dev_err),
+        )?;
         self.audit(
             "device.removed",
             via,
             obj(&[
                 ("deviceId", d.device_id.clone().into()),
                 ("fingerprint", d.fingerprint.clone().into()),
+                ("requestsDropped", requests.len().into()),
+                ("setupCodesRevoked", codes.into()),
             ]),
         );
+        for r in requests {
+            self.events.publish(Event::DevicePairResolved {
+                request_id: r.request_id,
+                device_id: r.device_id,
+                decision: "rejected".into(),
+                ts: self.now_ms(),
+            });
+        }
         self.device_changed(&d.device_id, "removed", None);
         Ok(PairedDeviceView::from(&d))
     }
@@ -1111,9 +1154,20 @@ impl Service {
         device_id: &str,
         role: &str,
     ) -> ServiceResult<(String, Millis)> {
+        self.token_issue_redeeming(device_id, role, None)
+    }
+
+    /// [`Service::token_issue_on_connect`] for a device that came back with its setup code:
+    /// the code is consumed with the same write, or nothing is minted.
+    pub fn token_issue_redeeming(
+        &self,
+        device_id: &str,
+        role: &str,
+        bootstrap_hash: Option<&str>,
+    ) -> ServiceResult<(String, Millis)> {
         let (tok, rec) = self.check(
             self.devices
-                .issue_token(device_id, role, &mut rand::rngs::OsRng)
+                .issue_token_on_connect(device_id, role, bootstrap_hash, &mut rand::rngs::OsRng)
                 .map_err(dev_err),
         )?;
         self.audit(
@@ -1164,17 +1218,21 @@ impl Service {
     }
 
     /// Issues a setup code: a single-use bootstrap token, valid `devices.setupCodeTtlMinutes`.
+    /// With `retire_previous` (the window's "New code", `/pair`), the live codes made earlier
+    /// from the same place are revoked, bound to a device or not, unless a device approved
+    /// with one is still to redeem it.
     pub fn setup_create(
         &self,
         explicit_url: Option<&str>,
         listening: Option<SocketAddr>,
         via: &str,
+        retire_previous: bool,
     ) -> ServiceResult<SetupCode> {
         let url = self.setup_url(explicit_url, listening)?;
         let ttl = self.settings().setup_code_ttl_ms();
-        let (tok, rec) = self.check(
+        let (tok, rec, retired) = self.check(
             self.devices
-                .bootstrap_create(&url, ttl, &mut rand::rngs::OsRng)
+                .bootstrap_create(&url, ttl, via, retire_previous, &mut rand::rngs::OsRng)
                 .map_err(dev_err),
         )?;
         let payload = SetupPayload {
@@ -1188,6 +1246,7 @@ impl Service {
             obj(&[
                 ("url", url.clone().into()),
                 ("expiresAtMs", rec.expires_at_ms.into()),
+                ("retired", retired.into()),
             ]),
         );
         self.events.publish(Event::SetupChanged {
@@ -1201,7 +1260,21 @@ impl Service {
         })
     }
 
-    /// Invalidates every unused setup code.
+    /// Replaces the gateway's admin token. The old one is refused from the next connect on;
+    /// the gateway closes the sessions that used it (on the event published here).
+    pub fn admin_token_rotate(&self, via: &str) -> ServiceResult<Millis> {
+        let token = crate::pairing::token::new_token(&mut rand::rngs::OsRng);
+        self.update_settings(via, |s| {
+            s.gateway.auth.token = token;
+            Ok(())
+        })?;
+        let now = self.now_ms();
+        self.audit("gateway.token.rotated", via, Map::new());
+        self.events.publish(Event::GatewayTokenRotated { ts: now });
+        Ok(now)
+    }
+
+    /// Revokes every setup code not used up yet, bound to a device or not.
     pub fn setup_cleanup(&self, via: &str) -> ServiceResult<usize> {
         let n = self.check(self.devices.bootstrap_cleanup().map_err(dev_err))?;
         self.audit("setup.cleanup", via, obj(&[("removed", n.into())]));

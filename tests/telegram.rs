@@ -1086,6 +1086,28 @@ async fn pair_qr_sends_a_png_of_a_working_code_and_approve_reject_cleanup_act_on
         .remove(0)
         .text();
     assert!(yes.contains(&phone2.fingerprint()), "{yes}");
+    // A paired device asking for more is approved only by its id, even when it is the only
+    // request; rejecting it revokes the code it came with.
+    let mut more = h.gw.phone(
+        &phone2,
+        Auth::BootstrapToken(decode_setup_code(&code).unwrap().bootstrap_token),
+    );
+    more.role = "operator".into();
+    more.client_mode = "backend".into();
+    let upgrade = request_id_of(
+        Client::connect(&more, |_, _| {})
+            .await
+            .err()
+            .expect("an upgrade request"),
+    );
+    let said = h.owner_says("/pair approve", 1).await.remove(0).text();
+    assert!(
+        said.starts_with("The only request is from a device already paired")
+            && said.contains(&upgrade)
+            && said.contains("asks for a new role"),
+        "{said}"
+    );
+    h.owner_says(&format!("/pair reject {upgrade}"), 1).await;
     let gone = h
         .owner_says(&format!("/pair approve {first}"), 1)
         .await
@@ -1100,10 +1122,11 @@ async fn pair_qr_sends_a_png_of_a_working_code_and_approve_reject_cleanup_act_on
         commands::REJECT_NEEDS_ID
     );
 
-    // An unused code is invalidated by cleanup and refused afterwards.
+    // Cleanup revokes every code not used up, bound to a device or not (here only the unused
+    // one is left: the others were retired by a newer /pair or revoked with a rejection).
     let unused = h.owner_says("/pair", 2).await.remove(1).text();
     let cleaned = h.owner_says("/pair cleanup", 1).await.remove(0).text();
-    assert_eq!(cleaned, "Invalidated 1 unused setup code.");
+    assert_eq!(cleaned, "Invalidated 1 setup code not used yet.");
     let refused = Client::connect(
         &h.gw.phone(
             &Identity::generate(),

@@ -193,7 +193,7 @@ function deviceCard(r) {
     } }, label);
   return el("article", { class: "card", "data-request": r.requestId },
     el("div", { class: "card-main" },
-      el("div", { class: "title" }, el("span", { class: "chip", text: r.isRepair ? "more access" : "new device" }), " ",
+      el("div", { class: "title" }, el("span", { class: "chip", text: r.kind || "new device" }), " ",
         el("strong", { text: name }),
         el("span", { class: "muted", text: [r.platform, r.remoteIp].filter(Boolean).map((x) => " · " + x).join("") })),
       el("div", { class: "line" }, "Fingerprint ", el("code", { class: "fingerprint", text: r.fingerprint })),
@@ -272,7 +272,24 @@ async function renderDevices() {
     el("tbody", {}, ...list.map((d) => {
       const roles = (d.tokens || []).map((t) => t.role + (t.revokedAtMs ? " (revoked)" : ""));
       const name = d.name;
-      const role = (d.roles || [])[0] || "node";
+      const many = (d.roles || []).length > 1;
+      // One Rotate and one Revoke per role the device holds.
+      const roleButtons = (d.roles || []).flatMap((role) => {
+        const token = (d.tokens || []).find((t) => t.role === role);
+        const revoked = Boolean(token && token.revokedAtMs);
+        return [
+          el("button", { class: "small", "data-action": "rotate", "data-role": role, "aria-label": "Rotate the " + role + " token of " + name, onclick: async () => {
+            if (!(await confirmDialog("Rotate the " + role + " token of " + name + "?", "The old token stops working and the device is disconnected. You get the new token once, to give to the device.", "Rotate"))) return;
+            const t = await act("token_rotate", { deviceId: d.deviceId, role });
+            if (t) infoDialog("New " + role + " token", el("div", {}, el("p", { text: "Shown once. Give it to " + name + "; ClawPair keeps only its hash." }), el("p", {}, el("code", { class: "token", text: t.token }))));
+            renderDevices();
+          } }, many ? "Rotate " + role : "Rotate"),
+          el("button", { class: "small", "data-action": "revoke", "data-role": role, disabled: revoked || undefined, "aria-label": "Revoke the " + role + " token of " + name, onclick: async () => {
+            if (!(await confirmDialog("Revoke the " + role + " token of " + name + "?", "The device is disconnected at once. It cannot use the " + role + " role again, whatever token or setup code it presents, until you approve a new request for it.", "Revoke"))) return;
+            if (await act("token_revoke", { deviceId: d.deviceId, role }, "Revoked the " + role + " token of " + name)) renderDevices();
+          } }, many ? "Revoke " + role : "Revoke"),
+        ];
+      });
       return el("tr", { "data-device": d.deviceId },
         el("td", {}, el("strong", { text: name })),
         el("td", { text: d.platform || "—" }),
@@ -282,16 +299,7 @@ async function renderDevices() {
         el("td", { text: date(d.approvedAtMs) }),
         el("td", { text: ago(d.lastSeenAtMs) }),
         el("td", { class: "right nowrap" },
-          el("button", { class: "small", onclick: async () => {
-            if (!(await confirmDialog("Rotate the " + role + " token of " + name + "?", "The old token stops working and the device is disconnected. You get the new token once, to give to the device.", "Rotate"))) return;
-            const t = await act("token_rotate", { deviceId: d.deviceId, role });
-            if (t) infoDialog("New " + role + " token", el("div", {}, el("p", { text: "Shown once. Give it to " + name + "; ClawPair keeps only its hash." }), el("p", {}, el("code", { class: "token", text: t.token }))));
-            renderDevices();
-          } }, "Rotate"),
-          el("button", { class: "small", onclick: async () => {
-            if (!(await confirmDialog("Revoke the " + role + " token of " + name + "?", "The device is disconnected at once and cannot reconnect until you pair it again.", "Revoke"))) return;
-            if (await act("token_revoke", { deviceId: d.deviceId, role }, "Revoked " + name)) renderDevices();
-          } }, "Revoke"),
+          ...roleButtons,
           el("button", { class: "small danger", onclick: async () => {
             if (!(await confirmDialog("Remove " + name + "?", "It is disconnected at once and must be paired again to come back.", "Remove"))) return;
             if (await act("device_remove", { deviceId: d.deviceId }, "Removed " + name)) renderDevices();
@@ -375,7 +383,7 @@ function shortValue(v) {
 
 function describe(e) {
   const d = Object.assign({}, e);
-  for (const k of ["ts", "tsMs", "action", "via", "expiresAtMs"]) delete d[k];
+  for (const k of ["ts", "tsMs", "action", "via", "credential", "expiresAtMs"]) delete d[k];
   return Object.entries(d).map(([k, v]) => k + " " + shortValue(v)).join(" · ");
 }
 
@@ -392,7 +400,7 @@ async function renderActivity() {
     el("tbody", {}, ...entries.slice(0, 300).map((e) => el("tr", { class: e.action === "store.corrupt" ? "bad" : "" },
       el("td", { class: "nowrap", text: date(e.tsMs) }),
       el("td", {}, el("code", { text: e.action })),
-      el("td", { text: e.via }),
+      el("td", { text: e.credential && e.credential !== "local" ? e.via + " (" + e.credential + ")" : e.via }),
       el("td", { class: "details", text: describe(e) })))))] : [el("p", { class: "empty", text: "Nothing recorded yet." })]));
 }
 
@@ -518,6 +526,10 @@ async function start() {
   $("theme-toggle").addEventListener("click", cycleTheme);
   $("guide-done").addEventListener("click", async () => { await act("dismiss_guide"); show("requests"); });
   $("set-show-guide").addEventListener("click", async () => { await act("show_guide"); show("guide"); });
+  $("set-rotate-token").addEventListener("click", async () => {
+    if (!(await confirmDialog("Replace the gateway's admin token?", "Everything using the old token (a script, a channel bridge, another computer's CLI) is disconnected at once and refused from then on. This computer's CLI and app use the new one by themselves.", "Replace"))) return;
+    await act("rotate_admin_token", {}, "Replaced the admin token; the old one is refused");
+  });
   $("set-open-logs").addEventListener("click", async () => {
     const r = await act("open_logs");
     if (r) toast("Logs are in " + r.path, "ok");
@@ -539,7 +551,7 @@ async function start() {
   $("pair-invalidate").addEventListener("click", async () => {
     const r = await act("setup_cleanup");
     if (r) {
-      toast("Invalidated " + r.removed + " unused code" + (r.removed === 1 ? "" : "s"), "ok");
+      toast("Invalidated " + r.removed + " code" + (r.removed === 1 ? "" : "s") + " not used yet", "ok");
       pairExpires = 0;
       stopPairTimer();
       $("pair-countdown").textContent = "Invalidated — make a new code";

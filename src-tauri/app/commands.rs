@@ -225,7 +225,11 @@ pub fn token_revoke(state: State<'_, AppState>, device_id: String, role: String)
 #[tauri::command]
 pub fn setup_create(state: State<'_, AppState>, url: Option<String>) -> CmdResult {
     let url = url.filter(|u| !u.trim().is_empty());
-    match call(&state, "device.setup.create", json!({ "url": url })) {
+    match call(
+        &state,
+        "device.setup.create",
+        json!({ "url": url, "retirePrevious": true }),
+    ) {
         Ok(mut v) => {
             let code = v["setupCode"].as_str().unwrap_or_default().to_string();
             let svg = crate::qr::svg(&code).map_err(|e| CmdError::from(e.to_string()))?;
@@ -407,6 +411,13 @@ pub async fn expose_on_lan(state: State<'_, AppState>) -> CmdResult {
     Ok(json!({ "gateway": state.gateway.status() }))
 }
 
+/// Replaces the gateway's admin token (Settings): every session that used the old one is
+/// closed. The new token never reaches the window.
+#[tauri::command]
+pub fn rotate_admin_token(state: State<'_, AppState>) -> CmdResult {
+    call(&state, "gateway.token.rotate", json!({}))
+}
+
 /// Opens the logs folder in the file manager.
 #[tauri::command]
 pub fn open_logs(state: State<'_, AppState>) -> CmdResult {
@@ -510,6 +521,21 @@ mod tests {
             crate::pairing::dm::Decision::Challenge { code, .. } => code,
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn window_replaces_the_admin_token_without_ever_seeing_it() {
+        let (_tmp, service, _app, w) = app();
+        let old = service.settings().gateway.auth.token.clone();
+        let r = invoke(&w, "rotate_admin_token", json!({})).unwrap();
+        let new = service.settings().gateway.auth.token.clone();
+        assert_ne!(new, old);
+        assert!(r["rotatedAtMs"].is_i64());
+        assert!(!r.to_string().contains(&new) && !r.to_string().contains(&old));
+        let audit = service.audit_tail(5).unwrap();
+        assert!(audit
+            .iter()
+            .any(|e| e.action == "gateway.token.rotated" && e.via == "window"));
     }
 
     #[test]

@@ -149,6 +149,7 @@ pub fn build_app<R: Runtime>(builder: tauri::Builder<R>, state: AppState) -> tau
             commands::dismiss_guide,
             commands::show_guide,
             commands::open_logs,
+            commands::rotate_admin_token,
         ])
 }
 

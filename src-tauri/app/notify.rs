@@ -86,9 +86,9 @@ pub fn device_text(r: &PendingDevice) -> (String, String) {
         parts.push(sanitize(&r.remote_ip));
     }
     let what = if r.is_repair {
-        "A paired device asks for more access"
+        format!("A paired device {}", r.kind_in_words())
     } else {
-        "A new device wants to pair"
+        "A new device wants to pair".to_string()
     };
     let mut body = format!("{}\nFingerprint {}", parts.join(" · "), r.fingerprint);
     if needs_review(r) {
@@ -96,7 +96,7 @@ pub fn device_text(r: &PendingDevice) -> (String, String) {
     } else if !r.scopes.is_empty() {
         body.push_str(&format!("\nAs {} with {}", r.role, r.scopes.join(", ")));
     }
-    (what.to_string(), body)
+    (what, body)
 }
 
 /// Whether a device request must be reviewed in the window rather than approved from the

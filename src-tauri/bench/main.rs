@@ -189,6 +189,7 @@ fn pair_devices(service: &Service, n: usize) -> Result<Vec<ConnectOptions>, Stri
             remote_ip: "127.0.0.1".into(),
             reason: "not-paired".into(),
             is_repair: false,
+            regains: false,
         };
         let (rec, _) = service.device_request(ask).map_err(|e| e.to_string())?;
         service

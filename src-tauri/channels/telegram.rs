@@ -599,7 +599,7 @@ impl Bot {
     async fn issue_setup_code(&self, chat: i64) {
         let listening = self.listening;
         match self
-            .blocking(move |s| s.setup_create(None, Some(listening), VIA))
+            .blocking(move |s| s.setup_create(None, Some(listening), VIA, true))
             .await
         {
             Some(Ok(code)) => {
@@ -620,7 +620,7 @@ impl Bot {
     async fn issue_qr(&self, chat: i64) {
         let listening = self.listening;
         let code = match self
-            .blocking(move |s| s.setup_create(None, Some(listening), VIA))
+            .blocking(move |s| s.setup_create(None, Some(listening), VIA, true))
             .await
         {
             Some(Ok(code)) => code,
@@ -661,6 +661,12 @@ impl Bot {
                 match list.pending.as_slice() {
                     [] => {
                         self.send(chat, Format::Plain, commands::NONE_WAITING).await;
+                        return;
+                    }
+                    // More access for a device already paired is approved by name only.
+                    [one] if one.request.is_repair => {
+                        self.send(chat, Format::Html, commands::upgrade_needs_id(one))
+                            .await;
                         return;
                     }
                     [one] => one.request.request_id.clone(),

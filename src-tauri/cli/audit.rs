@@ -25,7 +25,11 @@ fn row(e: &AuditEntry) -> Vec<String> {
     vec![
         super::output::short_time(&e.ts),
         e.action.clone(),
-        e.via.clone(),
+        if e.credential.is_empty() || e.credential == "local" {
+            e.via.clone()
+        } else {
+            format!("{} ({})", e.via, e.credential)
+        },
         details.join(" "),
     ]
 }

@@ -20,11 +20,7 @@ fn pending_rows(now: i64, pending: &[Value]) -> Vec<Vec<String>> {
                 or_dash(s(r, "remoteIp")),
                 ago(now, i(r, "ts")),
                 until(now, i(r, "expiresAtMs")),
-                if r["isRepair"] == true {
-                    "repair".into()
-                } else {
-                    s(r, "reason")
-                },
+                or_dash(s(r, "kind")),
             ]
         })
         .collect()
@@ -40,7 +36,11 @@ fn scopes_in_words(d: &Value) -> String {
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    let roles = if roles.is_empty() { "no role".to_string() } else { format!("role {}", roles.join(", ")) };
+    let roles = if roles.is_empty() {
+        "no role".to_string()
+    } else {
+        format!("role {}", roles.join(", "))
+    };
     if scopes.is_empty() {
         roles
     } else {
@@ -98,7 +98,7 @@ pub fn run(ctx: &Ctx, cmd: DevicesCmd) -> CliResult {
                             "IP",
                             "AGE",
                             "EXPIRES",
-                            "REASON"
+                            "WHAT"
                         ],
                         &pending_rows(now, &pending)
                     )

@@ -73,11 +73,24 @@ pub enum Command {
     Completions { shell: clap_complete::Shell },
     /// Take approved senders and paired devices from OpenClaw's store (read only)
     Import(ImportArgs),
+    /// The gateway's admin token
+    #[command(subcommand)]
+    Token(TokenCmd),
     /// Check the state directory (permissions, corrupt files, stale entries, OpenClaw's store)
     Doctor {
         /// Repair what can be repaired safely
         #[arg(long)]
         fix: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCmd {
+    /// Replace the admin token: sessions that used the old one are closed, and it is refused
+    /// from now on (the new one is in clawpair.json, never printed)
+    Rotate {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -445,6 +458,18 @@ fn dispatch(ctx: &Ctx, command: Command) -> CliResult {
         Command::Qr(a) => qr::run(ctx, a),
         Command::Audit(a) => audit::run(ctx, a),
         Command::Import(a) => import::run(ctx, a),
+        Command::Token(TokenCmd::Rotate { json }) => ctx.act(
+            "gateway.token.rotate",
+            serde_json::json!({}),
+            json,
+            |_| {
+                println!(
+                    "Rotated the gateway's admin token. The old one is refused from now on and \
+                     its sessions are closed; the new one is in {} (for this computer's CLI and app).",
+                    ctx.service.paths().settings().display()
+                )
+            },
+        ),
         Command::Doctor { fix } => doctor::run(ctx, fix),
         Command::Gateway { .. } | Command::Node(_) | Command::Completions { .. } => {
             Err(CliError::usage("not a state command"))

@@ -420,10 +420,6 @@ impl Conn {
         if !send(&mut ws, frames::ok(&self.id, payload)).await {
             return None;
         }
-        if let Some(hash) = g.consume_bootstrap.clone() {
-            let s = shared.service.clone();
-            let _ = tokio::task::spawn_blocking(move || s.devices.bootstrap_consume(&hash)).await;
-        }
         ws.get_mut().set_budget(None);
         let device = g.device_id.as_ref().map(|d| {
             shared.touches.touch(d, &g.role, shared.service.now_ms());
@@ -432,15 +428,30 @@ impl Conn {
                 g.role.clone(),
             )
         });
+        // Sessions of the admin token close when it is rotated.
+        let admin = (g.method == connect::AuthMethod::Token).then(|| {
+            shared
+                .registry
+                .register(super::registry::ADMIN_SESSIONS, &g.role, conn_id)
+        });
         let events = (g.role == crate::pairing::device::ROLE_OPERATOR
             && rpc::sees_events(&g.scopes))
         .then(|| shared.service.events().subscribe());
         // Only what the session needs is kept: not the connect params, not a new token's text.
+        // The audit log gets what the connection proved beside the name its client gave, so
+        // no remote client is ever recorded as the window or the CLI on the files.
+        let credential = match (g.method, &g.device_id) {
+            (connect::AuthMethod::Token, _) | (_, None) => "admin-token".to_string(),
+            (_, Some(d)) => format!("device:{}/{}", &d[..d.len().min(16)], g.role),
+        };
         let caller = Caller {
             role: g.role.clone(),
             scopes: g.scopes,
             device_id: g.device_id.clone(),
-            via: crate::sanitize::sanitize(&self.params.client.id),
+            via: crate::store::audit::actor(
+                &crate::sanitize::sanitize(&self.params.client.id),
+                &credential,
+            ),
             listening: Some(shared.local_addr),
         };
         Some(Session {
@@ -451,6 +462,7 @@ impl Conn {
             seq: 1,
             last_rx: Instant::now(),
             device,
+            admin,
         })
     }
 }
@@ -501,6 +513,8 @@ struct Session {
     last_rx: Instant,
     /// A device's registration (how its removal closes this socket) and role.
     device: Option<(super::registry::Registration, String)>,
+    /// The admin token's registration (how its rotation closes this socket).
+    admin: Option<super::registry::Registration>,
 }
 
 async fn next_event(
@@ -532,7 +546,11 @@ enum Wake {
 impl Session {
     /// Until the socket closes; then records when the device was last seen.
     async fn run(mut self) {
-        let kick = self.device.as_ref().map(|(r, _)| r.kick.clone());
+        let kick = self
+            .device
+            .as_ref()
+            .map(|(r, _)| r.kick.clone())
+            .or_else(|| self.admin.as_ref().map(|r| r.kick.clone()));
         let mut shutdown = self.shared.shutdown.clone();
         let mut ping = tokio::time::interval_at(
             tokio::time::Instant::now() + self.shared.limits.ping_interval,
@@ -609,7 +627,7 @@ impl Session {
                 close(
                     &mut self.ws,
                     CloseCode::Policy,
-                    "device removed or token revoked",
+                    "credential revoked: device removed, or its token rotated or revoked",
                 )
                 .await;
                 false

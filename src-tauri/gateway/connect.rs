@@ -273,8 +273,6 @@ pub struct Grant {
     pub device_id: Option<String>,
     /// A token minted now (shown once in hello-ok), with its issue time.
     pub new_token: Option<(String, Millis)>,
-    /// The setup-code token to consume once hello-ok is sent.
-    pub consume_bootstrap: Option<String>,
 }
 
 /// A device that must wait for the owner: its request and what it asked for.
@@ -424,7 +422,6 @@ fn admin_access(
         method: AuthMethod::Token,
         device_id: dev.map(|d| d.device_id.clone()),
         new_token: None,
-        consume_bootstrap: None,
     })
 }
 
@@ -467,7 +464,6 @@ fn device_token_step(
                     method: AuthMethod::DeviceToken,
                     device_id: Some(dev.device_id.clone()),
                     new_token: None,
-                    consume_bootstrap: None,
                 }))
             } else {
                 TokenStep::Pending(device::PairingNeed::ScopeUpgrade)
@@ -475,7 +471,13 @@ fn device_token_step(
         }
         TokenCheck::OtherRoleToken => {
             match pairing_need(Some(d), &dev.public_key, &p.role, &p.scopes) {
-                None => TokenStep::Mint,
+                // A role approved but never connected: its first token, now.
+                None if !d.tokens.contains_key(&p.role) => TokenStep::Mint,
+                // The role has its own token: another role's token never stands in for it.
+                None => TokenStep::Settled(Access::Refused(Refusal::auth_failed(
+                    AuthFailure::DeviceTokenMismatch,
+                    "this token is for another role; present the role's own token",
+                ))),
                 Some(need) => TokenStep::Pending(need),
             }
         }
@@ -577,36 +579,47 @@ pub fn decide(
                 remote_ip,
                 need,
                 paired_map.get(&dev.device_id),
+                None,
             ),
         };
     }
     let paired = paired_map.get(&dev.device_id);
     if let Some(token) = a.bootstrap_token.as_deref() {
-        if let Err(e) = service
-            .devices
-            .bootstrap_use(token, &dev.device_id, &dev.public_key)
-        {
-            return match e {
-                DeviceStoreError::Bootstrap(b) => Access::Refused(Refusal::auth_failed(
+        // Checked, not bound: the code is bound only once the request it opens passes.
+        let code = match service.devices.bootstrap_check(token, &dev.device_id) {
+            Ok(rec) => rec.token_hash,
+            Err(DeviceStoreError::Bootstrap(b)) => {
+                return Access::Refused(Refusal::auth_failed(
                     AuthFailure::BootstrapInvalid,
                     &b.to_string(),
-                )),
-                other => Access::Refused(service_refusal(crate::service::dev_err(other))),
-            };
-        }
+                ))
+            }
+            Err(other) => return Access::Refused(service_refusal(crate::service::dev_err(other))),
+        };
         // A setup code may ask for any scope its role allows: the request carries exactly
         // that, and the owner decides (admin is never one click on a notification).
-        let hash = crate::pairing::token::hash_token(token);
         return match pairing_need(paired, &dev.public_key, &p.role, &p.scopes) {
-            None => mint(
+            // Approved and never connected: the first token, and the code is used up with it.
+            None if paired.is_some_and(|d| !d.tokens.contains_key(&p.role)) => mint(
                 service,
                 p,
                 dev,
                 AuthMethod::BootstrapToken,
-                Some(hash),
+                Some(&code),
                 paired,
             ),
-            Some(need) => pending(service, p, dev, remote_ip, need, paired),
+            // The role holds a token already: a new code does not replace it behind the
+            // owner's back; pairing again is the owner's decision.
+            None => pending(
+                service,
+                p,
+                dev,
+                remote_ip,
+                device::PairingNeed::NotPaired,
+                paired,
+                Some(&code),
+            ),
+            Some(need) => pending(service, p, dev, remote_ip, need, paired, Some(&code)),
         };
     }
     Access::Refused(Refusal::auth_failed(AuthFailure::Missing, "no credentials"))
@@ -617,19 +630,21 @@ fn mint(
     p: &ConnectParams,
     dev: &VerifiedDevice,
     method: AuthMethod,
-    bootstrap_hash: Option<String>,
+    bootstrap_hash: Option<&str>,
     paired: Option<&device::PairedDevice>,
 ) -> Access {
     let scopes = paired.map_or_else(|| p.scopes.clone(), |d| d.grantable(&p.scopes));
-    match service.token_issue_on_connect(&dev.device_id, &p.role) {
+    match service.token_issue_redeeming(&dev.device_id, &p.role, bootstrap_hash) {
         Ok((token, at)) => Access::Granted(Grant {
             role: p.role.clone(),
             scopes,
             method,
             device_id: Some(dev.device_id.clone()),
             new_token: Some((token, at)),
-            consume_bootstrap: bootstrap_hash,
         }),
+        Err(crate::service::ServiceError::Refused(why)) if bootstrap_hash.is_some() => {
+            Access::Refused(Refusal::auth_failed(AuthFailure::BootstrapInvalid, &why))
+        }
         Err(e) => Access::Refused(service_refusal(e)),
     }
 }
@@ -641,8 +656,11 @@ fn pending(
     remote_ip: &str,
     need: device::PairingNeed,
     paired: Option<&device::PairedDevice>,
+    bootstrap_hash: Option<&str>,
 ) -> Access {
     let repair = paired.is_some();
+    let regains = need == device::PairingNeed::RoleUpgrade
+        && paired.is_some_and(|d| d.tokens.get(&p.role).is_some_and(|t| !t.is_live()));
     let ask = DeviceAsk {
         device_id: dev.device_id.clone(),
         public_key: dev.public_key.clone(),
@@ -657,12 +675,30 @@ fn pending(
         remote_ip: remote_ip.to_string(),
         reason: need.as_str().to_string(),
         is_repair: repair,
+        regains,
     };
     let (approved_roles, approved_scopes) = paired
         .filter(|d| d.public_key == dev.public_key)
         .map(|d| (d.roles.clone(), d.approved_scopes.clone()))
         .unwrap_or_default();
-    match service.device_request(ask) {
+    let recorded = service.device_request(ask);
+    if let (Ok(_), Some(code)) = (&recorded, bootstrap_hash) {
+        // The request passed every check: now the code is this device's.
+        match service
+            .devices
+            .bootstrap_bind(code, &dev.device_id, &dev.public_key)
+        {
+            Ok(()) => {}
+            Err(DeviceStoreError::Bootstrap(b)) => {
+                return Access::Refused(Refusal::auth_failed(
+                    AuthFailure::BootstrapInvalid,
+                    &b.to_string(),
+                ))
+            }
+            Err(other) => return Access::Refused(service_refusal(crate::service::dev_err(other))),
+        }
+    }
+    match recorded {
         Ok((rec, expires)) => Access::Pending(PendingAccess {
             request_id: rec.request.request_id,
             fingerprint: rec.request.fingerprint,

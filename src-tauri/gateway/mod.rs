@@ -235,11 +235,15 @@ impl Gateway {
     }
 }
 
-/// Closes a device's sockets the moment it is removed or its token rotated or revoked.
+/// Closes a device's sockets the moment it is removed or its token rotated or revoked, and the
+/// admin token's sessions when it is rotated.
 async fn kick_on_device_changes(shared: Arc<Shared>) {
     let mut rx = shared.service.events().subscribe();
     loop {
         match rx.recv().await {
+            Ok(Event::GatewayTokenRotated { .. }) => {
+                shared.registry.kick(registry::ADMIN_SESSIONS, None);
+            }
             Ok(Event::DeviceChanged {
                 device_id,
                 change,

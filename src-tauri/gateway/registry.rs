@@ -12,6 +12,10 @@ struct Entry {
     kick: Arc<Notify>,
 }
 
+/// The key the sessions authenticated with the admin token are registered under (never a
+/// device id, which is 64 hex digits).
+pub const ADMIN_SESSIONS: &str = "admin-token";
+
 #[derive(Default, Clone)]
 pub struct Registry {
     by_device: Arc<Mutex<HashMap<String, Vec<Entry>>>>,

@@ -216,6 +216,9 @@ pub struct PendingDevice {
     /// Why it is needed: `not-paired`, `role-upgrade` or `scope-upgrade`.
     #[serde(default)]
     pub reason: String,
+    /// The role's token was revoked: approving gives back access the device lost.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub regains: bool,
     pub ts: Millis,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -231,6 +234,16 @@ impl PendingDevice {
     /// A name to show: the display name, else the client id, else the short device id.
     pub fn shown_name(&self) -> String {
         shown_name(&self.display_name, &self.client_id, &self.device_id)
+    }
+    /// What approving it means, in words, for the owner.
+    pub fn kind_in_words(&self) -> &'static str {
+        match (self.reason.as_str(), self.is_repair, self.regains) {
+            (_, _, true) => "asks to get back access it lost",
+            ("role-upgrade", _, _) => "asks for a new role",
+            ("scope-upgrade", _, _) => "asks for more scopes",
+            (_, true, _) => "asks to pair again (its old token stops working)",
+            _ => "new device",
+        }
     }
 }
 
@@ -380,6 +393,11 @@ pub fn pairing_need(
     if !d.roles.iter().any(|r| r == role) {
         return Some(PairingNeed::RoleUpgrade);
     }
+    // A revoked role stays refused, whatever else the device presents, until the owner
+    // approves it again.
+    if d.tokens.get(role).is_some_and(|t| !t.is_live()) {
+        return Some(PairingNeed::RoleUpgrade);
+    }
     if !scopes_within(&d.approved_scopes, &d.grantable(scopes)) {
         return Some(PairingNeed::ScopeUpgrade);
     }
@@ -496,6 +514,15 @@ pub fn approve_into(paired: &mut PairedMap, req: &PendingDevice, now: Millis) ->
     entry.client_mode = req.client_mode.clone();
     entry.remote_ip = req.remote_ip.clone();
     entry.roles = union(&entry.roles, std::slice::from_ref(&req.role));
+    // Access given back, or a device pairing again: its old token for the role goes, and the
+    // device gets a new one on its next connect.
+    if entry
+        .tokens
+        .get(&req.role)
+        .is_some_and(|t| !t.is_live() || (req.is_repair && req.reason == "not-paired"))
+    {
+        entry.tokens.remove(&req.role);
+    }
     entry.approved_scopes = union(&entry.approved_scopes, &req.scopes);
     entry
         .withheld_scopes
@@ -688,6 +715,7 @@ mod tests {
             fingerprint: "AAAA-BBBB".into(),
             is_repair: false,
             reason: "not-paired".into(),
+            regains: false,
             ts,
             extra: Map::new(),
         }

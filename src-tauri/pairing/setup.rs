@@ -213,6 +213,14 @@ pub struct BootstrapRecord {
     pub approved_at_ms: Option<Millis>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consumed_at_ms: Option<Millis>,
+    /// Revoked by the owner (a rejected request, "invalidate codes", a newer code from the
+    /// same place): refused from then on, bound or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at_ms: Option<Millis>,
+    /// Where it was made (`window`, `telegram`, `cli`, …): a newer code from the same place
+    /// retires it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub issued_via: String,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -230,6 +238,8 @@ pub enum BootstrapRefusal {
     Expired,
     #[error("this setup code belongs to another device")]
     BoundToOther,
+    #[error("this setup code was revoked by the owner")]
+    Revoked,
 }
 
 impl BootstrapRecord {
@@ -240,6 +250,9 @@ impl BootstrapRecord {
         now: Millis,
         ttl_ms: Millis,
     ) -> Result<(), BootstrapRefusal> {
+        if self.revoked_at_ms.is_some() {
+            return Err(BootstrapRefusal::Revoked);
+        }
         if self.consumed_at_ms.is_some() {
             return Err(BootstrapRefusal::Consumed);
         }
@@ -266,9 +279,19 @@ impl BootstrapRecord {
         }
     }
 
-    /// Unused and still redeemable (what `/pair cleanup` and "invalidate" remove).
-    pub fn is_unused(&self, now: Millis) -> bool {
-        self.consumed_at_ms.is_none() && self.device_id.is_none() && now < self.expires_at_ms
+    /// Neither used up nor revoked: what "invalidate codes" and `/pair cleanup` revoke, bound
+    /// to a device or not.
+    pub fn is_live(&self) -> bool {
+        self.consumed_at_ms.is_none() && self.revoked_at_ms.is_none()
+    }
+
+    /// Revokes the code (once; the first time is kept). Returns whether it was live.
+    pub fn revoke(&mut self, now: Millis) -> bool {
+        let live = self.is_live();
+        if live {
+            self.revoked_at_ms = Some(now);
+        }
+        live
     }
 }
 
@@ -287,10 +310,13 @@ pub fn find_bootstrap<'a>(map: &'a BootstrapMap, presented: &str) -> Option<&'a 
 pub fn prune_bootstrap(map: &mut BootstrapMap, now: Millis, ttl_ms: Millis) {
     const KEEP_MS: Millis = 24 * 3_600_000;
     map.retain(|_, r| {
-        let end = r.consumed_at_ms.unwrap_or_else(|| match r.approved_at_ms {
-            Some(a) => a.saturating_add(ttl_ms).max(r.expires_at_ms),
-            None => r.expires_at_ms,
-        });
+        let end = r
+            .consumed_at_ms
+            .or(r.revoked_at_ms)
+            .unwrap_or_else(|| match r.approved_at_ms {
+                Some(a) => a.saturating_add(ttl_ms).max(r.expires_at_ms),
+                None => r.expires_at_ms,
+            });
         now < end.saturating_add(KEEP_MS)
     });
 }
@@ -447,6 +473,8 @@ mod tests {
             bound_at_ms: None,
             approved_at_ms: None,
             consumed_at_ms: None,
+            revoked_at_ms: None,
+            issued_via: String::new(),
             extra: Map::new(),
         }
     }

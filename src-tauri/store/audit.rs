@@ -25,20 +25,39 @@ pub struct AuditEntry {
     pub ts_ms: Millis,
     /// What happened: `dm.requested`, `dm.approved`, `device.approved`, `store.corrupt`, …
     pub action: String,
-    /// Who or what did it: `cli`, `gateway`, `window`, `notification`, `telegram`, …
+    /// Who or what did it: `cli`, `gateway`, `window`, `notification`, `telegram`, …; for a
+    /// connection to the gateway, the name its client gave (which proves nothing).
     #[serde(default)]
     pub via: String,
+    /// The credential that acted: `local` (this computer's own app or CLI on the files),
+    /// `admin-token`, or `device:<id>/<role>` for a paired device's token.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub credential: String,
     #[serde(flatten)]
     pub details: Map<String, Value>,
 }
 
+/// Joins a gateway client's self-declared name and the credential its connection proved, as
+/// the one `via` string an operation carries to the audit log (see [`AuditEntry::new`]).
+pub fn actor(client: &str, credential: &str) -> String {
+    format!("{client}@{credential}")
+}
+
 impl AuditEntry {
+    /// `via` is a name (`window`, `telegram`, …: this computer's own callers) or, from the
+    /// gateway, [`actor`]'s `client@credential`; the credential is split off at the last `@`,
+    /// so a client calling itself `window@admin-token` is still recorded with what it proved.
     pub fn new(now: Millis, action: &str, via: &str, details: Map<String, Value>) -> Self {
+        let (name, credential) = match via.rsplit_once('@') {
+            Some((n, c)) => (n, c),
+            None => (via, "local"),
+        };
         AuditEntry {
             ts: iso_from_ms(now),
             ts_ms: now,
             action: action.into(),
-            via: via.into(),
+            via: name.into(),
+            credential: credential.into(),
             details,
         }
     }

@@ -30,6 +30,10 @@ pub enum DeviceStoreError {
     },
     #[error("device {device} has no approved role {role:?}")]
     UnknownRole { device: String, role: String },
+    /// A token for the role exists already: a connect never replaces one (only the owner's
+    /// rotation does).
+    #[error("device {device} already holds a token for role {role}; present that token")]
+    TokenExists { device: String, role: String },
     #[error(transparent)]
     Bootstrap(#[from] BootstrapRefusal),
 }
@@ -422,12 +426,16 @@ impl DeviceStore {
     }
 
     /// A new setup-code token valid for `ttl_ms`; the text is returned, only the hash stored.
+    /// With `retire_previous`, the live codes made earlier from the same place (`via`) that no
+    /// approved device is still waiting to redeem are revoked in the same write.
     pub fn bootstrap_create(
         &self,
         url: &str,
         ttl_ms: Millis,
+        via: &str,
+        retire_previous: bool,
         rng: &mut impl RngCore,
-    ) -> DeviceResult<(String, BootstrapRecord)> {
+    ) -> DeviceResult<(String, BootstrapRecord, usize)> {
         let now = self.clock.now_ms();
         let tok = token::new_token(rng);
         let rec = BootstrapRecord {
@@ -440,60 +448,163 @@ impl DeviceStore {
             bound_at_ms: None,
             approved_at_ms: None,
             consumed_at_ms: None,
+            revoked_at_ms: None,
+            issued_via: via.to_string(),
             extra: Default::default(),
         };
         let stored = rec.clone();
-        self.update_bootstrap(|m| {
+        let retired = self.update_bootstrap(|m| {
+            let mut retired = 0;
+            if retire_previous {
+                for r in m.values_mut() {
+                    if r.issued_via == via && r.approved_at_ms.is_none() && r.revoke(now) {
+                        retired += 1;
+                    }
+                }
+            }
             m.insert(stored.token_hash.clone(), stored);
+            Ok(retired)
+        })?;
+        Ok((tok, rec, retired))
+    }
+
+    /// Checks a presented setup token for this device, without binding it: a code is bound
+    /// only once the request it opens has passed every check ([`DeviceStore::bootstrap_bind`]).
+    pub fn bootstrap_check(
+        &self,
+        presented: &str,
+        device_id: &str,
+    ) -> DeviceResult<BootstrapRecord> {
+        let now = self.clock.now_ms();
+        let map: BootstrapMap = read_json(&self.paths.bootstrap(), &*self.clock)?;
+        let rec = setup::find_bootstrap(&map, presented).ok_or(BootstrapRefusal::Unknown)?;
+        rec.check(device_id, now, REDEEM_AFTER_APPROVAL_MS)?;
+        Ok(rec.clone())
+    }
+
+    /// Binds a setup code to the device whose request it opened (checked again under the lock:
+    /// another device may have bound it meanwhile).
+    pub fn bootstrap_bind(
+        &self,
+        token_hash: &str,
+        device_id: &str,
+        public_key: &str,
+    ) -> DeviceResult<()> {
+        let now = self.clock.now_ms();
+        self.update_bootstrap(|m| {
+            let rec = m.get_mut(token_hash).ok_or(BootstrapRefusal::Unknown)?;
+            rec.check(device_id, now, REDEEM_AFTER_APPROVAL_MS)?;
+            rec.bind(device_id, public_key, now);
             Ok(())
+        })
+    }
+
+    /// Mints the first token of an approved role as the device connects. With a setup code,
+    /// the code is consumed under the same locks that store the token: a code that cannot be
+    /// consumed (revoked, used, expired meanwhile) mints nothing. A role that holds a token
+    /// already never gets another one this way.
+    pub fn issue_token_on_connect(
+        &self,
+        device_id: &str,
+        role: &str,
+        bootstrap_hash: Option<&str>,
+        rng: &mut impl RngCore,
+    ) -> DeviceResult<(String, TokenRecord)> {
+        let now = self.clock.now_ms();
+        let tok = token::new_token(rng);
+        let hash = token::hash_token(&tok);
+        // Lock order: paired, then bootstrap (as an approval takes them).
+        let rec = self.update_paired(|m| {
+            let d = m
+                .get_mut(device_id)
+                .ok_or_else(|| DeviceStoreError::NotFound {
+                    what: "unknown deviceId",
+                    id: crate::sanitize::sanitize(device_id),
+                    reason: "unknown",
+                })?;
+            if !d.roles.iter().any(|r| r == role) {
+                return Err(DeviceStoreError::UnknownRole {
+                    device: d.device_id.clone(),
+                    role: crate::sanitize::sanitize(role),
+                });
+            }
+            if d.tokens.contains_key(role) {
+                return Err(DeviceStoreError::TokenExists {
+                    device: d.device_id.clone(),
+                    role: role.to_string(),
+                });
+            }
+            if let Some(code) = bootstrap_hash {
+                self.update_bootstrap(|b| {
+                    let r = b.get_mut(code).ok_or(BootstrapRefusal::Unknown)?;
+                    r.check(device_id, now, REDEEM_AFTER_APPROVAL_MS)?;
+                    r.consumed_at_ms = Some(now);
+                    Ok(())
+                })?;
+            }
+            let mut rec = device::install_token(d, role, hash, now);
+            rec.last_used_at_ms = Some(now);
+            d.tokens.insert(role.to_string(), rec.clone());
+            d.last_seen_at_ms = Some(now);
+            Ok(rec)
         })?;
         Ok((tok, rec))
     }
 
-    /// Checks a presented setup token for this device and binds it on first use.
-    pub fn bootstrap_use(
-        &self,
-        presented: &str,
-        device_id: &str,
-        public_key: &str,
-    ) -> DeviceResult<BootstrapRecord> {
-        let now = self.clock.now_ms();
+    /// Revokes every live setup code bound to a device (its request was rejected, or it was
+    /// removed). Returns how many.
+    pub fn bootstrap_revoke_for_device(&self, device_id: &str) -> DeviceResult<usize> {
         if !self.paths.bootstrap().exists() {
-            return Err(BootstrapRefusal::Unknown.into());
+            return Ok(0);
         }
-        self.update_bootstrap(|m| {
-            let hash = setup::find_bootstrap(m, presented)
-                .map(|r| r.token_hash.clone())
-                .ok_or(BootstrapRefusal::Unknown)?;
-            let rec = m.get_mut(&hash).ok_or(BootstrapRefusal::Unknown)?;
-            rec.check(device_id, now, REDEEM_AFTER_APPROVAL_MS)?;
-            rec.bind(device_id, public_key, now);
-            Ok(rec.clone())
-        })
-    }
-
-    /// Marks a setup token used up (after its device got hello-ok).
-    pub fn bootstrap_consume(&self, token_hash: &str) -> DeviceResult<()> {
         let now = self.clock.now_ms();
         self.update_bootstrap(|m| {
-            if let Some(r) = m.get_mut(token_hash) {
-                r.consumed_at_ms.get_or_insert(now);
+            let mut n = 0;
+            for r in m.values_mut() {
+                if r.device_id.as_deref() == Some(device_id) && r.revoke(now) {
+                    n += 1;
+                }
             }
-            Ok(())
+            Ok(n)
         })
     }
 
-    /// Invalidates every unused setup code. Returns how many.
+    /// Revokes every setup code not yet used up, bound to a device or not. Returns how many.
     pub fn bootstrap_cleanup(&self) -> DeviceResult<usize> {
         if !self.paths.bootstrap().exists() {
             return Ok(0);
         }
         let now = self.clock.now_ms();
         self.update_bootstrap(|m| {
-            let before = m.len();
-            m.retain(|_, r| !r.is_unused(now));
-            Ok(before - m.len())
+            let mut n = 0;
+            for r in m.values_mut() {
+                if r.revoke(now) {
+                    n += 1;
+                }
+            }
+            Ok(n)
         })
+    }
+
+    /// Drops the pending requests of a device (it was removed). Returns them.
+    pub fn forget_requests(
+        &self,
+        device_id: &str,
+        ttl_ms: Millis,
+    ) -> DeviceResult<Vec<PendingDevice>> {
+        if !self.paths.pending_devices().exists() {
+            return Ok(vec![]);
+        }
+        let (gone, _) = self.update_pending(ttl_ms, |p| {
+            let ids: Vec<String> = p
+                .iter()
+                .filter(|(_, r)| r.device_id == device_id)
+                .map(|(k, _)| k.clone())
+                .collect();
+            Ok(ids.iter().filter_map(|k| p.remove(k)).collect::<Vec<_>>())
+        })?;
+        self.bury(gone.iter().map(|r| (r.request_id.clone(), "removed")));
+        Ok(gone)
     }
 }
 
@@ -521,6 +632,7 @@ mod tests {
             fingerprint: "AAAA-BBBB".into(),
             is_repair: false,
             reason: "not-paired".into(),
+            regains: false,
             ts: 0,
             extra: Map::new(),
         }
@@ -568,32 +680,94 @@ mod tests {
     }
 
     #[test]
-    fn bootstrap_is_bound_consumed_and_cleaned_up() {
+    fn a_setup_code_binds_once_its_request_passes_and_the_owner_can_revoke_it() {
         let (tmp, s, clock) = store();
-        let (tok, rec) = s
-            .bootstrap_create("ws://10.0.0.2:18789/", 600_000, &mut rand::rngs::OsRng)
-            .unwrap();
+        let make = |via: &str, retire: bool| {
+            s.bootstrap_create(
+                "ws://10.0.0.2:18789",
+                600_000,
+                via,
+                retire,
+                &mut rand::rngs::OsRng,
+            )
+            .unwrap()
+        };
+        let (tok, rec, _) = make("window", true);
         let on_disk = std::fs::read_to_string(tmp.path().join("devices/bootstrap.json")).unwrap();
         assert!(!on_disk.contains(&tok));
-        s.bootstrap_use(&tok, "dev-a", "pk-a").unwrap();
-        assert!(matches!(
-            s.bootstrap_use(&tok, "dev-b", "pk-b"),
-            Err(DeviceStoreError::Bootstrap(BootstrapRefusal::BoundToOther))
-        ));
-        s.bootstrap_consume(&rec.token_hash).unwrap();
-        assert!(matches!(
-            s.bootstrap_use(&tok, "dev-a", "pk-a"),
-            Err(DeviceStoreError::Bootstrap(BootstrapRefusal::Consumed))
-        ));
-        let (unused, _) = s
-            .bootstrap_create("ws://10.0.0.2:18789/", 600_000, &mut rand::rngs::OsRng)
+        // Checking binds nothing: a second device may still be the first to bind.
+        s.bootstrap_check(&tok, "dev-a").unwrap();
+        s.bootstrap_check(&tok, "dev-b").unwrap();
+        s.bootstrap_bind(&rec.token_hash, "dev-a", "pk-a").unwrap();
+        let bound_to_other = |r: DeviceResult<_>| {
+            matches!(
+                r,
+                Err(DeviceStoreError::Bootstrap(BootstrapRefusal::BoundToOther))
+            )
+        };
+        assert!(bound_to_other(s.bootstrap_check(&tok, "dev-b").map(|_| ())));
+        assert!(bound_to_other(s.bootstrap_bind(
+            &rec.token_hash,
+            "dev-b",
+            "pk-b"
+        )));
+        // A newer code from the same place retires it, bound or not; other places keep theirs.
+        let (cli_tok, _, retired) = make("cli", true);
+        assert_eq!(retired, 0);
+        let (newer, _, retired) = make("window", true);
+        assert_eq!(retired, 1);
+        let revoked = |t: &str, d: &str| {
+            matches!(
+                s.bootstrap_check(t, d),
+                Err(DeviceStoreError::Bootstrap(BootstrapRefusal::Revoked))
+            )
+        };
+        assert!(revoked(&tok, "dev-a"));
+        s.bootstrap_check(&cli_tok, "dev-c").unwrap();
+        // Revoking for a device, and "invalidate codes" for every live one.
+        let (mine, mine_rec, _) = make("telegram", false);
+        s.bootstrap_bind(&mine_rec.token_hash, "dev-d", "pk-d")
             .unwrap();
-        assert_eq!(s.bootstrap_cleanup().unwrap(), 1);
+        assert_eq!(s.bootstrap_revoke_for_device("dev-d").unwrap(), 1);
+        assert!(revoked(&mine, "dev-d"));
+        assert_eq!(
+            s.bootstrap_cleanup().unwrap(),
+            2,
+            "the cli code and the newer window code"
+        );
+        assert!(revoked(&newer, "dev-e") && revoked(&cli_tok, "dev-c"));
         assert!(matches!(
-            s.bootstrap_use(&unused, "dev-c", "pk"),
+            s.bootstrap_check("never-issued", "dev-a"),
             Err(DeviceStoreError::Bootstrap(BootstrapRefusal::Unknown))
         ));
         clock.advance_ms(1);
+    }
+
+    #[test]
+    fn a_connect_mints_only_a_roles_first_token_and_consumes_its_code_with_it() {
+        let (_tmp, s, _) = store();
+        s.request(req("r1", "d1"), TTL, 10).unwrap();
+        let (tok, rec, _) = s
+            .bootstrap_create(
+                "ws://10.0.0.2:18789",
+                600_000,
+                "cli",
+                false,
+                &mut rand::rngs::OsRng,
+            )
+            .unwrap();
+        s.bootstrap_bind(&rec.token_hash, "d1", "pk-d1").unwrap();
+        s.approve("r1", &[], TTL).unwrap();
+        s.issue_token_on_connect("d1", "node", Some(&rec.token_hash), &mut rand::rngs::OsRng)
+            .unwrap();
+        assert!(matches!(
+            s.bootstrap_check(&tok, "d1"),
+            Err(DeviceStoreError::Bootstrap(BootstrapRefusal::Consumed))
+        ));
+        assert!(matches!(
+            s.issue_token_on_connect("d1", "node", None, &mut rand::rngs::OsRng),
+            Err(DeviceStoreError::TokenExists { .. })
+        ));
     }
 
     #[test]

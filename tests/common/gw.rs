@@ -83,7 +83,7 @@ impl TestGateway {
     pub fn setup_token(&self) -> String {
         let code = self
             .service
-            .setup_create(Some(&self.url), None, "test")
+            .setup_create(Some(&self.url), None, "test", false)
             .expect("setup code");
         clawpair::pairing::setup::decode_setup_code(&code.setup_code)
             .unwrap()

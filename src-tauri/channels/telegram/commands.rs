@@ -130,9 +130,17 @@ pub fn qr_caption(minutes: u64) -> String {
 fn pending_line(p: &PendingDeviceView) -> String {
     let r = &p.request;
     let or_dash = |s: String| if s.is_empty() { "—".to_string() } else { s };
+    let scopes = if r.scopes.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", r.scopes.join(", "))
+    };
     format!(
-        "• <b>{}</b> · {} · IP {} · fingerprint {} · requestId {}",
+        "• <b>{}</b> · {} · as {}{} · {} · IP {} · fingerprint {} · requestId {}",
         html_escape(&r.shown_name()),
+        html_escape(&p.kind),
+        html_escape(&r.role),
+        html_escape(&scopes),
         html_escape(&or_dash(sanitize(&r.platform))),
         html_escape(&or_dash(sanitize(&r.remote_ip))),
         code(&sanitize(&r.fingerprint)),
@@ -152,6 +160,16 @@ pub fn pending_list(pending: &[PendingDeviceView]) -> String {
     }
     out.push_str("Approve one with /pair approve &lt;requestId&gt;, or refuse it with /pair reject &lt;requestId&gt;.");
     out
+}
+
+/// `/pair approve` without an id when the one request is a paired device asking for more
+/// (HTML): it is approved only by its id.
+pub fn upgrade_needs_id(p: &PendingDeviceView) -> String {
+    format!(
+        "The only request is from a device already paired, which {}. Approve it explicitly:\n{}\nwith /pair approve &lt;requestId&gt;.",
+        html_escape(&p.kind),
+        pending_line(p)
+    )
 }
 
 /// When no device request is pending.
@@ -205,10 +223,14 @@ pub fn rejected(name: &str, fingerprint: &str) -> String {
 /// After `/pair cleanup` (plain).
 pub fn cleaned(removed: usize) -> String {
     match removed {
-        0 => "No unused setup codes to invalidate.".to_string(),
+        0 => "No setup codes to invalidate.".to_string(),
         n => format!(
             "Invalidated {}.",
-            plural(n as u64, "unused setup code", "unused setup codes")
+            plural(
+                n as u64,
+                "setup code not used yet",
+                "setup codes not used yet"
+            )
         ),
     }
 }
@@ -224,7 +246,7 @@ pub const HELP: &str = "Pairing commands:\n\
     /pair pending — devices waiting for approval\n\
     /pair approve [requestId] — approve one (the id may be left out when only one waits)\n\
     /pair reject <requestId> — refuse one\n\
-    /pair cleanup — invalidate unused setup codes";
+    /pair cleanup — invalidate every setup code not used yet";
 
 #[cfg(test)]
 mod tests {
@@ -290,12 +312,14 @@ mod tests {
                 fingerprint: "ABCD-EFGH".into(),
                 is_repair: false,
                 reason: String::new(),
+                regains: false,
                 ts: 0,
                 extra: Default::default(),
             },
             roles: vec!["node".into()],
             silent: false,
             name: "Evil".into(),
+            kind: "new device".into(),
             expires_at_ms: 0,
         };
         let text = pending_list(std::slice::from_ref(&p));

@@ -1,0 +1,551 @@
+//! The owner's decisions stick: a revoked role stays refused whatever else the device presents,
+//! a rejected or invalidated setup code opens nothing again, a new code retires the previous
+//! one, and a connect never mints a token a role already has. Real gateway on loopback, real
+//! Ed25519 keys.
+
+mod common;
+
+use std::time::Duration;
+
+use clawpair::client::{Auth, Client, ClientError, ConnectOptions, Identity};
+use clawpair::rpc::RpcError;
+use common::gw::TestGateway;
+use common::State;
+use serde_json::json;
+
+fn rejected(r: Result<Client, ClientError>) -> RpcError {
+    match r {
+        Err(ClientError::Rejected(e)) => e,
+        Err(other) => panic!("expected an error answer, got {other:?}"),
+        Ok(c) => panic!("expected a refusal, got hello-ok {}", c.hello),
+    }
+}
+
+fn detail(e: &RpcError, key: &str) -> serde_json::Value {
+    e.details.clone().unwrap_or_default()[key].clone()
+}
+
+fn as_role(gw: &TestGateway, id: &Identity, auth: Auth, role: &str) -> ConnectOptions {
+    let mut o = gw.phone(id, auth);
+    o.role = role.into();
+    if role == "operator" {
+        o.client_mode = "backend".into();
+        o.scopes = vec!["operator.read".into()];
+    }
+    o
+}
+
+/// Connects with a setup code, has the owner approve the request, and returns the token.
+async fn pair_role(gw: &TestGateway, id: &Identity, role: &str) -> String {
+    let code = gw.setup_token();
+    let e = rejected(
+        Client::connect(
+            &as_role(gw, id, Auth::BootstrapToken(code.clone()), role),
+            |_, _| {},
+        )
+        .await,
+    );
+    assert_eq!(e.code, "NOT_PAIRED", "{e:?}");
+    let request = detail(&e, "requestId");
+    gw.service
+        .device_approve(request.as_str().unwrap(), "test")
+        .unwrap();
+    let c = Client::connect(
+        &as_role(gw, id, Auth::BootstrapToken(code), role),
+        |_, _| {},
+    )
+    .await
+    .expect("approved device connects");
+    let token = c.hello["auth"]["deviceToken"].as_str().unwrap().to_string();
+    c.close().await;
+    token
+}
+
+fn pending_count(gw: &TestGateway) -> usize {
+    gw.service.device_list().unwrap().pending.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_role_is_not_handed_back_for_another_roles_token() {
+    let st = State::new();
+    let gw = TestGateway::start(st.path()).await;
+    let phone = Identity::generate();
+    let node = pair_role(&gw, &phone, "node").await;
+    // The operator role, approved as an upgrade: its first token comes on connect.
+    let e = rejected(
+        Client::connect(
+            &as_role(&gw, &phone, Auth::DeviceToken(node.clone()), "operator"),
+            |_, _| {},
+        )
+        .await,
+    );
+    assert_eq!(detail(&e, "reason"), "role-upgrade");
+    gw.service
+        .device_approve(detail(&e, "requestId").as_str().unwrap(), "test")
+        .unwrap();
+    let c = Client::connect(
+        &as_role(&gw, &phone, Auth::DeviceToken(node.clone()), "operator"),
+        |_, _| {},
+    )
+    .await
+    .expect("the upgrade's first token");
+    let operator = c.hello["auth"]["deviceToken"].as_str().unwrap().to_string();
+    c.close().await;
+
+    // The owner revokes the operator token.
+    gw.service
+        .token_revoke(&phone.device_id(), "operator", "test")
+        .unwrap();
+    let e = rejected(
+        Client::connect(
+            &as_role(&gw, &phone, Auth::DeviceToken(operator), "operator"),
+            |_, _| {},
+        )
+        .await,
+    );
+    assert_eq!(e.code, "AUTH_FAILED");
+    // Presenting the node token for the operator role: no new token, a request the owner
+    // sees as getting back access it lost.
+    let e = rejected(
+        Client::connect(
+            &as_role(&gw, &phone, Auth::DeviceToken(node.clone()), "operator"),
+            |_, _| {},
+        )
+        .await,
+    );
+    assert_eq!(e.code, "NOT_PAIRED", "{e:?}");
+    assert_eq!(detail(&e, "reason"), "role-upgrade");
+    let list = gw.service.device_list().unwrap();
+    let req = &list.pending[0].request;
+    assert!(req.regains, "{req:?}");
+    assert_eq!(req.kind_in_words(), "asks to get back access it lost");
+    // The node role is untouched.
+    Client::connect(
+        &gw.phone(&phone, Auth::DeviceToken(node.clone())),
+        |_, _| {},
+    )
+    .await
+    .expect("the node token still works")
+    .close()
+    .await;
+    // Once the owner approves, the device gets a new operator token.
+    gw.service.device_approve(&req.request_id, "test").unwrap();
+    let c = Client::connect(
+        &as_role(&gw, &phone, Auth::DeviceToken(node), "operator"),
+        |_, _| {},
+    )
+    .await
+    .expect("approved again");
+    assert!(c.hello["auth"]["deviceToken"].is_string());
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_device_does_not_come_back_through_a_fresh_setup_code() {
+    let st = State::new();
+    let gw = TestGateway::start(st.path()).await;
+    let phone = Identity::generate();
+    pair_role(&gw, &phone, "node").await;
+    gw.service
+        .token_revoke(&phone.device_id(), "node", "test")
+        .unwrap();
+    let e = rejected(
+        Client::connect(
+            &gw.phone(&phone, Auth::BootstrapToken(gw.setup_token())),
+            |_, _| {},
+        )
+        .await,
+    );
+    assert_eq!(e.code, "NOT_PAIRED", "a request, not a token: {e:?}");
+    assert!(gw.service.device_list().unwrap().pending[0].request.regains);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_never_replaces_a_token_the_owner_rotated() {
+    let st = State::new();
+    let gw = TestGateway::start(st.path()).await;
+    let phone = Identity::generate();
+    let node = pair_role(&gw, &phone, "node").await;
+    let e = rejected(
+        Client::connect(
+            &as_role(&gw, &phone, Auth::DeviceToken(node.clone()), "operator"),
+            |_, _| {},
+        )
+        .await,
+    );
+    gw.service
+        .device_approve(detail(&e, "requestId").as_str().unwrap(), "test")
+        .unwrap();
+    Client::connect(
+        &as_role(&gw, &phone, Auth::DeviceToken(node.clone()), "operator"),
+        |_, _| {},
+    )
+    .await
+    .unwrap()
+    .close()
+    .await;
+    // The owner rotates the operator token and keeps the new one to hand over.
+    let (rotated, _, _) = gw
+        .service
+        .token_rotate(&phone.device_id(), "operator", "test")
+        .unwrap();
+    let e = rejected(
+        Client::connect(
+            &as_role(&gw, &phone, Auth::DeviceToken(node), "operator"),
+            |_, _| {},
+        )
+        .await,
+    );
+    assert_eq!(e.code, "AUTH_FAILED");
+    assert_eq!(detail(&e, "code"), "AUTH_DEVICE_TOKEN_MISMATCH");
+    Client::connect(
+        &as_role(&gw, &phone, Auth::DeviceToken(rotated), "operator"),
+        |_, _| {},
+    )
+    .await
+    .expect("the owner's rotated token is the one that works");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pairing_again_with_a_new_code_needs_the_owner_and_retires_the_old_token() {
+    let st = State::new();
+    let gw = TestGateway::start(st.path()).await;
+    let phone = Identity::generate();
+    let old = pair_role(&gw, &phone, "node").await;
+    let code = gw.setup_token();
+    let e = rejected(
+        Client::connect(
+            &gw.phone(&phone, Auth::BootstrapToken(code.clone())),
+            |_, _| {},
+        )
+        .await,
+    );
+    assert_eq!(e.code, "NOT_PAIRED");
+    let req = gw.service.device_list().unwrap().pending[0].request.clone();
+    assert!(req.is_repair && req.reason == "not-paired", "{req:?}");
+    assert!(req.kind_in_words().starts_with("asks to pair again"));
+    gw.service.device_approve(&req.request_id, "test").unwrap();
+    let c = Client::connect(&gw.phone(&phone, Auth::BootstrapToken(code)), |_, _| {})
+        .await
+        .expect("paired again");
+    assert!(c.hello["auth"]["deviceToken"]
+        .as_str()
+        .is_some_and(|t| t != old));
+    let e = rejected(Client::connect(&gw.phone(&phone, Auth::DeviceToken(old)), |_, _| {}).await);
+    assert_eq!(e.code, "AUTH_FAILED");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_request_revokes_the_code_it_came_from() {
+    let st = State::new();
+    let gw = TestGateway::start(st.path()).await;
+    let mut op = gw.operator().await;
+    let stranger = Identity::generate();
+    let code = gw.setup_token();
+    let opts = gw.phone(&stranger, Auth::BootstrapToken(code));
+    let try_code = || Client::connect(&opts, |_, _| {});
+    let e = rejected(try_code().await);
+    let request = detail(&e, "requestId");
+    op.wait_event("device.pair.requested", Duration::from_secs(5))
+        .await
+        .unwrap()
+        .expect("the first request is announced");
+    op.call("device.pair.reject", json!({ "requestId": request }))
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let e = rejected(try_code().await);
+        assert_eq!(e.code, "AUTH_FAILED");
+        assert_eq!(detail(&e, "code"), "AUTH_BOOTSTRAP_TOKEN_INVALID");
+        assert!(e.message.contains("revoked"), "{}", e.message);
+    }
+    assert_eq!(pending_count(&gw), 0);
+    // No new request was announced either.
+    while let Some((name, _)) = op.next_event(Duration::from_millis(200)).await.unwrap() {
+        assert_ne!(name, "device.pair.requested");
+    }
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalidating_codes_revokes_the_ones_a_stranger_has_bound() {
+    let st = State::new();
+    let gw = TestGateway::start(st.path()).await;
+    let stranger = Identity::generate();
+    let bound = gw.setup_token();
+    let unused = gw.setup_token();
+    rejected(
+        Client::connect(
+            &gw.phone(&stranger, Auth::BootstrapToken(bound.clone())),
+            |_, _| {},
+        )
+        .await,
+    );
+    let mut op = gw.operator().await;
+    let r = op.call("device.setup.cleanup", json!({})).await.unwrap();
+    assert_eq!(r["removed"], 2);
+    for code in [bound, unused] {
+        let e = rejected(
+            Client::connect(&gw.phone(&stranger, Auth::BootstrapToken(code)), |_, _| {}).await,
+        );
+        assert_eq!(detail(&e, "code"), "AUTH_BOOTSTRAP_TOKEN_INVALID");
+    }
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_code_from_the_window_retires_the_previous_one() {
+    let st = State::new();
+    let gw = TestGateway::start(st.path()).await;
+    let mut window = Client::connect(
+        &ConnectOptions::operator(&gw.url, &gw.token, "window"),
+        |_, _| {},
+    )
+    .await
+    .unwrap();
+    let code = |v: serde_json::Value| {
+        clawpair::pairing::setup::decode_setup_code(v["setupCode"].as_str().unwrap())
+            .unwrap()
+            .bootstrap_token
+    };
+    let new = json!({ "url": gw.url, "retirePrevious": true });
+    let first = code(
+        window
+            .call("device.setup.create", new.clone())
+            .await
+            .unwrap(),
+    );
+    let second = code(window.call("device.setup.create", new).await.unwrap());
+    // One kept on purpose (a script making several codes).
+    let kept = code(
+        window
+            .call("device.setup.create", json!({ "url": gw.url }))
+            .await
+            .unwrap(),
+    );
+    let phone = Identity::generate();
+    let e =
+        rejected(Client::connect(&gw.phone(&phone, Auth::BootstrapToken(first)), |_, _| {}).await);
+    assert_eq!(detail(&e, "code"), "AUTH_BOOTSTRAP_TOKEN_INVALID");
+    for live in [second, kept] {
+        let e = rejected(
+            Client::connect(
+                &gw.phone(&Identity::generate(), Auth::BootstrapToken(live)),
+                |_, _| {},
+            )
+            .await,
+        );
+        assert_eq!(e.code, "NOT_PAIRED", "{e:?}");
+    }
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_is_bound_only_when_its_request_is_recorded() {
+    let st = State::new();
+    let gw = TestGateway::start(st.path()).await;
+    let code = gw.setup_token();
+    gw.service
+        .update_settings("test", |s| {
+            s.ui.paused = true;
+            Ok(())
+        })
+        .unwrap();
+    let first = Identity::generate();
+    let e = rejected(
+        Client::connect(
+            &gw.phone(&first, Auth::BootstrapToken(code.clone())),
+            |_, _| {},
+        )
+        .await,
+    );
+    assert_eq!(e.code, "FORBIDDEN", "paused: {e:?}");
+    gw.service
+        .update_settings("test", |s| {
+            s.ui.paused = false;
+            Ok(())
+        })
+        .unwrap();
+    // The refused device did not take the code: the owner's phone still can.
+    let owner = Identity::generate();
+    let e = rejected(
+        Client::connect(
+            &gw.phone(&owner, Auth::BootstrapToken(code.clone())),
+            |_, _| {},
+        )
+        .await,
+    );
+    assert_eq!(e.code, "NOT_PAIRED");
+    let e =
+        rejected(Client::connect(&gw.phone(&first, Auth::BootstrapToken(code)), |_, _| {}).await);
+    assert_eq!(
+        detail(&e, "code"),
+        "AUTH_BOOTSTRAP_TOKEN_INVALID",
+        "bound to the owner's phone now"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_device_forgets_its_requests_and_codes() {
+    let st = State::new();
+    let gw = TestGateway::start(st.path()).await;
+    let phone = Identity::generate();
+    let node = pair_role(&gw, &phone, "node").await;
+    // It asks for the operator role with a new code, then the owner removes the device.
+    let code = gw.setup_token();
+    rejected(
+        Client::connect(
+            &as_role(&gw, &phone, Auth::BootstrapToken(code.clone()), "operator"),
+            |_, _| {},
+        )
+        .await,
+    );
+    assert_eq!(pending_count(&gw), 1);
+    gw.service
+        .device_remove(&phone.device_id(), "test")
+        .unwrap();
+    assert_eq!(pending_count(&gw), 0, "its request went with it");
+    let e = rejected(Client::connect(&gw.phone(&phone, Auth::DeviceToken(node)), |_, _| {}).await);
+    assert_eq!(detail(&e, "code"), "AUTH_DEVICE_TOKEN_MISMATCH");
+    let e = rejected(
+        Client::connect(
+            &as_role(&gw, &phone, Auth::BootstrapToken(code), "operator"),
+            |_, _| {},
+        )
+        .await,
+    );
+    assert_eq!(
+        detail(&e, "code"),
+        "AUTH_BOOTSTRAP_TOKEN_INVALID",
+        "its code went too"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_names_the_credential_and_no_client_passes_for_the_window() {
+    let st = State::new();
+    let gw = TestGateway::start(st.path()).await;
+    // A gateway client calling itself "window" (or worse) with the admin token.
+    for name in ["window", "window@local"] {
+        let mut c = Client::connect(
+            &ConnectOptions::operator(&gw.url, &gw.token, name),
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+        c.call(
+            "allowlist.add",
+            json!({ "channel": "telegram", "senderId": format!("s-{}", name.len()) }),
+        )
+        .await
+        .unwrap();
+    }
+    // A paired device with pairing powers acting with its own token.
+    let laptop = Identity::generate();
+    let code = gw.setup_token();
+    let mut o = as_role(&gw, &laptop, Auth::BootstrapToken(code.clone()), "operator");
+    o.scopes = vec!["operator.pairing".into()];
+    let e = rejected(Client::connect(&o, |_, _| {}).await);
+    gw.service
+        .device_approve(detail(&e, "requestId").as_str().unwrap(), "test")
+        .unwrap();
+    let mut dev = Client::connect(&o, |_, _| {})
+        .await
+        .expect("paired operator");
+    dev.call(
+        "allowlist.add",
+        json!({ "channel": "telegram", "senderId": "s-dev" }),
+    )
+    .await
+    .unwrap();
+    // And the owner in the window itself (in process).
+    gw.service
+        .allow_add("telegram", None, "s-owner", "window")
+        .unwrap();
+
+    let entries = gw.service.audit_tail(100).unwrap();
+    let added: Vec<_> = entries
+        .iter()
+        .filter(|e| e.action == "allowlist.added")
+        .map(|e| (e.via.as_str(), e.credential.as_str()))
+        .collect();
+    let short = &laptop.device_id()[..16];
+    assert_eq!(
+        added,
+        vec![
+            ("window", "admin-token"),
+            ("window@local", "admin-token"),
+            (
+                "gateway-client",
+                format!("device:{short}/operator").as_str()
+            ),
+            ("window", "local"),
+        ]
+    );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_the_admin_token_closes_its_sessions_and_refuses_the_old_one() {
+    let st = State::new();
+    let gw = TestGateway::start(st.path()).await;
+    let phone = Identity::generate();
+    let node = pair_role(&gw, &phone, "node").await;
+    let mut op = gw.operator().await;
+    let mut bridge_opts = ConnectOptions::operator(&gw.url, &gw.token, "bridge");
+    bridge_opts.scopes = vec!["channel.ingest".into()];
+    let mut bridge = Client::connect(&bridge_opts, |_, _| {}).await.unwrap();
+    let mut device = Client::connect(&gw.phone(&phone, Auth::DeviceToken(node)), |_, _| {})
+        .await
+        .unwrap();
+
+    // The CLI, through the running gateway (with the token it is about to replace).
+    let o = common::gw::cli(st.path(), &["token", "rotate"]).await;
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    assert!(common::stdout(&o).contains("Rotated"));
+    for c in [&mut op, &mut bridge] {
+        let reason = c.closed(Duration::from_secs(5)).await.expect("closed");
+        assert!(
+            reason.as_deref().is_some_and(|r| r.starts_with("1008")),
+            "{reason:?}"
+        );
+    }
+    let e = rejected(
+        Client::connect(
+            &ConnectOptions::operator(&gw.url, &gw.token, "cli"),
+            |_, _| {},
+        )
+        .await,
+    );
+    assert_eq!(detail(&e, "code"), "AUTH_TOKEN_MISMATCH");
+    let settings: serde_json::Value = serde_json::from_str(&st.read("clawpair.json")).unwrap();
+    let new = settings["gateway"]["auth"]["token"].as_str().unwrap();
+    assert_ne!(new, gw.token);
+    assert!(
+        !common::stdout(&o).contains(new),
+        "the new token is never printed"
+    );
+    Client::connect(&ConnectOptions::operator(&gw.url, new, "cli"), |_, _| {})
+        .await
+        .expect("the new token works");
+    // A device's session has nothing to do with the admin token.
+    device
+        .call("node.event", json!({}))
+        .await
+        .expect("the device's session is still up");
+    let audit = gw.service.audit_tail(10).unwrap();
+    let rotated = audit
+        .iter()
+        .find(|e| e.action == "gateway.token.rotated")
+        .expect("audited");
+    assert_eq!(
+        (rotated.via.as_str(), rotated.credential.as_str()),
+        ("cli", "admin-token")
+    );
+    gw.stop().await;
+}
