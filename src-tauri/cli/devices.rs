@@ -40,7 +40,11 @@ fn scopes_in_words(d: &Value) -> String {
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    let roles = if roles.is_empty() { "no role".to_string() } else { format!("role {}", roles.join(", ")) };
+    let roles = if roles.is_empty() {
+        "no role".to_string()
+    } else {
+        format!("role {}", roles.join(", "))
+    };
     if scopes.is_empty() {
         roles
     } else {
