@@ -17,7 +17,7 @@ use crate::pairing::setup::{self, SetupPayload};
 use crate::sanitize::sanitize;
 use crate::store::audit::{self, AuditEntry};
 use crate::store::devices::{DeviceStore, DeviceStoreError};
-use crate::store::dm::{stored_account, DmStore, DmStoreError};
+use crate::store::dm::{stored_account, DmStore, DmStoreError, IgnoredFile};
 use crate::store::fs::JsonCache;
 use crate::store::{AccountId, ChannelName, InvalidName, StatePaths, StoreError};
 
@@ -607,6 +607,13 @@ impl Service {
             .collect()
     }
 
+    /// Files in `credentials/` named like the store's whose names do not pass the rule: they
+    /// are never read or written (for `clawpair doctor`).
+    pub fn dm_ignored_files(&self) -> ServiceResult<Vec<IgnoredFile>> {
+        let found = self.dm.discover(&self.known_channels());
+        Ok(self.check(found.map_err(ServiceError::Store))?.ignored)
+    }
+
     /// Pending DM requests of one channel, or of every channel. A request whose stored account
     /// is not a valid name is listed with `invalidName`, so the owner can see and reject it.
     pub fn dm_list(&self, channel: Option<&str>) -> ServiceResult<Vec<DmRequestView>> {
@@ -627,6 +634,40 @@ impl Service {
             let (live, expired) = self.check(self.dm.list(&ch, limits).map_err(dm_err))?;
             self.publish_expired_dm(&ch, &expired);
             out.extend(live.iter().map(|r| self.view(&ch, r, limits.ttl_ms)));
+        }
+        Ok(out)
+    }
+
+    /// Removes from a channel's pairing file the requests whose stored account is not a valid
+    /// name (`clawpair doctor --fix`), each as if it were rejected; the other requests stay.
+    /// Returns what was removed.
+    pub fn dm_remove_invalid(&self, channel: &str, via: &str) -> ServiceResult<Vec<DmRequestView>> {
+        let ch = channel_name(channel)?;
+        let ttl = self.settings().dm_limits().ttl_ms;
+        let removed = self.check(self.dm.remove_invalid(&ch).map_err(dm_err))?;
+        let mut out = Vec::new();
+        for r in removed {
+            let view = self.view(&ch, &r, ttl);
+            self.audit(
+                "dm.rejected",
+                via,
+                obj(&[
+                    ("channel", ch.to_string().into()),
+                    ("accountId", view.account_id.clone().into()),
+                    ("senderId", view.id.clone().into()),
+                    ("code", r.code.clone().into()),
+                    ("reason", "invalid-account-name".into()),
+                ]),
+            );
+            self.events.publish(Event::PairingResolved {
+                channel: ch.to_string(),
+                account_id: view.account_id.clone(),
+                sender_id: r.id.clone(),
+                code: r.code.clone(),
+                decision: "rejected".into(),
+                notify: false,
+            });
+            out.push(view);
         }
         Ok(out)
     }

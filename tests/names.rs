@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use common::gw::TestGateway;
-use common::{stderr, State};
+use common::{stderr, stdout, State};
 use serde_json::{json, Value};
 
 /// Account (and channel) names a file or a caller might carry: each one, unchecked, would
@@ -310,4 +310,83 @@ fn the_cli_refuses_path_like_names_and_creates_nothing() {
     assert_only_credentials_files_appeared(&st, &before, "after the good approvals");
     let allowed = st.json(&["allowlist", "list", "--json"]);
     assert_eq!(allowed["entries"].as_array().unwrap().len(), 2, "{allowed}");
+}
+
+#[test]
+fn doctor_reports_stored_invalid_names_and_fix_removes_only_those_requests() {
+    let st = State::new();
+    write_evil_pairing_file(&st);
+    // Files named like the store's but not with valid names, and a settings key that is not
+    // a valid channel name: reported, never read.
+    st.write(
+        "credentials/Evil-pairing.json",
+        r#"{"version":1,"requests":[]}"#,
+    );
+    st.write(
+        "credentials/evil-..-allowFrom.json",
+        r#"{"version":1,"allowFrom":["9"]}"#,
+    );
+    st.ok(&["pairing", "list"]);
+    let mut settings: Value = serde_json::from_str(&st.read("clawpair.json")).unwrap();
+    settings["channels"] = json!({ "../evil": { "dmPolicy": "open" } });
+    st.write("clawpair.json", &settings.to_string());
+    let before = tree(st.dir.path());
+
+    let o = st.run(&["doctor"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("evil-pairing.json")
+            && out.contains("request CCCCCCCA from sender bad0 is stored under an invalid account name \"../../../../escape\"")
+            && out.contains("cannot be approved"),
+        "{out}"
+    );
+    assert!(
+        out.contains("credentials/Evil-pairing.json: invalid channel name \"Evil\"")
+            && out.contains("credentials/evil-..-allowFrom.json: invalid account name \"..\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("clawpair.json: channels: invalid channel name \"../evil\""),
+        "{out}"
+    );
+    assert!(!out.contains('\0'));
+    assert_eq!(
+        tree(st.dir.path()),
+        before,
+        "doctor without --fix changes nothing"
+    );
+
+    let o = st.run(&["doctor", "--fix"]);
+    let out = stdout(&o);
+    assert!(
+        out.contains(&format!(
+            "removed {} request(s), as if rejected",
+            bad_names().len()
+        )),
+        "{out}"
+    );
+    // Only the bad requests went; the others are still served.
+    let left = st.json(&["pairing", "list", "--json"]);
+    let codes: BTreeSet<&str> = left["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, BTreeSet::from([WORK_CODE, DEFAULT_CODE]));
+    st.ok(&["pairing", "approve", "evil", WORK_CODE]);
+    assert_only_credentials_files_appeared(&st, &before, "after doctor --fix");
+    let audit = st.read("logs/audit.jsonl");
+    assert!(
+        audit.contains("invalid-account-name") && audit.contains("\"via\":\"doctor\""),
+        "{audit}"
+    );
+    // What doctor cannot fix (the file names, the settings key) it keeps reporting.
+    let out = stdout(&st.run(&["doctor"]));
+    assert!(
+        !out.contains("is stored under an invalid account name")
+            && out.contains("Evil-pairing.json"),
+        "{out}"
+    );
 }

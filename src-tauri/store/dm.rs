@@ -226,6 +226,22 @@ impl DmStore {
         })
     }
 
+    /// Removes every request of the channel whose stored account is not a valid name (and
+    /// nothing else), returning them. The other requests stay as they are.
+    pub fn remove_invalid(&self, channel: &ChannelName) -> DmResult<Vec<DmRequest>> {
+        let path = self.paths.pairing_file(channel);
+        if !path.exists() {
+            return Ok(vec![]);
+        }
+        update_json(&path, &*self.clock, |f: &mut PairingFile| {
+            let (bad, good): (Vec<_>, Vec<_>) = std::mem::take(&mut f.requests)
+                .into_iter()
+                .partition(|r| stored_account(r).is_err());
+            f.requests = good;
+            Ok(bad)
+        })
+    }
+
     fn allow_paths(&self, channel: &ChannelName, account: &AccountId) -> Vec<PathBuf> {
         let mut v = vec![self.paths.allow_file(channel, account)];
         if account.is_default() {
@@ -632,6 +648,24 @@ mod tests {
                 .map(|r| r.id),
             Some("100".into())
         );
+    }
+
+    #[test]
+    fn removing_invalid_requests_leaves_the_others() {
+        let (tmp, s, _) = store();
+        pairing_file_with_accounts(&tmp, &["..", "default", "a/b", "Work"]);
+        let evil = ChannelName::parse("evil").unwrap();
+        let gone: Vec<String> = s
+            .remove_invalid(&evil)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(gone, ["100", "102", "103"]);
+        let (live, _) = s.list(&evil, DmLimits::default()).unwrap();
+        assert_eq!(live.len(), 1);
+        assert_eq!(live[0].id, "101");
+        assert!(s.remove_invalid(&evil).unwrap().is_empty());
     }
 
     #[test]
