@@ -335,7 +335,7 @@ impl Settings {
             }
         }
         for name in self.channels.keys() {
-            if let Err(e) = crate::store::check_name("channel", name) {
+            if let Err(e) = crate::store::ChannelName::parse(name) {
                 out.push(format!("channels: {e}"));
             }
         }

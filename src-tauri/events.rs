@@ -13,7 +13,12 @@ use crate::pairing::device::{PendingDevice, SCOPE_PAIRING, SCOPE_READ};
 #[serde(rename_all = "camelCase")]
 pub struct DmRequestView {
     pub channel: String,
+    /// As the pairing file names it, sanitised.
     pub account_id: String,
+    /// The stored account is not a valid name: the request is listed so the owner can reject
+    /// it, and approving it is refused. Sent only when true.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub invalid_name: bool,
     pub id: String,
     pub code: String,
     pub created_at: String,

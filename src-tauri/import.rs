@@ -17,8 +17,8 @@ use crate::pairing::dm::{AllowDetails, DEFAULT_ACCOUNT};
 use crate::pairing::token::hash_token;
 use crate::sanitize::sanitize;
 use crate::service::{dev_err, dm_err, Service, ServiceResult};
-use crate::store::check_name;
 use crate::store::openclaw::{AllowRow, OpenClawStore, PairedRow};
+use crate::store::{AccountId, ChannelName};
 
 /// What `approvedVia` says for an imported sender, and the audit's `via`.
 pub const VIA: &str = "openclaw-import";
@@ -28,8 +28,8 @@ const MAX_TEXT: usize = 512;
 /// A sender to allow.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AllowImport {
-    pub channel: String,
-    pub account: String,
+    pub channel: ChannelName,
+    pub account: AccountId,
     pub sender: String,
     pub details: AllowDetails,
 }
@@ -108,23 +108,18 @@ fn shown_sender(row: &AllowRow) -> String {
 
 /// One allowlist row, or why it cannot be taken.
 pub fn allow_from_row(row: &AllowRow) -> Result<AllowImport, String> {
-    check_name("channel", &row.channel_key).map_err(|e| e.to_string())?;
-    let account = row
-        .account_id
-        .as_deref()
-        .filter(|a| !a.is_empty())
-        .unwrap_or(DEFAULT_ACCOUNT);
-    check_name("account", account).map_err(|e| e.to_string())?;
+    let channel = ChannelName::parse(&row.channel_key).map_err(|e| e.to_string())?;
+    let account =
+        AccountId::parse_or_default(row.account_id.as_deref()).map_err(|e| e.to_string())?;
     if row.entry.trim() == "*" {
         return Err(format!(
-            "\"*\" (everyone) is never stored in an allowlist; set channels.{}.dmPolicy to \"open\" instead",
-            row.channel_key
+            "\"*\" (everyone) is never stored in an allowlist; set channels.{channel}.dmPolicy to \"open\" instead"
         ));
     }
     crate::store::dm::check_sender(&row.entry).map_err(|e| e.to_string())?;
     Ok(AllowImport {
-        channel: row.channel_key.clone(),
-        account: account.to_string(),
+        channel,
+        account,
         sender: row.entry.clone(),
         details: AllowDetails {
             approved_at: row.updated_at.filter(|t| *t > 0).map(iso_from_ms),
@@ -438,7 +433,8 @@ pub fn apply(
         skipped: plan.skipped,
         notes: plan.notes,
     };
-    let mut groups: BTreeMap<(String, String), Vec<(String, AllowDetails)>> = BTreeMap::new();
+    let mut groups: BTreeMap<(ChannelName, AccountId), Vec<(String, AllowDetails)>> =
+        BTreeMap::new();
     for a in plan.allow {
         groups
             .entry((a.channel, a.account))
@@ -467,8 +463,8 @@ pub fn apply(
         let mut reported = BTreeSet::new();
         for (sender, _) in &entries {
             let row = SenderReport {
-                channel: channel.clone(),
-                account_id: account.clone(),
+                channel: channel.to_string(),
+                account_id: account.to_string(),
                 sender_id: sanitize(sender),
             };
             if added.contains(sender) && reported.insert(sender.clone()) {
@@ -483,8 +479,8 @@ pub fn apply(
         }
         if !dry_run && !added.is_empty() {
             service.events().publish(Event::AllowlistChanged {
-                channel: channel.clone(),
-                account_id: account.clone(),
+                channel: channel.to_string(),
+                account_id: account.to_string(),
             });
         }
     }

@@ -55,6 +55,7 @@ impl From<ServiceError> for RpcError {
     fn from(e: ServiceError) -> Self {
         let details = match &e {
             ServiceError::NotFound { reason, .. } => Some(json!({ "reason": reason })),
+            ServiceError::InvalidStoredName(_) => Some(json!({ "reason": "invalid-stored-name" })),
             _ => None,
         };
         RpcError {

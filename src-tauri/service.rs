@@ -12,14 +12,14 @@ use crate::clock::{iso_from_ms, Clock, Millis};
 use crate::config::{self, Settings};
 use crate::events::{DmRequestView, Event, EventBus};
 use crate::pairing::device::{PairedDevice, PendingDevice, Reconciled};
-use crate::pairing::dm::{self, Decision, DmRequest, Reason, SenderFacts, Upsert, DEFAULT_ACCOUNT};
+use crate::pairing::dm::{self, Decision, DmRequest, Reason, SenderFacts, Upsert};
 use crate::pairing::setup::{self, SetupPayload};
 use crate::sanitize::sanitize;
 use crate::store::audit::{self, AuditEntry};
 use crate::store::devices::{DeviceStore, DeviceStoreError};
-use crate::store::dm::{DmStore, DmStoreError};
+use crate::store::dm::{stored_account, DmStore, DmStoreError, IgnoredFile};
 use crate::store::fs::JsonCache;
-use crate::store::{check_name, StatePaths, StoreError};
+use crate::store::{AccountId, ChannelName, InvalidName, StatePaths, StoreError};
 
 /// Why an operation was refused; each maps to one wire error code.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +36,10 @@ pub enum ServiceError {
     Refused(String),
     #[error("{0}")]
     QueueFull(String),
+    /// A stored request names a channel or account that may not become a path; it stays
+    /// listed and unapproved until its file is corrected or it is rejected.
+    #[error("{0}")]
+    InvalidStoredName(String),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -44,7 +48,7 @@ impl ServiceError {
     /// The protocol's error code for this refusal.
     pub fn code(&self) -> &'static str {
         match self {
-            ServiceError::Invalid(_) => "INVALID_REQUEST",
+            ServiceError::Invalid(_) | ServiceError::InvalidStoredName(_) => "INVALID_REQUEST",
             ServiceError::NotFound { .. } => "NOT_FOUND",
             ServiceError::Refused(_) => "FORBIDDEN",
             ServiceError::QueueFull(_) => "PAIRING_QUEUE_FULL",
@@ -247,7 +251,22 @@ pub fn dm_err(e: DmStoreError) -> ServiceError {
         DmStoreError::Store(s) => ServiceError::Store(s),
         DmStoreError::Name(n) => ServiceError::Invalid(n.to_string()),
         DmStoreError::BadSender => ServiceError::Invalid(e.to_string()),
+        DmStoreError::StoredName { .. } => ServiceError::InvalidStoredName(e.to_string()),
     }
+}
+
+/// Maps a refused name (from a caller) to the service's error.
+fn bad_name(e: InvalidName) -> ServiceError {
+    ServiceError::Invalid(e.to_string())
+}
+
+fn channel_name(channel: &str) -> ServiceResult<ChannelName> {
+    ChannelName::parse(channel).map_err(bad_name)
+}
+
+/// An account a caller named, if any.
+fn account_id(account: Option<&str>) -> ServiceResult<Option<AccountId>> {
+    account.map(AccountId::parse).transpose().map_err(bad_name)
 }
 
 /// Maps a device-store error to the service's (and so the wire's) error.
@@ -306,18 +325,13 @@ fn check_role(role: &str) -> ServiceResult<()> {
     }
 }
 
-/// The account of an inbound DM (default when none), once channel, account and sender passed
-/// their checks.
-fn dm_account(m: &InboundDm) -> ServiceResult<&str> {
-    check_name("channel", &m.channel).map_err(|e| ServiceError::Invalid(e.to_string()))?;
-    let account = m
-        .account
-        .as_deref()
-        .filter(|a| !a.is_empty())
-        .unwrap_or(DEFAULT_ACCOUNT);
-    check_name("account", account).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+/// The channel and account of an inbound DM (the default account when none), once both names
+/// and the sender passed their checks.
+fn dm_names(m: &InboundDm) -> ServiceResult<(ChannelName, AccountId)> {
+    let channel = channel_name(&m.channel)?;
+    let account = AccountId::parse_or_default(m.account.as_deref()).map_err(bad_name)?;
     crate::store::dm::check_sender(&m.sender).map_err(dm_err)?;
-    Ok(account)
+    Ok((channel, account))
 }
 
 /// What the DM rule needs to know about a sender, from the settings and the stored allowlist.
@@ -458,10 +472,11 @@ impl Service {
 
     // ---------------------------------------------------------------- DM pairing
 
-    fn view(&self, channel: &str, r: &DmRequest, ttl_ms: Millis) -> DmRequestView {
+    fn view(&self, channel: &ChannelName, r: &DmRequest, ttl_ms: Millis) -> DmRequestView {
         DmRequestView {
             channel: channel.to_string(),
-            account_id: r.account().to_string(),
+            account_id: sanitize(r.account()),
+            invalid_name: stored_account(r).is_err(),
             id: sanitize(&r.id),
             code: r.code.clone(),
             created_at: r.created_at.clone(),
@@ -471,11 +486,11 @@ impl Service {
         }
     }
 
-    fn publish_expired_dm(&self, channel: &str, expired: &[DmRequest]) {
+    fn publish_expired_dm(&self, channel: &ChannelName, expired: &[DmRequest]) {
         for r in expired {
             self.events.publish(Event::PairingResolved {
-                channel: channel.into(),
-                account_id: r.account().into(),
+                channel: channel.to_string(),
+                account_id: sanitize(r.account()),
                 sender_id: r.id.clone(),
                 code: r.code.clone(),
                 decision: "expired".into(),
@@ -487,12 +502,12 @@ impl Service {
     /// Decides what happens to one inbound DM: allow (published as `chat.message`),
     /// challenge (the reply to send carries a new code), or drop — with a reason.
     pub fn dm_inbound(&self, m: &InboundDm) -> ServiceResult<Decision> {
-        let account = dm_account(m)?;
+        let (channel, account) = dm_names(m)?;
         let settings = self.settings();
         let in_stored_allowlist = settings.dm_policy(&m.channel) == dm::DmPolicy::Pairing
             && self.check(
                 self.dm
-                    .is_allowed(&m.channel, account, &m.sender)
+                    .is_allowed(&channel, &account, &m.sender)
                     .map_err(dm_err),
             )?;
         let decision = match dm::gate(sender_facts(&settings, m, in_stored_allowlist)) {
@@ -503,8 +518,8 @@ impl Service {
                 let (outcome, expired) = self.check(
                     self.dm
                         .upsert(
-                            &m.channel,
-                            account,
+                            &channel,
+                            &account,
                             &m.sender,
                             &meta,
                             settings.dm_limits(),
@@ -512,21 +527,21 @@ impl Service {
                         )
                         .map_err(dm_err),
                 )?;
-                self.publish_expired_dm(&m.channel, &expired);
+                self.publish_expired_dm(&channel, &expired);
                 match &outcome {
                     Upsert::Created(req) => {
                         self.audit(
                             "dm.requested",
                             &m.channel,
                             obj(&[
-                                ("channel", m.channel.clone().into()),
-                                ("accountId", account.into()),
+                                ("channel", channel.to_string().into()),
+                                ("accountId", account.to_string().into()),
                                 ("senderId", sanitize(&m.sender).into()),
                                 ("code", req.code.clone().into()),
                             ]),
                         );
                         self.events.publish(Event::PairingRequested(self.view(
-                            &m.channel,
+                            &channel,
                             req,
                             settings.dm_limits().ttl_ms,
                         )));
@@ -536,15 +551,15 @@ impl Service {
                             "dm.dropped",
                             &m.channel,
                             obj(&[
-                                ("channel", m.channel.clone().into()),
-                                ("accountId", account.into()),
+                                ("channel", channel.to_string().into()),
+                                ("accountId", account.to_string().into()),
                                 ("senderId", sanitize(&m.sender).into()),
                                 ("reason", "pending-cap".into()),
                             ]),
                         );
                         self.events.publish(Event::PairingDropped {
-                            channel: m.channel.clone(),
-                            account_id: account.into(),
+                            channel: channel.to_string(),
+                            account_id: account.to_string(),
                             reason: "pending-cap".into(),
                             ts: self.now_ms(),
                         });
@@ -554,30 +569,30 @@ impl Service {
                 dm::decide_after_upsert(&m.channel, &m.sender, &outcome)
             }
         };
-        Ok(self.dm_decided(m, account, decision))
+        Ok(self.dm_decided(m, &account, decision))
     }
 
     /// [`Service::dm_inbound`] for a sender whom the cached settings and allowlist settle
     /// (allowed, owner, open, disabled, group, not allowlisted): no disk read and no write, so
     /// an async task may call it. `None` when a file must be read or a request written first.
     pub fn dm_inbound_cached(&self, m: &InboundDm) -> Option<ServiceResult<Decision>> {
-        let account = match dm_account(m) {
-            Ok(a) => a,
+        let (channel, account) = match dm_names(m) {
+            Ok(names) => names,
             Err(e) => return Some(Err(e)),
         };
         let settings = self.settings_cached()?;
         let in_stored_allowlist = settings.dm_policy(&m.channel) == dm::DmPolicy::Pairing
-            && self.dm.is_allowed_cached(&m.channel, account, &m.sender)?;
+            && self.dm.is_allowed_cached(&channel, &account, &m.sender)?;
         let decision = dm::gate(sender_facts(&settings, m, in_stored_allowlist))?;
-        Some(Ok(self.dm_decided(m, account, decision)))
+        Some(Ok(self.dm_decided(m, &account, decision)))
     }
 
     /// Publishes an allowed message as `chat.message`.
-    fn dm_decided(&self, m: &InboundDm, account: &str, decision: Decision) -> Decision {
+    fn dm_decided(&self, m: &InboundDm, account: &AccountId, decision: Decision) -> Decision {
         if let Decision::Allow(_) = decision {
             self.events.publish(Event::ChatMessage {
                 channel: m.channel.clone(),
-                account_id: account.into(),
+                account_id: account.to_string(),
                 sender_id: m.sender.clone(),
                 text: m.text.clone().unwrap_or_default(),
                 meta: clean_meta(&m.meta),
@@ -587,21 +602,36 @@ impl Service {
         decision
     }
 
-    fn known_channels(&self) -> Vec<String> {
-        self.settings().channels.keys().cloned().collect()
+    /// The channels settings name, for telling a channel with a dash in its name from a
+    /// channel and an account in a file name. A key that is not a valid name is left out: it
+    /// never becomes part of a path (`clawpair doctor` reports it).
+    fn known_channels(&self) -> Vec<ChannelName> {
+        self.settings()
+            .channels
+            .keys()
+            .filter_map(|k| ChannelName::parse(k).ok())
+            .collect()
     }
 
-    /// Pending DM requests of one channel, or of every channel.
+    /// Files in `credentials/` named like the store's whose names do not pass the rule: they
+    /// are never read or written (for `clawpair doctor`).
+    pub fn dm_ignored_files(&self) -> ServiceResult<Vec<IgnoredFile>> {
+        let found = self.dm.discover(&self.known_channels());
+        Ok(self.check(found.map_err(ServiceError::Store))?.ignored)
+    }
+
+    /// Pending DM requests of one channel, or of every channel. A request whose stored account
+    /// is not a valid name is listed with `invalidName`, so the owner can see and reject it.
     pub fn dm_list(&self, channel: Option<&str>) -> ServiceResult<Vec<DmRequestView>> {
         let channels = match channel {
-            Some(c) => vec![c.to_string()],
+            Some(c) => vec![channel_name(c)?],
             None => {
                 self.check(
                     self.dm
                         .discover(&self.known_channels())
                         .map_err(ServiceError::Store),
                 )?
-                .0
+                .pairing
             }
         };
         let limits = self.settings().dm_limits();
@@ -614,17 +644,50 @@ impl Service {
         Ok(out)
     }
 
+    /// Removes from a channel's pairing file the requests whose stored account is not a valid
+    /// name (`clawpair doctor --fix`), each as if it were rejected; the other requests stay.
+    /// Returns what was removed.
+    pub fn dm_remove_invalid(&self, channel: &str, via: &str) -> ServiceResult<Vec<DmRequestView>> {
+        let ch = channel_name(channel)?;
+        let ttl = self.settings().dm_limits().ttl_ms;
+        let removed = self.check(self.dm.remove_invalid(&ch).map_err(dm_err))?;
+        let mut out = Vec::new();
+        for r in removed {
+            let view = self.view(&ch, &r, ttl);
+            self.audit(
+                "dm.rejected",
+                via,
+                obj(&[
+                    ("channel", ch.to_string().into()),
+                    ("accountId", view.account_id.clone().into()),
+                    ("senderId", view.id.clone().into()),
+                    ("code", r.code.clone().into()),
+                    ("reason", "invalid-account-name".into()),
+                ]),
+            );
+            self.events.publish(Event::PairingResolved {
+                channel: ch.to_string(),
+                account_id: view.account_id.clone(),
+                sender_id: r.id.clone(),
+                code: r.code.clone(),
+                decision: "rejected".into(),
+                notify: false,
+            });
+            out.push(view);
+        }
+        Ok(out)
+    }
+
     /// The channel to act on when the caller named none: the only one with pending requests.
-    pub fn resolve_channel(&self, channel: Option<&str>) -> ServiceResult<String> {
+    pub fn resolve_channel(&self, channel: Option<&str>) -> ServiceResult<ChannelName> {
         if let Some(c) = channel {
-            check_name("channel", c).map_err(|e| ServiceError::Invalid(e.to_string()))?;
-            return Ok(c.to_string());
+            return channel_name(c);
         }
         let mut with_pending: Vec<String> =
             self.dm_list(None)?.into_iter().map(|r| r.channel).collect();
         with_pending.dedup();
         match with_pending.as_slice() {
-            [one] => Ok(one.clone()),
+            [one] => channel_name(one),
             [] => Err(ServiceError::NotFound {
                 what: "pending pairing request",
                 id: "in any channel".into(),
@@ -655,10 +718,11 @@ impl Service {
                 sanitize(code)
             )));
         }
+        let account = account_id(account)?;
         let limits = self.settings().dm_limits();
         let approved = self.check(
             self.dm
-                .approve(&channel, &code_n, account, via, limits)
+                .approve(&channel, &code_n, account.as_ref(), via, limits)
                 .map_err(dm_err),
         )?;
         let Some(a) = approved else {
@@ -669,8 +733,8 @@ impl Service {
             });
         };
         let out = DmApproved {
-            channel: channel.clone(),
-            account_id: a.account.clone(),
+            channel: channel.to_string(),
+            account_id: a.account.to_string(),
             sender_id: a.request.id.clone(),
             code: a.request.code.clone(),
         };
@@ -678,24 +742,24 @@ impl Service {
             "dm.approved",
             via,
             obj(&[
-                ("channel", channel.clone().into()),
-                ("accountId", a.account.clone().into()),
+                ("channel", out.channel.clone().into()),
+                ("accountId", out.account_id.clone().into()),
                 ("senderId", sanitize(&a.request.id).into()),
                 ("code", out.code.clone().into()),
                 ("notify", notify.into()),
             ]),
         );
         self.events.publish(Event::PairingResolved {
-            channel: channel.clone(),
-            account_id: a.account.clone(),
+            channel: out.channel.clone(),
+            account_id: out.account_id.clone(),
             sender_id: a.request.id.clone(),
             code: out.code.clone(),
             decision: "approved".into(),
             notify,
         });
         self.events.publish(Event::AllowlistChanged {
-            channel,
-            account_id: a.account,
+            channel: out.channel.clone(),
+            account_id: out.account_id.clone(),
         });
         Ok(out)
     }
@@ -710,10 +774,11 @@ impl Service {
     ) -> ServiceResult<DmApproved> {
         let channel = self.resolve_channel(channel)?;
         let code_n = dm::normalize_code(code);
+        let account = account_id(account)?;
         let limits = self.settings().dm_limits();
         let Some(r) = self.check(
             self.dm
-                .reject(&channel, &code_n, account, limits)
+                .reject(&channel, &code_n, account.as_ref(), limits)
                 .map_err(dm_err),
         )?
         else {
@@ -723,27 +788,29 @@ impl Service {
                 reason: "unknown or expired".into(),
             });
         };
+        // The stored account is text from a file, possibly not a valid name: shown sanitised.
+        let account_shown = sanitize(r.account());
         self.audit(
             "dm.rejected",
             via,
             obj(&[
-                ("channel", channel.clone().into()),
-                ("accountId", r.account().into()),
+                ("channel", channel.to_string().into()),
+                ("accountId", account_shown.clone().into()),
                 ("senderId", sanitize(&r.id).into()),
                 ("code", r.code.clone().into()),
             ]),
         );
         self.events.publish(Event::PairingResolved {
-            channel: channel.clone(),
-            account_id: r.account().into(),
+            channel: channel.to_string(),
+            account_id: account_shown.clone(),
             sender_id: r.id.clone(),
             code: r.code.clone(),
             decision: "rejected".into(),
             notify: false,
         });
         Ok(DmApproved {
-            channel,
-            account_id: r.account().into(),
+            channel: channel.to_string(),
+            account_id: account_shown,
             sender_id: r.id.clone(),
             code: r.code,
         })
@@ -751,15 +818,15 @@ impl Service {
 
     /// Allowed senders of one channel (every account), or of every channel.
     pub fn allow_list(&self, channel: Option<&str>) -> ServiceResult<Vec<AllowView>> {
-        if let Some(c) = channel {
-            check_name("channel", c).map_err(|e| ServiceError::Invalid(e.to_string()))?;
-        }
-        let (_, mut pairs) = self.check(
-            self.dm
-                .discover(&self.known_channels())
-                .map_err(ServiceError::Store),
-        )?;
-        if let Some(c) = channel {
+        let only = channel.map(channel_name).transpose()?;
+        let mut pairs = self
+            .check(
+                self.dm
+                    .discover(&self.known_channels())
+                    .map_err(ServiceError::Store),
+            )?
+            .allow;
+        if let Some(c) = &only {
             pairs.retain(|(ch, _)| ch == c);
         }
         // A scoped default file and the legacy one are the same account: list it once.
@@ -769,8 +836,8 @@ impl Service {
         for (ch, acct) in pairs {
             for e in self.check(self.dm.allow_entries(&ch, &acct).map_err(dm_err))? {
                 out.push(AllowView {
-                    channel: e.channel,
-                    account_id: e.account,
+                    channel: e.channel.into(),
+                    account_id: e.account.into(),
                     sender_id: e.sender,
                     approved_at: e.details.approved_at,
                     approved_via: e.details.approved_via,
@@ -789,14 +856,15 @@ impl Service {
         sender: &str,
         via: &str,
     ) -> ServiceResult<bool> {
-        let account = account.unwrap_or(DEFAULT_ACCOUNT);
+        let channel = channel_name(channel)?;
+        let account = account_id(account)?.unwrap_or_default();
         let added = self.check(
             self.dm
-                .allow_add(channel, account, sender, via)
+                .allow_add(&channel, &account, sender, via)
                 .map_err(dm_err),
         )?;
         if added {
-            self.allowlist_changed("allowlist.added", channel, account, sender, via);
+            self.allowlist_changed("allowlist.added", &channel, &account, sender, via);
         }
         Ok(added)
     }
@@ -808,14 +876,15 @@ impl Service {
         sender: &str,
         via: &str,
     ) -> ServiceResult<bool> {
-        let account = account.unwrap_or(DEFAULT_ACCOUNT);
+        let channel = channel_name(channel)?;
+        let account = account_id(account)?.unwrap_or_default();
         let removed = self.check(
             self.dm
-                .allow_remove(channel, account, sender)
+                .allow_remove(&channel, &account, sender)
                 .map_err(dm_err),
         )?;
         if removed {
-            self.allowlist_changed("allowlist.removed", channel, account, sender, via);
+            self.allowlist_changed("allowlist.removed", &channel, &account, sender, via);
         }
         Ok(removed)
     }
@@ -824,8 +893,8 @@ impl Service {
     fn allowlist_changed(
         &self,
         action: &str,
-        channel: &str,
-        account: &str,
+        channel: &ChannelName,
+        account: &AccountId,
         sender: &str,
         via: &str,
     ) {
@@ -833,14 +902,14 @@ impl Service {
             action,
             via,
             obj(&[
-                ("channel", channel.into()),
-                ("accountId", account.into()),
+                ("channel", channel.to_string().into()),
+                ("accountId", account.to_string().into()),
                 ("senderId", sanitize(sender).into()),
             ]),
         );
         self.events.publish(Event::AllowlistChanged {
-            channel: channel.into(),
-            account_id: account.into(),
+            channel: channel.to_string(),
+            account_id: account.to_string(),
         });
     }
 

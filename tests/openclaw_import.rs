@@ -268,6 +268,56 @@ async fn import_takes_allowlists_and_devices_and_the_phone_keeps_its_token() {
 }
 
 #[test]
+fn import_skips_every_path_like_name_and_creates_nothing_outside_credentials() {
+    let st = State::new();
+    let (dir, db) = openclaw_dir(st.dir.path());
+    let long = "a".repeat(65);
+    let bad = [
+        "../../../../escape",
+        "..",
+        "a/b",
+        "/abs",
+        "a\\b",
+        "a\0b",
+        long.as_str(),
+        "Upper",
+    ];
+    for (i, b) in bad.iter().enumerate() {
+        allow(&db, b, "default", &format!("c{i}"), 0);
+        allow(&db, "telegram", b, &format!("a{i}"), 0);
+    }
+    allow(&db, "telegram", "work", "ok", 0);
+    st.ok(&["allowlist", "list"]);
+    let before = common::paths_under(st.dir.path());
+
+    let o = import(&st, &dir, &["--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(report["senders"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(report["senders"][0]["accountId"], "work");
+    let skipped = reasons(&report);
+    assert_eq!(skipped.len(), 2 * bad.len(), "{skipped:?}");
+    assert!(skipped.iter().all(|(what, reason)| {
+        !what.contains('\0')
+            && (reason.contains("invalid channel name") || reason.contains("invalid account name"))
+    }));
+    let cred = st.file("credentials");
+    for p in common::paths_under(st.dir.path()).difference(&before) {
+        let logs = st.file("logs");
+        let audit_log = *p == logs || p.parent() == Some(logs.as_path());
+        assert!(
+            *p == cred || (p.parent() == Some(cred.as_path()) && p.is_file()) || audit_log,
+            "{} appeared",
+            p.display()
+        );
+    }
+    assert!(st
+        .file("credentials/telegram-work-allowFrom.json")
+        .is_file());
+    drop(db);
+}
+
+#[test]
 fn import_dry_run_reports_and_writes_nothing() {
     let st = State::new();
     let (dir, db) = openclaw_dir(st.dir.path());

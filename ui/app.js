@@ -168,10 +168,11 @@ function dmCard(r) {
         el("strong", { text: name || r.id }), name ? el("span", { class: "muted", text: " · id " + r.id }) : null),
       el("div", { class: "line" }, "Code ", el("code", { class: "code", text: r.code }),
         r.accountId !== "default" ? el("span", { class: "muted", text: " · account " + r.accountId }) : null),
-      el("div", { class: "muted small", text: "Requested " + ago(iso(r.createdAt)) + " · last message " + ago(iso(r.lastSeenAt)) + " · expires " + until(iso(r.expiresAt)) })),
+      el("div", { class: "muted small", text: "Requested " + ago(iso(r.createdAt)) + " · last message " + ago(iso(r.lastSeenAt)) + " · expires " + until(iso(r.expiresAt)) }),
+      r.invalidName ? el("div", { class: "line warn", text: "Its pairing file names an account that is not a valid name, so it cannot be approved: reject it, or correct the file." }) : null),
     el("div", { class: "card-actions" },
       el("label", { class: "check small" }, notify, "Notify sender"),
-      el("button", { class: "primary", "data-action": "approve-dm", onclick: async () => {
+      el("button", { class: "primary", "data-action": "approve-dm", disabled: !!r.invalidName, onclick: async () => {
         const res = await act("approve_dm", { channel: r.channel, code: r.code, notify: notify.checked }, "Approved " + (name || r.id));
         if (res) renderRequests();
       } }, "Approve"),

@@ -551,7 +551,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r["senderId"], "77");
-        assert!(service.dm.is_allowed("telegram", "default", "77").unwrap());
+        assert!(service
+            .dm
+            .is_allowed(
+                &crate::store::ChannelName::from_static("telegram"),
+                &crate::store::AccountId::DEFAULT,
+                "77"
+            )
+            .unwrap());
         let audit = service.audit_tail(5).unwrap();
         assert!(audit
             .iter()

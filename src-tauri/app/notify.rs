@@ -370,6 +370,7 @@ mod tests {
         let r = DmRequestView {
             channel: "telegram".into(),
             account_id: "default".into(),
+            invalid_name: false,
             id: "42".into(),
             code: "ABCD2345".into(),
             created_at: String::new(),

@@ -217,7 +217,9 @@ fn allow_senders(paths: &StatePaths, n: usize) -> Result<(), String> {
         allow_from: (0..n as u64).map(|i| allowed_sender(i, n)).collect(),
         ..Default::default()
     };
-    clawpair::store::fs::write_json(&paths.allow_file("bench", "default"), &file)
+    let channel = clawpair::store::ChannelName::from_static("bench");
+    let account = clawpair::store::AccountId::DEFAULT;
+    clawpair::store::fs::write_json(&paths.allow_file(&channel, &account), &file)
         .map_err(|e| e.to_string())
 }
 

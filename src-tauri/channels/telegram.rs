@@ -55,10 +55,12 @@ use crate::pairing::dm::{Decision, APPROVED_REPLY, DEFAULT_ACCOUNT};
 use crate::sanitize::sanitize;
 use crate::service::{InboundDm, Service, ServiceError};
 use crate::store::fs as sfs;
-use crate::store::StoreError;
+use crate::store::{ChannelName, StoreError};
 
 /// The channel name in settings, files and events.
 pub const CHANNEL: &str = "telegram";
+/// The same, as the checked name files are built from.
+pub const CHANNEL_NAME: ChannelName = ChannelName::from_static(CHANNEL);
 /// Who acts, in the audit log, when an owner uses `/pair`.
 pub const VIA: &str = "telegram";
 /// How long one long poll waits for news unless `pollTimeoutSeconds` says otherwise.
@@ -440,7 +442,7 @@ impl Bot {
     async fn load_offset(&self) -> Option<i64> {
         let bot_id = self.api.token().bot_id().to_string();
         self.blocking(move |s| {
-            let path = s.paths().channel_offset(CHANNEL);
+            let path = s.paths().channel_offset(&CHANNEL_NAME);
             match sfs::read_json::<OffsetFile>(&path, s.clock()) {
                 Ok(f) if f.bot_id == bot_id => f.offset,
                 Ok(f) if f.offset.is_some() => {
@@ -475,7 +477,7 @@ impl Bot {
                 offset: Some(next),
             };
             let saved = self
-                .blocking(move |s| sfs::write_json(&s.paths().channel_offset(CHANNEL), &file))
+                .blocking(move |s| sfs::write_json(&s.paths().channel_offset(&CHANNEL_NAME), &file))
                 .await;
             if let Some(Err(e)) = saved {
                 // Still handled: within this run the in-memory offset prevents doubles.

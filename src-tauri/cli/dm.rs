@@ -47,10 +47,15 @@ pub fn pairing(ctx: &Ctx, cmd: PairingCmd) -> CliResult {
                         .map(|k| s(&r["meta"], k))
                         .find(|x| !x.is_empty())
                         .unwrap_or_default();
+                    let account = if r["invalidName"] == true {
+                        format!("{} (invalid name)", s(r, "accountId"))
+                    } else {
+                        s(r, "accountId")
+                    };
                     vec![
                         s(r, "code"),
                         s(r, "channel"),
-                        s(r, "accountId"),
+                        account,
                         s(r, "id"),
                         or_dash(name),
                         ago(now, ms_from_iso(&s(r, "createdAt"))),
@@ -74,6 +79,12 @@ pub fn pairing(ctx: &Ctx, cmd: PairingCmd) -> CliResult {
                     &rows
                 )
             );
+            if reqs.iter().any(|r| r["invalidName"] == true) {
+                println!(
+                    "A request whose account has an invalid name cannot be approved: reject it, \
+                     or correct its meta.accountId in the pairing file (`clawpair doctor` names the file)."
+                );
+            }
             Ok(())
         }
         PairingCmd::Approve {

@@ -1,13 +1,19 @@
-//! `clawpair doctor [--fix]`: permissions, corrupt and moved-aside files, stale entries, and
-//! OpenClaw's store in or beside the state directory.
+//! `clawpair doctor [--fix]`: permissions, corrupt and moved-aside files, stale entries, names
+//! read from files that may not become paths, and OpenClaw's store in or beside the state
+//! directory.
 
 use std::path::{Path, PathBuf};
 
 use super::{CliError, CliResult, Ctx};
 use crate::clock::{Clock, SystemClock};
 use crate::config::shown_path;
+use crate::pairing::dm::PairingFile;
+use crate::sanitize::sanitize;
+use crate::service::Service;
+use crate::store::dm::stored_account;
 use crate::store::fs::{mode_of, read_bytes, set_mode, DIR_MODE, FILE_MODE};
 use crate::store::legacy::{self, OPENCLAW_STORE};
+use crate::store::{ChannelName, StatePaths};
 
 struct Report {
     fix: bool,
@@ -123,6 +129,87 @@ fn openclaw(r: &mut Report, root: &Path) {
             "{oc_shown}/devices/ holds {}, left by OpenClaw's import of the JSON files; if ClawPair used that directory, `clawpair import --from-openclaw {oc_shown}` takes its paired devices",
             left.join(", ")
         ));
+    }
+}
+
+/// Channel and account names that come from files and do not pass the rule. A pending request
+/// stored under such an account is listed but can never be approved; `--fix` removes just
+/// those requests (as a rejection would: the sender gets a new code on the next message).
+/// Files in `credentials/` whose names do not pass are never read; they are named, not touched.
+/// Invalid channel keys in settings are reported with the other settings problems.
+fn names(r: &mut Report, svc: &Service, paths: &StatePaths, now: crate::clock::Millis) {
+    let mut clean = true;
+    match svc.dm_ignored_files() {
+        Ok(ignored) => {
+            for f in ignored {
+                clean = false;
+                r.problem(
+                    &format!(
+                        "credentials/{}: {}; ClawPair ignores this file (rename or remove it)",
+                        f.file, f.name
+                    ),
+                    None,
+                );
+            }
+        }
+        Err(e) => r.problem(&format!("cannot list credentials/: {e}"), None),
+    }
+    let ttl = svc.settings().dm_limits().ttl_ms;
+    let mut files: Vec<(ChannelName, PathBuf)> = std::fs::read_dir(paths.credentials_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let channel = ChannelName::parse(name.strip_suffix("-pairing.json")?).ok()?;
+            Some((channel, e.path()))
+        })
+        .collect();
+    files.sort();
+    for (channel, path) in files {
+        let Ok(Some(bytes)) = read_bytes(&path) else {
+            continue;
+        };
+        let Ok(file) = serde_json::from_slice::<PairingFile>(&bytes) else {
+            continue;
+        };
+        let bad: Vec<String> = file
+            .requests
+            .iter()
+            .filter(|q| !q.is_expired(now, ttl))
+            .filter_map(|q| {
+                let e = stored_account(q).err()?;
+                Some(format!(
+                    "request {} from sender {} is stored under an {e}",
+                    sanitize(&q.code),
+                    sanitize(&q.id)
+                ))
+            })
+            .collect();
+        if bad.is_empty() {
+            continue;
+        }
+        clean = false;
+        r.problem(
+            &format!(
+                "{}: {}; such a request is listed but cannot be approved: reject it, or correct its meta.accountId",
+                path.display(),
+                bad.join("; ")
+            ),
+            Some(&move || {
+                svc.dm_remove_invalid(channel.as_str(), "doctor")
+                    .map(|gone| {
+                        format!(
+                            "removed {} request(s), as if rejected (the sender gets a new code on the next message)",
+                            gone.len()
+                        )
+                    })
+                    .map_err(|e| e.to_string())
+            }),
+        );
+    }
+    if clean {
+        r.ok("every channel and account name in credentials/ is valid");
     }
 }
 
@@ -262,6 +349,8 @@ pub fn run(ctx: &Ctx, fix: bool) -> CliResult {
             }),
         );
     }
+
+    names(&mut r, &ctx.service, &paths, now);
 
     openclaw(&mut r, &root);
 

@@ -36,6 +36,9 @@ pub struct DmRequest {
 }
 
 impl DmRequest {
+    /// The account as the file names it (trimmed; none is the default account). Text from a
+    /// file, not a checked name: the store parses it into an `AccountId` before it builds a
+    /// path from it, and refuses the request when it does not parse.
     pub fn account(&self) -> &str {
         match self.meta.get("accountId").and_then(Value::as_str) {
             Some(a) if !a.trim().is_empty() => a.trim(),

@@ -3,17 +3,16 @@
 //! path go through a cache that notices changes made by other processes.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use rand::RngCore;
 use serde_json::{Map, Value};
 
 use super::fs::{read_json, update_json, JsonCache, StoreResult};
-use super::{check_name, InvalidName, StatePaths, StoreError};
+use super::{AccountId, ChannelName, InvalidName, StatePaths, StoreError};
 use crate::clock::{iso_from_ms, Clock};
-use crate::pairing::dm::{
-    self, AllowDetails, AllowFile, DmLimits, DmRequest, PairingFile, Upsert, DEFAULT_ACCOUNT,
-};
+use crate::pairing::dm::{self, AllowDetails, AllowFile, DmLimits, DmRequest, PairingFile, Upsert};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DmStoreError {
@@ -23,6 +22,14 @@ pub enum DmStoreError {
     Name(#[from] InvalidName),
     #[error("sender id must be 1-256 visible characters")]
     BadSender,
+    /// The request was found, but the account its file names cannot become a path: it is
+    /// listed, never approved into a file, until the file is corrected or the request rejected.
+    #[error("cannot approve pairing code {code}: {} stores it under an {name}; nothing was changed: reject the request, or correct its meta.accountId in that file", file.display())]
+    StoredName {
+        file: PathBuf,
+        code: String,
+        name: InvalidName,
+    },
 }
 
 pub type DmResult<T> = Result<T, DmStoreError>;
@@ -30,21 +37,42 @@ pub type DmResult<T> = Result<T, DmStoreError>;
 /// One allowed sender as listed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AllowEntry {
-    pub channel: String,
-    pub account: String,
+    pub channel: ChannelName,
+    pub account: AccountId,
     pub sender: String,
     pub details: AllowDetails,
 }
 
-/// Channels with a pairing file, and (channel, account) pairs with an allowFrom file.
-pub type Discovered = (Vec<String>, Vec<(String, String)>);
+/// A file in `credentials/` named like one of the store's whose names do not pass the rule:
+/// never read, never written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IgnoredFile {
+    /// The file's name, sanitised.
+    pub file: String,
+    pub name: InvalidName,
+}
+
+/// What `credentials/` holds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Discovered {
+    /// Channels with a pairing file.
+    pub pairing: Vec<ChannelName>,
+    /// (channel, account) pairs with an allowFrom file.
+    pub allow: Vec<(ChannelName, AccountId)>,
+    pub ignored: Vec<IgnoredFile>,
+}
 
 /// The outcome of an approval.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Approved {
-    pub channel: String,
-    pub account: String,
+    pub channel: ChannelName,
+    pub account: AccountId,
     pub request: DmRequest,
+}
+
+/// The account a stored request names, when it may become a path.
+pub fn stored_account(r: &DmRequest) -> Result<AccountId, InvalidName> {
+    AccountId::parse(r.account())
 }
 
 pub fn check_sender(sender: &str) -> DmResult<()> {
@@ -75,13 +103,13 @@ impl DmStore {
     }
 
     /// Live requests of a channel, oldest first; expired ones are pruned from the file and
-    /// returned second.
+    /// returned second. Requests whose stored account is not a valid name are listed too
+    /// ([`stored_account`] tells them apart): the owner must see them to reject them.
     pub fn list(
         &self,
-        channel: &str,
+        channel: &ChannelName,
         limits: DmLimits,
     ) -> DmResult<(Vec<DmRequest>, Vec<DmRequest>)> {
-        check_name("channel", channel)?;
         let now = self.clock.now_ms();
         let path = self.paths.pairing_file(channel);
         if !path.exists() {
@@ -108,15 +136,13 @@ impl DmStore {
     /// Records a message from a sender not on the allowlist.
     pub fn upsert(
         &self,
-        channel: &str,
-        account: &str,
+        channel: &ChannelName,
+        account: &AccountId,
         sender: &str,
         meta: &Map<String, Value>,
         limits: DmLimits,
         rng: &mut impl RngCore,
     ) -> DmResult<(Upsert, Vec<DmRequest>)> {
-        check_name("channel", channel)?;
-        check_name("account", account)?;
         check_sender(sender)?;
         let now = self.clock.now_ms();
         update_json(
@@ -124,7 +150,8 @@ impl DmStore {
             &*self.clock,
             |f: &mut PairingFile| {
                 let expired = dm::prune_expired(f, now, limits.ttl_ms);
-                let outcome = dm::upsert_request(f, sender, account, meta, now, limits, rng);
+                let outcome =
+                    dm::upsert_request(f, sender, account.as_str(), meta, now, limits, rng);
                 Ok((outcome, expired))
             },
         )
@@ -133,19 +160,16 @@ impl DmStore {
     /// Approves the request with this code: the sender joins the allowlist of the request's
     /// account (or `account` when given, which must match), then the request is removed. Both
     /// happen under the pairing file's lock; a crash between them leaves the sender allowed and
-    /// a stale request, never a lost approval.
+    /// a stale request, never a lost approval. A request whose stored account is not a valid
+    /// name is refused ([`DmStoreError::StoredName`]) and nothing is written.
     pub fn approve(
         &self,
-        channel: &str,
+        channel: &ChannelName,
         code: &str,
-        account: Option<&str>,
+        account: Option<&AccountId>,
         via: &str,
         limits: DmLimits,
     ) -> DmResult<Option<Approved>> {
-        check_name("channel", channel)?;
-        if let Some(a) = account {
-            check_name("account", a)?;
-        }
         let now = self.clock.now_ms();
         let path = self.paths.pairing_file(channel);
         if !path.exists() {
@@ -154,10 +178,15 @@ impl DmStore {
         update_json(&path, &*self.clock, |f: &mut PairingFile| {
             dm::prune_expired(f, now, limits.ttl_ms);
             let mut probe = f.clone();
-            let Some(req) = dm::take_by_code(&mut probe, code, account) else {
+            let Some(req) = dm::take_by_code(&mut probe, code, account.map(AccountId::as_str))
+            else {
                 return Ok(None);
             };
-            let acct = req.account().to_string();
+            let acct = stored_account(&req).map_err(|name| DmStoreError::StoredName {
+                file: path.clone(),
+                code: dm::normalize_code(code),
+                name,
+            })?;
             let details = AllowDetails {
                 approved_at: Some(iso_from_ms(now)),
                 approved_via: Some(via.to_string()),
@@ -170,22 +199,22 @@ impl DmStore {
             self.allow_add_inner(channel, &acct, &req.id, details)?;
             *f = probe;
             Ok(Some(Approved {
-                channel: channel.to_string(),
+                channel: channel.clone(),
                 account: acct,
                 request: req,
             }))
         })
     }
 
-    /// Removes the request with this code without allowing the sender.
+    /// Removes the request with this code without allowing the sender. Works for a request
+    /// whose stored account is not a valid name too: rejecting builds no path from it.
     pub fn reject(
         &self,
-        channel: &str,
+        channel: &ChannelName,
         code: &str,
-        account: Option<&str>,
+        account: Option<&AccountId>,
         limits: DmLimits,
     ) -> DmResult<Option<DmRequest>> {
-        check_name("channel", channel)?;
         let now = self.clock.now_ms();
         let path = self.paths.pairing_file(channel);
         if !path.exists() {
@@ -193,22 +222,41 @@ impl DmStore {
         }
         update_json(&path, &*self.clock, |f: &mut PairingFile| {
             dm::prune_expired(f, now, limits.ttl_ms);
-            Ok(dm::take_by_code(f, code, account))
+            Ok(dm::take_by_code(f, code, account.map(AccountId::as_str)))
         })
     }
 
-    fn allow_paths(&self, channel: &str, account: &str) -> Vec<std::path::PathBuf> {
+    /// Removes every request of the channel whose stored account is not a valid name (and
+    /// nothing else), returning them. The other requests stay as they are.
+    pub fn remove_invalid(&self, channel: &ChannelName) -> DmResult<Vec<DmRequest>> {
+        let path = self.paths.pairing_file(channel);
+        if !path.exists() {
+            return Ok(vec![]);
+        }
+        update_json(&path, &*self.clock, |f: &mut PairingFile| {
+            let (bad, good): (Vec<_>, Vec<_>) = std::mem::take(&mut f.requests)
+                .into_iter()
+                .partition(|r| stored_account(r).is_err());
+            f.requests = good;
+            Ok(bad)
+        })
+    }
+
+    fn allow_paths(&self, channel: &ChannelName, account: &AccountId) -> Vec<PathBuf> {
         let mut v = vec![self.paths.allow_file(channel, account)];
-        if account == DEFAULT_ACCOUNT {
+        if account.is_default() {
             v.push(self.paths.scoped_default_allow_file(channel));
         }
         v
     }
 
     /// Whether the sender is on the stored allowlist (cached; one `stat` per file when unchanged).
-    pub fn is_allowed(&self, channel: &str, account: &str, sender: &str) -> DmResult<bool> {
-        check_name("channel", channel)?;
-        check_name("account", account)?;
+    pub fn is_allowed(
+        &self,
+        channel: &ChannelName,
+        account: &AccountId,
+        sender: &str,
+    ) -> DmResult<bool> {
         for p in self.allow_paths(channel, account) {
             if self.allow_cache.get(&p, &*self.clock)?.contains(sender) {
                 return Ok(true);
@@ -219,9 +267,12 @@ impl DmStore {
 
     /// [`DmStore::is_allowed`] from the cache alone: `None` when a file changed since it was
     /// last read (or was never read), so the caller must use `is_allowed` off the async runtime.
-    pub fn is_allowed_cached(&self, channel: &str, account: &str, sender: &str) -> Option<bool> {
-        check_name("channel", channel).ok()?;
-        check_name("account", account).ok()?;
+    pub fn is_allowed_cached(
+        &self,
+        channel: &ChannelName,
+        account: &AccountId,
+        sender: &str,
+    ) -> Option<bool> {
         for p in self.allow_paths(channel, account) {
             if self.allow_cache.peek(&p)?.contains(sender) {
                 return Some(true);
@@ -231,9 +282,11 @@ impl DmStore {
     }
 
     /// The allowed senders of one account (for the default account, both files merged).
-    pub fn allow_entries(&self, channel: &str, account: &str) -> DmResult<Vec<AllowEntry>> {
-        check_name("channel", channel)?;
-        check_name("account", account)?;
+    pub fn allow_entries(
+        &self,
+        channel: &ChannelName,
+        account: &AccountId,
+    ) -> DmResult<Vec<AllowEntry>> {
         let mut seen = BTreeSet::new();
         let mut out = Vec::new();
         for p in self.allow_paths(channel, account) {
@@ -241,8 +294,8 @@ impl DmStore {
             for s in &f.allow_from {
                 if s != "*" && !s.is_empty() && seen.insert(s.clone()) {
                     out.push(AllowEntry {
-                        channel: channel.into(),
-                        account: account.into(),
+                        channel: channel.clone(),
+                        account: account.clone(),
                         sender: s.clone(),
                         details: f.details.get(s).cloned().unwrap_or_default(),
                     });
@@ -255,13 +308,11 @@ impl DmStore {
     /// Adds a sender by hand. Returns false when it was already allowed.
     pub fn allow_add(
         &self,
-        channel: &str,
-        account: &str,
+        channel: &ChannelName,
+        account: &AccountId,
         sender: &str,
         via: &str,
     ) -> DmResult<bool> {
-        check_name("channel", channel)?;
-        check_name("account", account)?;
         check_sender(sender)?;
         if self.is_allowed(channel, account, sender)? {
             return Ok(false);
@@ -279,12 +330,10 @@ impl DmStore {
     /// account) are left as they are.
     pub fn allow_add_many(
         &self,
-        channel: &str,
-        account: &str,
+        channel: &ChannelName,
+        account: &AccountId,
         entries: &[(String, AllowDetails)],
     ) -> DmResult<Vec<String>> {
-        check_name("channel", channel)?;
-        check_name("account", account)?;
         let mut fresh = Vec::new();
         for (sender, details) in entries {
             check_sender(sender)?;
@@ -309,8 +358,8 @@ impl DmStore {
 
     fn allow_add_inner(
         &self,
-        channel: &str,
-        account: &str,
+        channel: &ChannelName,
+        account: &AccountId,
         sender: &str,
         details: AllowDetails,
     ) -> DmResult<bool> {
@@ -322,9 +371,12 @@ impl DmStore {
     }
 
     /// Removes a sender from every file of the account. Returns false when it was not there.
-    pub fn allow_remove(&self, channel: &str, account: &str, sender: &str) -> DmResult<bool> {
-        check_name("channel", channel)?;
-        check_name("account", account)?;
+    pub fn allow_remove(
+        &self,
+        channel: &ChannelName,
+        account: &AccountId,
+        sender: &str,
+    ) -> DmResult<bool> {
         let mut removed = false;
         for p in self.allow_paths(channel, account) {
             if p.exists() {
@@ -339,8 +391,8 @@ impl DmStore {
     /// Records when an allowed sender last wrote (best effort, for the window).
     pub fn touch_last_message(
         &self,
-        channel: &str,
-        account: &str,
+        channel: &ChannelName,
+        account: &AccountId,
         sender: &str,
         at_ms: i64,
     ) -> DmResult<()> {
@@ -361,38 +413,55 @@ impl DmStore {
         Ok(())
     }
 
-    /// Channels with a pairing file, and (channel, account) pairs with an allowFrom file.
-    /// `known` resolves names with dashes: a file prefix that is a known channel is that
-    /// channel's default account; otherwise the first dash splits channel from account.
-    pub fn discover(&self, known: &[String]) -> StoreResult<Discovered> {
+    /// What `credentials/` holds: channels with a pairing file, (channel, account) pairs with
+    /// an allowFrom file, and files named like those whose names do not pass the rule
+    /// (ignored). `known` resolves names with dashes: a file prefix that is a known channel is
+    /// that channel's default account; otherwise the first dash splits channel from account.
+    pub fn discover(&self, known: &[ChannelName]) -> StoreResult<Discovered> {
         let dir = self.paths.credentials_dir();
         let rd = match std::fs::read_dir(&dir) {
             Ok(rd) => rd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((vec![], vec![])),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Discovered::default()),
             Err(e) => return Err(StoreError::io("list", &dir, e)),
         };
         let mut pairing = BTreeSet::new();
         let mut allow = BTreeSet::new();
+        let mut ignored = Vec::new();
         for entry in rd.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(ch) = name.strip_suffix("-pairing.json") {
-                if check_name("channel", ch).is_ok() {
-                    pairing.insert(ch.to_string());
-                }
+            let parsed = if let Some(ch) = name.strip_suffix("-pairing.json") {
+                ChannelName::parse(ch).map(|c| {
+                    pairing.insert(c);
+                })
             } else if let Some(prefix) = name.strip_suffix("-allowFrom.json") {
-                let pair = if known.iter().any(|k| k == prefix) || !prefix.contains('-') {
-                    (prefix.to_string(), DEFAULT_ACCOUNT.to_string())
+                let (c, a) = if known.iter().any(|k| k == prefix) || !prefix.contains('-') {
+                    (prefix, dm::DEFAULT_ACCOUNT)
                 } else {
-                    let (c, a) = prefix.split_once('-').unwrap_or((prefix, DEFAULT_ACCOUNT));
-                    (c.to_string(), a.to_string())
+                    prefix
+                        .split_once('-')
+                        .unwrap_or((prefix, dm::DEFAULT_ACCOUNT))
                 };
-                if check_name("channel", &pair.0).is_ok() && check_name("account", &pair.1).is_ok()
-                {
-                    allow.insert(pair);
-                }
+                ChannelName::parse(c)
+                    .and_then(|c| Ok((c, AccountId::parse(a)?)))
+                    .map(|pair| {
+                        allow.insert(pair);
+                    })
+            } else {
+                Ok(())
+            };
+            if let Err(e) = parsed {
+                ignored.push(IgnoredFile {
+                    file: crate::sanitize::sanitize(&name),
+                    name: e,
+                });
             }
         }
-        Ok((pairing.into_iter().collect(), allow.into_iter().collect()))
+        ignored.sort_by(|a, b| a.file.cmp(&b.file));
+        Ok(Discovered {
+            pairing: pairing.into_iter().collect(),
+            allow: allow.into_iter().collect(),
+            ignored,
+        })
     }
 }
 
@@ -401,6 +470,10 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use rand::SeedableRng;
+
+    const TG: ChannelName = ChannelName::from_static("telegram");
+    const WORK: AccountId = AccountId::from_static("work");
+    const DEFAULT: AccountId = AccountId::DEFAULT;
 
     fn store() -> (tempfile::TempDir, DmStore, ManualClock) {
         let tmp = tempfile::tempdir().unwrap();
@@ -414,21 +487,14 @@ mod tests {
         let (tmp, s, _) = store();
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
         let (Upsert::Created(req), _) = s
-            .upsert(
-                "telegram",
-                "work",
-                "77",
-                &Map::new(),
-                DmLimits::default(),
-                &mut rng,
-            )
+            .upsert(&TG, &WORK, "77", &Map::new(), DmLimits::default(), &mut rng)
             .unwrap()
         else {
             panic!()
         };
         let ok = s
             .approve(
-                "telegram",
+                &TG,
                 &req.code.to_lowercase(),
                 None,
                 "cli",
@@ -437,19 +503,15 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(ok.account, "work");
-        assert!(s.is_allowed("telegram", "work", "77").unwrap());
-        assert!(!s.is_allowed("telegram", "default", "77").unwrap());
+        assert!(s.is_allowed(&TG, &WORK, "77").unwrap());
+        assert!(!s.is_allowed(&TG, &DEFAULT, "77").unwrap());
         assert!(tmp
             .path()
             .join("credentials/telegram-work-allowFrom.json")
             .exists());
-        assert!(s
-            .list("telegram", DmLimits::default())
-            .unwrap()
-            .0
-            .is_empty());
+        assert!(s.list(&TG, DmLimits::default()).unwrap().0.is_empty());
         assert_eq!(
-            s.approve("telegram", &req.code, None, "cli", DmLimits::default())
+            s.approve(&TG, &req.code, None, "cli", DmLimits::default())
                 .unwrap(),
             None,
             "a code works once"
@@ -472,26 +534,22 @@ mod tests {
         )
         .unwrap();
         let senders: Vec<String> = s
-            .allow_entries("telegram", "default")
+            .allow_entries(&TG, &DEFAULT)
             .unwrap()
             .into_iter()
             .map(|e| e.sender)
             .collect();
         assert_eq!(senders, vec!["1", "2"]);
-        assert!(s.is_allowed("telegram", "default", "2").unwrap());
-        assert!(s.allow_remove("telegram", "default", "1").unwrap());
-        assert!(!s.is_allowed("telegram", "default", "1").unwrap());
-        assert!(!s.allow_remove("telegram", "default", "1").unwrap());
+        assert!(s.is_allowed(&TG, &DEFAULT, "2").unwrap());
+        assert!(s.allow_remove(&TG, &DEFAULT, "1").unwrap());
+        assert!(!s.is_allowed(&TG, &DEFAULT, "1").unwrap());
+        assert!(!s.allow_remove(&TG, &DEFAULT, "1").unwrap());
     }
 
     #[test]
     fn listing_a_channel_with_no_file_creates_nothing() {
         let (tmp, s, _) = store();
-        assert!(s
-            .list("telegram", DmLimits::default())
-            .unwrap()
-            .0
-            .is_empty());
+        assert!(s.list(&TG, DmLimits::default()).unwrap().0.is_empty());
         assert!(!tmp
             .path()
             .join("credentials/telegram-pairing.json")
@@ -499,22 +557,14 @@ mod tests {
     }
 
     #[test]
-    fn bad_names_and_senders_are_refused() {
+    fn bad_senders_are_refused() {
         let (tmp, s, _) = store();
         assert!(matches!(
-            s.allow_add("../etc", "default", "1", "cli"),
-            Err(DmStoreError::Name(_))
-        ));
-        assert!(matches!(
-            s.allow_add("telegram", "a/b", "1", "cli"),
-            Err(DmStoreError::Name(_))
-        ));
-        assert!(matches!(
-            s.allow_add("telegram", "default", "*", "cli"),
+            s.allow_add(&TG, &DEFAULT, "*", "cli"),
             Err(DmStoreError::BadSender)
         ));
         assert!(matches!(
-            s.allow_add("telegram", "default", "a b", "cli"),
+            s.allow_add(&TG, &DEFAULT, "a b", "cli"),
             Err(DmStoreError::BadSender)
         ));
         assert!(
@@ -523,8 +573,103 @@ mod tests {
         );
     }
 
+    /// A pairing file as another tool might write it: one request per account name.
+    fn pairing_file_with_accounts(tmp: &tempfile::TempDir, accounts: &[&str]) {
+        let now = iso_from_ms(1_767_323_045_678);
+        let requests: Vec<Value> = accounts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                serde_json::json!({
+                    "id": format!("{}", 100 + i),
+                    "code": format!("ABCDEFG{}", ["A", "B", "C", "D", "E", "F", "G", "H"][i]),
+                    "createdAt": now, "lastSeenAt": now,
+                    "meta": { "accountId": a }
+                })
+            })
+            .collect();
+        let cred = tmp.path().join("credentials");
+        std::fs::create_dir_all(&cred).unwrap();
+        std::fs::write(
+            cred.join("evil-pairing.json"),
+            serde_json::json!({ "version": 1, "requests": requests }).to_string(),
+        )
+        .unwrap();
+    }
+
     #[test]
-    fn discover_resolves_channels_and_accounts() {
+    fn a_stored_account_that_is_a_path_is_listed_but_never_approved_into_a_file() {
+        let (tmp, s, _) = store();
+        pairing_file_with_accounts(&tmp, &["../../../../escape", "work"]);
+        let evil = ChannelName::parse("evil").unwrap();
+        let (live, _) = s.list(&evil, DmLimits::default()).unwrap();
+        assert_eq!(live.len(), 2, "both requests are listed");
+        assert!(stored_account(&live[0]).is_err());
+        let before = std::fs::read(tmp.path().join("credentials/evil-pairing.json")).unwrap();
+
+        let e = s
+            .approve(&evil, "abcdefga", None, "cli", DmLimits::default())
+            .unwrap_err();
+        let shown = e.to_string();
+        assert!(matches!(e, DmStoreError::StoredName { .. }), "{e:?}");
+        assert!(
+            shown.contains("evil-pairing.json")
+                && shown.contains("invalid account name \"../../../../escape\""),
+            "{shown}"
+        );
+        let mut names: Vec<String> = std::fs::read_dir(tmp.path().join("credentials"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["evil-pairing.json", "evil-pairing.json.lock"],
+            "no directory, no allowlist"
+        );
+        assert_eq!(
+            std::fs::read(tmp.path().join("credentials/evil-pairing.json")).unwrap(),
+            before,
+            "the file is untouched"
+        );
+
+        // The rest of the file is still served.
+        let ok = s
+            .approve(&evil, "ABCDEFGB", None, "cli", DmLimits::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(ok.account, "work");
+        assert!(s.is_allowed(&evil, &WORK, "101").unwrap());
+
+        // Rejecting builds no path: it removes the bad request like any other.
+        assert_eq!(
+            s.reject(&evil, "ABCDEFGA", None, DmLimits::default())
+                .unwrap()
+                .map(|r| r.id),
+            Some("100".into())
+        );
+    }
+
+    #[test]
+    fn removing_invalid_requests_leaves_the_others() {
+        let (tmp, s, _) = store();
+        pairing_file_with_accounts(&tmp, &["..", "default", "a/b", "Work"]);
+        let evil = ChannelName::parse("evil").unwrap();
+        let gone: Vec<String> = s
+            .remove_invalid(&evil)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(gone, ["100", "102", "103"]);
+        let (live, _) = s.list(&evil, DmLimits::default()).unwrap();
+        assert_eq!(live.len(), 1);
+        assert_eq!(live[0].id, "101");
+        assert!(s.remove_invalid(&evil).unwrap().is_empty());
+    }
+
+    #[test]
+    fn discover_resolves_channels_and_accounts_and_names_what_it_ignores() {
         let (tmp, s, _) = store();
         let cred = tmp.path().join("credentials");
         std::fs::create_dir_all(&cred).unwrap();
@@ -534,13 +679,33 @@ mod tests {
             "telegram-work-allowFrom.json",
             "my-chan-allowFrom.json",
             "Bad-pairing.json",
+            "..-pairing.json",
+            "evil-..-allowFrom.json",
+            "telegram-offset.json",
         ] {
             std::fs::write(cred.join(f), "{}").unwrap();
         }
-        let (p, a) = s.discover(&["my-chan".to_string()]).unwrap();
-        assert_eq!(p, vec!["telegram"]);
-        assert!(a.contains(&("my-chan".into(), "default".into())));
-        assert!(a.contains(&("telegram".into(), "work".into())));
-        assert!(a.contains(&("telegram".into(), "default".into())));
+        let d = s
+            .discover(&[ChannelName::parse("my-chan").unwrap()])
+            .unwrap();
+        assert_eq!(d.pairing, vec![TG]);
+        let my = ChannelName::parse("my-chan").unwrap();
+        assert!(d.allow.contains(&(my, DEFAULT)));
+        assert!(d.allow.contains(&(TG, WORK)));
+        assert!(d.allow.contains(&(TG, DEFAULT)));
+        assert_eq!(d.allow.len(), 3);
+        let ignored: Vec<(&str, &str)> = d
+            .ignored
+            .iter()
+            .map(|i| (i.file.as_str(), i.name.kind))
+            .collect();
+        assert_eq!(
+            ignored,
+            [
+                ("..-pairing.json", "channel"),
+                ("Bad-pairing.json", "channel"),
+                ("evil-..-allowFrom.json", "account")
+            ]
+        );
     }
 }

@@ -173,20 +173,12 @@ fn without_corrupt(name: &str) -> &str {
     name.split(".corrupt-").next().unwrap_or(name)
 }
 
-/// `<channel>[-<account>]-pairing.json` or `…-allowFrom.json` with names the store accepts.
+/// `<channel>[-<account>]-pairing.json` or `…-allowFrom.json` with names the store accepts
+/// (the one rule of [`super::names`]).
 fn is_chat_pairing_file(name: &str) -> bool {
-    let Some(prefix) = name
-        .strip_suffix("-pairing.json")
+    name.strip_suffix("-pairing.json")
         .or_else(|| name.strip_suffix("-allowFrom.json"))
-    else {
-        return false;
-    };
-    let b = prefix.as_bytes();
-    !b.is_empty()
-        && b.len() <= 2 * super::MAX_NAME_LEN + 1
-        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-')
+        .is_some_and(super::names::is_channel_file_prefix)
 }
 
 /// Whether `name` is `<base>` or `<base>.<n>` (a rotated log).
@@ -586,6 +578,8 @@ mod tests {
             "credentials/telegram-offset.json",
             "credentials/oauth.json",
             "credentials/Bad-allowFrom.json",
+            "credentials/evil-..-allowFrom.json",
+            "credentials/..-pairing.json",
             "credentials/telegram-allowFrom.json.lock",
             "devices/paired.json.migrated",
             "devices/pending.json",

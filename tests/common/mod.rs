@@ -137,6 +137,26 @@ pub fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     }
 }
 
+/// Every path (files and directories) under `dir`, symlinks not followed: a snapshot to show
+/// that nothing appeared where it must not.
+pub fn paths_under(dir: &Path) -> std::collections::BTreeSet<PathBuf> {
+    fn walk(d: &Path, out: &mut std::collections::BTreeSet<PathBuf>) {
+        let Ok(rd) = std::fs::read_dir(d) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            out.insert(p.clone());
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                walk(&p, out);
+            }
+        }
+    }
+    let mut out = std::collections::BTreeSet::new();
+    walk(dir, &mut out);
+    out
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
