@@ -199,6 +199,11 @@ pub struct DeviceSettings {
     pub pending_ttl_minutes: u64,
     pub setup_code_ttl_minutes: u64,
     pub max_pending: usize,
+    /// A paired device not seen for this many days is flagged as stale (off when absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale_after_days: Option<u64>,
+    /// With `staleAfterDays`, stale devices are removed (their tokens stop working).
+    pub expire_stale: bool,
 }
 
 impl Default for DeviceSettings {
@@ -207,6 +212,8 @@ impl Default for DeviceSettings {
             pending_ttl_minutes: 5,
             setup_code_ttl_minutes: 10,
             max_pending: 10,
+            stale_after_days: None,
+            expire_stale: false,
         }
     }
 }
@@ -299,6 +306,12 @@ impl Settings {
     pub fn setup_code_ttl_ms(&self) -> Millis {
         minutes(self.devices.setup_code_ttl_minutes)
     }
+    /// How long a paired device may go unseen before it is stale, when that is on.
+    pub fn stale_after_ms(&self) -> Option<Millis> {
+        self.devices
+            .stale_after_days
+            .map(|d| minutes(d.saturating_mul(24 * 60)))
+    }
     pub fn channel(&self, name: &str) -> Option<&ChannelSettings> {
         self.channels.get(name)
     }
@@ -328,6 +341,16 @@ impl Settings {
         }
         if self.devices.max_pending == 0 {
             out.push("devices.maxPending must be at least 1".into());
+        }
+        if self
+            .devices
+            .stale_after_days
+            .is_some_and(|d| !(1..=3650).contains(&d))
+        {
+            out.push("devices.staleAfterDays must be between 1 and 3650".into());
+        }
+        if self.devices.expire_stale && self.devices.stale_after_days.is_none() {
+            out.push("devices.expireStale needs devices.staleAfterDays".into());
         }
         if let Some(u) = &self.gateway.public_url {
             if let Err(e) = crate::pairing::setup::check_url(u) {

@@ -153,6 +153,8 @@ pub struct PairedDeviceView {
     pub approved_scopes: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub withheld_scopes: Vec<String>,
+    /// Not seen for longer than `devices.staleAfterDays` (false when that is off).
+    pub stale: bool,
     pub remote_ip: String,
     pub fingerprint: String,
     pub created_at_ms: Millis,
@@ -179,6 +181,7 @@ impl From<&PairedDevice> for PairedDeviceView {
             scopes: d.approved_scopes.clone(),
             approved_scopes: d.approved_scopes.clone(),
             withheld_scopes: d.withheld_scopes.clone(),
+            stale: false,
             remote_ip: sanitize(&d.remote_ip),
             fingerprint: d.fingerprint.clone(),
             created_at_ms: d.created_at_ms,
@@ -931,8 +934,14 @@ impl Service {
         let (pending, expired) = self.check(self.devices.pending(ttl).map_err(dev_err))?;
         self.publish_expired_devices(&expired);
         let paired = self.check(self.devices.paired().map_err(dev_err))?;
-        let mut paired: Vec<PairedDeviceView> =
-            paired.values().map(PairedDeviceView::from).collect();
+        let (now, stale_after) = (self.now_ms(), self.settings().stale_after_ms());
+        let mut paired: Vec<PairedDeviceView> = paired
+            .values()
+            .map(|d| PairedDeviceView {
+                stale: stale_after.is_some_and(|t| d.is_stale(now, t)),
+                ..PairedDeviceView::from(d)
+            })
+            .collect();
         paired.sort_by_key(|d| d.approved_at_ms);
         Ok(DeviceList {
             pending: pending
@@ -1354,10 +1363,47 @@ impl Service {
         Ok(n)
     }
 
+    /// How many paired devices have not been seen for `after_ms` (for the tray).
+    pub fn unseen_count(&self, after_ms: Millis) -> usize {
+        let now = self.now_ms();
+        self.devices
+            .paired()
+            .map(|m| m.values().filter(|d| d.is_stale(now, after_ms)).count())
+            .unwrap_or(0)
+    }
+
+    /// With `devices.expireStale`, removes the devices not seen for `staleAfterDays` (audited
+    /// as `device.expired`; their sockets close). Returns when the next one would expire.
+    fn expire_stale_devices(&self) -> Option<Millis> {
+        let settings = self.settings();
+        let after = settings.stale_after_ms()?;
+        let paired = self.devices.paired().ok()?;
+        let now = self.now_ms();
+        let mut next = None;
+        for d in paired.values() {
+            if !settings.devices.expire_stale {
+                break;
+            }
+            if d.is_stale(now, after) {
+                let days = settings.devices.stale_after_days.unwrap_or_default();
+                if let Err(e) =
+                    self.device_remove(&d.device_id, &format!("expiry (not seen for {days} days)"))
+                {
+                    tracing::warn!("could not expire a stale device: {e}");
+                }
+            } else {
+                let at = d.last_active_ms().saturating_add(after).saturating_add(1);
+                next = Some(next.map_or(at, |n: Millis| n.min(at)));
+            }
+        }
+        next
+    }
+
     /// Prunes expired DM and device requests (publishing `expired`), and returns when the next
-    /// one will expire, so a caller can sleep exactly until then instead of polling.
+    /// one will expire, so a caller can sleep exactly until then instead of polling. Stale
+    /// devices expire here too, when the owner asked for that.
     pub fn sweep_expired(&self) -> Option<Millis> {
-        let mut next: Option<Millis> = None;
+        let mut next: Option<Millis> = self.expire_stale_devices();
         let mut consider = |t: Millis| next = Some(next.map_or(t, |n: Millis| n.min(t)));
         let ttl = self.settings().dm_limits().ttl_ms;
         if let Ok(list) = self.dm_list(None) {

@@ -549,3 +549,87 @@ async fn rotating_the_admin_token_closes_its_sessions_and_refuses_the_old_one() 
     );
     gw.stop().await;
 }
+
+#[test]
+fn a_device_not_seen_for_the_set_days_is_flagged_and_removed_when_asked() {
+    use clawpair::clock::ManualClock;
+    use clawpair::service::{DeviceAsk, Service};
+    use std::sync::Arc;
+    const DAY: i64 = 24 * 3_600_000;
+    let st = State::new();
+    let clock = ManualClock::new(1_767_323_045_678);
+    let (s, _) = Service::open(
+        clawpair::store::StatePaths::new(st.path()),
+        Arc::new(clock.clone()),
+    )
+    .unwrap();
+    let pair = |id: &Identity| {
+        let (rec, _) = s
+            .device_request(DeviceAsk {
+                device_id: id.device_id(),
+                public_key: id.public_key(),
+                fingerprint: id.fingerprint(),
+                role: "node".into(),
+                reason: "not-paired".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        s.device_approve(&rec.request.request_id, "test").unwrap();
+    };
+    let (old, recent) = (Identity::generate(), Identity::generate());
+    pair(&old);
+    clock.advance_ms(20 * DAY);
+    pair(&recent);
+    clock.advance_ms(11 * DAY);
+    // Off by default: nothing is flagged, but the tray's 30-day count sees the old one.
+    assert!(s.device_list().unwrap().paired.iter().all(|d| !d.stale));
+    assert_eq!(s.unseen_count(30 * DAY), 1);
+    s.update_settings("test", |c| {
+        c.devices.stale_after_days = Some(30);
+        Ok(())
+    })
+    .unwrap();
+    let stale: Vec<String> = s
+        .device_list()
+        .unwrap()
+        .paired
+        .into_iter()
+        .filter(|d| d.stale)
+        .map(|d| d.device_id)
+        .collect();
+    assert_eq!(stale, vec![old.device_id()]);
+    s.sweep_expired();
+    assert_eq!(
+        s.device_list().unwrap().paired.len(),
+        2,
+        "flagged, not removed"
+    );
+    // Asked to expire them: the stale one goes, the recent one stays until its own time.
+    s.update_settings("test", |c| {
+        c.devices.expire_stale = true;
+        Ok(())
+    })
+    .unwrap();
+    let next = s.sweep_expired().expect("the next expiry is scheduled");
+    let left: Vec<String> = s
+        .device_list()
+        .unwrap()
+        .paired
+        .into_iter()
+        .map(|d| d.device_id)
+        .collect();
+    assert_eq!(left, vec![recent.device_id()]);
+    assert_eq!(next, 1_767_323_045_678 + 50 * DAY + 1);
+    let audit = s.audit_tail(20).unwrap();
+    assert!(audit
+        .iter()
+        .any(|e| e.action == "device.removed" && e.via.starts_with("expiry")));
+    // Bad values are refused with the reason.
+    let e = s
+        .update_settings("test", |c| {
+            c.devices.stale_after_days = Some(0);
+            Ok(())
+        })
+        .unwrap_err();
+    assert!(e.to_string().contains("staleAfterDays"), "{e}");
+}

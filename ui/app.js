@@ -298,7 +298,7 @@ async function renderDevices() {
         el("td", { text: (roles.length ? roles : d.roles || []).join(", ") || "—" }),
         el("td", { text: d.remoteIp || "—" }),
         el("td", { text: date(d.approvedAtMs) }),
-        el("td", { text: ago(d.lastSeenAtMs) }),
+        el("td", {}, ago(d.lastSeenAtMs), d.stale ? el("span", { class: "chip warn-chip", title: "Not seen for longer than Settings allow", text: "stale" }) : null),
         el("td", { class: "right nowrap" },
           ...roleButtons,
           el("button", { class: "small danger", onclick: async () => {
@@ -425,6 +425,8 @@ async function renderSettings(force) {
   $("set-dm-max").value = s.pairingMaxPending;
   $("set-dev-ttl").value = s.devicePendingTtlMinutes;
   $("set-setup-ttl").value = s.setupCodeTtlMinutes;
+  $("set-stale-days").value = s.staleAfterDays || "";
+  $("set-expire-stale").checked = !!s.expireStale;
   $("set-tg-enabled").checked = s.telegram.enabled;
   $("set-tg-token").value = "";
   $("set-tg-token").placeholder = s.telegram.botTokenSet ? "A token is stored (type to replace it)" : "123456:ABC… from @BotFather";
@@ -453,6 +455,8 @@ async function saveSettings(ev) {
     pairingMaxPending: Number($("set-dm-max").value),
     devicePendingTtlMinutes: Number($("set-dev-ttl").value),
     setupCodeTtlMinutes: Number($("set-setup-ttl").value),
+    staleAfterDays: $("set-stale-days").value.trim() ? Number($("set-stale-days").value) : 0,
+    expireStale: $("set-expire-stale").checked,
     dmPolicies: policies,
     telegramEnabled: $("set-tg-enabled").checked,
     telegramBotToken: $("set-tg-token").value,

@@ -281,6 +281,8 @@ pub fn get_settings(state: State<'_, AppState>) -> CmdResult {
         "pairingMaxPending": s.pairing.max_pending,
         "devicePendingTtlMinutes": s.devices.pending_ttl_minutes,
         "setupCodeTtlMinutes": s.devices.setup_code_ttl_minutes,
+        "staleAfterDays": s.devices.stale_after_days,
+        "expireStale": s.devices.expire_stale,
         "channels": channels,
         "telegram": {
             "enabled": tg.and_then(|c| c.enabled).unwrap_or(false),
@@ -303,6 +305,9 @@ pub struct SettingsPatch {
     pub pairing_max_pending: Option<usize>,
     pub device_pending_ttl_minutes: Option<u64>,
     pub setup_code_ttl_minutes: Option<u64>,
+    /// Days a paired device may go unseen before it is flagged; 0 turns that off.
+    pub stale_after_days: Option<u64>,
+    pub expire_stale: Option<bool>,
     /// channel → policy
     pub dm_policies: Option<std::collections::BTreeMap<String, DmPolicy>>,
     pub telegram_enabled: Option<bool>,
@@ -347,6 +352,12 @@ pub async fn save_settings(state: State<'_, AppState>, patch: SettingsPatch) -> 
             }
             if let Some(v) = patch.setup_code_ttl_minutes {
                 s.devices.setup_code_ttl_minutes = v;
+            }
+            if let Some(v) = patch.stale_after_days {
+                s.devices.stale_after_days = (v > 0).then_some(v);
+            }
+            if let Some(v) = patch.expire_stale {
+                s.devices.expire_stale = v;
             }
             if let Some(p) = &patch.dm_policies {
                 for (ch, pol) in p {

@@ -147,13 +147,15 @@ pub fn install<R: Runtime>(
         super::autostart::is_enabled(),
         None::<&str>,
     )?;
+    let unseen = MenuItem::with_id(app, "unseen", unseen_text(0), false, None::<&str>)?;
     let quit = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
     let sep1 = PredefinedMenuItem::separator(app)?;
     let sep2 = PredefinedMenuItem::separator(app)?;
     let menu = Menu::with_items(
         app,
         &[
-            &pending, &pair, &open, &sep1, &status, &telegram, &pause, &autostart, &sep2, &quit,
+            &pending, &pair, &open, &sep1, &status, &telegram, &unseen, &pause, &autostart, &sep2,
+            &quit,
         ],
     )?;
     let builder = TrayIconBuilder::with_id(TRAY_ID)
@@ -174,6 +176,7 @@ pub fn install<R: Runtime>(
             return Ok(());
         }
     };
+    tauri::async_runtime::spawn(follow_unseen(service.clone(), unseen));
     let mut rx = service.events().subscribe();
     tauri::async_runtime::spawn(async move {
         let mut last = usize::MAX;
@@ -229,6 +232,42 @@ pub fn install<R: Runtime>(
         }
     });
     Ok(())
+}
+
+/// Devices not seen for this long are counted in the tray, whatever the settings say.
+const UNSEEN_MS: i64 = 30 * 24 * 3_600_000;
+
+pub fn unseen_text(n: usize) -> String {
+    match n {
+        0 => "Every device seen in the last 30 days".into(),
+        1 => "1 device not seen for 30 days".into(),
+        n => format!("{n} devices not seen for 30 days"),
+    }
+}
+
+/// Keeps the "not seen for 30 days" line current: when devices change, and once an hour (time
+/// alone makes a device unseen).
+async fn follow_unseen<R: Runtime>(service: Arc<Service>, item: MenuItem<R>) {
+    let mut rx = service.events().subscribe();
+    loop {
+        let s = service.clone();
+        let n = tauri::async_runtime::spawn_blocking(move || s.unseen_count(UNSEEN_MS))
+            .await
+            .unwrap_or(0);
+        let _ = item.set_text(unseen_text(n));
+        let hour = tokio::time::sleep(std::time::Duration::from_secs(3600));
+        tokio::pin!(hour);
+        loop {
+            tokio::select! {
+                _ = &mut hour => break,
+                ev = rx.recv() => match ev {
+                    Ok(Event::DeviceChanged { .. } | Event::DevicePairResolved { .. }) => break,
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+            }
+        }
+    }
 }
 
 #[cfg(test)]

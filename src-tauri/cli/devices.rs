@@ -139,7 +139,11 @@ pub fn run(ctx: &Ctx, cmd: DevicesCmd) -> CliResult {
                             or_dash(tokens.join(",")),
                             or_dash(s(d, "remoteIp")),
                             short_ms(i(d, "approvedAtMs")),
-                            ago(now, i(d, "lastSeenAtMs")),
+                            format!(
+                                "{}{}",
+                                ago(now, i(d, "lastSeenAtMs")),
+                                if d["stale"] == true { " (stale)" } else { "" }
+                            ),
                         ]
                     })
                     .collect();

@@ -315,6 +315,11 @@ async fn sweep_expired(shared: Arc<Shared>) {
                     let at = r.expires_ms(shared.service.settings().device_pending_ttl_ms());
                     next.is_none_or(|n| at < n).then_some(at)
                 }
+                // Settings may have turned stale-device expiry on, or changed its limit.
+                Ok(Event::SettingsChanged {}) => {
+                    next = sweep().await;
+                    next
+                }
                 Ok(_) => None,
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                     next = sweep().await;

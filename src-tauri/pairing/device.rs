@@ -336,6 +336,16 @@ impl PairedDevice {
         }
         shown_name(&self.display_name, &self.client_id, &self.device_id)
     }
+    /// When the device was last seen, or paired when it never connected since.
+    pub fn last_active_ms(&self) -> Millis {
+        self.last_seen_at_ms
+            .unwrap_or(self.approved_at_ms)
+            .max(self.approved_at_ms)
+    }
+    /// Not seen for longer than `after_ms`.
+    pub fn is_stale(&self, now: Millis, after_ms: Millis) -> bool {
+        now.saturating_sub(self.last_active_ms()) > after_ms
+    }
     /// What a connect asking for `wanted` may get: the asked scopes less those the owner
     /// declined.
     pub fn grantable(&self, wanted: &[String]) -> Vec<String> {
@@ -769,6 +779,40 @@ mod tests {
         reconcile_pending(&mut p, pending("r1", "d1", "node", &[], 0), 10).unwrap();
         assert!(prune_pending(&mut p, 299_999, 300_000).is_empty());
         assert_eq!(prune_pending(&mut p, 300_000, 300_000).len(), 1);
+    }
+
+    #[test]
+    fn approving_one_roles_scopes_never_widens_another_roles_token() {
+        let mut paired = PairedMap::new();
+        approve_into(&mut paired, &pending("r1", "d1", "node", &[], 0), 0);
+        let d = paired.get_mut("d1").unwrap();
+        install_token(d, "node", "h-node".into(), 1);
+        approve_into(
+            &mut paired,
+            &pending("r2", "d1", "operator", &["operator.read"], 2),
+            2,
+        );
+        let d = paired.get_mut("d1").unwrap();
+        install_token(d, "operator", "h-op".into(), 3);
+        approve_into(
+            &mut paired,
+            &pending("r3", "d1", "node", &["camera.snap"], 4),
+            4,
+        );
+        approve_into(
+            &mut paired,
+            &pending("r4", "d1", "operator", &["operator.write"], 5),
+            5,
+        );
+        let d = &paired["d1"];
+        assert_eq!(d.tokens["node"].scopes, vec!["camera.snap".to_string()]);
+        assert_eq!(
+            d.tokens["operator"].scopes,
+            vec!["operator.read".to_string(), "operator.write".into()]
+        );
+        assert!(
+            !role_can_hold("node", "operator.read") && !role_can_hold("operator", "camera.snap")
+        );
     }
 
     #[test]
