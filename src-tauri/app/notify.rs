@@ -93,7 +93,9 @@ pub fn device_text(r: &PendingDevice) -> (String, String) {
     let mut body = format!("{}\nFingerprint {}", parts.join(" · "), r.fingerprint);
     if needs_review(r) {
         body.push_str("\nAsks for full access (operator.admin): review it in ClawPair");
-    } else if !r.scopes.is_empty() {
+    } else if r.scopes.is_empty() {
+        body.push_str(&format!("\nAs {}", r.role));
+    } else {
         body.push_str(&format!("\nAs {} with {}", r.role, r.scopes.join(", ")));
     }
     (what, body)
