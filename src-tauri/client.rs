@@ -220,7 +220,7 @@ impl ClientError {
     }
 }
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A connected, authenticated client.
 pub struct Client {
@@ -413,6 +413,12 @@ impl Client {
         }
     }
 
+    /// The socket and the events that arrived before hello-ok, for a caller that drives the
+    /// connection itself (several requests in flight, events as they come).
+    pub fn into_socket(self) -> (Socket, VecDeque<(String, Value)>) {
+        (self.ws, self.events)
+    }
+
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
     }
@@ -471,12 +477,15 @@ pub fn connect_params(opts: &ConnectOptions, nonce: &str) -> Value {
             "version": env!("CARGO_PKG_VERSION"),
             "platform": opts.platform,
             "mode": opts.client_mode,
-            "deviceFamily": opts.device_family,
         },
         "role": opts.role,
         "scopes": opts.scopes,
         "auth": auth,
     });
+    // Optional fields are left out when empty: OpenClaw's schema refuses empty strings.
+    if !opts.device_family.is_empty() {
+        params["client"]["deviceFamily"] = opts.device_family.clone().into();
+    }
     if let Some(n) = &opts.display_name {
         params["client"]["displayName"] = n.clone().into();
     }

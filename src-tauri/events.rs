@@ -99,6 +99,9 @@ pub enum Event {
     /// closed.
     #[serde(rename = "gateway.token.rotated", rename_all = "camelCase")]
     GatewayTokenRotated { ts: Millis },
+    /// Companion mode: whether ClawPair is attached to an OpenClaw gateway, in one line.
+    #[serde(rename = "attach.status", rename_all = "camelCase")]
+    AttachStatus { line: String, attached: bool },
     #[serde(rename = "gateway.status", rename_all = "camelCase")]
     GatewayStatus {
         listening: bool,
@@ -135,6 +138,7 @@ pub const WIRE_EVENTS: &[&str] = &[
     "settings.changed",
     "audit.appended",
     "gateway.token.rotated",
+    "attach.status",
     "gateway.status",
     "channel.status",
 ];
@@ -156,6 +160,7 @@ impl Event {
             Event::SettingsChanged {} => "settings.changed",
             Event::AuditAppended(_) => "audit.appended",
             Event::GatewayTokenRotated { .. } => "gateway.token.rotated",
+            Event::AttachStatus { .. } => "attach.status",
             Event::GatewayStatus { .. } => "gateway.status",
             Event::ChannelStatus { .. } => "channel.status",
         }
@@ -257,6 +262,10 @@ mod tests {
             },
             Event::SettingsChanged {},
             Event::GatewayTokenRotated { ts: 0 },
+            Event::AttachStatus {
+                line: String::new(),
+                attached: false,
+            },
             Event::GatewayStatus {
                 listening: true,
                 address: None,

@@ -3,6 +3,7 @@
 //! The core (`config`, `store`, `pairing`, `service`, `events`, `channels`) has no GUI dependency
 //! and is what the CLI, the gateway and the tray app all call. Only `app` (feature `gui`) uses Tauri.
 
+pub mod attach;
 pub mod channels;
 pub mod cli;
 pub mod client;

@@ -526,7 +526,7 @@ fn openclaws_node_host_pairs_and_stays_connected_past_75_seconds() {
 
 /// `openclaw gateway run` on a free port, loopback devices not approved silently.
 struct OpenClawGateway {
-    _proc: Proc,
+    proc: Option<Proc>,
     url: String,
     token: String,
     home: PathBuf,
@@ -542,16 +542,34 @@ fn free_port() -> u16 {
 
 impl OpenClawGateway {
     fn start(p: &Peer, home: &Path) -> OpenClawGateway {
+        Self::start_with(p, home, json!({}))
+    }
+
+    /// With more of OpenClaw's config (`channels`, …) merged in. The port and the token are
+    /// in the config too, where an installation keeps them (and ClawPair finds them).
+    fn start_with(p: &Peer, home: &Path, extra: Value) -> OpenClawGateway {
         let state = home.join(".openclaw");
         std::fs::create_dir_all(&state).unwrap();
-        std::fs::write(
-            state.join("openclaw.json"),
-            json!({ "gateway": { "nodes": { "pairing": { "autoApproveLocal": false } } } })
-                .to_string(),
-        )
-        .unwrap();
         let port = free_port().to_string();
         let token = "interop-token-0123456789abcdef".to_string();
+        let mut config = json!({ "gateway": {
+            "port": port.parse::<u16>().unwrap(),
+            "auth": { "mode": "token", "token": token },
+            "nodes": { "pairing": { "autoApproveLocal": false } } } });
+        if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
+            c.extend(e.clone());
+        }
+        std::fs::write(state.join("openclaw.json"), config.to_string()).unwrap();
+        let proc = Self::run(p, home, &port, &token);
+        OpenClawGateway {
+            proc: Some(proc),
+            url: format!("ws://127.0.0.1:{port}"),
+            token,
+            home: home.to_path_buf(),
+        }
+    }
+
+    fn run(p: &Peer, home: &Path, port: &str, token: &str) -> Proc {
         let mut proc = Proc::spawn(
             p.openclaw(
                 home,
@@ -559,26 +577,29 @@ impl OpenClawGateway {
                     "gateway",
                     "run",
                     "--port",
-                    &port,
+                    port,
                     "--bind",
                     "loopback",
                     "--auth",
                     "token",
                     "--token",
-                    &token,
+                    token,
                     "--allow-unconfigured",
                 ],
             ),
             home.join("openclaw-gateway.log"),
         );
         proc.wait_log("[gateway] ready", Duration::from_secs(180));
-        OpenClawGateway {
-            _proc: proc,
-            url: format!("ws://127.0.0.1:{port}"),
-            token,
-            home: home.to_path_buf(),
-        }
+        proc
     }
+
+    /// Stops the gateway and starts it again on the same port.
+    fn restart(&mut self, p: &Peer) {
+        let port = self.url.rsplit(':').next().unwrap().to_string();
+        self.proc = None; // stopped (its whole process group) before the new one starts
+        self.proc = Some(Self::run(p, &self.home, &port, &self.token));
+    }
+
     fn devices(&self, p: &Peer, args: &[&str]) -> Value {
         let mut all = vec!["devices"];
         all.extend_from_slice(args);
@@ -755,4 +776,254 @@ fn openclaw_doctor_beside_clawpair_leaves_clawpairs_state_intact() {
         listed.contains("111111") && listed.contains("222222"),
         "{listed}"
     );
+}
+
+/// Waits for an event on the bus that `pick` accepts.
+async fn wait_for<T>(
+    rx: &mut tokio::sync::broadcast::Receiver<clawpair::events::Event>,
+    what: &str,
+    mut pick: impl FnMut(&clawpair::events::Event) -> Option<T>,
+) -> T {
+    let end = tokio::time::Instant::now() + WAIT;
+    loop {
+        match tokio::time::timeout_at(end, rx.recv()).await {
+            Ok(Ok(e)) => {
+                if let Some(t) = pick(&e) {
+                    return t;
+                }
+            }
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+            Ok(Err(e)) => panic!("event stream ended waiting for {what}: {e}"),
+            Err(_) => panic!("no {what} within {WAIT:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real OpenClaw in a loopback-only namespace: run by scripts/interop.sh"]
+async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
+    use clawpair::attach::remote::{Remote, Status, Target, TokenSource};
+    use clawpair::attach::{discover, Backend};
+    use clawpair::events::Event;
+
+    let p = peer();
+    let st = State::new();
+    let home = st.dir.path().join("oc");
+    // A chat-sender request OpenClaw takes in from its legacy file at start, on a Telegram
+    // account it considers configured (it cannot reach Telegram from here, and need not).
+    let state = home.join(".openclaw");
+    std::fs::create_dir_all(state.join("credentials")).unwrap();
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    std::fs::write(
+        state.join("credentials/telegram-pairing.json"),
+        json!({ "version": 1, "requests": [{ "id": "4242", "code": "DAVE2345", "createdAt": now,
+                "lastSeenAt": now, "meta": { "username": "dave", "accountId": "default" } }] })
+        .to_string(),
+    )
+    .unwrap();
+    let mut oc = OpenClawGateway::start_with(
+        &p,
+        &home,
+        json!({ "channels": { "telegram": { "enabled": true, "botToken": "123456:interop-not-a-real-token", "dmPolicy": "pairing" } } }),
+    );
+
+    // ClawPair finds the installation and its token where OpenClaw keeps them.
+    std::env::set_var("OPENCLAW_STATE_DIR", &state);
+    let found = discover::find().expect("OpenClaw is installed");
+    assert_eq!(found.url, oc.url);
+    let (service, _) = clawpair::service::Service::open(
+        clawpair::store::StatePaths::new(st.path()),
+        std::sync::Arc::new(clawpair::clock::SystemClock),
+    )
+    .unwrap();
+    let service = std::sync::Arc::new(service);
+    let mut rx = service.events().subscribe();
+    let remote = Remote::spawn(
+        Target {
+            url: found.url.clone(),
+            token: TokenSource::OpenClawConfig {
+                state_dir: found.state_dir.clone(),
+                config: found.config.clone(),
+            },
+            local_state: Some(state.clone()),
+        },
+        service.events().clone(),
+    );
+    let backend = Backend::Attached {
+        service: service.clone(),
+        remote: remote.clone(),
+    };
+    let end = tokio::time::Instant::now() + WAIT;
+    while !matches!(remote.status(), Status::Attached { .. }) {
+        assert!(
+            tokio::time::Instant::now() < end,
+            "not attached: {:?}",
+            remote.status()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The chat-sender request is announced (it has no event in OpenClaw's protocol) and is
+    // approved from ClawPair.
+    let dm = wait_for(&mut rx, "the chat-sender request", |e| match e {
+        Event::PairingRequested(r) if r.id == "4242" => Some(r.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(dm.meta["username"], "dave");
+    backend
+        .call(
+            "notification",
+            "pairing.approve",
+            json!({ "channel": "telegram", "code": dm.code }),
+        )
+        .await
+        .expect("approved on OpenClaw");
+    let listed = backend
+        .call("window", "pairing.list", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(
+        listed["requests"],
+        json!([]),
+        "gone from OpenClaw's requests"
+    );
+    let allowed = backend
+        .call("window", "allowlist.list", json!({}))
+        .await
+        .unwrap();
+    assert!(
+        allowed["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["senderId"] == "4242" && e["readOnly"] == true),
+        "{allowed}"
+    );
+
+    // A device pairs with OpenClaw's own setup code: its request is announced; approving it
+    // from ClawPair approves it on OpenClaw.
+    let setup = || {
+        let o = p.run(
+            &home,
+            &[
+                "qr",
+                "--setup-code-only",
+                "--url",
+                &oc.url,
+                "--token",
+                &oc.token,
+            ],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        let code = String::from_utf8_lossy(&o.stdout)
+            .trim()
+            .lines()
+            .last()
+            .unwrap()
+            .to_string();
+        clawpair::pairing::setup::decode_setup_code(&code)
+            .unwrap()
+            .bootstrap_token
+    };
+    let phone_spec = |name: &str, bootstrap: String| {
+        json!({ "url": oc.url, "stateDir": st.dir.path().join(name), "bootstrapToken": bootstrap,
+                "role": "node", "scopes": [], "displayName": name })
+    };
+    let spec = phone_spec("phone-a", setup());
+    let (lines, _) = tokio::task::block_in_place(|| p.client(st.dir.path(), spec.clone()));
+    assert_eq!(connect_error(&lines)["code"], "NOT_PAIRED", "{lines:?}");
+    let req = wait_for(&mut rx, "the device request", |e| match e {
+        Event::DevicePairRequested(r) if r.display_name == "phone-a" => Some(r.clone()),
+        _ => None,
+    })
+    .await;
+    let pending = backend
+        .call("window", "device.pair.list", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(
+        pending["pending"][0]["fingerprint"],
+        req.fingerprint.as_str()
+    );
+    let refused = backend
+        .call(
+            "window",
+            "device.pair.approve",
+            json!({ "requestId": req.request_id, "withoutAdmin": true }),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code, "UNSUPPORTED", "said honestly: {refused:?}");
+    backend
+        .call(
+            "notification",
+            "device.pair.approve",
+            json!({ "requestId": req.request_id }),
+        )
+        .await
+        .expect("approved");
+    let decision = wait_for(&mut rx, "resolved", |e| match e {
+        Event::DevicePairResolved {
+            request_id,
+            decision,
+            ..
+        } if *request_id == req.request_id => Some(decision.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(decision, "approved");
+    let listed = oc.devices(&p, &["list"]);
+    assert!(
+        listed["paired"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["deviceId"] == req.device_id.as_str()),
+        "OpenClaw lists it paired: {listed}"
+    );
+
+    // Approved with OpenClaw's own CLI instead: ClawPair hears it settled.
+    let (lines, _) =
+        tokio::task::block_in_place(|| p.client(st.dir.path(), phone_spec("phone-b", setup())));
+    let other = connect_error(&lines)["details"]["requestId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_for(&mut rx, "the second request", |e| {
+        matches!(e, Event::DevicePairRequested(r) if r.request_id == other).then_some(())
+    })
+    .await;
+    tokio::task::block_in_place(|| oc.devices(&p, &["approve", &other]));
+    wait_for(&mut rx, "resolved elsewhere", |e| {
+        matches!(e, Event::DevicePairResolved { request_id, .. } if *request_id == other)
+            .then_some(())
+    })
+    .await;
+
+    // OpenClaw restarts: ClawPair says so, and attaches again on its own.
+    tokio::task::block_in_place(|| oc.restart(&p));
+    wait_for(&mut rx, "detached", |e| {
+        matches!(
+            e,
+            Event::AttachStatus {
+                attached: false,
+                ..
+            }
+        )
+        .then_some(())
+    })
+    .await;
+    wait_for(&mut rx, "attached again", |e| {
+        matches!(e, Event::AttachStatus { attached: true, .. }).then_some(())
+    })
+    .await;
+    backend
+        .call("window", "device.pair.list", json!({}))
+        .await
+        .expect("answers again");
+    // Nothing of OpenClaw's was written by ClawPair: its config is as the test wrote it.
+    assert!(std::fs::read_to_string(state.join("openclaw.json"))
+        .unwrap()
+        .contains("interop-not-a-real-token"));
 }
