@@ -1,5 +1,6 @@
 //! The real app, end to end, under Xvfb: driven through tauri-driver and WebKitWebDriver, with a
-//! stand-in notification server on a private D-Bus session bus. Run by scripts/test.sh as
+//! stand-in notification server on a private D-Bus session bus; its accessibility checked in the
+//! real webview by axe-core and by keyboard alone. Run by scripts/test.sh as
 //! `dbus-run-session -- env NO_AT_BRIDGE=1 xvfb-run -a cargo test --test gui_e2e -- --ignored`.
 #![cfg(feature = "gui")]
 
@@ -9,9 +10,10 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use clawpair::client::{Auth, Client, ConnectOptions, Identity};
+use clawpair::client::{Auth, Client, ClientError, ConnectOptions, Identity};
 use clawpair::devtools::notifyd::Notifyd;
-use common::webdriver::Session;
+use common::a11y::Audit;
+use common::webdriver::{key, Session};
 use common::State;
 use serde_json::{json, Value};
 
@@ -34,7 +36,8 @@ impl Drop for Driver {
     }
 }
 
-fn tauri_driver(port: u16, native: u16) -> Driver {
+/// Starts tauri-driver; `env` reaches WebKitWebDriver and the app it starts.
+fn tauri_driver(port: u16, native: u16, env: &[(&str, &std::path::Path)]) -> Driver {
     let bin = std::env::var("TAURI_DRIVER").unwrap_or_else(|_| {
         let home = std::env::var("HOME").unwrap_or_default();
         let local = format!("{home}/.cargo/bin/tauri-driver");
@@ -45,6 +48,7 @@ fn tauri_driver(port: u16, native: u16) -> Driver {
         }
     });
     let child = Command::new(bin)
+        .envs(env.iter().map(|(k, v)| (*k, *v)))
         .args([
             "--port",
             &port.to_string(),
@@ -129,7 +133,7 @@ async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
     std::env::set_var("XDG_CONFIG_HOME", &xdg);
 
     let (dport, nport) = (free_port(), free_port());
-    let _driver = tauri_driver(dport, nport);
+    let _driver = tauri_driver(dport, nport, &[]);
     let app = env!("CARGO_BIN_EXE_clawpair").to_string();
     let state_dir = st.path().display().to_string();
     let session = tokio::task::spawn_blocking(move || {
@@ -489,7 +493,7 @@ fn first_run_opens_on_the_guide_and_never_again() {
     ];
     for run in 0..2 {
         let (dport, nport) = (free_port(), free_port());
-        let _driver = tauri_driver(dport, nport);
+        let _driver = tauri_driver(dport, nport, &[]);
         let s = Session::start(&format!("http://127.0.0.1:{dport}"), &app, &args);
         if run == 0 {
             s.wait_for("#view-guide", WAIT);
@@ -543,4 +547,669 @@ fn wait_app_gone(st: &State) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+// ------------------------------------------------------------------ accessibility
+
+/// A device waiting for the owner's answer (its hello-ok, or why not).
+type Waiting = tokio::task::JoinHandle<Result<Client, ClientError>>;
+
+/// The app on its own state dir and its own desktop: `XDG_CONFIG_HOME` (GTK's settings.ini)
+/// and `XDG_DATA_HOME` (the webview's storage, where the theme switch is kept) in a temp dir,
+/// so one test's theme or desktop settings never reach another. Its gateway listens on a free
+/// loopback port; `rt` runs the phones and the bridge while the test drives the window.
+struct Desk {
+    st: State,
+    url: String,
+    token: String,
+    rt: tokio::runtime::Runtime,
+    s: Session,
+    _driver: Driver,
+}
+
+impl Desk {
+    /// With `public_url`, the gateway's URL is given as its public one (so Pair a phone shows a
+    /// code at once); `gtk` is the body of GTK's settings.ini.
+    fn start(public_url: bool, gtk: &str) -> Desk {
+        let st = State::new();
+        let port = free_port();
+        let url = format!("ws://127.0.0.1:{port}/");
+        let mut settings = json!({ "gateway": { "bind": "127.0.0.1", "port": port }, "ui": { "notifications": false, "showGuide": false } });
+        if public_url {
+            settings["gateway"]["publicUrl"] = json!(url);
+        }
+        st.write("clawpair.json", &settings.to_string());
+        st.ok(&["doctor", "--fix"]);
+        let saved: Value = serde_json::from_str(&st.read("clawpair.json")).unwrap();
+        let token = saved["gateway"]["auth"]["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let config = st.dir.path().join("desktop/config");
+        let data = st.dir.path().join("desktop/data");
+        std::fs::create_dir_all(config.join("gtk-3.0")).unwrap();
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(
+            config.join("gtk-3.0/settings.ini"),
+            format!("[Settings]\n{gtk}\n"),
+        )
+        .unwrap();
+        let (dport, nport) = (free_port(), free_port());
+        let driver = tauri_driver(
+            dport,
+            nport,
+            &[("XDG_CONFIG_HOME", &config), ("XDG_DATA_HOME", &data)],
+        );
+        let s = Session::start(
+            &format!("http://127.0.0.1:{dport}"),
+            env!("CARGO_BIN_EXE_clawpair"),
+            &[
+                "--state-dir".into(),
+                st.path().display().to_string(),
+                "--show".into(),
+            ],
+        );
+        s.wait_for("#nav-requests", WAIT);
+        s.wait_until(
+            "document.querySelector('#gateway-status .text').textContent.includes('Gateway on')",
+            WAIT,
+        );
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        Desk {
+            st,
+            url,
+            token,
+            rt,
+            s,
+            _driver: driver,
+        }
+    }
+
+    fn bridge(&self) -> Client {
+        self.rt
+            .block_on(Client::connect(
+                &ConnectOptions::operator(&self.url, &self.token, "test-bridge"),
+                |_, _| {},
+            ))
+            .expect("bridge connects")
+    }
+
+    /// A stranger writes: a pairing request waits.
+    fn dm(&self, bridge: &mut Client, sender: &str, name: &str) -> Value {
+        self.rt.block_on(inbound(bridge, sender, name))
+    }
+
+    /// A sender the owner approved earlier.
+    fn allowed(&self, bridge: &mut Client, sender: &str, name: &str) {
+        let d = self.dm(bridge, sender, name);
+        self.rt
+            .block_on(bridge.call(
+                "pairing.approve",
+                json!({ "channel": "telegram", "code": d["code"] }),
+            ))
+            .expect("approve sender");
+    }
+
+    /// A device that connects with a fresh setup code and waits for the owner; returns once
+    /// its request is pending.
+    fn phone(
+        &self,
+        bridge: &mut Client,
+        name: &str,
+        role: &str,
+        scopes: &[&str],
+    ) -> (Identity, Waiting) {
+        let code: Value = serde_json::from_slice(
+            &self
+                .rt
+                .block_on(common::gw::cli(
+                    self.st.path(),
+                    &["qr", "--url", &self.url, "--json"],
+                ))
+                .stdout,
+        )
+        .expect("qr --json");
+        let setup =
+            clawpair::pairing::setup::decode_setup_code(code["setupCode"].as_str().unwrap())
+                .unwrap()
+                .bootstrap_token;
+        let id = Identity::generate();
+        let mut opts = ConnectOptions::node(&self.url, id.clone(), Auth::BootstrapToken(setup));
+        opts.display_name = Some(name.into());
+        opts.platform = "android".into();
+        opts.role = role.into();
+        opts.scopes = scopes.iter().map(|s| s.to_string()).collect();
+        opts.wait_for_approval = true;
+        let waiting = self
+            .rt
+            .spawn(async move { Client::connect(&opts, |_, _| {}).await });
+        self.request_of(bridge, &id);
+        (id, waiting)
+    }
+
+    /// The pending request of a device (waits until there is one).
+    fn request_of(&self, bridge: &mut Client, id: &Identity) -> String {
+        let end = Instant::now() + WAIT;
+        loop {
+            let list = self
+                .rt
+                .block_on(bridge.call("device.pair.list", json!({})))
+                .expect("device.pair.list");
+            let found = list["pending"].as_array().and_then(|p| {
+                p.iter()
+                    .find(|r| r["deviceId"] == id.device_id())
+                    .and_then(|r| r["requestId"].as_str().map(String::from))
+            });
+            if let Some(r) = found {
+                return r;
+            }
+            assert!(Instant::now() < end, "no request from the device");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The device was let in: it got its hello-ok.
+    fn welcomed(&self, waiting: Waiting) -> Client {
+        self.rt
+            .block_on(async { tokio::time::timeout(WAIT, waiting).await })
+            .expect("the device got an answer")
+            .unwrap()
+            .expect("hello-ok")
+    }
+
+    /// A paired device.
+    fn paired(&self, bridge: &mut Client, name: &str) -> Client {
+        let (id, waiting) = self.phone(bridge, name, "node", &[]);
+        let request = self.request_of(bridge, &id);
+        self.rt
+            .block_on(bridge.call("device.pair.approve", json!({ "requestId": request })))
+            .expect("approve device");
+        self.welcomed(waiting)
+    }
+
+    fn end(&self) {
+        self.s.close();
+        wait_app_gone(&self.st);
+    }
+}
+
+impl Drop for Desk {
+    /// Also when a test fails half-way: an app left running would take over the next test's
+    /// launch (one instance per desktop session).
+    fn drop(&mut self) {
+        self.s.close();
+    }
+}
+
+/// Switches the window to `theme` ("light" or "dark") with its own switch.
+fn set_theme(s: &Session, theme: &str) {
+    for _ in 0..3 {
+        if s.execute("return document.documentElement.dataset.theme;") == theme {
+            return;
+        }
+        s.click("#theme-toggle");
+    }
+    panic!("the theme switch never reached {theme}");
+}
+
+/// What the polite live region has said lately.
+fn announced(s: &Session) -> String {
+    s.execute("return document.getElementById('announcer').textContent;")
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn wait_announced(s: &Session, words: &str) {
+    let end = Instant::now() + WAIT;
+    while !announced(s).contains(words) {
+        assert!(
+            Instant::now() < end,
+            "{words:?} was never announced (last: {:?})",
+            announced(s)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The engine's accessible name of the element `css` finds.
+fn name_of(s: &Session, css: &str) -> String {
+    let e = s.wait_for(css, WAIT);
+    s.computed_label(&e)
+}
+
+/// Every view, with what it waits for before it is checked.
+const VIEWS: &[(&str, &str, &str)] = &[
+    (
+        "requests",
+        "#nav-requests",
+        "document.querySelectorAll('#dm-list .card').length === 1 && document.querySelectorAll('#device-list .card').length === 2",
+    ),
+    (
+        "allowlists",
+        "#nav-allowlists",
+        "document.querySelector(\"tr[data-sender='4242']\")",
+    ),
+    (
+        "devices",
+        "#nav-devices",
+        "document.querySelector('#devices-table tbody tr')",
+    ),
+    (
+        "pair",
+        "#nav-pair",
+        "!document.getElementById('pair-code').hidden && document.getElementById('pair-qr').complete",
+    ),
+    (
+        "activity",
+        "#nav-activity",
+        "document.querySelectorAll('#activity-list tbody tr').length > 3",
+    ),
+    (
+        "settings",
+        "#nav-settings",
+        "document.getElementById('set-port').value !== ''",
+    ),
+];
+
+fn open_view(s: &Session, nav: &str, ready: &str) {
+    s.click(nav);
+    s.wait_until(ready, WAIT);
+}
+
+#[test]
+#[ignore = "needs Xvfb, a D-Bus session and tauri-driver: run by scripts/test.sh"]
+fn every_view_passes_axe_core_in_both_themes_and_fits_at_200_percent_zoom() {
+    let desk = Desk::start(false, "");
+    let s = &desk.s;
+    let mut audit = Audit::new("views");
+    let mut bridge = desk.bridge();
+
+    // What the owner has: two senders let in, a paired phone; and what waits: a sender, a
+    // phone, and a laptop asking for full access. Each new request is announced politely,
+    // whichever view is showing.
+    desk.allowed(&mut bridge, "4242", "alice");
+    desk.allowed(&mut bridge, "4343", "bob");
+    let _pixel = desk.paired(&mut bridge, "Pixel 9 Pro");
+    desk.dm(&mut bridge, "4545", "dave");
+    wait_announced(s, "New chat sender waiting: @dave on telegram");
+    let (_phone, _waiting) = desk.phone(&mut bridge, "Test Pixel", "node", &[]);
+    wait_announced(s, "New device waiting: Test Pixel (node), android");
+    open_view(s, "#nav-devices", VIEWS[2].2);
+    let (_laptop, _waiting2) = desk.phone(
+        &mut bridge,
+        "Ops laptop",
+        "operator",
+        &["operator.admin", "operator.read"],
+    );
+    wait_announced(s, "New device waiting: Ops laptop (operator)");
+
+    // Every action button says what it acts on.
+    open_view(s, "#nav-requests", VIEWS[0].2);
+    for (css, name) in [
+        (
+            "#dm-list [data-action='approve-dm']",
+            "Approve @dave on telegram",
+        ),
+        (
+            "#dm-list [data-action='reject-dm']",
+            "Reject @dave on telegram",
+        ),
+        (
+            "#dm-list input[type=checkbox]",
+            "Notify sender: @dave on telegram",
+        ),
+        (
+            "#device-list [data-action='approve-device']",
+            "Approve Test Pixel (node)",
+        ),
+        (
+            "#device-list [data-action='approve-device-limited']",
+            "Approve without admin: Ops laptop (operator)",
+        ),
+        (
+            "#device-list [data-action='approve-device-full']",
+            "Approve full access: Ops laptop (operator)",
+        ),
+    ] {
+        assert_eq!(name_of(s, css), name, "{css}");
+    }
+    let mut names = Vec::new();
+    for e in s.find_all("#device-list [data-action='reject-device']") {
+        names.push(s.computed_label(&e));
+    }
+    assert_eq!(
+        names,
+        ["Reject Test Pixel (node)", "Reject Ops laptop (operator)"]
+    );
+    open_view(s, "#nav-devices", VIEWS[2].2);
+    assert_eq!(
+        name_of(s, "#devices-table [data-action='revoke']"),
+        "Revoke Pixel 9 Pro (node)"
+    );
+    assert_eq!(
+        name_of(s, "#devices-table [data-action='remove-device']"),
+        "Remove Pixel 9 Pro"
+    );
+    open_view(s, "#nav-allowlists", VIEWS[1].2);
+    assert_eq!(
+        name_of(s, "tr[data-sender='4242'] [data-action='remove-sender']"),
+        "Remove 4242 (alice) from telegram"
+    );
+
+    // The gateway only on loopback: Pair a phone explains it, in both themes.
+    s.click("#nav-pair");
+    s.wait_for("#pair-loopback", WAIT);
+    for theme in ["light", "dark"] {
+        set_theme(s, theme);
+        audit.axe(s, &format!("pair-loopback-{theme}"));
+    }
+    let url = desk.url.clone();
+    s.type_into("#pair-url", &url);
+    s.click("#pair-url-form button[type=submit]");
+    s.wait_until(VIEWS[3].2, WAIT);
+
+    // On every view, no two controls share a name (the engine's own accessible names).
+    for (view, nav, ready) in VIEWS {
+        open_view(s, nav, ready);
+        let mut seen = std::collections::BTreeSet::new();
+        for e in s.find_all("main button, main input, main select") {
+            if !s.displayed(&e) {
+                continue;
+            }
+            let name = s.computed_label(&e);
+            if name.is_empty() {
+                audit.fail(view, format!("a control has no accessible name ({e})"));
+            } else if !seen.insert(name.clone()) {
+                audit.fail(view, format!("two controls are both called {name:?}"));
+            }
+        }
+    }
+    assert_eq!(
+        s.execute("return matchMedia('(prefers-reduced-motion: reduce)').matches;"),
+        false
+    );
+    assert_eq!(
+        s.execute("return getComputedStyle(document.getElementById('toast')).animationName;"),
+        "toast-in",
+        "the toast moves in when the desktop did not ask for less motion"
+    );
+
+    // Every view, a confirmation dialog and the first-run guide, in both themes.
+    for theme in ["light", "dark"] {
+        set_theme(s, theme);
+        for (view, nav, ready) in VIEWS {
+            open_view(s, nav, ready);
+            audit.axe(s, &format!("{view}-{theme}"));
+        }
+        open_view(s, "#nav-allowlists", VIEWS[1].2);
+        s.click("tr[data-sender='4242'] [data-action='remove-sender']");
+        s.wait_until("document.getElementById('dialog').open", WAIT);
+        audit.axe(s, &format!("dialog-{theme}"));
+        s.click("#dialog-cancel");
+        s.wait_until("!document.getElementById('dialog').open", WAIT);
+        open_view(
+            s,
+            "#nav-settings",
+            "document.getElementById('set-port').value !== ''",
+        );
+        s.click("#set-show-guide");
+        s.wait_for("#view-guide", WAIT);
+        audit.axe(s, &format!("guide-{theme}"));
+        s.click("#guide-done");
+        s.wait_for("#view-requests", WAIT);
+    }
+
+    // At 200% zoom (Ctrl+= five times) in the smallest window the app allows, 400×300 CSS
+    // pixels: nothing is cut off, the page never scrolls sideways, and the rules still hold.
+    // (The sections are reached with Alt+1…6: WebKitWebDriver's clicks miss under zoom.)
+    set_theme(s, "light");
+    s.set_window_size(800, 600);
+    for _ in 0..5 {
+        s.chord(&[key::CONTROL], "=");
+    }
+    s.wait_until("window.innerWidth <= 405", WAIT);
+    for (n, (view, _, ready)) in VIEWS.iter().enumerate() {
+        s.chord(&[key::ALT], &(n + 1).to_string());
+        s.wait_until(ready, WAIT);
+        audit.layout(s, &format!("{view}-zoom-200"));
+        audit.axe(s, &format!("{view}-zoom-200"));
+        audit.keep_page(s, &format!("{view}-zoom-200"));
+    }
+    s.chord(&[key::CONTROL], "0");
+    s.wait_until("window.innerWidth >= 795", WAIT);
+    s.set_window_size(1000, 700);
+
+    audit.finish();
+    desk.end();
+}
+
+/// Walks the focus with Tab until `target` (a JS condition on `a`, the focused element) holds;
+/// checks on the way that each stop shows a focus ring and comes after the last one in the
+/// page. Returns the names of the stops, in order.
+fn tab_to(s: &Session, target: &str) -> Vec<String> {
+    let mut passed = Vec::new();
+    s.execute("window.__lastStop = document.activeElement;");
+    for _ in 0..40 {
+        s.press(&[key::TAB]);
+        let stop = s.execute(&format!(
+            "const a = document.activeElement;
+             const cs = getComputedStyle(a);
+             const prev = window.__lastStop;
+             const inOrder = !prev || !prev.isConnected || a === prev ||
+               !!(prev.compareDocumentPosition(a) & Node.DOCUMENT_POSITION_FOLLOWING);
+             window.__lastStop = a;
+             return {{ name: a.getAttribute('aria-label') || a.textContent.trim() || a.id || a.tagName,
+                      ring: a.matches(':focus-visible') && cs.outlineStyle !== 'none' && parseFloat(cs.outlineWidth) >= 2,
+                      tabIndex: a.tabIndex, inOrder, body: a === document.body, done: !!({target}) }};"
+        ));
+        let name = stop["name"].as_str().unwrap_or_default().to_string();
+        assert!(
+            stop["body"] != true,
+            "the focus fell to the page after {passed:?}"
+        );
+        assert!(
+            stop["ring"] == true,
+            "{name:?} has the focus but no visible focus ring"
+        );
+        assert!(
+            stop["tabIndex"].as_i64().unwrap_or(-1) >= 0,
+            "{name:?} is reached by Tab but has tabindex < 0"
+        );
+        assert!(
+            stop["inOrder"] == true,
+            "{name:?} is out of the page's order after {passed:?}"
+        );
+        passed.push(name);
+        if stop["done"] == true {
+            return passed;
+        }
+    }
+    panic!("Tab never reached {target}; passed {passed:?}");
+}
+
+fn focused(s: &Session, prop: &str) -> Value {
+    s.execute(&format!("return document.activeElement.{prop};"))
+}
+
+#[test]
+#[ignore = "needs Xvfb, a D-Bus session and tauri-driver: run by scripts/test.sh"]
+fn keyboard_alone_approves_a_device_copies_the_setup_code_and_removes_a_sender() {
+    let desk = Desk::start(true, "");
+    let mut bridge = desk.bridge();
+    desk.st.ok(&["allowlist", "add", "telegram", "4242"]);
+    desk.st.ok(&["allowlist", "add", "telegram", "4343"]);
+    desk.dm(&mut bridge, "4545", "dave");
+    let (_pixel, waiting) = desk.phone(&mut bridge, "Pixel 9 Pro", "node", &[]);
+    let s = &desk.s;
+    s.wait_until(
+        "document.querySelectorAll('#device-list .card').length === 1",
+        WAIT,
+    );
+
+    // From the start (the focus on the Requests heading), Tab reaches the device's Approve,
+    // past the waiting sender's controls.
+    let passed = tab_to(s, "a.dataset.action === 'approve-device'");
+    assert!(
+        passed.iter().any(|n| n == "Approve @dave on telegram"),
+        "{passed:?}"
+    );
+    assert_eq!(passed.last().unwrap(), "Approve Pixel 9 Pro (node)");
+    let shots = Audit::new("keyboard");
+    shots.keep_screenshot(s, "focus-on-approve");
+    s.press(&[key::ENTER]);
+    desk.welcomed(waiting);
+    wait_announced(s, "Approved Pixel 9 Pro");
+    assert!(
+        s.execute(
+            "return document.getElementById('view-requests').contains(document.activeElement);"
+        ) == true,
+        "the focus stays in the view when the card goes"
+    );
+
+    // Alt+4: Pair a phone; Copy code; the setup code is on the clipboard (pasted with Ctrl+V
+    // into the allowlist search, which then finds nobody).
+    s.chord(&[key::ALT], "4");
+    s.wait_until("!document.getElementById('pair-code').hidden", WAIT);
+    let code = s.text("#pair-setup-code");
+    assert!(!code.is_empty());
+    tab_to(s, "a.id === 'pair-copy'");
+    s.press(&[key::ENTER]);
+    wait_announced(s, "Copied");
+    s.chord(&[key::ALT], "2");
+    s.wait_until("document.querySelector(\"tr[data-sender='4242']\")", WAIT);
+    tab_to(s, "a.id === 'allow-search'");
+    s.chord(&[key::CONTROL], "v");
+    s.wait_until(
+        &format!("document.getElementById('allow-search').value === {code:?}"),
+        WAIT,
+    );
+    s.wait_until("!document.querySelector(\"tr[data-sender='4242']\")", WAIT);
+    s.chord(&[key::CONTROL], "a");
+    s.press(&[key::BACKSPACE]);
+    s.wait_until("document.querySelector(\"tr[data-sender='4242']\")", WAIT);
+
+    // Remove 4242: the dialog takes the focus and keeps it; Escape cancels and gives it back.
+    tab_to(
+        s,
+        "a.dataset.focusKey === 'remove-sender:telegram:default:4242'",
+    );
+    let opener = focused(s, "dataset.focusKey");
+    s.press(&[key::ENTER]);
+    s.wait_until("document.getElementById('dialog').open", WAIT);
+    assert_eq!(
+        focused(s, "id"),
+        "dialog-cancel",
+        "the dialog starts on Cancel"
+    );
+    s.press(&[key::ESCAPE]);
+    s.wait_until("!document.getElementById('dialog').open", WAIT);
+    assert_eq!(
+        focused(s, "dataset.focusKey"),
+        opener,
+        "the focus is back where it was"
+    );
+    assert!(
+        s.find("tr[data-sender='4242']").is_some(),
+        "Escape removed nothing"
+    );
+    s.press(&[key::ENTER]);
+    s.wait_until("document.getElementById('dialog').open", WAIT);
+    shots.keep_screenshot(s, "dialog");
+    s.press(&[key::TAB]);
+    assert_eq!(focused(s, "id"), "dialog-ok");
+    s.press(&[key::TAB]);
+    assert_eq!(
+        focused(s, "id"),
+        "dialog-cancel",
+        "Tab goes round inside the dialog"
+    );
+    s.chord(&[key::SHIFT], key::TAB);
+    assert_eq!(focused(s, "id"), "dialog-ok", "and so does Shift+Tab");
+    s.press(&[key::ENTER]);
+    wait_file(
+        &desk.st.file("credentials/telegram-allowFrom.json"),
+        |t| !t.contains("4242"),
+        "removed sender",
+    );
+    s.wait_until("!document.querySelector(\"tr[data-sender='4242']\")", WAIT);
+    wait_announced(s, "Removed 4242");
+
+    // The focus went on to the next sender's Remove; Escape on its dialog still cancels (the
+    // OK just given must not count again).
+    assert_eq!(
+        focused(s, "dataset.focusKey"),
+        "remove-sender:telegram:default:4343"
+    );
+    s.press(&[key::ENTER]);
+    s.wait_until("document.getElementById('dialog').open", WAIT);
+    s.press(&[key::ESCAPE]);
+    s.wait_until("!document.getElementById('dialog').open", WAIT);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        desk.st
+            .read("credentials/telegram-allowFrom.json")
+            .contains("4343"),
+        "Escape after an OK removed the sender"
+    );
+    shots.finish();
+    desk.end();
+}
+
+#[test]
+#[ignore = "needs Xvfb, a D-Bus session and tauri-driver: run by scripts/test.sh"]
+fn the_window_follows_the_desktops_high_contrast_and_reduced_motion() {
+    // What a GTK desktop says when the owner turns on high contrast and turns off animations.
+    let desk = Desk::start(
+        false,
+        "gtk-theme-name=HighContrast\ngtk-enable-animations=false",
+    );
+    let s = &desk.s;
+    let mut audit = Audit::new("high-contrast");
+    let mut bridge = desk.bridge();
+    desk.dm(&mut bridge, "4545", "dave");
+    let (_phone, _waiting) = desk.phone(&mut bridge, "Test Pixel", "node", &[]);
+    assert_eq!(
+        s.execute("return [matchMedia('(prefers-contrast: more)').matches, matchMedia('(prefers-reduced-motion: reduce)').matches];"),
+        json!([true, true])
+    );
+    assert_eq!(
+        s.execute("return getComputedStyle(document.getElementById('toast')).animationName;"),
+        "none",
+        "no motion when the desktop asks for none"
+    );
+    assert_eq!(
+        s.execute("return getComputedStyle(document.documentElement).getPropertyValue('--focus-width').trim();"),
+        "3px",
+        "a wider focus ring"
+    );
+    s.wait_until(
+        "document.querySelectorAll('#device-list .card').length === 1 && document.querySelectorAll('#dm-list .card').length === 1",
+        WAIT,
+    );
+    for theme in ["light", "dark"] {
+        set_theme(s, theme);
+        open_view(
+            s,
+            "#nav-requests",
+            "document.querySelectorAll('#device-list .card').length === 1",
+        );
+        audit.axe(s, &format!("requests-{theme}"));
+        audit.keep_screenshot(s, &format!("requests-{theme}"));
+        s.click("#nav-pair");
+        s.wait_for("#pair-loopback", WAIT);
+        audit.axe(s, &format!("pair-loopback-{theme}"));
+        open_view(
+            s,
+            "#nav-settings",
+            "document.getElementById('set-port').value !== ''",
+        );
+        audit.axe(s, &format!("settings-{theme}"));
+    }
+    audit.finish();
+    desk.end();
 }

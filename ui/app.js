@@ -1,6 +1,8 @@
 // ClawPair's window: renders what the core reports and sends the owner's decisions back.
 // Live through events from the app (no polling). Requester text is only ever set with
-// textContent, never parsed as HTML.
+// textContent, never parsed as HTML. Usable by keyboard alone and with a screen reader: every
+// action button names what it acts on, news is spoken through one polite live region, and a
+// re-render never drops the keyboard focus on the floor.
 "use strict";
 
 const tauri = window.__TAURI__;
@@ -15,6 +17,8 @@ let pairExpires = 0;
 let drops = 0;
 // Set while the owner edits the Settings form, so live updates never overwrite their edits.
 let settingsDirty = false;
+// Requests already seen (null until the first list), so only new ones are announced.
+let knownRequests = null;
 
 /** Builds an element; strings become text nodes (never HTML). */
 function el(tag, attrs, ...children) {
@@ -60,13 +64,64 @@ function date(ms) {
 
 const iso = (s) => (s ? Date.parse(s) : 0);
 
+/** Says `msg` to assistive technology, politely (after what it is reading now). */
+function announce(msg) {
+  const a = $("announcer");
+  // Each message is a new node: added nodes are what a live region reads, so the same words
+  // twice are read twice, and two messages in a row do not overwrite each other.
+  const p = el("p", { text: msg });
+  a.append(p);
+  while (a.childElementCount > 3) a.firstElementChild.remove();
+  setTimeout(() => p.remove(), 10000);
+}
+
 function toast(msg, kind) {
   const t = $("toast");
   t.textContent = msg;
   t.className = kind || "";
   t.hidden = false;
+  announce(msg);
   clearTimeout(toast.timer);
   toast.timer = setTimeout(() => { t.hidden = true; }, 4000);
+}
+
+// ------------------------------------------------------------------ focus
+
+const FOCUSABLE = "button, input, select, textarea, a[href], [tabindex]:not([tabindex='-1'])";
+
+function focusables(root) {
+  return [...root.querySelectorAll(FOCUSABLE)].filter((e) => !e.disabled && !e.closest("[hidden]") && e.getClientRects().length);
+}
+
+/** Puts the focus on the current view's heading (where a screen reader starts reading). */
+function focusView() {
+  const h = document.querySelector("#view-" + current + " h1");
+  if (h) h.focus({ preventScroll: true });
+}
+
+/**
+ * Replaces a container's content; if the focus was inside, it goes to the same control in the
+ * new content (same data-focus-key), else to the one now in its place, else to the heading.
+ */
+function replaceKeepingFocus(container, nodes) {
+  const active = document.activeElement;
+  const inside = active && active !== container && container.contains(active);
+  const key = inside ? active.dataset.focusKey : null;
+  const index = inside ? focusables(container).indexOf(active) : -1;
+  container.replaceChildren(...nodes);
+  if (!inside) return;
+  let target = key ? container.querySelector("[data-focus-key=\"" + CSS.escape(key) + "\"]") : null;
+  if (!target) {
+    const all = focusables(container);
+    target = all[Math.min(Math.max(index, 0), all.length - 1)];
+  }
+  if (target) target.focus({ preventScroll: true }); else focusView();
+}
+
+/** A control about to be disabled hands the focus to the view first. */
+function disableKeepingFocus(control, disabled) {
+  if (disabled && document.activeElement === control) focusView();
+  control.disabled = disabled;
 }
 
 /** Runs a command; shows its one-line error instead of failing silently. */
@@ -81,25 +136,57 @@ async function act(cmd, args, okMsg) {
   }
 }
 
-function confirmDialog(title, body, okLabel) {
+/**
+ * Opens the dialog modally; when it closes, the focus goes back to the control that opened it
+ * (or, if a re-render replaced that control, to its replacement, else to the view) before
+ * `onClose` runs.
+ */
+function openDialog(onClose) {
   const d = $("dialog");
+  const opener = document.activeElement;
+  const key = opener && opener.dataset ? opener.dataset.focusKey : null;
+  // Escape closes without a value: a stale "ok" from the last dialog must not count.
+  d.returnValue = "";
+  d.addEventListener("close", () => {
+    const back = opener && opener.isConnected ? opener
+      : key ? document.querySelector("[data-focus-key=\"" + CSS.escape(key) + "\"]") : null;
+    if (back && !back.disabled && !back.closest("[hidden]")) back.focus({ preventScroll: true }); else focusView();
+    if (onClose) onClose(d.returnValue);
+  }, { once: true });
+  d.showModal();
+}
+
+function confirmDialog(title, body, okLabel) {
   $("dialog-title").textContent = title;
   $("dialog-body").replaceChildren(typeof body === "string" ? el("p", { text: body }) : body);
   $("dialog-ok").textContent = okLabel || "OK";
   $("dialog-cancel").hidden = false;
-  return new Promise((resolve) => {
-    d.addEventListener("close", () => resolve(d.returnValue === "ok"), { once: true });
-    d.showModal();
-  });
+  return new Promise((resolve) => openDialog((v) => resolve(v === "ok")));
 }
 
 function infoDialog(title, body) {
-  const d = $("dialog");
   $("dialog-title").textContent = title;
   $("dialog-body").replaceChildren(body);
   $("dialog-ok").textContent = "Done";
   $("dialog-cancel").hidden = true;
-  d.showModal();
+  openDialog(null);
+}
+
+/** Tab and Shift+Tab stay inside the open dialog, going round. */
+function trapFocus(e) {
+  // WebKitGTK reports Shift+Tab (GTK's ISO_Left_Tab) as key "Unidentified", code "Tab".
+  if (e.key !== "Tab" && e.code !== "Tab") return;
+  const all = focusables($("dialog"));
+  if (!all.length) return;
+  const first = all[0];
+  const last = all[all.length - 1];
+  if (e.shiftKey && (document.activeElement === first || !$("dialog").contains(document.activeElement))) {
+    last.focus();
+    e.preventDefault();
+  } else if (!e.shiftKey && document.activeElement === last) {
+    first.focus();
+    e.preventDefault();
+  }
 }
 
 // ------------------------------------------------------------------ navigation
@@ -115,7 +202,8 @@ function show(view) {
   if (view !== "pair") stopPairTimer();
   if (view === "settings") settingsDirty = false; // opening Settings shows what is saved
   refresh(view);
-  $("main").focus({ preventScroll: true });
+  // The heading, so a screen reader says where the owner now is and Tab goes on from there.
+  focusView();
 }
 
 function refresh(view) {
@@ -143,7 +231,7 @@ async function renderStatus() {
   box.title = box.querySelector(".text").textContent;
   $("paused-status").hidden = !s.paused;
   const badge = $("badge-requests");
-  badge.textContent = s.pending;
+  badge.replaceChildren(String(s.pending), el("span", { class: "visually-hidden", text: " waiting" }));
   badge.hidden = !s.pending;
   document.title = s.pending ? "ClawPair (" + s.pending + ")" : "ClawPair";
   $("guide-state-dir").textContent = s.stateDir;
@@ -159,8 +247,20 @@ function metaName(meta) {
   return [full, user].filter(Boolean).join(" ");
 }
 
+/** Who sent a DM request, as the buttons name them: "@dave on telegram". */
+function dmSubject(r) {
+  return (metaName(r.meta) || r.id) + " on " + r.channel + (r.accountId !== "default" ? " (account " + r.accountId + ")" : "");
+}
+
+/** Which device asks, as the buttons name it: "Pixel 9 Pro (node)". */
+function deviceSubject(r) {
+  return r.name + " (" + r.role + ")";
+}
+
 function dmCard(r) {
-  const notify = el("input", { type: "checkbox", id: "notify-" + r.channel + "-" + r.code });
+  const key = r.channel + ":" + r.accountId + ":" + r.code;
+  const subject = dmSubject(r);
+  const notify = el("input", { type: "checkbox", id: "notify-" + r.channel + "-" + r.code, "aria-label": "Notify sender: " + subject, "data-focus-key": "notify-dm:" + key });
   const name = metaName(r.meta);
   return el("article", { class: "card", "data-code": r.code, "data-channel": r.channel },
     el("div", { class: "card-main" },
@@ -172,11 +272,11 @@ function dmCard(r) {
       r.invalidName ? el("div", { class: "line warn", text: "Its pairing file names an account that is not a valid name, so it cannot be approved: reject it, or correct the file." }) : null),
     el("div", { class: "card-actions" },
       el("label", { class: "check small" }, notify, "Notify sender"),
-      el("button", { class: "primary", "data-action": "approve-dm", disabled: !!r.invalidName, onclick: async () => {
+      el("button", { class: "primary", "data-action": "approve-dm", "aria-label": "Approve " + subject, "data-focus-key": "approve-dm:" + key, disabled: !!r.invalidName, onclick: async () => {
         const res = await act("approve_dm", { channel: r.channel, code: r.code, notify: notify.checked }, "Approved " + (name || r.id));
         if (res) renderRequests();
       } }, "Approve"),
-      el("button", { "data-action": "reject-dm", onclick: async () => {
+      el("button", { "data-action": "reject-dm", "aria-label": "Reject " + subject, "data-focus-key": "reject-dm:" + key, onclick: async () => {
         const res = await act("reject_dm", { channel: r.channel, code: r.code }, "Rejected " + (name || r.id));
         if (res) renderRequests();
       } }, "Reject")));
@@ -185,9 +285,12 @@ function dmCard(r) {
 function deviceCard(r) {
   const name = r.name;
   const admin = (r.scopes || []).includes("operator.admin");
+  const subject = deviceSubject(r);
   const approve = (withoutAdmin, label) => el("button", {
     class: withoutAdmin || !admin ? "primary" : "",
     "data-action": admin ? (withoutAdmin ? "approve-device-limited" : "approve-device-full") : "approve-device",
+    "aria-label": label + (admin ? ": " : " ") + subject,
+    "data-focus-key": "approve-device:" + withoutAdmin + ":" + r.requestId,
     onclick: async () => {
       const res = await act("approve_device", { requestId: r.requestId, withoutAdmin }, "Approved " + name + (withoutAdmin ? " without admin" : ""));
       if (res) renderRequests();
@@ -204,7 +307,7 @@ function deviceCard(r) {
     el("div", { class: "card-actions" },
       admin ? approve(true, "Approve without admin") : null,
       approve(false, admin ? "Approve full access" : "Approve"),
-      el("button", { "data-action": "reject-device", onclick: async () => {
+      el("button", { "data-action": "reject-device", "aria-label": "Reject " + subject, "data-focus-key": "reject-device:" + r.requestId, onclick: async () => {
         const res = await act("reject_device", { requestId: r.requestId }, "Rejected " + name);
         if (res) renderRequests();
       } }, "Reject")));
@@ -217,10 +320,43 @@ async function renderRequests() {
   const dev = r.devices || [];
   $("dm-count").textContent = dm.length ? "(" + dm.length + ")" : "";
   $("device-count").textContent = dev.length ? "(" + dev.length + ")" : "";
-  $("dm-list").replaceChildren(...(dm.length ? dm.map(dmCard) : [el("p", { class: "empty", text: "No chat senders are waiting." })]));
-  $("device-list").replaceChildren(...(dev.length ? dev.map(deviceCard) : [el("p", { class: "empty", text: "No devices are waiting." })]));
+  noteRequests(r);
+  replaceKeepingFocus($("dm-list"), dm.length ? dm.map(dmCard) : [el("p", { class: "empty", text: "No chat senders are waiting." })]);
+  replaceKeepingFocus($("device-list"), dev.length ? dev.map(deviceCard) : [el("p", { class: "empty", text: "No devices are waiting." })]);
   $("drop-note").hidden = !drops;
   $("drop-note").textContent = drops + " more sender" + (drops === 1 ? " was" : "s were") + " ignored because three requests were already waiting.";
+}
+
+/** Announces the requests that were not in the last list (none on the first). */
+function noteRequests(r) {
+  const fresh = [];
+  const seen = new Set();
+  for (const d of r.dm || []) {
+    const k = "dm:" + d.channel + ":" + d.accountId + ":" + d.code;
+    seen.add(k);
+    if (knownRequests && !knownRequests.has(k)) fresh.push("New chat sender waiting: " + dmSubject(d));
+  }
+  for (const d of r.devices || []) {
+    const k = "device:" + d.requestId;
+    seen.add(k);
+    if (knownRequests && !knownRequests.has(k)) fresh.push("New device waiting: " + deviceSubject(d) + (d.platform ? ", " + d.platform : ""));
+  }
+  knownRequests = seen;
+  for (const m of fresh) announce(m);
+}
+
+/** Lists the requests only to announce what is new (when another view is showing). */
+async function watchRequests() {
+  const r = await act("list_requests");
+  if (r) noteRequests(r);
+}
+
+/** A table with a caption (said first by screen readers) and column headers. */
+function table(cls, caption, headers, rows) {
+  return el("table", { class: cls },
+    el("caption", { class: "visually-hidden", text: caption }),
+    el("thead", {}, el("tr", {}, ...headers.map((h) => el("th", { scope: "col" }, h || el("span", { class: "visually-hidden", text: "Actions" }))))),
+    el("tbody", {}, ...rows));
 }
 
 // ------------------------------------------------------------------ allowlists
@@ -239,21 +375,22 @@ async function renderAllowlists() {
   const out = [];
   for (const [k, list] of groups) {
     out.push(el("h2", { text: k + " (" + list.length + ")" }));
-    out.push(el("table", { class: "table" },
-      el("thead", {}, el("tr", {}, ...["Sender", "Label", "Approved", "Via", "Last message", ""].map((h) => el("th", { text: h })))),
-      el("tbody", {}, ...list.map((e) => el("tr", { "data-sender": e.senderId },
+    out.push(el("div", { class: "table-wrap" }, table("table", "Senders allowed on " + k, ["Sender", "Label", "Approved", "Via", "Last message", ""],
+      list.map((e) => el("tr", { "data-sender": e.senderId },
         el("td", {}, el("code", { text: e.senderId })),
         el("td", { text: e.label || "—" }),
         el("td", { text: date(iso(e.approvedAt)) }),
         el("td", { text: e.approvedVia || "—" }),
         el("td", { text: e.lastMessageAt ? ago(iso(e.lastMessageAt)) : "—" }),
-        el("td", { class: "right" }, el("button", { class: "small", "data-action": "remove-sender", onclick: async () => {
-          if (!(await confirmDialog("Remove " + e.senderId + "?", "They will get a new pairing code the next time they write.", "Remove"))) return;
-          if (await act("allow_remove", { channel: e.channel, senderId: e.senderId, accountId: e.accountId }, "Removed " + e.senderId)) renderAllowlists();
-        } }, "Remove")))))));
+        el("td", { class: "right" }, el("button", { class: "small", "data-action": "remove-sender",
+          "aria-label": "Remove " + e.senderId + (e.label ? " (" + e.label + ")" : "") + " from " + k,
+          "data-focus-key": "remove-sender:" + e.channel + ":" + e.accountId + ":" + e.senderId, onclick: async () => {
+            if (!(await confirmDialog("Remove " + e.senderId + "?", "They will get a new pairing code the next time they write.", "Remove"))) return;
+            if (await act("allow_remove", { channel: e.channel, senderId: e.senderId, accountId: e.accountId }, "Removed " + e.senderId)) renderAllowlists();
+          } }, "Remove")))))));
   }
   if (!out.length) out.push(el("p", { class: "empty", text: q ? "No sender matches \u201c" + q + "\u201d." : "Nobody is allowed yet. Approve a request, or add a sender below." }));
-  $("allow-groups").replaceChildren(...out);
+  replaceKeepingFocus($("allow-groups"), out);
 }
 
 // ------------------------------------------------------------------ devices
@@ -263,14 +400,13 @@ async function renderDevices() {
   if (!r) return;
   const list = r.paired || [];
   if (!list.length) {
-    $("devices-table").replaceChildren(el("p", { class: "empty", text: "No devices are paired. Use \u201cPair a phone\u201d to add one." }));
-    $("devices-clear").disabled = true;
+    replaceKeepingFocus($("devices-table"), [el("p", { class: "empty", text: "No devices are paired. Use \u201cPair a phone\u201d to add one." })]);
+    disableKeepingFocus($("devices-clear"), true);
     return;
   }
-  $("devices-clear").disabled = false;
-  $("devices-table").replaceChildren(el("table", { class: "table" },
-    el("thead", {}, el("tr", {}, ...["Name", "Platform", "Fingerprint", "Roles", "IP", "Paired", "Last seen", ""].map((h) => el("th", { text: h })))),
-    el("tbody", {}, ...list.map((d) => {
+  disableKeepingFocus($("devices-clear"), false);
+  replaceKeepingFocus($("devices-table"), [el("div", { class: "table-wrap" }, table("table", "Paired devices", ["Name", "Platform", "Fingerprint", "Roles", "IP", "Paired", "Last seen", ""],
+    list.map((d) => {
       const roles = (d.tokens || []).map((t) => t.role + (t.revokedAtMs ? " (revoked)" : ""));
       const name = d.name;
       const many = (d.roles || []).length > 1;
@@ -279,13 +415,15 @@ async function renderDevices() {
         const token = (d.tokens || []).find((t) => t.role === role);
         const revoked = Boolean(token && token.revokedAtMs);
         return [
-          el("button", { class: "small", "data-action": "rotate", "data-role": role, "aria-label": "Rotate the " + role + " token of " + name, onclick: async () => {
+          el("button", { class: "small", "data-action": "rotate", "data-role": role, "aria-label": many ? "Rotate " + role + " token of " + name : "Rotate " + name + " (" + role + ")",
+            "data-focus-key": "rotate:" + d.deviceId + ":" + role, onclick: async () => {
             if (!(await confirmDialog("Rotate the " + role + " token of " + name + "?", "The old token stops working and the device is disconnected. You get the new token once, to give to the device.", "Rotate"))) return;
             const t = await act("token_rotate", { deviceId: d.deviceId, role });
             if (t) infoDialog("New " + role + " token", el("div", {}, el("p", { text: "Shown once. Give it to " + name + "; ClawPair keeps only its hash." }), el("p", {}, el("code", { class: "token", text: t.token }))));
             renderDevices();
           } }, many ? "Rotate " + role : "Rotate"),
-          el("button", { class: "small", "data-action": "revoke", "data-role": role, disabled: revoked || undefined, "aria-label": "Revoke the " + role + " token of " + name, onclick: async () => {
+          el("button", { class: "small", "data-action": "revoke", "data-role": role, disabled: revoked || undefined, "aria-label": many ? "Revoke " + role + " token of " + name : "Revoke " + name + " (" + role + ")",
+            "data-focus-key": "revoke:" + d.deviceId + ":" + role, onclick: async () => {
             if (!(await confirmDialog("Revoke the " + role + " token of " + name + "?", "The device is disconnected at once. It cannot use the " + role + " role again, whatever token or setup code it presents, until you approve a new request for it.", "Revoke"))) return;
             if (await act("token_revoke", { deviceId: d.deviceId, role }, "Revoked the " + role + " token of " + name)) renderDevices();
           } }, many ? "Revoke " + role : "Revoke"),
@@ -301,11 +439,11 @@ async function renderDevices() {
         el("td", {}, ago(d.lastSeenAtMs), d.stale ? el("span", { class: "chip warn-chip", title: "Not seen for longer than Settings allow", text: "stale" }) : null),
         el("td", { class: "right nowrap" },
           ...roleButtons,
-          el("button", { class: "small danger", onclick: async () => {
+          el("button", { class: "small danger", "data-action": "remove-device", "aria-label": "Remove " + name, "data-focus-key": "remove-device:" + d.deviceId, onclick: async () => {
             if (!(await confirmDialog("Remove " + name + "?", "It is disconnected at once and must be paired again to come back.", "Remove"))) return;
             if (await act("device_remove", { deviceId: d.deviceId }, "Removed " + name)) renderDevices();
           } }, "Remove")));
-    }))));
+    })))]);
 }
 
 // ------------------------------------------------------------------ pair a phone
@@ -396,13 +534,13 @@ async function renderActivity() {
   const entries = (r.entries || []).slice().reverse()
     .filter((e) => !kind || e.action.startsWith(kind))
     .filter((e) => !q || JSON.stringify(e).toLowerCase().includes(q));
-  $("activity-list").replaceChildren(...(entries.length ? [el("table", { class: "table activity" },
-    el("thead", {}, el("tr", {}, ...["When", "What", "By", "Details"].map((h) => el("th", { text: h })))),
-    el("tbody", {}, ...entries.slice(0, 300).map((e) => el("tr", { class: e.action === "store.corrupt" ? "bad" : "" },
+  const shown = entries.slice(0, 300);
+  replaceKeepingFocus($("activity-list"), entries.length ? [el("div", { class: "table-wrap" }, table("table activity", "Activity, newest first (" + shown.length + " shown)", ["When", "What", "By", "Details"],
+    shown.map((e) => el("tr", { class: e.action === "store.corrupt" ? "bad" : "" },
       el("td", { class: "nowrap", text: date(e.tsMs) }),
       el("td", {}, el("code", { text: e.action })),
       el("td", { text: e.credential && e.credential !== "local" ? e.via + " (" + e.credential + ")" : e.via }),
-      el("td", { class: "details", text: describe(e) })))))] : [el("p", { class: "empty", text: "Nothing recorded yet." })]));
+      el("td", { class: "details", text: describe(e) })))))] : [el("p", { class: "empty", text: "Nothing recorded yet." })]);
 }
 
 // ------------------------------------------------------------------ settings
@@ -435,11 +573,11 @@ async function renderSettings(force) {
   $("set-autostart").checked = s.startAtLogin;
   $("set-paused").checked = !!(status && status.paused);
   const channels = s.channels.length ? s.channels : [{ name: "telegram", dmPolicy: "pairing" }];
-  $("set-policies").replaceChildren(el("p", { class: "label", text: "Who may write, per channel" }),
+  replaceKeepingFocus($("set-policies"), [el("p", { class: "label", text: "Who may write, per channel" }),
     ...channels.map((c) => el("label", { class: "policy" }, el("span", { text: c.name }),
-      el("select", { "data-channel": c.name },
+      el("select", { "data-channel": c.name, "data-focus-key": "policy:" + c.name },
         ...[["pairing", "Pairing: strangers get a code"], ["allowlist", "Allowlist only: no codes"], ["open", "Open: everyone"], ["disabled", "Disabled: ignore all DMs"]]
-          .map(([v, t]) => el("option", { value: v, selected: v === c.dmPolicy, text: t }))))));
+          .map(([v, t]) => el("option", { value: v, selected: v === c.dmPolicy, text: t })))))]);
   settingsDirty = false;
 }
 
@@ -495,6 +633,8 @@ function onCoreEvent(ev) {
     pair: /^(setup\.changed|gateway\.status)/,
   };
   if (/^(pairing\.|device\.pair\.|gateway\.status|settings\.|channel\.status)/.test(event)) renderStatus();
+  // On Requests the re-render below announces them.
+  if (current !== "requests" && (event === "pairing.requested" || event === "device.pair.requested")) watchRequests();
   const re = touches[current];
   if (re && re.test(event)) {
     if (current === "pair") {
@@ -515,6 +655,7 @@ function cycleTheme() {
   const next = order[(order.indexOf(document.documentElement.dataset.theme || "system") + 1) % order.length];
   localStorage.setItem("theme", next);
   applyTheme(next);
+  announce("Theme: " + next);
 }
 
 // ------------------------------------------------------------------ start
@@ -529,6 +670,7 @@ async function start() {
     }
   });
   $("theme-toggle").addEventListener("click", cycleTheme);
+  $("dialog").addEventListener("keydown", trapFocus);
   $("guide-done").addEventListener("click", async () => { await act("dismiss_guide"); show("requests"); });
   $("set-show-guide").addEventListener("click", async () => { await act("show_guide"); show("guide"); });
   $("set-rotate-token").addEventListener("click", async () => {
@@ -583,6 +725,7 @@ async function start() {
   await tauri.event.listen("clawpair://navigate", (e) => show(e.payload));
   await renderStatus();
   show(status && status.showGuide ? "guide" : "requests");
+  if (current !== "requests") watchRequests(); // what waits at start is not news
 }
 
 document.addEventListener("DOMContentLoaded", start);

@@ -169,6 +169,8 @@ pub fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777
 }
 
+#[cfg(feature = "gui")]
+pub mod a11y;
 pub mod arb;
 pub mod gw;
 #[cfg(feature = "gui")]

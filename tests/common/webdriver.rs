@@ -6,6 +6,18 @@ use serde_json::{json, Value};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
+/// WebDriver's codes for the keys that are not characters.
+pub mod key {
+    pub const TAB: &str = "\u{E004}";
+    pub const ENTER: &str = "\u{E007}";
+    pub const SHIFT: &str = "\u{E008}";
+    pub const CONTROL: &str = "\u{E009}";
+    pub const ALT: &str = "\u{E00A}";
+    pub const ESCAPE: &str = "\u{E00C}";
+    pub const SPACE: &str = "\u{E00D}";
+    pub const BACKSPACE: &str = "\u{E003}";
+}
+
 pub struct Session {
     base: String,
     id: String,
@@ -62,6 +74,20 @@ impl Session {
         v["value"][ELEMENT].as_str().map(String::from)
     }
 
+    /// Every element matching `css`, in document order.
+    pub fn find_all(&self, css: &str) -> Vec<String> {
+        post(
+            &format!("{}/elements", self.base),
+            json!({ "using": "css selector", "value": css }),
+        )
+        .ok()
+        .and_then(|v| v["value"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|e| e[ELEMENT].as_str().map(String::from))
+        .collect()
+    }
+
     /// Waits until an element matching `css` exists and is displayed.
     pub fn wait_for(&self, css: &str, wait: Duration) -> String {
         let end = Instant::now() + wait;
@@ -106,12 +132,74 @@ impl Session {
     }
 
     pub fn execute(&self, script: &str) -> Value {
+        self.try_execute(script).unwrap_or(Value::Null)
+    }
+
+    /// Runs `script` as the body of a function in the page; an exception is an error.
+    pub fn try_execute(&self, script: &str) -> Result<Value, String> {
         post(
             &format!("{}/execute/sync", self.base),
             json!({ "script": script, "args": [] }),
         )
         .map(|v| v["value"].clone())
-        .unwrap_or(Value::Null)
+    }
+
+    /// Runs `script` and waits for it to call its last argument (the callback) with the result.
+    pub fn execute_async(&self, script: &str) -> Result<Value, String> {
+        post(
+            &format!("{}/execute/async", self.base),
+            json!({ "script": script, "args": [] }),
+        )
+        .map(|v| v["value"].clone())
+    }
+
+    /// Presses and releases each key in turn, into whatever has the focus (no element is
+    /// clicked or focused by the driver).
+    pub fn press(&self, keys: &[&str]) {
+        let actions: Vec<Value> = keys
+            .iter()
+            .flat_map(|k| {
+                [
+                    json!({ "type": "keyDown", "value": k }),
+                    json!({ "type": "keyUp", "value": k }),
+                ]
+            })
+            .collect();
+        self.key_actions(actions);
+    }
+
+    /// Holds `modifiers` down while pressing `key` (Alt+1, Shift+Tab, Ctrl+V…).
+    pub fn chord(&self, modifiers: &[&str], key: &str) {
+        let mut actions: Vec<Value> = modifiers
+            .iter()
+            .map(|m| json!({ "type": "keyDown", "value": m }))
+            .collect();
+        actions.push(json!({ "type": "keyDown", "value": key }));
+        actions.push(json!({ "type": "keyUp", "value": key }));
+        actions.extend(
+            modifiers
+                .iter()
+                .rev()
+                .map(|m| json!({ "type": "keyUp", "value": m })),
+        );
+        self.key_actions(actions);
+    }
+
+    fn key_actions(&self, actions: Vec<Value>) {
+        let url = format!("{}/actions", self.base);
+        post(
+            &url,
+            json!({ "actions": [{ "type": "key", "id": "keyboard", "actions": actions }] }),
+        )
+        .unwrap_or_else(|err| panic!("key actions: {err}"));
+        let _ = ureq::delete(&url).timeout(Duration::from_secs(20)).call();
+    }
+
+    /// The accessible name the engine computes for an element.
+    pub fn computed_label(&self, element: &str) -> String {
+        get(&format!("{}/element/{element}/computedlabel", self.base))
+            .map(|v| v["value"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_default()
     }
 
     /// Waits until `script` (a JS expression) is truthy.
@@ -148,6 +236,11 @@ impl Session {
     }
 
     pub fn end(self) {
+        self.close();
+    }
+
+    /// Ends the session (the app quits with it); harmless when it has ended already.
+    pub fn close(&self) {
         let _ = ureq::delete(&self.base)
             .timeout(Duration::from_secs(20))
             .call();
