@@ -15,5 +15,5 @@ exec unshare --net --mount --propagation private -- env CLAWPAIR_OPENCLAW_HOME="
   echo "nameserver 127.0.0.1" > /tmp/resolv.conf
   mount --bind /tmp/resolv.conf /etc/resolv.conf
   ip link set lo up
-  exec cargo test --offline --features mock-runtime --test interop -- --ignored --test-threads=3 "$@"
+  exec cargo test --offline --features mock-runtime --test interop -- --ignored --test-threads=2 "$@"
 ' interop "$@"
