@@ -203,6 +203,15 @@ async fn each_signature_failure_has_its_code_and_closes_1008() {
                 gw::connect_signed_at(&phone, n, n, gw::now_ms() - 3 * 60_000, &setup)
             }),
         ),
+        // At the ends of i64 the skew check must say stale, not overflow (a pre-auth panic).
+        (
+            "DEVICE_AUTH_STALE",
+            Box::new(|n: &str| gw::connect_signed_at(&phone, n, n, i64::MIN, &setup)),
+        ),
+        (
+            "DEVICE_AUTH_STALE",
+            Box::new(|n: &str| gw::connect_signed_at(&phone, n, n, i64::MAX, &setup)),
+        ),
         (
             "DEVICE_AUTH_NONCE_MISMATCH",
             Box::new(|_n: &str| {
