@@ -16,7 +16,7 @@ use clawpair::client::{Auth, Client, ClientError, ConnectOptions, Identity};
 use clawpair::gateway::Limits;
 use clawpair::service::{DeviceAsk, Service};
 use common::gw::{self, TestGateway};
-use common::{stderr, State};
+use common::{panics, stderr, State};
 use futures_util::{SinkExt, StreamExt};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -131,14 +131,6 @@ fn pair_device(service: &Service) -> (Identity, String) {
         .token_issue_on_connect(&id.device_id(), "node")
         .unwrap();
     (id, token)
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 // ---------------------------------------------------------------- kill -9
@@ -394,6 +386,12 @@ fn arb_frame() -> impl Strategy<Value = Frame> {
         huge_number().prop_map(|n| Frame::Text(format!(
             r#"{{"type":"req","id":{n},"method":"audit.tail","params":{{"limit":{n}}}}}"#
         ))),
+        // A device proof whose `signedAt` is anywhere in i64 (the skew check must not
+        // overflow); the id matches the key, so the check is reached.
+        prop_oneof![Just(i64::MIN), Just(i64::MAX), any::<i64>()].prop_map(|at| {
+            let id = Identity::from_seed([9; 32]);
+            Frame::Text(gw::connect_signed_at(&id, "n", "n", at, "t").to_string())
+        }),
         // Deep nesting: a recursive parser must refuse it, not overflow its stack.
         (1usize..30_000, any::<bool>()).prop_map(|(n, obj)| Frame::Text(if obj {
             format!("{}1{}", "{\"a\":".repeat(n), "}".repeat(n))
@@ -435,9 +433,22 @@ fn connect_frame(token: &str) -> Value {
         "role": "operator", "auth": { "token": token } } })
 }
 
+/// The fuzz tests count panics: a connection task that panics drops its socket, which reads
+/// like a close, so without the count a crash would pass.
+#[test]
+fn a_panic_that_only_drops_a_socket_is_seen_by_the_fuzz_tests() {
+    let watch = panics::watch("fuzz-self-check");
+    let rt = watch.runtime();
+    let task =
+        rt.block_on(async { tokio::spawn(async { panic!("a connection task panics") }).await });
+    assert!(task.is_err());
+    assert_eq!(watch.count(), 1);
+}
+
 #[test]
 fn any_first_frame_gets_an_error_and_a_close_never_a_crash() {
-    let rt = runtime();
+    let watch = panics::watch("fuzz-first-frame");
+    let rt = watch.runtime();
     let st = State::new();
     let gw = rt.block_on(TestGateway::start(st.path()));
     let mut runner = TestRunner::new(Config {
@@ -447,9 +458,17 @@ fn any_first_frame_gets_an_error_and_a_close_never_a_crash() {
     runner
         .run(&arb_frame(), |frame| {
             rt.block_on(async {
+                // Counted per case, so shrinking looks for the frame that panics.
+                let before = watch.count();
                 let (mut raw, _) = gw::raw(&gw.url).await;
                 send_frame(&mut raw, &frame).await;
                 let (answers, closed) = read_until_quiet(&mut raw).await;
+                prop_assert_eq!(
+                    watch.count(),
+                    before,
+                    "a connection panicked on {:?}",
+                    frame
+                );
                 prop_assert!(closed, "still open after {frame:?}");
                 for a in &answers {
                     prop_assert_eq!(&a["ok"], &Value::Bool(false), "{:?}", a);
@@ -466,7 +485,8 @@ fn any_first_frame_gets_an_error_and_a_close_never_a_crash() {
 
 #[test]
 fn any_frame_after_hello_is_answered_or_closed_never_a_crash() {
-    let rt = runtime();
+    let watch = panics::watch("fuzz-after-hello");
+    let rt = watch.runtime();
     let st = State::new();
     let gw = rt.block_on(TestGateway::start(st.path()));
     let probe = tokio::sync::Mutex::new(rt.block_on(gw.operator()));
@@ -477,6 +497,7 @@ fn any_frame_after_hello_is_answered_or_closed_never_a_crash() {
     runner
         .run(&prop::collection::vec(arb_frame(), 1..4), |frames| {
             rt.block_on(async {
+                let before = watch.count();
                 let (mut raw, _) = gw::raw(&gw.url).await;
                 gw::send(&mut raw, &connect_frame(&gw.token)).await;
                 let hello = gw::recv(&mut raw).await.expect("hello");
@@ -486,6 +507,7 @@ fn any_frame_after_hello_is_answered_or_closed_never_a_crash() {
                         break;
                     }
                     let (answers, closed) = read_until_quiet_or_answer(&mut raw).await;
+                    prop_assert_eq!(watch.count(), before, "a connection panicked on {:?}", f);
                     // A well-formed request gets an answer and the socket stays; anything
                     // else gets an error and a close. Either way, never silence.
                     prop_assert!(

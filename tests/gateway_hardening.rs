@@ -227,14 +227,17 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
     #[test]
     fn garbage_connect_params_get_an_error_never_a_crash(params in arb_json(), wrap in any::<bool>()) {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let watch = common::panics::watch("fuzz-connect-params");
+        let rt = watch.runtime();
         rt.block_on(async {
             let st = State::new();
             let gw = TestGateway::start(st.path()).await;
             let (mut raw, _) = gw::raw(&gw.url).await;
             let frame = if wrap { json!({ "type": "req", "id": "1", "method": "connect", "params": params }) } else { params };
             gw::send(&mut raw, &frame).await;
-            let res = gw::recv(&mut raw).await.expect("an answer");
+            let res = gw::recv(&mut raw).await;
+            prop_assert_eq!(watch.count(), 0, "a connection panicked on {}", frame);
+            let res = res.expect("an answer");
             prop_assert_eq!(&res["ok"], &Value::Bool(false));
             prop_assert_eq!(gw::close_code(&mut raw).await, Some(1008));
             prop_assert!(gw.answers().await);

@@ -171,5 +171,6 @@ pub fn mode(p: &Path) -> u32 {
 
 pub mod arb;
 pub mod gw;
+pub mod panics;
 #[cfg(feature = "gui")]
 pub mod webdriver;
