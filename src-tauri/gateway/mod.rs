@@ -127,10 +127,11 @@ impl Gateway {
             .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
         let local_addr = listener.local_addr()?;
         let (tx, rx) = watch::channel(false);
+        let guard = guard::Guard::new(limits.max_tracked_addresses);
         let shared = Arc::new(Shared {
             service,
             limits,
-            guard: guard::Guard::default(),
+            guard,
             registry: registry::Registry::default(),
             touches: Touches::default(),
             next_conn: AtomicU64::new(0),
