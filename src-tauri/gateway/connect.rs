@@ -773,6 +773,7 @@ mod tests {
     fn cached_decision_settles_reconnects_and_admin_tokens_like_the_full_one() {
         let (_tmp, s) = service();
         let (dev, token) = paired(&s);
+        crate::store::fs::backdate_for_tests(s.paths().root());
         let admin = s.settings().gateway.auth.token.clone();
         let node = params(json!({ "deviceToken": token }), ROLE_NODE);
         assert!(
