@@ -64,8 +64,8 @@ impl Identity {
     }
 }
 
-/// A stored role token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A stored role token. Its `Debug` hides the token.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StoredToken {
     pub token: String,
@@ -73,8 +73,21 @@ pub struct StoredToken {
     pub scopes: Vec<String>,
 }
 
+impl std::fmt::Debug for StoredToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredToken")
+            .field("token", &HIDDEN)
+            .field("scopes", &self.scopes)
+            .finish()
+    }
+}
+
+/// What `Debug` shows in place of a secret.
+const HIDDEN: &str = "<hidden>";
+
 /// What a device keeps on disk (`0600`): its key, the gateway it paired with, its tokens.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Its `Debug` hides the private key and the tokens.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IdentityFile {
     pub version: u32,
@@ -86,6 +99,20 @@ pub struct IdentityFile {
     pub gateway_url: Option<String>,
     #[serde(default)]
     pub tokens: std::collections::BTreeMap<String, StoredToken>,
+}
+
+impl std::fmt::Debug for IdentityFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityFile")
+            .field("version", &self.version)
+            .field("device_id", &self.device_id)
+            .field("public_key", &self.public_key)
+            .field("private_key", &HIDDEN)
+            .field("created_at_ms", &self.created_at_ms)
+            .field("gateway_url", &self.gateway_url)
+            .field("tokens", &self.tokens)
+            .finish()
+    }
 }
 
 impl IdentityFile {
@@ -127,8 +154,8 @@ impl IdentityFile {
     }
 }
 
-/// Which credential `connect` carries.
-#[derive(Debug, Clone)]
+/// Which credential `connect` carries. Its `Debug` names the kind, never the token.
+#[derive(Clone)]
 pub enum Auth {
     None,
     Token(String),
@@ -136,7 +163,19 @@ pub enum Auth {
     BootstrapToken(String),
 }
 
-/// Everything `connect` sends.
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self {
+            Auth::None => return f.write_str("None"),
+            Auth::Token(_) => "Token",
+            Auth::DeviceToken(_) => "DeviceToken",
+            Auth::BootstrapToken(_) => "BootstrapToken",
+        };
+        f.debug_tuple(kind).field(&HIDDEN).finish()
+    }
+}
+
+/// Everything `connect` sends. Its `Debug` hides the credential (see [`Auth`]).
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
     pub url: String,
@@ -507,4 +546,37 @@ pub fn connect_params(opts: &ConnectOptions, nonce: &str) -> Value {
         });
     }
     params
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_of_what_holds_a_token_never_shows_it() {
+        let secret = "tok-0123456789-secret";
+        let id = Identity::from_seed([3; 32]);
+        let mut file = IdentityFile::new(&id, 0);
+        file.tokens.insert(
+            "node".into(),
+            StoredToken {
+                token: secret.into(),
+                scopes: vec![],
+            },
+        );
+        let mut opts =
+            ConnectOptions::node("ws://127.0.0.1:1", id, Auth::DeviceToken(secret.into()));
+        let shown = [
+            format!("{opts:?}"),
+            format!("{file:?}"),
+            format!("{:?}", Auth::Token(secret.into())),
+            format!("{:?}", Auth::BootstrapToken(secret.into())),
+        ];
+        for s in &shown {
+            assert!(!s.contains(secret), "{s}");
+            assert!(!s.contains(&file.private_key), "{s}");
+        }
+        opts.auth = Auth::None;
+        assert!(format!("{opts:?}").contains("None"));
+    }
 }

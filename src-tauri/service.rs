@@ -206,13 +206,23 @@ pub struct DeviceList {
     pub paired: Vec<PairedDeviceView>,
 }
 
-/// A new setup code (shown once: it carries the bootstrap token).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A new setup code (shown once: it carries the bootstrap token, so `Debug` hides it).
+#[derive(Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SetupCode {
     pub setup_code: String,
     pub url: String,
     pub expires_at_ms: Millis,
+}
+
+impl std::fmt::Debug for SetupCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetupCode")
+            .field("setup_code", &"<hidden>")
+            .field("url", &self.url)
+            .field("expires_at_ms", &self.expires_at_ms)
+            .finish()
+    }
 }
 
 /// What a new device connecting asks for (from `connect`), before sanitising.

@@ -14,14 +14,24 @@ use crate::clock::Millis;
 /// The longest setup code a decoder looks at.
 pub const MAX_SETUP_CODE_CHARS: usize = 4096;
 
-/// The JSON inside a setup code.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The JSON inside a setup code. Its `Debug` hides the bootstrap token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SetupPayload {
     pub url: String,
     pub bootstrap_token: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at_ms: Option<Millis>,
+}
+
+impl std::fmt::Debug for SetupPayload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetupPayload")
+            .field("url", &self.url)
+            .field("bootstrap_token", &"<hidden>")
+            .field("expires_at_ms", &self.expires_at_ms)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
