@@ -356,6 +356,9 @@ fn minutes(m: u64) -> Millis {
 pub fn load_or_init(paths: &StatePaths, clock: &dyn Clock) -> Result<(Settings, bool), StoreError> {
     sfs::ensure_dir(paths.root())?;
     let path = paths.settings();
+    // Settings decide who gets in; nobody else may be able to change them.
+    sfs::check_trusted(paths.root())?;
+    sfs::check_trusted(&path)?;
     if path.exists() {
         let s: Settings = sfs::read_json(&path, clock)?;
         if !s.gateway.auth.token.is_empty() {

@@ -44,6 +44,9 @@ pub enum StoreError {
     LockTimeout { path: PathBuf },
     #[error("cannot encode {}: {reason}", path.display())]
     Encode { path: PathBuf, reason: String },
+    /// `reason` says what is wrong and the command that fixes it.
+    #[error("refusing to use {}: {reason}", path.display())]
+    Untrusted { path: PathBuf, reason: String },
 }
 
 impl StoreError {
@@ -83,6 +86,58 @@ pub fn ensure_dir(dir: &Path) -> StoreResult<()> {
             .map_err(|e| StoreError::io("set permissions on", &p, e))?;
     }
     Ok(())
+}
+
+/// Why `path` (the state directory or `clawpair.json`) cannot be trusted, as ssh refuses a
+/// `~/.ssh` another user could write: owned by someone other than this user (or root), or
+/// writable by group or others. The error carries the command that fixes it. Symlinks are
+/// followed: what counts is the directory or file that is used.
+pub fn check_trusted(path: &Path) -> StoreResult<()> {
+    let m = match fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StoreError::io("stat", path, e)),
+    };
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let shown = path.display();
+    let untrusted = |what: String, fix: String| StoreError::Untrusted {
+        path: path.to_path_buf(),
+        reason: format!("{what}, so another user could change what ClawPair trusts; fix: {fix}"),
+    };
+    if m.uid() != me && m.uid() != 0 {
+        return Err(untrusted(
+            format!("it is owned by uid {}, not by you (uid {me})", m.uid()),
+            format!(
+                "`chown {me} {shown}` if it is yours, else use a state directory of your own (--state-dir or ${})",
+                crate::config::STATE_DIR_ENV
+            ),
+        ));
+    }
+    let mode = m.permissions().mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        let (want, what) = if m.is_dir() {
+            (DIR_MODE, "directory")
+        } else {
+            (FILE_MODE, "file")
+        };
+        return Err(untrusted(
+            format!("the {what} is writable by group or others (mode {mode:o})"),
+            format!("`chmod {want:o} {shown}`"),
+        ));
+    }
+    Ok(())
+}
+
+/// Opens a file for appending (created `0600` if missing) without following a symlink: a
+/// link planted at a log's name must not make ClawPair write somewhere else.
+pub fn open_append_nofollow(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(FILE_MODE)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
 }
 
 fn parent_of(path: &Path) -> &Path {
@@ -170,12 +225,15 @@ impl FileLock {
     pub fn acquire(target: &Path) -> StoreResult<FileLock> {
         let path = Self::lock_path(target);
         ensure_dir(parent_of(&path))?;
+        // Never through a symlink: a link at the lock's name would make this create (or lock)
+        // a file anywhere the user can write.
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .mode(FILE_MODE)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
             .map_err(|e| StoreError::io("open lock file", &path, e))?;
         let start = Instant::now();
@@ -644,6 +702,47 @@ mod tests {
             "a racy entry is not trusted"
         );
         assert_eq!(cache.get(&path, &clock).unwrap().items, vec![2]);
+    }
+
+    #[test]
+    fn a_lock_file_that_is_a_symlink_is_refused_and_its_target_untouched() {
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().join("x.json");
+        let elsewhere = tmp.path().join("elsewhere");
+        std::os::unix::fs::symlink(&elsewhere, FileLock::lock_path(&target)).unwrap();
+        let err = FileLock::acquire(&target).unwrap_err();
+        assert!(err.to_string().contains("x.json.lock"), "{err}");
+        assert!(!elsewhere.exists(), "nothing created through the link");
+    }
+
+    #[test]
+    fn untrusted_state_paths_are_refused_with_the_fix() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("state");
+        ensure_dir(&dir).unwrap();
+        check_trusted(&dir).unwrap();
+        set_mode(&dir, 0o770).unwrap();
+        let err = check_trusted(&dir).unwrap_err().to_string();
+        assert!(
+            err.contains("writable by group or others") && err.contains("chmod 700"),
+            "{err}"
+        );
+        set_mode(&dir, 0o700).unwrap();
+        let file = dir.join("clawpair.json");
+        write_atomic(&file, b"{}").unwrap();
+        set_mode(&file, 0o666).unwrap();
+        let err = check_trusted(&file).unwrap_err().to_string();
+        assert!(err.contains("chmod 600"), "{err}");
+        set_mode(&file, 0o600).unwrap();
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            std::os::unix::fs::chown(&dir, Some(65534), None).unwrap();
+            let err = check_trusted(&dir).unwrap_err().to_string();
+            assert!(
+                err.contains("owned by uid 65534") && err.contains("chown"),
+                "{err}"
+            );
+        }
     }
 
     #[test]
