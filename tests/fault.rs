@@ -243,6 +243,62 @@ async fn kill_9_during_approvals_loses_no_acknowledged_approval() {
 }
 
 /// A random number of milliseconds below `max`: the kill moment is nobody's choice.
+/// After a crash the record names a port anyone may take and a pid the OS may give to any
+/// process. The CLI believes a record only while its gateway holds `run/gateway.lock`, so the
+/// admin token never goes to whoever took the port; `doctor --fix` clears the record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_crash_the_cli_never_sends_the_admin_token_to_whoever_took_the_port() {
+    let st = State::new();
+    st.ok(&["allowlist", "list"]);
+    let mut gw = GatewayProcess::start(st.path());
+    let addr = gw.addr;
+    gw.kill_9();
+    let token = admin_token(st.path());
+    // A stranger on the port, speaking just enough of the protocol to be sent a connect.
+    let squatter = tokio::net::TcpListener::bind(addr)
+        .await
+        .expect("take the port");
+    let heard = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let ears = heard.clone();
+    let listening = tokio::spawn(async move {
+        while let Ok((tcp, _)) = squatter.accept().await {
+            ears.lock().unwrap().push("a connection".into());
+            let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                continue;
+            };
+            let challenge = json!({ "type": "event", "event": "connect.challenge",
+                "payload": { "nonce": "n", "ts": 0 }, "seq": 0 });
+            let _ = ws.send(Message::text(challenge.to_string())).await;
+            if let Some(Ok(Message::Text(t))) = ws.next().await {
+                ears.lock().unwrap().push(t.as_str().to_owned());
+            }
+        }
+    });
+    // The recorded pid now belongs to a live process (this test), as a reused pid would.
+    let record = st.file("run/gateway.json");
+    let mut rec: Value = serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
+    rec["pid"] = std::process::id().into();
+    std::fs::write(&record, rec.to_string()).unwrap();
+
+    let o = gw::cli(st.path(), &["pairing", "list", "--json"]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doctor = gw::cli(st.path(), &["doctor"]).await;
+    let report = common::stdout(&doctor);
+    assert!(
+        report.contains("run/gateway.json") && report.contains("stale"),
+        "{report}"
+    );
+    gw::cli(st.path(), &["doctor", "--fix"]).await;
+    assert!(!record.exists(), "doctor --fix removed the stale record");
+    listening.abort();
+    let heard = heard.lock().unwrap().clone();
+    assert!(
+        heard.iter().all(|h| !h.contains(&token)),
+        "the token reached the port's new owner"
+    );
+    assert!(heard.is_empty(), "the CLI did not even connect: {heard:?}");
+}
+
 fn rand_ms(max: u64) -> u64 {
     rand::random::<u64>() % max
 }

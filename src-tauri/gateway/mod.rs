@@ -23,7 +23,7 @@ pub use limits::Limits;
 
 use crate::clock::Millis;
 use crate::events::Event;
-use crate::runrec::{self, GatewayRecord};
+use crate::runrec::{self, GatewayRecord, RunLock};
 use crate::service::Service;
 
 /// Device use (last seen, token last used) collected in memory and written in batches, so a
@@ -84,7 +84,9 @@ pub struct Gateway {
     shared: Arc<Shared>,
     listener: TcpListener,
     shutdown_tx: Arc<watch::Sender<bool>>,
-    record: bool,
+    /// The hold on `run/gateway.lock` that makes `run/gateway.json` believable; `None` when
+    /// no record is kept.
+    run_lock: Option<RunLock>,
 }
 
 /// Lets the process hold as many sockets as the hard limit allows (10,000 idle phones need
@@ -116,13 +118,20 @@ fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
 }
 
 impl Gateway {
-    /// Binds the listening socket. Nothing is served until [`Gateway::run`].
+    /// Binds the listening socket, holding `run/gateway.lock` first (so a second gateway for
+    /// the same state directory is refused). Nothing is served until [`Gateway::run`].
     pub async fn bind(
         service: Arc<Service>,
         addr: SocketAddr,
         limits: Limits,
     ) -> io::Result<Gateway> {
         raise_fd_limit();
+        let run_lock = RunLock::acquire(service.paths()).map_err(|e| match e {
+            runrec::RunRecError::Busy { .. } => {
+                io::Error::new(io::ErrorKind::AddrInUse, e.to_string())
+            }
+            other => io::Error::other(other.to_string()),
+        })?;
         let listener = listen(addr, limits.accept_backlog)
             .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
         let local_addr = listener.local_addr()?;
@@ -143,7 +152,7 @@ impl Gateway {
             shared,
             listener,
             shutdown_tx: Arc::new(tx),
-            record: true,
+            run_lock: Some(run_lock),
         })
     }
 
@@ -155,9 +164,11 @@ impl Gateway {
         ShutdownHandle(self.shutdown_tx.clone())
     }
 
-    /// Whether to write `run/gateway.json` (on by default).
+    /// Whether to write `run/gateway.json` and hold `run/gateway.lock` (on by default).
     pub fn with_run_record(mut self, on: bool) -> Self {
-        self.record = on;
+        if !on {
+            self.run_lock = None;
+        }
         self
     }
 
@@ -166,15 +177,14 @@ impl Gateway {
     pub async fn run(self) {
         let shared = self.shared.clone();
         let service = shared.service.clone();
-        let pid = std::process::id();
-        if self.record {
+        if let Some(lock) = &self.run_lock {
             let rec = GatewayRecord {
-                pid,
+                pid: std::process::id(),
                 address: shared.local_addr.to_string(),
                 started_at_ms: service.now_ms(),
                 version: env!("CARGO_PKG_VERSION").into(),
             };
-            if let Err(e) = runrec::write(service.paths(), &rec) {
+            if let Err(e) = lock.record(&rec) {
                 tracing::warn!("could not record the running gateway: {e}");
             }
         }
@@ -225,9 +235,8 @@ impl Gateway {
         let s = shared.clone();
         let _ =
             tokio::task::spawn_blocking(move || s.service.devices.touch(&s.touches.take())).await;
-        if self.record {
-            runrec::remove_if_ours(service.paths(), pid);
-        }
+        // Removes the record, then releases the lock.
+        drop(self.run_lock);
         service.events().publish(Event::GatewayStatus {
             listening: false,
             address: None,

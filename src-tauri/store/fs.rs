@@ -254,6 +254,39 @@ impl FileLock {
     }
 }
 
+impl FileLock {
+    /// A shared lock on the existing `<target>.lock`, for readers: opened read-only (a lock
+    /// needs no write access) and never through a symlink. `Ok(None)` when there is no lock
+    /// file, so no writer ever ran.
+    pub fn acquire_shared_existing(target: &Path) -> StoreResult<Option<FileLock>> {
+        let path = Self::lock_path(target);
+        let file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::io("open lock file", &path, e)),
+        };
+        let start = Instant::now();
+        let mut wait = Duration::from_micros(200);
+        loop {
+            match file.try_lock_shared() {
+                Ok(()) => return Ok(Some(FileLock { file })),
+                Err(TryLockError::WouldBlock) => {
+                    if start.elapsed() > LOCK_TIMEOUT {
+                        return Err(StoreError::LockTimeout { path });
+                    }
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_millis(20));
+                }
+                Err(TryLockError::Error(e)) => return Err(StoreError::io("lock", &path, e)),
+            }
+        }
+    }
+}
+
 impl Drop for FileLock {
     fn drop(&mut self) {
         let _ = self.file.unlock();

@@ -84,6 +84,10 @@ impl StatePaths {
     pub fn gateway_record(&self) -> PathBuf {
         self.run_dir().join("gateway.json")
     }
+    /// Held by the running gateway for as long as it runs (see [`crate::runrec`]).
+    pub fn gateway_lock(&self) -> PathBuf {
+        self.run_dir().join("gateway.lock")
+    }
     pub fn identity_dir(&self) -> PathBuf {
         self.root.join("identity")
     }
