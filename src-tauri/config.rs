@@ -159,6 +159,10 @@ pub struct GatewaySettings {
     pub auth: AuthSettings,
     pub allowed_origins: Vec<String>,
     pub rate_limit: RateLimitSettings,
+    /// Reverse proxies and tunnels (addresses or CIDR networks) whose `Forwarded` /
+    /// `X-Forwarded-For` headers name the client. Headers from anyone else are ignored.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -172,6 +176,7 @@ impl Default for GatewaySettings {
             auth: AuthSettings::default(),
             allowed_origins: Vec::new(),
             rate_limit: RateLimitSettings::default(),
+            trusted_proxies: Vec::new(),
             extra: Map::new(),
         }
     }
@@ -328,6 +333,11 @@ impl Settings {
         }
         if self.devices.max_pending == 0 {
             out.push("devices.maxPending must be at least 1".into());
+        }
+        for e in &self.gateway.trusted_proxies {
+            if let Err(e) = crate::gateway::proxy::Cidr::parse(e) {
+                out.push(format!("gateway.trustedProxies: {e}"));
+            }
         }
         if let Some(u) = &self.gateway.public_url {
             if let Err(e) = crate::pairing::setup::check_url(u) {
@@ -497,6 +507,15 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.contains("maxPending"), "{err}");
+        let err = update(&paths, &SystemClock, |s| {
+            s.gateway.trusted_proxies = vec!["127.0.0.1".into(), "10.0.0.0/33".into()];
+            Ok(())
+        })
+        .unwrap_err();
+        assert!(
+            err.contains("gateway.trustedProxies") && err.contains("10.0.0.0/33"),
+            "{err}"
+        );
         assert_eq!(read(&paths, &SystemClock).unwrap().pairing.max_pending, 3);
     }
 }

@@ -6,6 +6,7 @@ pub mod connect;
 pub mod frames;
 pub mod guard;
 pub mod limits;
+pub mod proxy;
 pub mod registry;
 pub mod stream;
 
@@ -199,20 +200,34 @@ impl Gateway {
             tokio::spawn(flush_touches(shared.clone())),
             tokio::spawn(sweep_expired(shared.clone())),
         ];
-        let slots = Arc::new(Semaphore::new(shared.limits.max_connections));
+        let reserve = shared
+            .limits
+            .loopback_reserve
+            .min(shared.limits.max_connections);
+        let slots = Arc::new(Semaphore::new(shared.limits.max_connections - reserve));
+        let local_slots = Arc::new(Semaphore::new(reserve));
         let mut shutdown = shared.shutdown.clone();
         loop {
             tokio::select! {
                 accepted = self.listener.accept() => match accepted {
                     Ok((tcp, peer)) => {
                         let at = Instant::now();
-                        let Ok(permit) = slots.clone().try_acquire_owned() else {
+                        // When the shared slots are gone, a loopback peer may take one kept
+                        // for local clients; its upgrade must then show no forwarding headers.
+                        let permit = match slots.clone().try_acquire_owned() {
+                            Ok(p) => Some((p, false)),
+                            Err(_) if proxy::canonical(peer.ip()).is_loopback() => {
+                                local_slots.clone().try_acquire_owned().ok().map(|p| (p, true))
+                            }
+                            Err(_) => None,
+                        };
+                        let Some((permit, reserved)) = permit else {
                             drop(tcp); // at capacity: refuse fast
                             continue;
                         };
                         let s = shared.clone();
                         tokio::spawn(async move {
-                            conn::serve(s, tcp, peer, at).await;
+                            conn::serve(s, tcp, peer, at, reserved).await;
                             drop(permit);
                         });
                     }
@@ -227,8 +242,15 @@ impl Gateway {
         }
         drop(self.listener);
         // Connections see the shutdown and close; wait for them a little.
-        let all = shared.limits.max_connections as u32;
-        let _ = tokio::time::timeout(Duration::from_secs(5), slots.acquire_many(all)).await;
+        let (all, local) = (
+            (shared.limits.max_connections - reserve) as u32,
+            reserve as u32,
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            let _ = slots.acquire_many(all).await;
+            let _ = local_slots.acquire_many(local).await;
+        })
+        .await;
         for b in background {
             b.abort();
         }

@@ -182,6 +182,37 @@ pub async fn raw_from(src: &str, addr: SocketAddr) -> (Raw, String) {
     (ws, nonce)
 }
 
+/// An upgrade from source address `src` carrying extra request headers (as a reverse proxy
+/// would add them); returns the socket and the nonce, or the upgrade's error (an HTTP refusal).
+pub async fn raw_with_headers(
+    src: &str,
+    addr: SocketAddr,
+    headers: &[(&str, &str)],
+) -> Result<(Raw, String), tokio_tungstenite::tungstenite::Error> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(format!("{src}:0").parse().unwrap()).unwrap();
+    let tcp = sock.connect(addr).await.expect("tcp connect");
+    let mut req = format!("ws://{addr}/").into_client_request().unwrap();
+    for (k, v) in headers {
+        req.headers_mut().append(
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    let (mut ws, _) = tokio_tungstenite::client_async(req, MaybeTlsStream::Plain(tcp)).await?;
+    let v = recv(&mut ws).await.expect("challenge");
+    let nonce = v["payload"]["nonce"].as_str().unwrap().to_string();
+    Ok((ws, nonce))
+}
+
+/// An operator `connect` with `token` (the admin token, or a guess).
+pub fn operator_connect(token: &str) -> Value {
+    json!({ "type": "req", "id": "c", "method": "connect", "params": {
+        "minProtocol": 3, "maxProtocol": 3, "client": { "id": "x", "mode": "cli" },
+        "role": "operator", "auth": { "token": token } } })
+}
+
 /// A connect signed with chosen `signedAt` and nonce (for the failure cases).
 pub fn connect_signed_at(
     id: &Identity,
