@@ -97,6 +97,10 @@ pub struct IdentityFile {
     pub created_at_ms: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway_url: Option<String>,
+    /// The gateway's certificate pin from the setup code (`tlsFingerprint`): reconnects accept
+    /// that certificate and no other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_tls_fingerprint: Option<String>,
     #[serde(default)]
     pub tokens: std::collections::BTreeMap<String, StoredToken>,
 }
@@ -110,6 +114,7 @@ impl std::fmt::Debug for IdentityFile {
             .field("private_key", &HIDDEN)
             .field("created_at_ms", &self.created_at_ms)
             .field("gateway_url", &self.gateway_url)
+            .field("gateway_tls_fingerprint", &self.gateway_tls_fingerprint)
             .field("tokens", &self.tokens)
             .finish()
     }
@@ -124,6 +129,7 @@ impl IdentityFile {
             private_key: URL_SAFE_NO_PAD.encode(id.seed()),
             created_at_ms: now,
             gateway_url: None,
+            gateway_tls_fingerprint: None,
             tokens: Default::default(),
         }
     }
@@ -191,6 +197,9 @@ pub struct ConnectOptions {
     pub wait_for_approval: bool,
     /// Sent as the `Origin` header (browsers do; native clients do not).
     pub origin: Option<String>,
+    /// For `wss://`: accept only the certificate with this SHA-256 (a setup code's
+    /// `tlsFingerprint`) instead of asking the system's certificate authorities.
+    pub tls_pin: Option<String>,
     pub timeout: Duration,
 }
 
@@ -210,6 +219,7 @@ impl ConnectOptions {
             identity: None,
             wait_for_approval: false,
             origin: None,
+            tls_pin: None,
             timeout: Duration::from_secs(10),
         }
     }
@@ -230,6 +240,7 @@ impl ConnectOptions {
             identity: Some(identity),
             wait_for_approval: false,
             origin: None,
+            tls_pin: None,
             timeout: Duration::from_secs(10),
         }
     }
@@ -247,6 +258,8 @@ pub enum ClientError {
     Protocol(String),
     #[error("timed out waiting for the gateway")]
     Timeout,
+    #[error("the gateway at {url} presented a certificate other than the pinned one (SHA-256 {expected}); it is not the gateway that issued the setup code, or its certificate was replaced: ask for a new setup code")]
+    CertificateMismatch { url: String, expected: String },
 }
 
 impl ClientError {
@@ -280,9 +293,30 @@ impl Client {
         opts: &ConnectOptions,
         mut on_event: impl FnMut(&str, &Value),
     ) -> Result<Client, ClientError> {
-        if opts.url.starts_with("wss:") {
+        let secure = opts.url.starts_with("wss:");
+        if secure {
             crate::tls::ensure_crypto_provider();
         }
+        let pin = match (&opts.tls_pin, secure) {
+            (Some(p), true) => {
+                Some(
+                    crate::tls::PinnedCert::new(p).ok_or_else(|| ClientError::Connect {
+                        url: opts.url.clone(),
+                        reason: "the certificate pin is not a SHA-256 fingerprint".into(),
+                    })?,
+                )
+            }
+            _ => None,
+        };
+        let connector = match &pin {
+            Some(p) => Some(tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(
+                p.client_config().map_err(|e| ClientError::Connect {
+                    url: opts.url.clone(),
+                    reason: e.to_string(),
+                })?,
+            ))),
+            None => None,
+        };
         let mut req =
             opts.url
                 .as_str()
@@ -301,13 +335,19 @@ impl Client {
             .max_message_size(Some(16 << 20));
         let (mut ws, _) = tokio::time::timeout(
             opts.timeout,
-            tokio_tungstenite::connect_async_with_config(req, Some(cfg), true),
+            tokio_tungstenite::connect_async_tls_with_config(req, Some(cfg), true, connector),
         )
         .await
         .map_err(|_| ClientError::Timeout)?
-        .map_err(|e| ClientError::Connect {
-            url: opts.url.clone(),
-            reason: e.to_string(),
+        .map_err(|e| match &pin {
+            Some(p) if p.saw_another_certificate() => ClientError::CertificateMismatch {
+                url: opts.url.clone(),
+                expected: p.fingerprint().to_string(),
+            },
+            _ => ClientError::Connect {
+                url: opts.url.clone(),
+                reason: e.to_string(),
+            },
         })?;
         let challenge = tokio::time::timeout(opts.timeout, next_json(&mut ws))
             .await

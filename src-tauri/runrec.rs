@@ -29,6 +29,10 @@ pub struct GatewayRecord {
     pub started_at_ms: Millis,
     #[serde(default)]
     pub version: String,
+    /// With TLS on (`gateway.tls`): the SHA-256 of the certificate the gateway serves (lowercase
+    /// hex), which the CLI pins when it connects over `wss://`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_fingerprint: Option<String>,
 }
 
 impl GatewayRecord {
@@ -41,7 +45,12 @@ impl GatewayRecord {
             IpAddr::V4(_) => IpAddr::from([127, 0, 0, 1]),
             IpAddr::V6(_) => IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
         };
-        Some(format!("ws://{}/", SocketAddr::new(ip, a.port())))
+        let scheme = if self.tls_fingerprint.is_some() {
+            "wss"
+        } else {
+            "ws"
+        };
+        Some(format!("{scheme}://{}/", SocketAddr::new(ip, a.port())))
     }
 }
 
@@ -209,6 +218,7 @@ mod tests {
             address: "127.0.0.1:1".into(),
             started_at_ms: 0,
             version: String::new(),
+            tls_fingerprint: None,
         }
     }
 
@@ -251,11 +261,12 @@ mod tests {
     }
 
     #[test]
-    fn local_url_uses_loopback_for_a_wildcard() {
+    fn local_url_uses_loopback_for_a_wildcard_and_wss_with_tls() {
         let mut r = record(1);
         r.address = "0.0.0.0:18789".into();
         assert_eq!(r.local_url().unwrap(), "ws://127.0.0.1:18789/");
+        r.tls_fingerprint = Some("ab".repeat(32));
         r.address = "[::]:9".into();
-        assert_eq!(r.local_url().unwrap(), "ws://[::1]:9/");
+        assert_eq!(r.local_url().unwrap(), "wss://[::1]:9/");
     }
 }

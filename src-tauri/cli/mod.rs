@@ -342,6 +342,7 @@ fn connect_remote(service: &Service) -> Option<Remote> {
         .build()
         .ok()?;
     let mut opts = ConnectOptions::operator(&url, &token, "cli");
+    opts.tls_pin = rec.tls_fingerprint.clone();
     opts.timeout = std::time::Duration::from_secs(5);
     match rt.block_on(Client::connect(&opts, |_, _| {})) {
         Ok(client) => Some(Remote {

@@ -20,7 +20,7 @@ use tokio_tungstenite::WebSocketStream;
 use super::connect::{self, Access, ConnectParams, Grant, Refusal, VerifiedDevice};
 use super::frames;
 use super::proxy::{self, ClientAddr, TrustedProxies};
-use super::stream::{is_budget_error, LimitedStream};
+use super::stream::{is_budget_error, LimitedStream, Transport};
 use super::Shared;
 use crate::events::Event;
 use crate::rpc::{self, Caller};
@@ -210,7 +210,15 @@ async fn handshake(
         upgraded = Some(Upgraded { client, slot });
         Ok(resp)
     };
-    let stream = LimitedStream::new(tcp, limits.preauth_bytes);
+    // TLS first, inside the same deadline: a client that never finishes it is dropped too.
+    let transport = match &shared.tls {
+        None => Transport::Plain(tcp),
+        Some(t) => match timeout_at(deadline, t.acceptor.accept(tcp)).await {
+            Ok(Ok(s)) => Transport::Tls(Box::new(s)),
+            _ => return None,
+        },
+    };
+    let stream = LimitedStream::new(transport, limits.preauth_bytes);
     let upgrade = tokio_tungstenite::accept_hdr_async_with_config(
         stream,
         check_request,

@@ -791,6 +791,7 @@ mod tests {
             url: "ws://127.0.0.1:1".into(),
             bootstrap_token: secret.into(),
             expires_at_ms: None,
+            tls_fingerprint: None,
         };
         assert!(!format!("{code:?}").contains(secret));
         let made = crate::service::SetupCode {

@@ -9,6 +9,7 @@ pub mod limits;
 pub mod proxy;
 pub mod registry;
 pub mod stream;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::io;
@@ -59,6 +60,8 @@ pub struct Shared {
     pub touches: Touches,
     next_conn: AtomicU64,
     pub local_addr: SocketAddr,
+    /// With `gateway.tls`: what connections are accepted with, and the certificate's SHA-256.
+    pub tls: Option<tls::ServerTls>,
     pub shutdown: watch::Receiver<bool>,
     /// When the gateway started (`hello-ok.snapshot.uptimeMs`).
     pub started: std::time::Instant,
@@ -133,6 +136,12 @@ impl Gateway {
             }
             other => io::Error::other(other.to_string()),
         })?;
+        let server_tls = match service.settings().gateway.tls_on() {
+            Some(t) => {
+                Some(tls::load(t, service.paths()).map_err(|e| io::Error::other(e.to_string()))?)
+            }
+            None => None,
+        };
         let listener = listen(addr, limits.accept_backlog)
             .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
         let local_addr = listener.local_addr()?;
@@ -146,6 +155,7 @@ impl Gateway {
             touches: Touches::default(),
             next_conn: AtomicU64::new(0),
             local_addr,
+            tls: server_tls,
             shutdown: rx,
             started: std::time::Instant::now(),
         });
@@ -159,6 +169,11 @@ impl Gateway {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local_addr
+    }
+
+    /// With TLS on, the SHA-256 of the certificate served (what setup codes pin).
+    pub fn tls_fingerprint(&self) -> Option<&str> {
+        self.shared.tls.as_ref().map(|t| t.fingerprint.as_str())
     }
 
     pub fn shutdown_handle(&self) -> ShutdownHandle {
@@ -184,6 +199,7 @@ impl Gateway {
                 address: shared.local_addr.to_string(),
                 started_at_ms: service.now_ms(),
                 version: env!("CARGO_PKG_VERSION").into(),
+                tls_fingerprint: shared.tls.as_ref().map(|t| t.fingerprint.clone()),
             };
             if let Err(e) = lock.record(&rec) {
                 tracing::warn!("could not record the running gateway: {e}");
@@ -194,7 +210,14 @@ impl Gateway {
             address: Some(shared.local_addr.to_string()),
             error: None,
         });
-        tracing::info!("gateway listening on {}", shared.local_addr);
+        match &shared.tls {
+            Some(t) => tracing::info!(
+                "gateway listening on wss://{}/ (certificate SHA-256 {})",
+                shared.local_addr,
+                t.fingerprint
+            ),
+            None => tracing::info!("gateway listening on ws://{}/", shared.local_addr),
+        }
         let background = [
             tokio::spawn(kick_on_device_changes(shared.clone())),
             tokio::spawn(flush_touches(shared.clone())),
