@@ -64,8 +64,8 @@ impl Identity {
     }
 }
 
-/// A stored role token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A stored role token. Its `Debug` hides the token.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StoredToken {
     pub token: String,
@@ -73,8 +73,21 @@ pub struct StoredToken {
     pub scopes: Vec<String>,
 }
 
+impl std::fmt::Debug for StoredToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredToken")
+            .field("token", &HIDDEN)
+            .field("scopes", &self.scopes)
+            .finish()
+    }
+}
+
+/// What `Debug` shows in place of a secret.
+const HIDDEN: &str = "<hidden>";
+
 /// What a device keeps on disk (`0600`): its key, the gateway it paired with, its tokens.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Its `Debug` hides the private key and the tokens.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IdentityFile {
     pub version: u32,
@@ -84,8 +97,27 @@ pub struct IdentityFile {
     pub created_at_ms: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway_url: Option<String>,
+    /// The gateway's certificate pin from the setup code (`tlsFingerprint`): reconnects accept
+    /// that certificate and no other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_tls_fingerprint: Option<String>,
     #[serde(default)]
     pub tokens: std::collections::BTreeMap<String, StoredToken>,
+}
+
+impl std::fmt::Debug for IdentityFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityFile")
+            .field("version", &self.version)
+            .field("device_id", &self.device_id)
+            .field("public_key", &self.public_key)
+            .field("private_key", &HIDDEN)
+            .field("created_at_ms", &self.created_at_ms)
+            .field("gateway_url", &self.gateway_url)
+            .field("gateway_tls_fingerprint", &self.gateway_tls_fingerprint)
+            .field("tokens", &self.tokens)
+            .finish()
+    }
 }
 
 impl IdentityFile {
@@ -97,6 +129,7 @@ impl IdentityFile {
             private_key: URL_SAFE_NO_PAD.encode(id.seed()),
             created_at_ms: now,
             gateway_url: None,
+            gateway_tls_fingerprint: None,
             tokens: Default::default(),
         }
     }
@@ -127,8 +160,8 @@ impl IdentityFile {
     }
 }
 
-/// Which credential `connect` carries.
-#[derive(Debug, Clone)]
+/// Which credential `connect` carries. Its `Debug` names the kind, never the token.
+#[derive(Clone)]
 pub enum Auth {
     None,
     Token(String),
@@ -136,7 +169,19 @@ pub enum Auth {
     BootstrapToken(String),
 }
 
-/// Everything `connect` sends.
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self {
+            Auth::None => return f.write_str("None"),
+            Auth::Token(_) => "Token",
+            Auth::DeviceToken(_) => "DeviceToken",
+            Auth::BootstrapToken(_) => "BootstrapToken",
+        };
+        f.debug_tuple(kind).field(&HIDDEN).finish()
+    }
+}
+
+/// Everything `connect` sends. Its `Debug` hides the credential (see [`Auth`]).
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
     pub url: String,
@@ -152,6 +197,9 @@ pub struct ConnectOptions {
     pub wait_for_approval: bool,
     /// Sent as the `Origin` header (browsers do; native clients do not).
     pub origin: Option<String>,
+    /// For `wss://`: accept only the certificate with this SHA-256 (a setup code's
+    /// `tlsFingerprint`) instead of asking the system's certificate authorities.
+    pub tls_pin: Option<String>,
     pub timeout: Duration,
 }
 
@@ -171,6 +219,7 @@ impl ConnectOptions {
             identity: None,
             wait_for_approval: false,
             origin: None,
+            tls_pin: None,
             timeout: Duration::from_secs(10),
         }
     }
@@ -191,6 +240,7 @@ impl ConnectOptions {
             identity: Some(identity),
             wait_for_approval: false,
             origin: None,
+            tls_pin: None,
             timeout: Duration::from_secs(10),
         }
     }
@@ -208,6 +258,8 @@ pub enum ClientError {
     Protocol(String),
     #[error("timed out waiting for the gateway")]
     Timeout,
+    #[error("the gateway at {url} presented a certificate other than the pinned one (SHA-256 {expected}); it is not the gateway that issued the setup code, or its certificate was replaced: ask for a new setup code")]
+    CertificateMismatch { url: String, expected: String },
 }
 
 impl ClientError {
@@ -241,9 +293,30 @@ impl Client {
         opts: &ConnectOptions,
         mut on_event: impl FnMut(&str, &Value),
     ) -> Result<Client, ClientError> {
-        if opts.url.starts_with("wss:") {
+        let secure = opts.url.starts_with("wss:");
+        if secure {
             crate::tls::ensure_crypto_provider();
         }
+        let pin = match (&opts.tls_pin, secure) {
+            (Some(p), true) => {
+                Some(
+                    crate::tls::PinnedCert::new(p).ok_or_else(|| ClientError::Connect {
+                        url: opts.url.clone(),
+                        reason: "the certificate pin is not a SHA-256 fingerprint".into(),
+                    })?,
+                )
+            }
+            _ => None,
+        };
+        let connector = match &pin {
+            Some(p) => Some(tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(
+                p.client_config().map_err(|e| ClientError::Connect {
+                    url: opts.url.clone(),
+                    reason: e.to_string(),
+                })?,
+            ))),
+            None => None,
+        };
         let mut req =
             opts.url
                 .as_str()
@@ -262,13 +335,19 @@ impl Client {
             .max_message_size(Some(16 << 20));
         let (mut ws, _) = tokio::time::timeout(
             opts.timeout,
-            tokio_tungstenite::connect_async_with_config(req, Some(cfg), true),
+            tokio_tungstenite::connect_async_tls_with_config(req, Some(cfg), true, connector),
         )
         .await
         .map_err(|_| ClientError::Timeout)?
-        .map_err(|e| ClientError::Connect {
-            url: opts.url.clone(),
-            reason: e.to_string(),
+        .map_err(|e| match &pin {
+            Some(p) if p.saw_another_certificate() => ClientError::CertificateMismatch {
+                url: opts.url.clone(),
+                expected: p.fingerprint().to_string(),
+            },
+            _ => ClientError::Connect {
+                url: opts.url.clone(),
+                reason: e.to_string(),
+            },
         })?;
         let challenge = tokio::time::timeout(opts.timeout, next_json(&mut ws))
             .await
@@ -516,4 +595,37 @@ pub fn connect_params(opts: &ConnectOptions, nonce: &str) -> Value {
         });
     }
     params
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_of_what_holds_a_token_never_shows_it() {
+        let secret = "tok-0123456789-secret";
+        let id = Identity::from_seed([3; 32]);
+        let mut file = IdentityFile::new(&id, 0);
+        file.tokens.insert(
+            "node".into(),
+            StoredToken {
+                token: secret.into(),
+                scopes: vec![],
+            },
+        );
+        let mut opts =
+            ConnectOptions::node("ws://127.0.0.1:1", id, Auth::DeviceToken(secret.into()));
+        let shown = [
+            format!("{opts:?}"),
+            format!("{file:?}"),
+            format!("{:?}", Auth::Token(secret.into())),
+            format!("{:?}", Auth::BootstrapToken(secret.into())),
+        ];
+        for s in &shown {
+            assert!(!s.contains(secret), "{s}");
+            assert!(!s.contains(&file.private_key), "{s}");
+        }
+        opts.auth = Auth::None;
+        assert!(format!("{opts:?}").contains("None"));
+    }
 }

@@ -149,6 +149,50 @@ impl Default for RateLimitSettings {
     }
 }
 
+/// `gateway.tls`: the gateway serves `wss://` itself, with a certificate from files, or one it
+/// generates once and keeps in the state directory (`tls/cert.pem`, `tls/key.pem`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct TlsSettings {
+    /// A PEM certificate chain, leaf first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_path: Option<String>,
+    /// The PEM private key of that certificate (PKCS#8, PKCS#1 or SEC1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_path: Option<String>,
+    /// Generate a self-signed certificate on first start and keep it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub self_signed: bool,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl TlsSettings {
+    pub fn enabled(&self) -> bool {
+        self.self_signed || self.cert_path.is_some() || self.key_path.is_some()
+    }
+
+    /// One-line reasons these settings cannot be used.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let blank = |p: &Option<String>| p.as_deref().is_some_and(|p| p.trim().is_empty());
+        if blank(&self.cert_path) || blank(&self.key_path) {
+            out.push("gateway.tls.certPath and gateway.tls.keyPath must not be empty".into());
+        }
+        match (&self.cert_path, &self.key_path, self.self_signed) {
+            (Some(_), Some(_), true) => out.push(
+                "gateway.tls: give either certPath and keyPath, or selfSigned: true, not both"
+                    .into(),
+            ),
+            (Some(_), None, _) | (None, Some(_), _) => out.push(
+                "gateway.tls: certPath and keyPath go together (or use selfSigned: true)".into(),
+            ),
+            _ => {}
+        }
+        out
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct GatewaySettings {
@@ -159,8 +203,22 @@ pub struct GatewaySettings {
     pub auth: AuthSettings,
     pub allowed_origins: Vec<String>,
     pub rate_limit: RateLimitSettings,
+    /// Reverse proxies and tunnels (addresses or CIDR networks) whose `Forwarded` /
+    /// `X-Forwarded-For` headers name the client. Headers from anyone else are ignored.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<String>,
+    /// Built-in TLS (`wss://`); off when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSettings>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+impl GatewaySettings {
+    /// The TLS settings when TLS is on.
+    pub fn tls_on(&self) -> Option<&TlsSettings> {
+        self.tls.as_ref().filter(|t| t.enabled())
+    }
 }
 
 impl Default for GatewaySettings {
@@ -172,6 +230,8 @@ impl Default for GatewaySettings {
             auth: AuthSettings::default(),
             allowed_origins: Vec::new(),
             rate_limit: RateLimitSettings::default(),
+            trusted_proxies: Vec::new(),
+            tls: None,
             extra: Map::new(),
         }
     }
@@ -352,6 +412,14 @@ impl Settings {
         if self.devices.expire_stale && self.devices.stale_after_days.is_none() {
             out.push("devices.expireStale needs devices.staleAfterDays".into());
         }
+        for e in &self.gateway.trusted_proxies {
+            if let Err(e) = crate::gateway::proxy::Cidr::parse(e) {
+                out.push(format!("gateway.trustedProxies: {e}"));
+            }
+        }
+        if let Some(t) = &self.gateway.tls {
+            out.extend(t.problems());
+        }
         if let Some(u) = &self.gateway.public_url {
             if let Err(e) = crate::pairing::setup::check_url(u) {
                 out.push(format!("gateway.publicUrl: {e}"));
@@ -379,6 +447,9 @@ fn minutes(m: u64) -> Millis {
 pub fn load_or_init(paths: &StatePaths, clock: &dyn Clock) -> Result<(Settings, bool), StoreError> {
     sfs::ensure_dir(paths.root())?;
     let path = paths.settings();
+    // Settings decide who gets in; nobody else may be able to change them.
+    sfs::check_trusted(paths.root())?;
+    sfs::check_trusted(&path)?;
     if path.exists() {
         let s: Settings = sfs::read_json(&path, clock)?;
         if !s.gateway.auth.token.is_empty() {
@@ -517,6 +588,31 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.contains("maxPending"), "{err}");
+        let err = update(&paths, &SystemClock, |s| {
+            s.gateway.trusted_proxies = vec!["127.0.0.1".into(), "10.0.0.0/33".into()];
+            Ok(())
+        })
+        .unwrap_err();
+        assert!(
+            err.contains("gateway.trustedProxies") && err.contains("10.0.0.0/33"),
+            "{err}"
+        );
+        for (tls, want) in [
+            (r#"{"certPath":"/c.pem"}"#, "go together"),
+            (
+                r#"{"certPath":"/c","keyPath":"/k","selfSigned":true}"#,
+                "not both",
+            ),
+            (r#"{"certPath":" ","keyPath":"/k"}"#, "must not be empty"),
+        ] {
+            let t: TlsSettings = serde_json::from_str(tls).unwrap();
+            let err = update(&paths, &SystemClock, |s| {
+                s.gateway.tls = Some(t);
+                Ok(())
+            })
+            .unwrap_err();
+            assert!(err.contains(want), "{tls}: {err}");
+        }
         assert_eq!(read(&paths, &SystemClock).unwrap().pairing.max_pending, 3);
     }
 }

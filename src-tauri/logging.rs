@@ -3,9 +3,8 @@
 //! mode `0600`. `RUST_LOG` is honoured. Nothing secret is ever logged: tokens are not passed to
 //! log calls anywhere, and the bot token is stripped from HTTP errors before they are shown.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -35,12 +34,10 @@ fn rotated(path: &Path, n: usize) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// Opens the log for appending, never through a symlink planted at its name.
 fn open(path: &Path) -> io::Result<(File, u64)> {
-    let f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)?;
+    let f = crate::store::fs::open_append_nofollow(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display())))?;
     let size = f.metadata()?.len();
     Ok((f, size))
 }
@@ -147,6 +144,17 @@ pub fn init_long_running(logs_dir: Option<&Path>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_log_file_that_is_a_symlink_is_not_opened() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("clawpair.log");
+        let elsewhere = tmp.path().join("elsewhere");
+        std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+        let err = RotatingFile::new(path, 100).err().expect("refused");
+        assert!(err.to_string().contains("clawpair.log"), "{err}");
+        assert!(!elsewhere.exists());
+    }
 
     #[test]
     fn rotates_by_size_and_keeps_three() {

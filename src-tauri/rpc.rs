@@ -642,6 +642,7 @@ mod tests {
     fn in_memory_answers_match_call_and_leave_disk_work_to_it() {
         let (_tmp, s) = service();
         s.allow_add("telegram", None, "alice", "test").unwrap();
+        crate::store::fs::backdate_for_tests(s.paths().root());
         let alice = json!({ "channel": "telegram", "senderId": "alice", "text": "hi" });
         assert!(
             call_in_memory(&s, &bridge(), "channel.inbound", &alice).is_none(),

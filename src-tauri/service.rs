@@ -209,13 +209,23 @@ pub struct DeviceList {
     pub paired: Vec<PairedDeviceView>,
 }
 
-/// A new setup code (shown once: it carries the bootstrap token).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A new setup code (shown once: it carries the bootstrap token, so `Debug` hides it).
+#[derive(Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SetupCode {
     pub setup_code: String,
     pub url: String,
     pub expires_at_ms: Millis,
+}
+
+impl std::fmt::Debug for SetupCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetupCode")
+            .field("setup_code", &"<hidden>")
+            .field("url", &self.url)
+            .field("expires_at_ms", &self.expires_at_ms)
+            .finish()
+    }
 }
 
 /// What a new device connecting asks for (from `connect`), before sanitising.
@@ -1292,7 +1302,32 @@ impl Service {
             Some(a) => (a.ip().to_string(), a.port()),
             None => (settings.gateway.bind.clone(), settings.gateway.port),
         };
-        setup::url_from_bind(&bind, port, &lan_addresses()).map_err(invalid)
+        let tls = settings.gateway.tls_on().is_some();
+        setup::url_from_bind(&bind, port, &lan_addresses(), tls).map_err(invalid)
+    }
+
+    /// The certificate pin a setup code for `url` carries: with `gateway.tls` on, for a
+    /// `wss://` URL on the gateway's own port (where it is this gateway that answers). A URL on
+    /// another port is a proxy or a tunnel in front, with a certificate of its own: no pin.
+    pub fn setup_pin(
+        &self,
+        url: &str,
+        listening: Option<SocketAddr>,
+    ) -> ServiceResult<Option<String>> {
+        let settings = self.settings();
+        let Some(tls) = settings.gateway.tls_on() else {
+            return Ok(None);
+        };
+        let Ok(u) = url::Url::parse(url) else {
+            return Ok(None);
+        };
+        let port = listening.map(|a| a.port()).unwrap_or(settings.gateway.port);
+        if u.scheme() != "wss" || u.port_or_known_default() != Some(port) {
+            return Ok(None);
+        }
+        crate::gateway::tls::certificate_fingerprint(tls, &self.paths)
+            .map(Some)
+            .map_err(|e| ServiceError::Invalid(e.to_string()))
     }
 
     /// Issues a setup code: a single-use bootstrap token, valid `devices.setupCodeTtlMinutes`.
@@ -1307,6 +1342,7 @@ impl Service {
         retire_previous: bool,
     ) -> ServiceResult<SetupCode> {
         let url = self.setup_url(explicit_url, listening)?;
+        let tls_fingerprint = self.setup_pin(&url, listening)?;
         let ttl = self.settings().setup_code_ttl_ms();
         let (tok, rec, retired) = self.check(
             self.devices
@@ -1317,6 +1353,7 @@ impl Service {
             url: url.clone(),
             bootstrap_token: tok,
             expires_at_ms: Some(rec.expires_at_ms),
+            tls_fingerprint,
         };
         self.audit(
             "setup.created",

@@ -569,7 +569,7 @@ fn a_stale_or_unreachable_gateway_record_falls_back_to_the_files() {
         "{}",
         stderr(&o)
     );
-    // A live pid that does not answer: a warning, then the files.
+    // A live pid is not enough: no gateway holds run/gateway.lock, so the record is stale.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -581,6 +581,18 @@ fn a_stale_or_unreachable_gateway_record_falls_back_to_the_files() {
             std::process::id()
         ),
     );
+    let o = st.run(&["allowlist", "add", "telegram", "3"]);
+    assert!(
+        o.status.success() && stderr(&o).is_empty(),
+        "{}",
+        stderr(&o)
+    );
+    st.ok(&["allowlist", "remove", "telegram", "3"]);
+    // A gateway that holds the lock (here: this test) but does not answer: a warning, then
+    // the files.
+    st.write("run/gateway.json.lock", "");
+    let held = std::fs::File::create(st.file("run/gateway.lock")).unwrap();
+    held.lock().unwrap();
     let o = st.run(&["allowlist", "add", "telegram", "2"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(

@@ -203,6 +203,15 @@ async fn each_signature_failure_has_its_code_and_closes_1008() {
                 gw::connect_signed_at(&phone, n, n, gw::now_ms() - 3 * 60_000, &setup)
             }),
         ),
+        // At the ends of i64 the skew check must say stale, not overflow (a pre-auth panic).
+        (
+            "DEVICE_AUTH_STALE",
+            Box::new(|n: &str| gw::connect_signed_at(&phone, n, n, i64::MIN, &setup)),
+        ),
+        (
+            "DEVICE_AUTH_STALE",
+            Box::new(|n: &str| gw::connect_signed_at(&phone, n, n, i64::MAX, &setup)),
+        ),
         (
             "DEVICE_AUTH_NONCE_MISMATCH",
             Box::new(|_n: &str| {
@@ -488,5 +497,152 @@ async fn the_device_client_speaks_tls_to_a_wss_gateway() {
         "TLS is built in: {msg}"
     );
     assert!(gw.answers().await);
+    gw.stop().await;
+}
+
+/// A gateway serving `wss://` with its own self-signed certificate.
+async fn tls_gateway(st: &State) -> TestGateway {
+    TestGateway::start_with(st.path(), clawpair::gateway::Limits::default(), |s| {
+        s.gateway.tls = Some(clawpair::config::TlsSettings {
+            self_signed: true,
+            ..Default::default()
+        });
+    })
+    .await
+}
+
+fn node_cmd(args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_clawpair"));
+    c.args(args)
+        .env_remove("OPENCLAW_STATE_DIR")
+        .env_remove("CLAWPAIR_STATE_DIR")
+        .env("RUST_LOG", "warn");
+    c
+}
+
+/// `clawpair node pair` against a gateway with a self-signed certificate: the setup code
+/// carries the certificate's SHA-256, the device pins it for pairing and for every reconnect,
+/// and a gateway with another certificate is refused before the setup code's token is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_pairs_over_wss_pinning_the_self_signed_certificate_and_refuses_another() {
+    let st = State::new();
+    let gw = tls_gateway(&st).await;
+    let fp = gw.tls_fingerprint.clone().expect("TLS on");
+    assert!(gw.url.starts_with("wss://"), "{}", gw.url);
+    let url = format!("wss://127.0.0.1:{}", gw.addr.port());
+    let code = gw
+        .service
+        .setup_create(Some(&url), Some(gw.addr), "test", false)
+        .unwrap();
+    let payload = clawpair::pairing::setup::decode_setup_code(&code.setup_code).unwrap();
+    assert_eq!(payload.tls_fingerprint.as_deref(), Some(fp.as_str()));
+    // The certificate was made once, private, in the state directory.
+    assert_eq!(common::mode(&st.file("tls/key.pem")), 0o600);
+    assert_eq!(common::mode(&st.file("tls")), 0o700);
+
+    let device = tempfile::tempdir().unwrap();
+    let identity = device.path().join("device.json");
+    let identity_arg = identity.to_str().unwrap().to_string();
+    let pairing = node_cmd(&[
+        "node",
+        "pair",
+        &code.setup_code,
+        "--identity",
+        &identity_arg,
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let request_id = {
+        let mut found = None;
+        for _ in 0..100 {
+            if let Some(p) = gw.service.device_list().unwrap().pending.first() {
+                found = Some(p.request.request_id.clone());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        found.expect("the device asked over wss://")
+    };
+    // The owner's CLI reaches the TLS gateway too (the run record names the certificate).
+    let o = cli(st.path(), &["devices", "approve", &request_id]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = tokio::task::spawn_blocking(move || pairing.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains(&fp), "{}", stdout(&out));
+    let approved = clawpair::store::audit::tail(&st.file("logs/audit.jsonl"), 100).unwrap();
+    let via = approved
+        .iter()
+        .find(|e| e.action == "device.approved")
+        .expect("approval audited");
+    assert_eq!(
+        via.credential, "admin-token",
+        "the CLI acted through the gateway: {via:?}"
+    );
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(&identity).unwrap()).unwrap();
+    assert_eq!(file["gatewayTlsFingerprint"], fp.as_str());
+    let again = node_cmd(&["node", "connect", "--identity", &identity_arg])
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", stderr(&again));
+
+    // Another gateway, another self-signed certificate, where the device expects the first.
+    let st2 = State::new();
+    let other = tls_gateway(&st2).await;
+    assert_ne!(other.tls_fingerprint, gw.tls_fingerprint);
+    let mut moved = file.clone();
+    moved["gatewayUrl"] = format!("wss://127.0.0.1:{}", other.addr.port()).into();
+    std::fs::write(&identity, moved.to_string()).unwrap();
+    let refused = node_cmd(&["node", "connect", "--identity", &identity_arg])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("other than the pinned one"),
+        "{}",
+        stderr(&refused)
+    );
+    // A setup code pinned to the first gateway, pointed at the second: refused in the TLS
+    // handshake, so the second never sees the setup code's token.
+    let code = gw
+        .service
+        .setup_create(Some(&url), Some(gw.addr), "test", false)
+        .unwrap();
+    let mut p = clawpair::pairing::setup::decode_setup_code(&code.setup_code).unwrap();
+    p.url = format!("wss://127.0.0.1:{}", other.addr.port());
+    let redirected = clawpair::pairing::setup::encode_setup_code(&p);
+    let fresh = device.path().join("fresh.json");
+    let o = node_cmd(&[
+        "node",
+        "pair",
+        &redirected,
+        "--identity",
+        fresh.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("other than the pinned one"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(other.service.device_list().unwrap().pending.is_empty());
+    // The library client says the same.
+    let mut opts = other.phone(
+        &Identity::generate(),
+        Auth::BootstrapToken(p.bootstrap_token),
+    );
+    opts.tls_pin = Some(fp.clone());
+    let e = Client::connect(&opts, |_, _| {})
+        .await
+        .err()
+        .expect("refused");
+    assert!(matches!(e, ClientError::CertificateMismatch { .. }), "{e}");
+    assert!(other.answers().await && gw.answers().await);
+    other.stop().await;
     gw.stop().await;
 }

@@ -16,7 +16,7 @@ use clawpair::client::{Auth, Client, ClientError, ConnectOptions, Identity};
 use clawpair::gateway::Limits;
 use clawpair::service::{DeviceAsk, Service};
 use common::gw::{self, TestGateway};
-use common::{stderr, State};
+use common::{panics, stderr, State};
 use futures_util::{SinkExt, StreamExt};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -133,14 +133,6 @@ fn pair_device(service: &Service) -> (Identity, String) {
     (id, token)
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 // ---------------------------------------------------------------- kill -9
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -251,6 +243,62 @@ async fn kill_9_during_approvals_loses_no_acknowledged_approval() {
 }
 
 /// A random number of milliseconds below `max`: the kill moment is nobody's choice.
+/// After a crash the record names a port anyone may take and a pid the OS may give to any
+/// process. The CLI believes a record only while its gateway holds `run/gateway.lock`, so the
+/// admin token never goes to whoever took the port; `doctor --fix` clears the record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_crash_the_cli_never_sends_the_admin_token_to_whoever_took_the_port() {
+    let st = State::new();
+    st.ok(&["allowlist", "list"]);
+    let mut gw = GatewayProcess::start(st.path());
+    let addr = gw.addr;
+    gw.kill_9();
+    let token = admin_token(st.path());
+    // A stranger on the port, speaking just enough of the protocol to be sent a connect.
+    let squatter = tokio::net::TcpListener::bind(addr)
+        .await
+        .expect("take the port");
+    let heard = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let ears = heard.clone();
+    let listening = tokio::spawn(async move {
+        while let Ok((tcp, _)) = squatter.accept().await {
+            ears.lock().unwrap().push("a connection".into());
+            let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                continue;
+            };
+            let challenge = json!({ "type": "event", "event": "connect.challenge",
+                "payload": { "nonce": "n", "ts": 0 }, "seq": 0 });
+            let _ = ws.send(Message::text(challenge.to_string())).await;
+            if let Some(Ok(Message::Text(t))) = ws.next().await {
+                ears.lock().unwrap().push(t.as_str().to_owned());
+            }
+        }
+    });
+    // The recorded pid now belongs to a live process (this test), as a reused pid would.
+    let record = st.file("run/gateway.json");
+    let mut rec: Value = serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
+    rec["pid"] = std::process::id().into();
+    std::fs::write(&record, rec.to_string()).unwrap();
+
+    let o = gw::cli(st.path(), &["pairing", "list", "--json"]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doctor = gw::cli(st.path(), &["doctor"]).await;
+    let report = common::stdout(&doctor);
+    assert!(
+        report.contains("run/gateway.json") && report.contains("stale"),
+        "{report}"
+    );
+    gw::cli(st.path(), &["doctor", "--fix"]).await;
+    assert!(!record.exists(), "doctor --fix removed the stale record");
+    listening.abort();
+    let heard = heard.lock().unwrap().clone();
+    assert!(
+        heard.iter().all(|h| !h.contains(&token)),
+        "the token reached the port's new owner"
+    );
+    assert!(heard.is_empty(), "the CLI did not even connect: {heard:?}");
+}
+
 fn rand_ms(max: u64) -> u64 {
     rand::random::<u64>() % max
 }
@@ -394,6 +442,12 @@ fn arb_frame() -> impl Strategy<Value = Frame> {
         huge_number().prop_map(|n| Frame::Text(format!(
             r#"{{"type":"req","id":{n},"method":"audit.tail","params":{{"limit":{n}}}}}"#
         ))),
+        // A device proof whose `signedAt` is anywhere in i64 (the skew check must not
+        // overflow); the id matches the key, so the check is reached.
+        prop_oneof![Just(i64::MIN), Just(i64::MAX), any::<i64>()].prop_map(|at| {
+            let id = Identity::from_seed([9; 32]);
+            Frame::Text(gw::connect_signed_at(&id, "n", "n", at, "t").to_string())
+        }),
         // Deep nesting: a recursive parser must refuse it, not overflow its stack.
         (1usize..30_000, any::<bool>()).prop_map(|(n, obj)| Frame::Text(if obj {
             format!("{}1{}", "{\"a\":".repeat(n), "}".repeat(n))
@@ -435,9 +489,22 @@ fn connect_frame(token: &str) -> Value {
         "role": "operator", "auth": { "token": token } } })
 }
 
+/// The fuzz tests count panics: a connection task that panics drops its socket, which reads
+/// like a close, so without the count a crash would pass.
+#[test]
+fn a_panic_that_only_drops_a_socket_is_seen_by_the_fuzz_tests() {
+    let watch = panics::watch("fuzz-self-check");
+    let rt = watch.runtime();
+    let task =
+        rt.block_on(async { tokio::spawn(async { panic!("a connection task panics") }).await });
+    assert!(task.is_err());
+    assert_eq!(watch.count(), 1);
+}
+
 #[test]
 fn any_first_frame_gets_an_error_and_a_close_never_a_crash() {
-    let rt = runtime();
+    let watch = panics::watch("fuzz-first-frame");
+    let rt = watch.runtime();
     let st = State::new();
     let gw = rt.block_on(TestGateway::start(st.path()));
     let mut runner = TestRunner::new(Config {
@@ -447,9 +514,17 @@ fn any_first_frame_gets_an_error_and_a_close_never_a_crash() {
     runner
         .run(&arb_frame(), |frame| {
             rt.block_on(async {
+                // Counted per case, so shrinking looks for the frame that panics.
+                let before = watch.count();
                 let (mut raw, _) = gw::raw(&gw.url).await;
                 send_frame(&mut raw, &frame).await;
                 let (answers, closed) = read_until_quiet(&mut raw).await;
+                prop_assert_eq!(
+                    watch.count(),
+                    before,
+                    "a connection panicked on {:?}",
+                    frame
+                );
                 prop_assert!(closed, "still open after {frame:?}");
                 for a in &answers {
                     prop_assert_eq!(&a["ok"], &Value::Bool(false), "{:?}", a);
@@ -466,7 +541,8 @@ fn any_first_frame_gets_an_error_and_a_close_never_a_crash() {
 
 #[test]
 fn any_frame_after_hello_is_answered_or_closed_never_a_crash() {
-    let rt = runtime();
+    let watch = panics::watch("fuzz-after-hello");
+    let rt = watch.runtime();
     let st = State::new();
     let gw = rt.block_on(TestGateway::start(st.path()));
     let probe = tokio::sync::Mutex::new(rt.block_on(gw.operator()));
@@ -477,6 +553,7 @@ fn any_frame_after_hello_is_answered_or_closed_never_a_crash() {
     runner
         .run(&prop::collection::vec(arb_frame(), 1..4), |frames| {
             rt.block_on(async {
+                let before = watch.count();
                 let (mut raw, _) = gw::raw(&gw.url).await;
                 gw::send(&mut raw, &connect_frame(&gw.token)).await;
                 let hello = gw::recv(&mut raw).await.expect("hello");
@@ -486,6 +563,7 @@ fn any_frame_after_hello_is_answered_or_closed_never_a_crash() {
                         break;
                     }
                     let (answers, closed) = read_until_quiet_or_answer(&mut raw).await;
+                    prop_assert_eq!(watch.count(), before, "a connection panicked on {:?}", f);
                     // A well-formed request gets an answer and the socket stays; anything
                     // else gets an error and a close. Either way, never silence.
                     prop_assert!(

@@ -227,14 +227,17 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
     #[test]
     fn garbage_connect_params_get_an_error_never_a_crash(params in arb_json(), wrap in any::<bool>()) {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let watch = common::panics::watch("fuzz-connect-params");
+        let rt = watch.runtime();
         rt.block_on(async {
             let st = State::new();
             let gw = TestGateway::start(st.path()).await;
             let (mut raw, _) = gw::raw(&gw.url).await;
             let frame = if wrap { json!({ "type": "req", "id": "1", "method": "connect", "params": params }) } else { params };
             gw::send(&mut raw, &frame).await;
-            let res = gw::recv(&mut raw).await.expect("an answer");
+            let res = gw::recv(&mut raw).await;
+            prop_assert_eq!(watch.count(), 0, "a connection panicked on {}", frame);
+            let res = res.expect("an answer");
             prop_assert_eq!(&res["ok"], &Value::Bool(false));
             prop_assert_eq!(gw::close_code(&mut raw).await, Some(1008));
             prop_assert!(gw.answers().await);
@@ -307,5 +310,192 @@ async fn a_peer_that_stops_answering_pings_is_closed() {
         op.call("pairing.list", json!({})).await.is_ok(),
         "a responsive peer is kept"
     );
+    gw.stop().await;
+}
+
+// ---------------------------------------------------------------- behind a proxy
+
+/// Sends a connect on a socket opened with `headers` from `src`; returns the answer.
+async fn connect_with(gw: &TestGateway, src: &str, headers: &[(&str, &str)], token: &str) -> Value {
+    let (mut raw, _) = gw::raw_with_headers(src, gw.addr, headers)
+        .await
+        .expect("upgrade");
+    gw::send(&mut raw, &gw::operator_connect(token)).await;
+    gw::recv(&mut raw).await.expect("an answer")
+}
+
+/// Ten wrong tokens, then the right one: the answer to the right one.
+async fn after_ten_failures(gw: &TestGateway, src: &str, headers: &[(&str, &str)]) -> Value {
+    for i in 0..10 {
+        let res = connect_with(gw, src, headers, &format!("guess-{i}")).await;
+        assert_eq!(res["error"]["code"], "AUTH_FAILED", "attempt {i}: {res}");
+    }
+    connect_with(gw, src, headers, &gw.token).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_each_client_is_limited_on_its_own_and_shown_by_its_address() {
+    let st = State::new();
+    let gw = TestGateway::start_with(st.path(), Limits::default(), |s| {
+        s.gateway.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await;
+    // A proxy on this computer: every client arrives from 127.0.0.1, yet each is itself.
+    let res = after_ten_failures(&gw, "127.0.0.1", &[("X-Forwarded-For", "203.0.113.9")]).await;
+    assert_eq!(res["error"]["code"], "RATE_LIMITED", "{res}");
+    let other = connect_with(
+        &gw,
+        "127.0.0.1",
+        &[("X-Forwarded-For", "198.51.100.20")],
+        &gw.token,
+    )
+    .await;
+    assert_eq!(
+        other["payload"]["type"], "hello-ok",
+        "another client is not locked out: {other}"
+    );
+    assert!(
+        gw.answers().await,
+        "the owner, without forwarding headers, still gets in"
+    );
+    // IPv6 clients count per /64.
+    let res = after_ten_failures(
+        &gw,
+        "127.0.0.1",
+        &[("Forwarded", r#"for="[2001:db8:7:7::1]:4711""#)],
+    )
+    .await;
+    assert_eq!(res["error"]["code"], "RATE_LIMITED", "{res}");
+    let same_64 = connect_with(
+        &gw,
+        "127.0.0.1",
+        &[("Forwarded", r#"for="[2001:db8:7:7::2]""#)],
+        &gw.token,
+    )
+    .await;
+    assert_eq!(same_64["error"]["code"], "RATE_LIMITED", "{same_64}");
+    // The owner sees the client's address, not the proxy's.
+    let phone = Identity::generate();
+    let (mut raw, nonce) = gw::raw_with_headers(
+        "127.0.0.1",
+        gw.addr,
+        &[("Forwarded", r#"for="[2001:db8::5]:4711";proto=https"#)],
+    )
+    .await
+    .unwrap();
+    gw::send(
+        &mut raw,
+        &gw::signed_connect(&phone, &nonce, Auth::BootstrapToken(gw.setup_token())),
+    )
+    .await;
+    let res = gw::recv(&mut raw).await.unwrap();
+    assert_eq!(res["error"]["code"], "NOT_PAIRED", "{res}");
+    let pending = gw.service.device_list().unwrap().pending;
+    assert_eq!(pending[0].request.remote_ip, "2001:db8::5");
+    // Unauthenticated connections are capped per client, not per proxy.
+    let mut held = Vec::new();
+    for _ in 0..32 {
+        held.push(
+            gw::raw_with_headers("127.0.0.1", gw.addr, &[("X-Forwarded-For", "192.0.2.77")])
+                .await
+                .unwrap(),
+        );
+    }
+    assert!(
+        gw::raw_with_headers("127.0.0.1", gw.addr, &[("X-Forwarded-For", "192.0.2.77")])
+            .await
+            .is_err(),
+        "the 33rd from one client is refused"
+    );
+    assert!(
+        gw::raw_with_headers("127.0.0.1", gw.addr, &[("X-Forwarded-For", "192.0.2.78")])
+            .await
+            .is_ok()
+    );
+    drop(held);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_headers_from_an_untrusted_peer_are_ignored_and_never_make_it_local() {
+    let st = State::new();
+    // No trusted proxies; loopback exempt (the default).
+    let gw = TestGateway::start(st.path()).await;
+    let res = after_ten_failures(&gw, "127.0.0.2", &[("X-Forwarded-For", "203.0.113.9")]).await;
+    assert_eq!(
+        res["error"]["code"], "RATE_LIMITED",
+        "loopback with forwarding headers is not exempt: {res}"
+    );
+    // The headers chose nothing: the lockout is the peer's, and another forged client is
+    // the same peer.
+    let forged = connect_with(
+        &gw,
+        "127.0.0.2",
+        &[("X-Forwarded-For", "198.51.100.1")],
+        &gw.token,
+    )
+    .await;
+    assert_eq!(forged["error"]["code"], "RATE_LIMITED", "{forged}");
+    let phone = Identity::generate();
+    let (mut raw, nonce) =
+        gw::raw_with_headers("127.0.0.3", gw.addr, &[("X-Forwarded-For", "8.8.8.8")])
+            .await
+            .unwrap();
+    gw::send(
+        &mut raw,
+        &gw::signed_connect(&phone, &nonce, Auth::BootstrapToken(gw.setup_token())),
+    )
+    .await;
+    gw::recv(&mut raw).await.unwrap();
+    let pending = gw.service.device_list().unwrap().pending;
+    assert_eq!(
+        pending[0].request.remote_ip, "127.0.0.3",
+        "the peer, not the header"
+    );
+    assert!(
+        gw.answers().await,
+        "the owner without headers is exempt as before"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_gateway_keeps_slots_for_the_owner_on_this_computer() {
+    let st = State::new();
+    let limits = Limits {
+        max_connections: 3,
+        loopback_reserve: 1,
+        ..Limits::default()
+    };
+    let gw = TestGateway::start_with(st.path(), limits, |_| {}).await;
+    let _a = gw.operator().await;
+    let _b = gw.operator().await;
+    // The shared slots are taken. A client through a proxy on this computer may not have the
+    // reserve…
+    let through_proxy =
+        gw::raw_with_headers("127.0.0.1", gw.addr, &[("X-Forwarded-For", "203.0.113.9")]).await;
+    assert!(
+        through_proxy.is_err(),
+        "the reserve is not for forwarded clients"
+    );
+    // …the owner's CLI or app may.
+    let mut owner = None;
+    for _ in 0..20 {
+        match Client::connect(
+            &ConnectOptions::operator(&gw.url, &gw.token, "cli"),
+            |_, _| {},
+        )
+        .await
+        {
+            Ok(c) => {
+                owner = Some(c);
+                break;
+            }
+            // The refused socket's slot comes back as its task ends.
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let mut owner = owner.expect("the owner gets in");
+    assert!(owner.call("pairing.list", json!({})).await.is_ok());
     gw.stop().await;
 }

@@ -492,3 +492,38 @@ fn doctor_reports_openclaws_store_in_and_beside_the_state_dir_and_migrated_lefto
         "{out}"
     );
 }
+
+/// As ssh does with `~/.ssh`: a state directory or `clawpair.json` that another user could
+/// change is refused by every command, the gateway included, and the message says the fix.
+#[test]
+fn a_state_directory_or_settings_others_could_change_are_refused_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let st = common::State::new();
+    st.ok(&["allowlist", "list"]);
+    let chmod =
+        |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    let refused = |args: &[&str], want: &str| {
+        let o = st.run(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(
+            e.contains("refusing to use") && e.contains(want),
+            "{args:?}: {e}"
+        );
+    };
+    chmod(st.path(), 0o775);
+    refused(&["pairing", "list"], "chmod 700");
+    refused(&["gateway", "--port", "0"], "chmod 700");
+    chmod(st.path(), 0o700);
+    chmod(&st.file("clawpair.json"), 0o664);
+    refused(&["devices", "list"], "chmod 600");
+    chmod(&st.file("clawpair.json"), 0o600);
+    st.ok(&["pairing", "list"]);
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        std::os::unix::fs::chown(st.path(), Some(65534), None).unwrap();
+        refused(&["pairing", "list"], "owned by uid 65534");
+        std::os::unix::fs::chown(st.path(), Some(0), None).unwrap();
+    }
+    st.ok(&["pairing", "list"]);
+}

@@ -294,8 +294,9 @@ pub fn get_settings(state: State<'_, AppState>) -> CmdResult {
     }))
 }
 
-/// The fields the Settings page may change; absent fields are left alone.
-#[derive(Debug, Default, Deserialize)]
+/// The fields the Settings page may change; absent fields are left alone. Its `Debug` hides
+/// the bot token.
+#[derive(Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SettingsPatch {
     pub bind: Option<String>,
@@ -315,6 +316,31 @@ pub struct SettingsPatch {
     pub telegram_bot_token: Option<String>,
     pub telegram_owners: Option<Vec<String>>,
     pub notifications: Option<bool>,
+}
+
+impl std::fmt::Debug for SettingsPatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SettingsPatch")
+            .field("bind", &self.bind)
+            .field("port", &self.port)
+            .field("public_url", &self.public_url)
+            .field("pairing_ttl_minutes", &self.pairing_ttl_minutes)
+            .field("pairing_max_pending", &self.pairing_max_pending)
+            .field(
+                "device_pending_ttl_minutes",
+                &self.device_pending_ttl_minutes,
+            )
+            .field("setup_code_ttl_minutes", &self.setup_code_ttl_minutes)
+            .field("dm_policies", &self.dm_policies)
+            .field("telegram_enabled", &self.telegram_enabled)
+            .field(
+                "telegram_bot_token",
+                &self.telegram_bot_token.as_ref().map(|_| "<hidden>"),
+            )
+            .field("telegram_owners", &self.telegram_owners)
+            .field("notifications", &self.notifications)
+            .finish()
+    }
 }
 
 /// Saves settings under the file's lock; invalid values are refused with the reason and

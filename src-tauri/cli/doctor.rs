@@ -354,27 +354,29 @@ pub fn run(ctx: &Ctx, fix: bool) -> CliResult {
 
     openclaw(&mut r, &root);
 
-    // A gateway record left behind by a crash.
-    match crate::runrec::read(&paths) {
-        Some(rec) if !crate::runrec::pid_alive(rec.pid) => {
-            let p = paths.gateway_record();
-            r.problem(
-                &format!(
-                    "run/gateway.json names pid {} which is not running (stale)",
-                    rec.pid
-                ),
-                Some(&move || {
-                    std::fs::remove_file(&p)
-                        .map(|_| "removed".to_string())
-                        .map_err(|e| e.to_string())
-                }),
-            );
+    // A gateway record left behind by a crash: no gateway holds run/gateway.lock, whatever
+    // process has the recorded pid now.
+    if let Some(rec) = crate::runrec::stale(&paths) {
+        let p = paths.clone();
+        r.problem(
+            &format!(
+                "run/gateway.json names pid {} at {}, but no gateway holds run/gateway.lock (stale: the CLI ignores it)",
+                rec.pid, rec.address
+            ),
+            Some(&move || {
+                crate::runrec::remove_stale(&p)
+                    .map(|gone| if gone { "removed" } else { "a gateway runs now; kept" }.to_string())
+                    .map_err(|e| e.to_string())
+            }),
+        );
+    } else {
+        match crate::runrec::read_live(&paths) {
+            Some(rec) => r.ok(&format!(
+                "gateway running (pid {}, {})",
+                rec.pid, rec.address
+            )),
+            None => r.ok("no gateway running"),
         }
-        Some(rec) => r.ok(&format!(
-            "gateway running (pid {}, {})",
-            rec.pid, rec.address
-        )),
-        None => r.ok("no gateway running"),
     }
 
     if r.problems == 0 {

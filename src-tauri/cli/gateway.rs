@@ -57,7 +57,10 @@ pub fn run(
     rt.block_on(async move {
         let gw = Gateway::bind(service.clone(), addr, Limits::default()).await.map_err(|e| CliError::refused(e.to_string()))?;
         let handle = gw.shutdown_handle();
-        println!("ClawPair gateway listening on ws://{}/ (pid {})", gw.local_addr(), std::process::id());
+        match gw.tls_fingerprint() {
+            Some(fp) => println!("ClawPair gateway listening on wss://{}/ (pid {}; certificate SHA-256 {fp})", gw.local_addr(), std::process::id()),
+            None => println!("ClawPair gateway listening on ws://{}/ (pid {})", gw.local_addr(), std::process::id()),
+        }
         if gw.local_addr().ip().is_loopback() {
             println!("Only this computer can connect. To pair a phone, bind to the LAN: clawpair gateway --bind 0.0.0.0");
         }

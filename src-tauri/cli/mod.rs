@@ -12,7 +12,6 @@ pub mod output;
 mod qr;
 
 use std::cell::RefCell;
-use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -331,26 +330,19 @@ pub struct Ctx {
     remote: Option<Remote>,
 }
 
-/// The address to reach a gateway recorded as listening on `addr` (loopback for a wildcard).
-fn reachable(addr: &str) -> Option<String> {
-    let a: SocketAddr = addr.parse().ok()?;
-    let ip = match a.ip() {
-        ip if !ip.is_unspecified() => ip,
-        IpAddr::V4(_) => IpAddr::from([127, 0, 0, 1]),
-        IpAddr::V6(_) => IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
-    };
-    Some(format!("ws://{}/", SocketAddr::new(ip, a.port())))
-}
-
+/// The gateway that runs now, if one does: only a record whose gateway still holds
+/// `run/gateway.lock` is believed (see [`crate::runrec`]), since the admin token goes to the
+/// address it names. With TLS the connection pins the certificate the record names.
 fn connect_remote(service: &Service) -> Option<Remote> {
     let rec = crate::runrec::read_live(service.paths())?;
-    let url = reachable(&rec.address)?;
+    let url = rec.local_url()?;
     let token = service.settings().gateway.auth.token.clone();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .ok()?;
     let mut opts = ConnectOptions::operator(&url, &token, "cli");
+    opts.tls_pin = rec.tls_fingerprint.clone();
     opts.timeout = std::time::Duration::from_secs(5);
     match rt.block_on(Client::connect(&opts, |_, _| {})) {
         Ok(client) => Some(Remote {

@@ -72,11 +72,15 @@ pub fn run(state_dir: Option<&Path>, cmd: NodeCmd) -> CliResult {
                 &id.device_id()[..16]
             );
             println!("Connecting to {} …", payload.url);
+            if let Some(pin) = &payload.tls_fingerprint {
+                println!("Pinning the gateway's certificate: SHA-256 {pin}.");
+            }
             let mut opts = ConnectOptions::node(
                 &payload.url,
                 id.clone(),
                 Auth::BootstrapToken(payload.bootstrap_token.clone()),
             );
+            opts.tls_pin = payload.tls_fingerprint.clone();
             opts.display_name = Some(name.unwrap_or_else(default_name));
             opts.wait_for_approval = true;
             let fp = id.fingerprint();
@@ -97,6 +101,7 @@ pub fn run(state_dir: Option<&Path>, cmd: NodeCmd) -> CliResult {
                 })
                 .unwrap_or_default();
             file.gateway_url = Some(payload.url.clone());
+            file.gateway_tls_fingerprint = payload.tls_fingerprint.clone();
             file.tokens.insert(
                 role.clone(),
                 StoredToken {
@@ -131,6 +136,7 @@ pub fn run(state_dir: Option<&Path>, cmd: NodeCmd) -> CliResult {
                 .next()
                 .ok_or_else(|| CliError::refused("this identity holds no device token"))?;
             let mut opts = ConnectOptions::node(&url, id, Auth::DeviceToken(tok.token.clone()));
+            opts.tls_pin = file.gateway_tls_fingerprint.clone();
             opts.role = role.clone();
             opts.scopes = tok.scopes.clone();
             let rt = runtime()?;

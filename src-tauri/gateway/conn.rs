@@ -19,7 +19,8 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::connect::{self, Access, ConnectParams, Grant, Refusal, VerifiedDevice};
 use super::frames;
-use super::stream::{is_budget_error, LimitedStream};
+use super::proxy::{self, ClientAddr, TrustedProxies};
+use super::stream::{is_budget_error, LimitedStream, Transport};
 use super::Shared;
 use crate::events::Event;
 use crate::rpc::{self, Caller};
@@ -88,25 +89,37 @@ async fn refuse_with(ws: &mut Ws, id: &Value, r: Refusal) {
     close(ws, CloseCode::from(r.close), &reason).await;
 }
 
-fn canonical_ip(addr: SocketAddr) -> IpAddr {
-    match addr.ip() {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
-        ip => ip,
-    }
+/// An HTTP refusal at the upgrade.
+fn http_refusal(status: StatusCode, why: &str) -> ErrorResponse {
+    let mut r = ErrorResponse::new(Some(why.into()));
+    *r.status_mut() = status;
+    r
 }
 
-/// Serves one accepted TCP connection until it closes.
-pub async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, accepted: Instant) {
+/// What the upgrade request told about the client.
+struct Upgraded {
+    client: ClientAddr,
+    /// A slot counted against the client's address, when the one taken at accept did not
+    /// count it (a trusted proxy's connection, or loopback that turned out to be forwarded).
+    slot: Option<super::guard::PreauthSlot>,
+}
+
+/// Serves one accepted TCP connection until it closes. `reserved`: it holds one of the slots
+/// kept for local clients ([`super::Limits::loopback_reserve`]).
+pub async fn serve(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    accepted: Instant,
+    reserved: bool,
+) {
     // The handshake's futures (the upgrade, the connect decision, a wait for the owner, the
     // greeting) are large and short-lived, the session's small and long-lived. Each is boxed
     // and everything else is scoped to the block, so an idle connection holds only its
     // session. (A box made inside the awaiting statement would keep the future's full size
     // here as a temporary; hence the separate statements.)
     let session = {
-        let handshake = Box::pin(handshake(shared, tcp, peer, accepted));
+        let handshake = Box::pin(handshake(shared, tcp, peer, accepted, reserved));
         let Some((conn, ws, grant)) = handshake.await else {
             return;
         };
@@ -126,44 +139,101 @@ async fn handshake(
     tcp: TcpStream,
     peer: SocketAddr,
     accepted: Instant,
+    reserved: bool,
 ) -> Option<(Conn, Ws, Grant)> {
     let _ = tcp.set_nodelay(true);
     let settings = shared.service.settings();
     let limits = &shared.limits;
-    let ip = canonical_ip(peer);
-    let exempt = settings.gateway.rate_limit.exempt_loopback && ip.is_loopback();
-    let Some(mut slot) = shared
-        .guard
-        .enter_preauth(ip, exempt, limits.max_preauth_per_ip)
-    else {
-        return None; // dropping the stream closes it
+    let exempt_loopback = settings.gateway.rate_limit.exempt_loopback;
+    // Settings were validated when written; an entry that does not parse trusts no one.
+    let trusted = TrustedProxies::parse(&settings.gateway.trusted_proxies).unwrap_or_default();
+    let peer_ip = proxy::canonical(peer.ip());
+    let from_proxy = trusted.contains(peer_ip);
+    // Counted at accept against the TCP peer, unless the peer is a trusted proxy (its clients
+    // are counted one by one once the upgrade names them). Loopback is exempt until its
+    // headers say whether it is really local.
+    let provisional_exempt = exempt_loopback && peer_ip.is_loopback();
+    let mut slot = if from_proxy {
+        None
+    } else {
+        match shared
+            .guard
+            .enter_preauth(peer_ip, provisional_exempt, limits.max_preauth_per_ip)
+        {
+            Some(s) => Some(s),
+            None => return None, // dropping the stream closes it
+        }
     };
     let deadline = tokio::time::Instant::from_std(accepted + limits.handshake_timeout);
-    let allowed = settings.gateway.allowed_origins.clone();
+    let allowed = &settings.gateway.allowed_origins;
+    let mut upgraded: Option<Upgraded> = None;
     // The callback's signature is the library's; its error type is what it is.
     #[allow(clippy::result_large_err)]
-    let check_origin = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+    let check_request = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         // Browsers always send Origin; native clients do not. A web page must not reach us.
         if let Some(origin) = req.headers().get("origin") {
             let o = origin.to_str().unwrap_or_default();
             if !allowed.iter().any(|a| a.eq_ignore_ascii_case(o)) {
-                let mut r = ErrorResponse::new(Some("origin not allowed".into()));
-                *r.status_mut() = StatusCode::FORBIDDEN;
-                return Err(r);
+                return Err(http_refusal(StatusCode::FORBIDDEN, "origin not allowed"));
             }
         }
+        let headers = req
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_bytes()));
+        let client = proxy::resolve(peer_ip, headers, &trusted);
+        if reserved && !client.is_local() {
+            // The last slots are for this computer's own CLI and app.
+            return Err(http_refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the gateway is at its connection limit",
+            ));
+        }
+        let exempt = exempt_loopback && client.is_local();
+        let counted = from_proxy || (provisional_exempt && !exempt);
+        let slot = if counted {
+            match shared
+                .guard
+                .enter_preauth(client.ip, exempt, limits.max_preauth_per_ip)
+            {
+                Some(s) => Some(s),
+                None => {
+                    return Err(http_refusal(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "too many unauthenticated connections from this address",
+                    ))
+                }
+            }
+        } else {
+            None
+        };
+        upgraded = Some(Upgraded { client, slot });
         Ok(resp)
     };
-    let stream = LimitedStream::new(tcp, limits.preauth_bytes);
+    // TLS first, inside the same deadline: a client that never finishes it is dropped too.
+    let transport = match &shared.tls {
+        None => Transport::Plain(tcp),
+        Some(t) => match timeout_at(deadline, t.acceptor.accept(tcp)).await {
+            Ok(Ok(s)) => Transport::Tls(Box::new(s)),
+            _ => return None,
+        },
+    };
+    let stream = LimitedStream::new(transport, limits.preauth_bytes);
     let upgrade = tokio_tungstenite::accept_hdr_async_with_config(
         stream,
-        check_origin,
+        check_request,
         Some(limits.ws_config()),
     );
     let mut ws = match timeout_at(deadline, upgrade).await {
         Ok(Ok(ws)) => ws,
         _ => return None,
     };
+    let up = upgraded?;
+    if up.slot.is_some() {
+        slot = up.slot;
+    }
+    let ip = up.client.ip;
+    let exempt = exempt_loopback && up.client.is_local();
     // One connect frame of at most 64 KiB (plus its header) before authentication.
     ws.get_mut().set_budget(Some(limits.max_preauth_frame + 14));
     let nonce = uuid::Uuid::new_v4().to_string();
@@ -268,7 +338,7 @@ async fn handshake(
     };
     match access {
         Access::Granted(g) => {
-            slot.release();
+            drop(slot);
             Some((conn, ws, g))
         }
         Access::Refused(r) => end(conn.refuse(&mut ws, r)).await,
@@ -344,7 +414,7 @@ impl Conn {
     async fn wait_for_owner(
         self,
         mut ws: Ws,
-        mut slot: super::guard::PreauthSlot,
+        slot: Option<super::guard::PreauthSlot>,
         mut rx: broadcast::Receiver<Event>,
         mut request_id: String,
         fingerprint: String,
@@ -400,7 +470,8 @@ impl Conn {
             .await
             {
                 Access::Granted(g) => {
-                    slot.release();
+                    // Authenticated: no longer counts against the address.
+                    drop(slot);
                     return Some((self, ws, g));
                 }
                 Access::Pending(p) => {

@@ -49,7 +49,8 @@ pub struct ClientInfo {
     pub device_family: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+/// The credential of `connect`. Its `Debug` says which are present, never their text.
+#[derive(Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthParams {
     #[serde(default)]
@@ -58,6 +59,21 @@ pub struct AuthParams {
     pub device_token: Option<String>,
     #[serde(default)]
     pub bootstrap_token: Option<String>,
+}
+
+/// How a secret shows in `Debug`: whether it is there, not what it is.
+fn hidden(secret: &Option<String>) -> Option<&'static str> {
+    secret.as_ref().map(|_| "<hidden>")
+}
+
+impl std::fmt::Debug for AuthParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthParams")
+            .field("token", &hidden(&self.token))
+            .field("device_token", &hidden(&self.device_token))
+            .field("bootstrap_token", &hidden(&self.bootstrap_token))
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -264,8 +280,8 @@ impl AuthMethod {
     }
 }
 
-/// What the gateway grants.
-#[derive(Debug, Clone)]
+/// What the gateway grants. Its `Debug` hides a new token.
+#[derive(Clone)]
 pub struct Grant {
     pub role: String,
     pub scopes: Vec<String>,
@@ -273,6 +289,21 @@ pub struct Grant {
     pub device_id: Option<String>,
     /// A token minted now (shown once in hello-ok), with its issue time.
     pub new_token: Option<(String, Millis)>,
+}
+
+impl std::fmt::Debug for Grant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grant")
+            .field("role", &self.role)
+            .field("scopes", &self.scopes)
+            .field("method", &self.method)
+            .field("device_id", &self.device_id)
+            .field(
+                "new_token",
+                &self.new_token.as_ref().map(|(_, at)| ("<hidden>", at)),
+            )
+            .finish()
+    }
 }
 
 /// A device that must wait for the owner: its request and what it asked for.
@@ -737,6 +768,40 @@ mod tests {
         .unwrap()
     }
 
+    #[test]
+    fn debug_output_of_connect_params_and_grants_never_shows_a_token() {
+        let secret = "tok-0123456789-secret";
+        for key in ["token", "deviceToken", "bootstrapToken"] {
+            let p = params(json!({ key: secret }), "node");
+            let shown = format!("{p:?}");
+            assert!(
+                !shown.contains(secret) && shown.contains("<hidden>"),
+                "{shown}"
+            );
+        }
+        let g = Grant {
+            role: "node".into(),
+            scopes: vec![],
+            method: AuthMethod::DeviceToken,
+            device_id: None,
+            new_token: Some((secret.into(), 1)),
+        };
+        assert!(!format!("{g:?}").contains(secret));
+        let code = crate::pairing::setup::SetupPayload {
+            url: "ws://127.0.0.1:1".into(),
+            bootstrap_token: secret.into(),
+            expires_at_ms: None,
+            tls_fingerprint: None,
+        };
+        assert!(!format!("{code:?}").contains(secret));
+        let made = crate::service::SetupCode {
+            setup_code: crate::pairing::setup::encode_setup_code(&code),
+            url: code.url.clone(),
+            expires_at_ms: 1,
+        };
+        assert!(!format!("{made:?}").contains(&made.setup_code));
+    }
+
     /// A device paired for `node`, with its token.
     fn paired(s: &Service) -> (VerifiedDevice, String) {
         let id = Identity::generate();
@@ -773,6 +838,7 @@ mod tests {
     fn cached_decision_settles_reconnects_and_admin_tokens_like_the_full_one() {
         let (_tmp, s) = service();
         let (dev, token) = paired(&s);
+        crate::store::fs::backdate_for_tests(s.paths().root());
         let admin = s.settings().gateway.auth.token.clone();
         let node = params(json!({ "deviceToken": token }), ROLE_NODE);
         assert!(

@@ -1,27 +1,56 @@
-//! Abuse limits kept per client IP: unauthenticated connections at once, and failed
+//! Abuse limits kept per client address: unauthenticated connections at once, and failed
 //! authentications (after too many within the window, every attempt is refused for a while).
-//! With `exemptLoopback`, loopback clients skip both.
+//! With `exemptLoopback`, loopback clients skip both. IPv6 clients count per /64 (one host
+//! commonly holds a whole /64), and the tables are bounded, so a client with many addresses
+//! cannot grow them without end.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::RateLimitSettings;
 
+/// The address the limits count against: IPv4 as is (an IPv4-mapped IPv6 address as its
+/// IPv4), IPv6 by its /64.
+pub fn bucket(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
 #[derive(Default)]
 struct State {
+    /// Live unauthenticated connections per address: bounded by the connection limit, since
+    /// every entry belongs to an open socket.
     preauth: HashMap<IpAddr, u32>,
+    /// Recent failures per address, at most `max_tracked` addresses.
     failures: HashMap<IpAddr, Vec<Instant>>,
+    /// Lockouts per address, at most `max_tracked` addresses.
     locked_until: HashMap<IpAddr, Instant>,
 }
 
-#[derive(Default, Clone)]
+#[derive(Clone)]
 pub struct Guard {
     state: Arc<Mutex<State>>,
+    /// The most addresses the failure and lockout tables hold (see [`super::Limits`]).
+    max_tracked: usize,
 }
 
-/// Holds one of an IP's unauthenticated slots until dropped (or until authenticated).
+impl Default for Guard {
+    fn default() -> Self {
+        Guard::new(super::Limits::default().max_tracked_addresses)
+    }
+}
+
+/// Holds one of an address's unauthenticated slots until dropped (or until authenticated).
 pub struct PreauthSlot {
     guard: Guard,
     ip: Option<IpAddr>,
@@ -50,7 +79,15 @@ impl Drop for PreauthSlot {
 }
 
 impl Guard {
-    /// A slot for a new unauthenticated connection, or `None` when the IP has `max` already.
+    pub fn new(max_tracked: usize) -> Guard {
+        Guard {
+            state: Arc::default(),
+            max_tracked: max_tracked.max(1),
+        }
+    }
+
+    /// A slot for a new unauthenticated connection, or `None` when the address has `max`
+    /// already.
     pub fn enter_preauth(&self, ip: IpAddr, exempt: bool, max: u32) -> Option<PreauthSlot> {
         if exempt {
             return Some(PreauthSlot {
@@ -58,6 +95,7 @@ impl Guard {
                 ip: None,
             });
         }
+        let ip = bucket(ip);
         let mut s = self.state.lock().ok()?;
         let n = s.preauth.entry(ip).or_insert(0);
         if *n >= max {
@@ -75,6 +113,7 @@ impl Guard {
         if exempt {
             return None;
         }
+        let ip = bucket(ip);
         let mut s = self.state.lock().ok()?;
         let until = *s.locked_until.get(&ip)?;
         let now = Instant::now();
@@ -91,26 +130,61 @@ impl Guard {
         if exempt {
             return false;
         }
+        let ip = bucket(ip);
         let Ok(mut s) = self.state.lock() else {
             return false;
         };
         let now = Instant::now();
         let window = Duration::from_secs(rl.window_seconds.max(1));
+        if !s.failures.contains_key(&ip) && s.failures.len() >= self.max_tracked {
+            // Forget addresses that stopped failing; if all are recent, the one whose last
+            // failure is oldest.
+            s.failures
+                .retain(|_, v| v.iter().any(|t| now.duration_since(*t) < window));
+            if s.failures.len() >= self.max_tracked {
+                let oldest = s
+                    .failures
+                    .iter()
+                    .min_by_key(|(_, v)| v.last().copied())
+                    .map(|(k, _)| *k);
+                if let Some(k) = oldest {
+                    s.failures.remove(&k);
+                }
+            }
+        }
         let list = s.failures.entry(ip).or_default();
         list.retain(|t| now.duration_since(*t) < window);
         list.push(now);
-        if list.len() as u32 >= rl.max_failures.max(1) {
+        // At most `max_failures` instants per address.
+        let max = rl.max_failures.max(1) as usize;
+        if list.len() >= max {
             s.failures.remove(&ip);
+            if !s.locked_until.contains_key(&ip) && s.locked_until.len() >= self.max_tracked {
+                s.locked_until.retain(|_, until| *until > now);
+                if s.locked_until.len() >= self.max_tracked {
+                    let first = s
+                        .locked_until
+                        .iter()
+                        .min_by_key(|(_, until)| **until)
+                        .map(|(k, _)| *k);
+                    if let Some(k) = first {
+                        s.locked_until.remove(&k);
+                    }
+                }
+            }
             s.locked_until
                 .insert(ip, now + Duration::from_secs(rl.lockout_seconds));
             return true;
         }
-        // Forget IPs that stopped failing, so the map cannot grow without bound.
-        if s.failures.len() > 10_000 {
-            s.failures
-                .retain(|_, v| v.iter().any(|t| now.duration_since(*t) < window));
-        }
         false
+    }
+
+    /// How many addresses the failure and lockout tables hold (for tests and the bench).
+    pub fn tracked(&self) -> (usize, usize) {
+        self.state
+            .lock()
+            .map(|s| (s.failures.len(), s.locked_until.len()))
+            .unwrap_or_default()
     }
 }
 
@@ -144,6 +218,53 @@ mod tests {
             g.enter_preauth(ip, true, 0).is_some(),
             "exempt ignores the cap"
         );
+    }
+
+    #[test]
+    fn ipv6_clients_count_per_64_and_ipv4_mapped_as_ipv4() {
+        let g = Guard::default();
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let same_64: IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().unwrap();
+        let other_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        for _ in 0..3 {
+            g.record_failure(a, false, &rl());
+        }
+        assert!(
+            g.locked_for(same_64, false).is_some(),
+            "the whole /64 is locked"
+        );
+        assert!(g.locked_for(other_64, false).is_none());
+        let _s = g.enter_preauth(a, false, 1).unwrap();
+        assert!(
+            g.enter_preauth(same_64, false, 1).is_none(),
+            "one /64, one cap"
+        );
+        let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+        assert_eq!(bucket(mapped), "10.1.2.3".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn failure_and_lockout_tables_stay_bounded() {
+        let g = Guard::new(64);
+        let one = RateLimitSettings {
+            max_failures: 1,
+            ..rl()
+        };
+        for i in 0..5_000u32 {
+            let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            g.record_failure(ip, false, &rl());
+            let v6 = IpAddr::from(std::net::Ipv6Addr::from(
+                (0x2001_0db8_u128 << 96) | ((i as u128) << 64),
+            ));
+            g.record_failure(v6, false, &one);
+        }
+        let (failures, lockouts) = g.tracked();
+        assert!(failures <= 64 && lockouts <= 64, "{failures} {lockouts}");
+        // The newest lockout is kept.
+        let last = IpAddr::from(std::net::Ipv6Addr::from(
+            (0x2001_0db8_u128 << 96) | (4_999u128 << 64),
+        ));
+        assert!(g.locked_for(last, false).is_some());
     }
 
     #[test]

@@ -26,8 +26,16 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Unauthenticated connections allowed at once from one IP.
     pub max_preauth_per_ip: u32,
-    /// All connections at once (a guard against file-descriptor exhaustion).
+    /// All connections at once (a guard against file-descriptor exhaustion), the loopback
+    /// reserve included.
     pub max_connections: usize,
+    /// Of `max_connections`, the slots only a loopback client without forwarded headers may
+    /// take (the owner's CLI and app), so a flood from the network or through a local proxy
+    /// never locks the owner out.
+    pub loopback_reserve: usize,
+    /// The most client addresses the failed-authentication and lockout tables hold; beyond
+    /// it, the stalest entry is forgotten (an IPv6 client counts per /64).
+    pub max_tracked_addresses: usize,
     /// Connections the kernel queues before the gateway accepts them (capped by
     /// `net.core.somaxconn`). The usual 128 overflows when many phones reconnect at once
     /// after a restart: the kernel then answers with SYN cookies and drops handshakes.
@@ -47,6 +55,8 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(60),
             max_preauth_per_ip: 32,
             max_connections: 20_000,
+            loopback_reserve: 64,
+            max_tracked_addresses: 16_384,
             accept_backlog: 1024,
         }
     }

@@ -6,8 +6,10 @@ pub mod connect;
 pub mod frames;
 pub mod guard;
 pub mod limits;
+pub mod proxy;
 pub mod registry;
 pub mod stream;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::io;
@@ -23,7 +25,7 @@ pub use limits::Limits;
 
 use crate::clock::Millis;
 use crate::events::Event;
-use crate::runrec::{self, GatewayRecord};
+use crate::runrec::{self, GatewayRecord, RunLock};
 use crate::service::Service;
 
 /// Device use (last seen, token last used) collected in memory and written in batches, so a
@@ -58,6 +60,8 @@ pub struct Shared {
     pub touches: Touches,
     next_conn: AtomicU64,
     pub local_addr: SocketAddr,
+    /// With `gateway.tls`: what connections are accepted with, and the certificate's SHA-256.
+    pub tls: Option<tls::ServerTls>,
     pub shutdown: watch::Receiver<bool>,
     /// When the gateway started (`hello-ok.snapshot.uptimeMs`).
     pub started: std::time::Instant,
@@ -84,7 +88,9 @@ pub struct Gateway {
     shared: Arc<Shared>,
     listener: TcpListener,
     shutdown_tx: Arc<watch::Sender<bool>>,
-    record: bool,
+    /// The hold on `run/gateway.lock` that makes `run/gateway.json` believable; `None` when
+    /// no record is kept.
+    run_lock: Option<RunLock>,
 }
 
 /// Lets the process hold as many sockets as the hard limit allows (10,000 idle phones need
@@ -116,25 +122,40 @@ fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
 }
 
 impl Gateway {
-    /// Binds the listening socket. Nothing is served until [`Gateway::run`].
+    /// Binds the listening socket, holding `run/gateway.lock` first (so a second gateway for
+    /// the same state directory is refused). Nothing is served until [`Gateway::run`].
     pub async fn bind(
         service: Arc<Service>,
         addr: SocketAddr,
         limits: Limits,
     ) -> io::Result<Gateway> {
         raise_fd_limit();
+        let run_lock = RunLock::acquire(service.paths()).map_err(|e| match e {
+            runrec::RunRecError::Busy { .. } => {
+                io::Error::new(io::ErrorKind::AddrInUse, e.to_string())
+            }
+            other => io::Error::other(other.to_string()),
+        })?;
+        let server_tls = match service.settings().gateway.tls_on() {
+            Some(t) => {
+                Some(tls::load(t, service.paths()).map_err(|e| io::Error::other(e.to_string()))?)
+            }
+            None => None,
+        };
         let listener = listen(addr, limits.accept_backlog)
             .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
         let local_addr = listener.local_addr()?;
         let (tx, rx) = watch::channel(false);
+        let guard = guard::Guard::new(limits.max_tracked_addresses);
         let shared = Arc::new(Shared {
             service,
             limits,
-            guard: guard::Guard::default(),
+            guard,
             registry: registry::Registry::default(),
             touches: Touches::default(),
             next_conn: AtomicU64::new(0),
             local_addr,
+            tls: server_tls,
             shutdown: rx,
             started: std::time::Instant::now(),
         });
@@ -142,7 +163,7 @@ impl Gateway {
             shared,
             listener,
             shutdown_tx: Arc::new(tx),
-            record: true,
+            run_lock: Some(run_lock),
         })
     }
 
@@ -150,13 +171,20 @@ impl Gateway {
         self.shared.local_addr
     }
 
+    /// With TLS on, the SHA-256 of the certificate served (what setup codes pin).
+    pub fn tls_fingerprint(&self) -> Option<&str> {
+        self.shared.tls.as_ref().map(|t| t.fingerprint.as_str())
+    }
+
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle(self.shutdown_tx.clone())
     }
 
-    /// Whether to write `run/gateway.json` (on by default).
+    /// Whether to write `run/gateway.json` and hold `run/gateway.lock` (on by default).
     pub fn with_run_record(mut self, on: bool) -> Self {
-        self.record = on;
+        if !on {
+            self.run_lock = None;
+        }
         self
     }
 
@@ -165,15 +193,15 @@ impl Gateway {
     pub async fn run(self) {
         let shared = self.shared.clone();
         let service = shared.service.clone();
-        let pid = std::process::id();
-        if self.record {
+        if let Some(lock) = &self.run_lock {
             let rec = GatewayRecord {
-                pid,
+                pid: std::process::id(),
                 address: shared.local_addr.to_string(),
                 started_at_ms: service.now_ms(),
                 version: env!("CARGO_PKG_VERSION").into(),
+                tls_fingerprint: shared.tls.as_ref().map(|t| t.fingerprint.clone()),
             };
-            if let Err(e) = runrec::write(service.paths(), &rec) {
+            if let Err(e) = lock.record(&rec) {
                 tracing::warn!("could not record the running gateway: {e}");
             }
         }
@@ -182,26 +210,47 @@ impl Gateway {
             address: Some(shared.local_addr.to_string()),
             error: None,
         });
-        tracing::info!("gateway listening on {}", shared.local_addr);
+        match &shared.tls {
+            Some(t) => tracing::info!(
+                "gateway listening on wss://{}/ (certificate SHA-256 {})",
+                shared.local_addr,
+                t.fingerprint
+            ),
+            None => tracing::info!("gateway listening on ws://{}/", shared.local_addr),
+        }
         let background = [
             tokio::spawn(kick_on_device_changes(shared.clone())),
             tokio::spawn(flush_touches(shared.clone())),
             tokio::spawn(sweep_expired(shared.clone())),
         ];
-        let slots = Arc::new(Semaphore::new(shared.limits.max_connections));
+        let reserve = shared
+            .limits
+            .loopback_reserve
+            .min(shared.limits.max_connections);
+        let slots = Arc::new(Semaphore::new(shared.limits.max_connections - reserve));
+        let local_slots = Arc::new(Semaphore::new(reserve));
         let mut shutdown = shared.shutdown.clone();
         loop {
             tokio::select! {
                 accepted = self.listener.accept() => match accepted {
                     Ok((tcp, peer)) => {
                         let at = Instant::now();
-                        let Ok(permit) = slots.clone().try_acquire_owned() else {
+                        // When the shared slots are gone, a loopback peer may take one kept
+                        // for local clients; its upgrade must then show no forwarding headers.
+                        let permit = match slots.clone().try_acquire_owned() {
+                            Ok(p) => Some((p, false)),
+                            Err(_) if proxy::canonical(peer.ip()).is_loopback() => {
+                                local_slots.clone().try_acquire_owned().ok().map(|p| (p, true))
+                            }
+                            Err(_) => None,
+                        };
+                        let Some((permit, reserved)) = permit else {
                             drop(tcp); // at capacity: refuse fast
                             continue;
                         };
                         let s = shared.clone();
                         tokio::spawn(async move {
-                            conn::serve(s, tcp, peer, at).await;
+                            conn::serve(s, tcp, peer, at, reserved).await;
                             drop(permit);
                         });
                     }
@@ -216,17 +265,23 @@ impl Gateway {
         }
         drop(self.listener);
         // Connections see the shutdown and close; wait for them a little.
-        let all = shared.limits.max_connections as u32;
-        let _ = tokio::time::timeout(Duration::from_secs(5), slots.acquire_many(all)).await;
+        let (all, local) = (
+            (shared.limits.max_connections - reserve) as u32,
+            reserve as u32,
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            let _ = slots.acquire_many(all).await;
+            let _ = local_slots.acquire_many(local).await;
+        })
+        .await;
         for b in background {
             b.abort();
         }
         let s = shared.clone();
         let _ =
             tokio::task::spawn_blocking(move || s.service.devices.touch(&s.touches.take())).await;
-        if self.record {
-            runrec::remove_if_ours(service.paths(), pid);
-        }
+        // Removes the record, then releases the lock.
+        drop(self.run_lock);
         service.events().publish(Event::GatewayStatus {
             listening: false,
             address: None,

@@ -1,5 +1,6 @@
-//! A TCP stream that refuses to read more than a budget of bytes until it is lifted: how the
-//! gateway bounds what an unauthenticated client can make it buffer.
+//! A connection's byte stream (plain TCP, or TLS over it) that refuses to read more than a
+//! budget of bytes until it is lifted: how the gateway bounds what an unauthenticated client can
+//! make it buffer.
 
 use std::io;
 use std::pin::Pin;
@@ -7,15 +8,61 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+
+/// What a connection speaks over: TCP, or TLS (`gateway.tls`). The TLS state is boxed, so a
+/// plain connection does not carry its size.
+pub enum Transport {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Transport {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(t) => Pin::new(t).poll_read(cx, buf),
+            Transport::Tls(t) => Pin::new(t.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Transport {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Transport::Plain(t) => Pin::new(t).poll_write(cx, data),
+            Transport::Tls(t) => Pin::new(t.as_mut()).poll_write(cx, data),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(t) => Pin::new(t).poll_flush(cx),
+            Transport::Tls(t) => Pin::new(t.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(t) => Pin::new(t).poll_shutdown(cx),
+            Transport::Tls(t) => Pin::new(t.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
 
 pub struct LimitedStream {
-    inner: TcpStream,
+    inner: Transport,
     /// Bytes still allowed; `None` once the client is authenticated.
     budget: Option<usize>,
 }
 
 impl LimitedStream {
-    pub fn new(inner: TcpStream, budget: usize) -> Self {
+    pub fn new(inner: Transport, budget: usize) -> Self {
         LimitedStream {
             inner,
             budget: Some(budget),
@@ -23,9 +70,6 @@ impl LimitedStream {
     }
     pub fn set_budget(&mut self, budget: Option<usize>) {
         self.budget = budget;
-    }
-    pub fn tcp(&self) -> &TcpStream {
-        &self.inner
     }
 }
 

@@ -168,7 +168,8 @@ pub fn verify_identity(
     if device_id_for(&key) != f.device_id {
         return Err(IdentityError::IdMismatch);
     }
-    if (now - f.signed_at).abs() > SIGNATURE_SKEW_MS {
+    // `abs_diff`: a client's `signedAt` may be any i64, and `now - i64::MIN` overflows.
+    if now.abs_diff(f.signed_at) > SIGNATURE_SKEW_MS.unsigned_abs() {
         return Err(IdentityError::Stale);
     }
     if f.nonce != expected_nonce {
@@ -695,6 +696,28 @@ mod tests {
             verify_identity(&f, &pk, "!!", "nonce-1", 1_000_000),
             Err(IdentityError::BadSignature)
         );
+    }
+
+    #[test]
+    fn signed_at_at_the_ends_of_i64_is_stale_not_an_overflow() {
+        let sk = key();
+        let pk = URL_SAFE_NO_PAD.encode(sk.verifying_key().as_bytes());
+        let id = device_id_for(sk.verifying_key().as_bytes());
+        let s = vec![];
+        for (at, now) in [
+            (i64::MIN, 1_000_000),
+            (i64::MAX, -1_000_000),
+            (i64::MIN, i64::MAX),
+            (i64::MAX, i64::MIN),
+        ] {
+            let f = fields(&id, &s, "n", at);
+            let sig = URL_SAFE_NO_PAD.encode(sk.sign(signed_string_v3(&f).as_bytes()).to_bytes());
+            assert_eq!(
+                verify_identity(&f, &pk, &sig, "n", now),
+                Err(IdentityError::Stale),
+                "signedAt {at} at {now}"
+            );
+        }
     }
 
     #[test]

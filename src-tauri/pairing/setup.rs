@@ -14,14 +14,29 @@ use crate::clock::Millis;
 /// The longest setup code a decoder looks at.
 pub const MAX_SETUP_CODE_CHARS: usize = 4096;
 
-/// The JSON inside a setup code.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The JSON inside a setup code. Its `Debug` hides the bootstrap token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SetupPayload {
     pub url: String,
     pub bootstrap_token: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at_ms: Option<Millis>,
+    /// SHA-256 of the certificate a `wss://` gateway serves (lowercase hex, OpenClaw's form):
+    /// the device pins it instead of asking a certificate authority.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_fingerprint: Option<String>,
+}
+
+impl std::fmt::Debug for SetupPayload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetupPayload")
+            .field("url", &self.url)
+            .field("bootstrap_token", &"<hidden>")
+            .field("expires_at_ms", &self.expires_at_ms)
+            .field("tls_fingerprint", &self.tls_fingerprint)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,6 +51,8 @@ pub enum SetupCodeError {
     BadJson(String),
     #[error("the setup code has no bootstrap token")]
     NoToken,
+    #[error("the setup code's tlsFingerprint is not a SHA-256 certificate fingerprint")]
+    BadFingerprint,
     #[error("{0}")]
     Url(#[from] UrlError),
 }
@@ -69,10 +86,14 @@ pub fn decode_setup_code(code: &str) -> Result<SetupPayload, SetupCodeError> {
     if !value.is_object() {
         return Err(SetupCodeError::BadJson("expected a JSON object".into()));
     }
-    let p: SetupPayload =
+    let mut p: SetupPayload =
         serde_json::from_value(value).map_err(|e| SetupCodeError::BadJson(e.to_string()))?;
     if p.bootstrap_token.trim().is_empty() {
         return Err(SetupCodeError::NoToken);
+    }
+    if let Some(f) = &p.tls_fingerprint {
+        p.tls_fingerprint =
+            Some(crate::tls::normalize_fingerprint(f).ok_or(SetupCodeError::BadFingerprint)?);
     }
     check_url(&p.url)?;
     Ok(p)
@@ -153,8 +174,13 @@ fn canonical(u: &url::Url) -> String {
 
 /// The URL derived from where the gateway listens: a specific LAN address is used as is; an
 /// unspecified bind (`0.0.0.0`, `::`) uses the first private LAN address of this computer;
-/// loopback is refused with advice.
-pub fn url_from_bind(bind: &str, port: u16, lan_addrs: &[IpAddr]) -> Result<String, UrlError> {
+/// loopback is refused with advice. `wss://` when the gateway serves TLS itself.
+pub fn url_from_bind(
+    bind: &str,
+    port: u16,
+    lan_addrs: &[IpAddr],
+    tls: bool,
+) -> Result<String, UrlError> {
     let ip: IpAddr = match bind.trim() {
         "localhost" => {
             return Err(UrlError::LoopbackOnly {
@@ -184,9 +210,10 @@ pub fn url_from_bind(bind: &str, port: u16, lan_addrs: &[IpAddr]) -> Result<Stri
     } else {
         ip
     };
+    let scheme = if tls { "wss" } else { "ws" };
     let url = match host {
-        IpAddr::V4(v4) => format!("ws://{v4}:{port}/"),
-        IpAddr::V6(v6) => format!("ws://[{v6}]:{port}/"),
+        IpAddr::V4(v4) => format!("{scheme}://{v4}:{port}/"),
+        IpAddr::V6(v6) => format!("{scheme}://[{v6}]:{port}/"),
     };
     check_url(&url)
 }
@@ -330,6 +357,7 @@ mod tests {
             url: "ws://192.168.1.20:18789/".into(),
             bootstrap_token: "t".repeat(43),
             expires_at_ms: Some(1_000),
+            tls_fingerprint: None,
         }
     }
 
@@ -349,6 +377,36 @@ mod tests {
             decode_setup_code(&format!("  {json} ")).unwrap(),
             p,
             "raw JSON"
+        );
+    }
+
+    #[test]
+    fn a_tls_fingerprint_travels_in_the_code_in_openclaws_form() {
+        let hex = "0a".repeat(32);
+        let p = SetupPayload {
+            url: "wss://192.168.1.20:18789".into(),
+            tls_fingerprint: Some(hex.clone()),
+            ..payload()
+        };
+        let code = encode_setup_code(&p);
+        let json: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&code).unwrap()).unwrap();
+        assert_eq!(json["tlsFingerprint"], hex.as_str());
+        assert_eq!(decode_setup_code(&code).unwrap(), p);
+        // Colons, upper case and a `sha256:` prefix are read as the same fingerprint.
+        let colons = vec!["0A"; 32].join(":");
+        let other = format!(
+            r#"{{"url":"wss://h:1","bootstrapToken":"t","tlsFingerprint":"sha256:{colons}"}}"#
+        );
+        assert_eq!(
+            decode_setup_code(&other).unwrap().tls_fingerprint,
+            Some(hex)
+        );
+        let bad = r#"{"url":"wss://h:1","bootstrapToken":"t","tlsFingerprint":"abc"}"#;
+        assert_eq!(decode_setup_code(bad), Err(SetupCodeError::BadFingerprint));
+        assert_eq!(
+            url_from_bind("10.0.0.5", 9, &[], true).unwrap(),
+            "wss://10.0.0.5:9",
+            "with TLS on the derived URL is wss://"
         );
     }
 
@@ -432,6 +490,7 @@ mod tests {
             url: "ws://192.168.1.20:18789/".into(),
             bootstrap_token: "t".into(),
             expires_at_ms: Some(1),
+            tls_fingerprint: None,
         });
         assert_eq!(
             decode_setup_code(&old).unwrap().url,
@@ -441,7 +500,7 @@ mod tests {
 
     #[test]
     fn loopback_bind_is_refused_with_advice_and_lan_bind_is_used() {
-        let err = url_from_bind("127.0.0.1", 18789, &[]).unwrap_err();
+        let err = url_from_bind("127.0.0.1", 18789, &[], false).unwrap_err();
         let msg = err.to_string();
         assert!(
             msg.contains("--bind 0.0.0.0") && msg.contains("publicUrl") && msg.contains("--url"),
@@ -449,15 +508,15 @@ mod tests {
         );
         let lan: IpAddr = "192.168.1.7".parse().unwrap();
         assert_eq!(
-            url_from_bind("0.0.0.0", 18789, &[lan]).unwrap(),
+            url_from_bind("0.0.0.0", 18789, &[lan], false).unwrap(),
             "ws://192.168.1.7:18789"
         );
         assert_eq!(
-            url_from_bind("10.0.0.5", 1, &[]).unwrap(),
+            url_from_bind("10.0.0.5", 1, &[], false).unwrap(),
             "ws://10.0.0.5:1"
         );
         assert!(matches!(
-            url_from_bind("0.0.0.0", 1, &[]),
+            url_from_bind("0.0.0.0", 1, &[], false),
             Err(UrlError::NoLanAddress { .. })
         ));
     }

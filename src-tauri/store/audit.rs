@@ -1,15 +1,13 @@
 //! The append-only audit log, `logs/audit.jsonl`: one JSON object a line, never a secret,
 //! rotated at 10 MiB keeping three old files.
 
-use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::fs::{ensure_dir, FileLock, StoreError, StoreResult, FILE_MODE};
+use super::fs::{ensure_dir, FileLock, StoreError, StoreResult};
 use crate::clock::{iso_from_ms, Millis};
 
 pub const ROTATE_BYTES: u64 = 10 << 20;
@@ -95,12 +93,8 @@ pub(crate) fn append_with_limit(path: &Path, entry: &AuditEntry, limit: u64) -> 
         }
         std::fs::rename(path, rotated(path, 1)).map_err(|e| StoreError::io("rotate", path, e))?;
     }
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(FILE_MODE)
-        .open(path)
-        .map_err(|e| StoreError::io("open", path, e))?;
+    let mut f =
+        super::fs::open_append_nofollow(path).map_err(|e| StoreError::io("open", path, e))?;
     f.write_all(&line)
         .map_err(|e| StoreError::io("append to", path, e))
 }
@@ -157,6 +151,19 @@ mod tests {
         let t = tail(&p, 3).unwrap();
         assert_eq!(t.iter().map(|e| e.ts_ms).collect::<Vec<_>>(), vec![2, 3, 4]);
         assert_eq!(crate::store::fs::mode_of(&p).unwrap(), 0o600);
+    }
+
+    #[test]
+    fn an_audit_log_that_is_a_symlink_is_not_written_through() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("logs/audit.jsonl");
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        let elsewhere = tmp.path().join("elsewhere");
+        std::fs::write(&elsewhere, b"keep\n").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &p).unwrap();
+        let err = append(&p, &entry(1)).unwrap_err();
+        assert!(err.to_string().contains("audit.jsonl"), "{err}");
+        assert_eq!(std::fs::read(&elsewhere).unwrap(), b"keep\n");
     }
 
     #[test]

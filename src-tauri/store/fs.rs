@@ -44,6 +44,9 @@ pub enum StoreError {
     LockTimeout { path: PathBuf },
     #[error("cannot encode {}: {reason}", path.display())]
     Encode { path: PathBuf, reason: String },
+    /// `reason` says what is wrong and the command that fixes it.
+    #[error("refusing to use {}: {reason}", path.display())]
+    Untrusted { path: PathBuf, reason: String },
 }
 
 impl StoreError {
@@ -83,6 +86,58 @@ pub fn ensure_dir(dir: &Path) -> StoreResult<()> {
             .map_err(|e| StoreError::io("set permissions on", &p, e))?;
     }
     Ok(())
+}
+
+/// Why `path` (the state directory or `clawpair.json`) cannot be trusted, as ssh refuses a
+/// `~/.ssh` another user could write: owned by someone other than this user (or root), or
+/// writable by group or others. The error carries the command that fixes it. Symlinks are
+/// followed: what counts is the directory or file that is used.
+pub fn check_trusted(path: &Path) -> StoreResult<()> {
+    let m = match fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StoreError::io("stat", path, e)),
+    };
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let shown = path.display();
+    let untrusted = |what: String, fix: String| StoreError::Untrusted {
+        path: path.to_path_buf(),
+        reason: format!("{what}, so another user could change what ClawPair trusts; fix: {fix}"),
+    };
+    if m.uid() != me && m.uid() != 0 {
+        return Err(untrusted(
+            format!("it is owned by uid {}, not by you (uid {me})", m.uid()),
+            format!(
+                "`chown {me} {shown}` if it is yours, else use a state directory of your own (--state-dir or ${})",
+                crate::config::STATE_DIR_ENV
+            ),
+        ));
+    }
+    let mode = m.permissions().mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        let (want, what) = if m.is_dir() {
+            (DIR_MODE, "directory")
+        } else {
+            (FILE_MODE, "file")
+        };
+        return Err(untrusted(
+            format!("the {what} is writable by group or others (mode {mode:o})"),
+            format!("`chmod {want:o} {shown}`"),
+        ));
+    }
+    Ok(())
+}
+
+/// Opens a file for appending (created `0600` if missing) without following a symlink: a
+/// link planted at a log's name must not make ClawPair write somewhere else.
+pub fn open_append_nofollow(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(FILE_MODE)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
 }
 
 fn parent_of(path: &Path) -> &Path {
@@ -170,12 +225,15 @@ impl FileLock {
     pub fn acquire(target: &Path) -> StoreResult<FileLock> {
         let path = Self::lock_path(target);
         ensure_dir(parent_of(&path))?;
+        // Never through a symlink: a link at the lock's name would make this create (or lock)
+        // a file anywhere the user can write.
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .mode(FILE_MODE)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
             .map_err(|e| StoreError::io("open lock file", &path, e))?;
         let start = Instant::now();
@@ -183,6 +241,39 @@ impl FileLock {
         loop {
             match file.try_lock() {
                 Ok(()) => return Ok(FileLock { file }),
+                Err(TryLockError::WouldBlock) => {
+                    if start.elapsed() > LOCK_TIMEOUT {
+                        return Err(StoreError::LockTimeout { path });
+                    }
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_millis(20));
+                }
+                Err(TryLockError::Error(e)) => return Err(StoreError::io("lock", &path, e)),
+            }
+        }
+    }
+}
+
+impl FileLock {
+    /// A shared lock on the existing `<target>.lock`, for readers: opened read-only (a lock
+    /// needs no write access) and never through a symlink. `Ok(None)` when there is no lock
+    /// file, so no writer ever ran.
+    pub fn acquire_shared_existing(target: &Path) -> StoreResult<Option<FileLock>> {
+        let path = Self::lock_path(target);
+        let file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::io("open lock file", &path, e)),
+        };
+        let start = Instant::now();
+        let mut wait = Duration::from_micros(200);
+        loop {
+            match file.try_lock_shared() {
+                Ok(()) => return Ok(Some(FileLock { file })),
                 Err(TryLockError::WouldBlock) => {
                     if start.elapsed() > LOCK_TIMEOUT {
                         return Err(StoreError::LockTimeout { path });
@@ -316,12 +407,42 @@ where
 }
 
 /// Identity of a file's current content: a rename gives a new inode, an edit a new mtime/size.
+/// Not enough on its own: an edit within one tick of the filesystem's clock that keeps the
+/// size (and a reused inode) leaves it the same; see [`FileId::racy`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FileId {
     ino: u64,
     dev: u64,
     mtime_ns: i128,
     size: u64,
+}
+
+/// How long after its mtime a file may still change without its mtime changing: a few
+/// kernel ticks where timestamps have sub-second parts, two seconds where they have none
+/// (filesystems that keep whole seconds, or two like FAT).
+const FINE_TICK_NS: i128 = 50_000_000;
+const COARSE_TICK_NS: i128 = 2_000_000_000;
+
+impl FileId {
+    /// Whether a change made after `seen_at_ns` could still carry this same mtime: the file
+    /// was looked at within one timestamp tick of its last change (or its mtime is in the
+    /// future). Such an entry is checked against the content, as git does with racily clean
+    /// index entries.
+    fn racy(&self, seen_at_ns: i128) -> bool {
+        let tick = if self.mtime_ns % 1_000_000_000 == 0 {
+            COARSE_TICK_NS
+        } else {
+            FINE_TICK_NS
+        };
+        seen_at_ns - self.mtime_ns < tick
+    }
+}
+
+fn now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0)
 }
 
 fn file_id(path: &Path) -> StoreResult<Option<FileId>> {
@@ -337,7 +458,20 @@ fn file_id(path: &Path) -> StoreResult<Option<FileId>> {
     }
 }
 
-type CacheEntry<T> = (Option<FileId>, Arc<T>);
+/// A parsed file and what it was parsed from.
+struct CacheEntry<T> {
+    id: Option<FileId>,
+    /// SHA-256 of the bytes parsed, to check a racy entry against.
+    digest: [u8; 32],
+    /// Read within a tick of its mtime: a same-size edit in that tick would keep the id.
+    racy: bool,
+    value: Arc<T>,
+}
+
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
 
 /// Parsed files kept in memory until the file on disk changes (by us or by another process), so
 /// hot paths cost one `stat` instead of a parse.
@@ -355,33 +489,59 @@ impl<T> Default for JsonCache<T> {
 
 impl<T: DeserializeOwned + Default> JsonCache<T> {
     pub fn get(&self, path: &Path, clock: &dyn Clock) -> StoreResult<Arc<T>> {
+        // Take the time and the id before reading: a write racing with us then only causes a
+        // re-read, and an entry read within a tick of its mtime is marked racy.
+        let seen_at = now_ns();
         let id = file_id(path)?;
+        let mut known = None;
         if let Ok(map) = self.entries.lock() {
-            if let Some((cached_id, v)) = map.get(path) {
-                if *cached_id == id {
-                    return Ok(v.clone());
+            if let Some(e) = map.get(path) {
+                if e.id == id {
+                    if !e.racy {
+                        return Ok(e.value.clone());
+                    }
+                    known = Some((e.digest, e.value.clone()));
                 }
             }
         }
-        // Take the id before reading: a write racing with us then only causes a re-read.
-        let value: Arc<T> = Arc::new(match id {
-            None => T::default(),
-            Some(_) => read_json(path, clock)?,
-        });
+        let (digest, value) = match id {
+            None => (digest(b""), Arc::new(T::default())),
+            Some(_) => match read_bytes(path)? {
+                None => (digest(b""), Arc::new(T::default())),
+                Some(bytes) => {
+                    let d = digest(&bytes);
+                    match known {
+                        // A racy entry whose content did not change: keep the parsed value.
+                        Some((kd, v)) if kd == d => (d, v),
+                        _ => (d, Arc::new(parse_or_move_aside(path, &bytes, clock)?)),
+                    }
+                }
+            },
+        };
+        let racy = id.is_some_and(|i| i.racy(seen_at));
         if let Ok(mut map) = self.entries.lock() {
-            map.insert(path.to_path_buf(), (id, value.clone()));
+            map.insert(
+                path.to_path_buf(),
+                CacheEntry {
+                    id,
+                    digest,
+                    racy,
+                    value: value.clone(),
+                },
+            );
         }
         Ok(value)
     }
 
     /// The cached value if the file has not changed since it was read, at the cost of one
-    /// `stat`; `None` when it would have to be read (or the `stat` failed). Lets an async
-    /// task decide from memory and leave reading to a blocking thread.
+    /// `stat`; `None` when it would have to be read (or the `stat` failed, or the entry is
+    /// racy and must be checked against the content). Lets an async task decide from memory
+    /// and leave reading to a blocking thread.
     pub fn peek(&self, path: &Path) -> Option<Arc<T>> {
         let id = file_id(path).ok()?;
         let map = self.entries.lock().ok()?;
         match map.get(path) {
-            Some((cached_id, v)) if *cached_id == id => Some(v.clone()),
+            Some(e) if e.id == id && !e.racy => Some(e.value.clone()),
             _ => None,
         }
     }
@@ -397,6 +557,23 @@ pub fn mode_of(path: &Path) -> StoreResult<u32> {
 pub fn set_mode(path: &Path, mode: u32) -> StoreResult<()> {
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
         .map_err(|e| StoreError::io("set permissions on", path, e))
+}
+
+/// Sets the mtime of every file under `dir` a second back, as if it had been written a while
+/// ago: the cache then trusts what it reads at once instead of checking it again (see
+/// [`FileId::racy`]). For tests of the in-memory paths.
+#[cfg(test)]
+pub fn backdate_for_tests(dir: &Path) {
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            backdate_for_tests(&p);
+        } else if let Ok(f) = File::options().write(true).open(&p) {
+            let then = std::time::SystemTime::now() - Duration::from_secs(1);
+            let _ = f.set_modified(then);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -505,6 +682,7 @@ mod tests {
         let clock = ManualClock::new(0);
         let cache = JsonCache::<Doc>::default();
         write_json(&path, &Doc { items: vec![1] }).unwrap();
+        backdate_for_tests(tmp.path());
         assert!(
             cache.peek(&path).is_none(),
             "never read: nothing to answer from"
@@ -516,8 +694,88 @@ mod tests {
             cache.peek(&path).is_none(),
             "changed on disk: must be read again"
         );
+        backdate_for_tests(tmp.path());
         assert_eq!(cache.get(&path, &clock).unwrap().items, vec![2]);
         assert_eq!(cache.peek(&path).unwrap().items, vec![2]);
+    }
+
+    #[test]
+    fn a_same_size_edit_within_one_mtime_tick_is_noticed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("x.json");
+        let clock = ManualClock::new(0);
+        let cache = JsonCache::<Doc>::default();
+        write_json(&path, &Doc { items: vec![1] }).unwrap();
+        // Read within one tick of the file's mtime, whatever the machine's load: an mtime a
+        // little ahead of the clock is racy too.
+        let mtime = std::time::SystemTime::now() + Duration::from_secs(5);
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        assert_eq!(cache.get(&path, &clock).unwrap().items, vec![1]);
+        // Edited in place (same inode), same size, and the same mtime: what a second write
+        // within one tick of the filesystem's clock looks like.
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        (&f).write_all(
+            &fs::read(&path)
+                .unwrap()
+                .iter()
+                .map(|b| if *b == b'1' { b'2' } else { *b })
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        f.set_modified(mtime).unwrap();
+        drop(f);
+        assert_eq!(
+            cache.peek(&path).map(|d| d.items.clone()),
+            None,
+            "a racy entry is not trusted"
+        );
+        assert_eq!(cache.get(&path, &clock).unwrap().items, vec![2]);
+    }
+
+    #[test]
+    fn a_lock_file_that_is_a_symlink_is_refused_and_its_target_untouched() {
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().join("x.json");
+        let elsewhere = tmp.path().join("elsewhere");
+        std::os::unix::fs::symlink(&elsewhere, FileLock::lock_path(&target)).unwrap();
+        let err = FileLock::acquire(&target).unwrap_err();
+        assert!(err.to_string().contains("x.json.lock"), "{err}");
+        assert!(!elsewhere.exists(), "nothing created through the link");
+    }
+
+    #[test]
+    fn untrusted_state_paths_are_refused_with_the_fix() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("state");
+        ensure_dir(&dir).unwrap();
+        check_trusted(&dir).unwrap();
+        set_mode(&dir, 0o770).unwrap();
+        let err = check_trusted(&dir).unwrap_err().to_string();
+        assert!(
+            err.contains("writable by group or others") && err.contains("chmod 700"),
+            "{err}"
+        );
+        set_mode(&dir, 0o700).unwrap();
+        let file = dir.join("clawpair.json");
+        write_atomic(&file, b"{}").unwrap();
+        set_mode(&file, 0o666).unwrap();
+        let err = check_trusted(&file).unwrap_err().to_string();
+        assert!(err.contains("chmod 600"), "{err}");
+        set_mode(&file, 0o600).unwrap();
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            std::os::unix::fs::chown(&dir, Some(65534), None).unwrap();
+            let err = check_trusted(&dir).unwrap_err().to_string();
+            assert!(
+                err.contains("owned by uid 65534") && err.contains("chown"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -384,7 +384,7 @@ pub fn move_earlier_state(
         source,
     };
     let old_paths = StatePaths::new(old);
-    if let Some(rec) = crate::runrec::read_live(&old_paths) {
+    if let Some(rec) = crate::runrec::read_maybe_running(&old_paths) {
         return Err(MoveError::GatewayRunning {
             pid: rec.pid,
             dir: shown_path(old),

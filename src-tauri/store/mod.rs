@@ -84,6 +84,14 @@ impl StatePaths {
     pub fn gateway_record(&self) -> PathBuf {
         self.run_dir().join("gateway.json")
     }
+    /// Held by the running gateway for as long as it runs (see [`crate::runrec`]).
+    pub fn gateway_lock(&self) -> PathBuf {
+        self.run_dir().join("gateway.lock")
+    }
+    /// The gateway's self-signed certificate and key (`gateway.tls.selfSigned`).
+    pub fn tls_dir(&self) -> PathBuf {
+        self.root.join("tls")
+    }
     pub fn identity_dir(&self) -> PathBuf {
         self.root.join("identity")
     }

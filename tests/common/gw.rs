@@ -20,8 +20,11 @@ pub type Raw = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 pub struct TestGateway {
     pub addr: SocketAddr,
+    /// `ws://…/`, or `wss://…/` when the gateway serves TLS (`gateway.tls`).
     pub url: String,
     pub token: String,
+    /// With TLS on, the SHA-256 of the gateway's certificate (what clients pin).
+    pub tls_fingerprint: Option<String>,
     pub service: Arc<Service>,
     handle: ShutdownHandle,
     task: tokio::task::JoinHandle<()>,
@@ -51,13 +54,20 @@ impl TestGateway {
             .await
             .expect("bind");
         let addr = gw.local_addr();
+        let tls_fingerprint = gw.tls_fingerprint().map(String::from);
         let handle = gw.shutdown_handle();
         let task = tokio::spawn(gw.run());
         let token = service.settings().gateway.auth.token.clone();
+        let scheme = if tls_fingerprint.is_some() {
+            "wss"
+        } else {
+            "ws"
+        };
         TestGateway {
             addr,
-            url: format!("ws://{addr}/"),
+            url: format!("{scheme}://{addr}/"),
             token,
+            tls_fingerprint,
             service,
             handle,
             task,
@@ -69,14 +79,18 @@ impl TestGateway {
         let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
     }
 
+    /// Options for an operator with the admin token (pinning the certificate with TLS on).
+    pub fn operator_options(&self, client_id: &str) -> ConnectOptions {
+        let mut o = ConnectOptions::operator(&self.url, &self.token, client_id);
+        o.tls_pin = self.tls_fingerprint.clone();
+        o
+    }
+
     /// An operator connected with the admin token.
     pub async fn operator(&self) -> Client {
-        Client::connect(
-            &ConnectOptions::operator(&self.url, &self.token, "test-operator"),
-            |_, _| {},
-        )
-        .await
-        .expect("operator connects")
+        Client::connect(&self.operator_options("test-operator"), |_, _| {})
+            .await
+            .expect("operator connects")
     }
 
     /// A setup code for this gateway and its bootstrap token.
@@ -92,6 +106,7 @@ impl TestGateway {
 
     pub fn phone(&self, id: &Identity, auth: Auth) -> ConnectOptions {
         let mut o = ConnectOptions::node(&self.url, id.clone(), auth);
+        o.tls_pin = self.tls_fingerprint.clone();
         o.display_name = Some("Test Phone".into());
         o.platform = "android".into();
         o
@@ -101,10 +116,7 @@ impl TestGateway {
     pub async fn answers(&self) -> bool {
         match tokio::time::timeout(
             Duration::from_secs(5),
-            Client::connect(
-                &ConnectOptions::operator(&self.url, &self.token, "probe"),
-                |_, _| {},
-            ),
+            Client::connect(&self.operator_options("probe"), |_, _| {}),
         )
         .await
         {
@@ -180,6 +192,37 @@ pub async fn raw_from(src: &str, addr: SocketAddr) -> (Raw, String) {
     let v = recv(&mut ws).await.expect("challenge");
     let nonce = v["payload"]["nonce"].as_str().unwrap().to_string();
     (ws, nonce)
+}
+
+/// An upgrade from source address `src` carrying extra request headers (as a reverse proxy
+/// would add them); returns the socket and the nonce, or the upgrade's error (an HTTP refusal).
+pub async fn raw_with_headers(
+    src: &str,
+    addr: SocketAddr,
+    headers: &[(&str, &str)],
+) -> Result<(Raw, String), tokio_tungstenite::tungstenite::Error> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(format!("{src}:0").parse().unwrap()).unwrap();
+    let tcp = sock.connect(addr).await.expect("tcp connect");
+    let mut req = format!("ws://{addr}/").into_client_request().unwrap();
+    for (k, v) in headers {
+        req.headers_mut().append(
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    let (mut ws, _) = tokio_tungstenite::client_async(req, MaybeTlsStream::Plain(tcp)).await?;
+    let v = recv(&mut ws).await.expect("challenge");
+    let nonce = v["payload"]["nonce"].as_str().unwrap().to_string();
+    Ok((ws, nonce))
+}
+
+/// An operator `connect` with `token` (the admin token, or a guess).
+pub fn operator_connect(token: &str) -> Value {
+    json!({ "type": "req", "id": "c", "method": "connect", "params": {
+        "minProtocol": 3, "maxProtocol": 3, "client": { "id": "x", "mode": "cli" },
+        "role": "operator", "auth": { "token": token } } })
 }
 
 /// A connect signed with chosen `signedAt` and nonce (for the failure cases).

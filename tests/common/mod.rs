@@ -173,5 +173,6 @@ pub fn mode(p: &Path) -> u32 {
 pub mod a11y;
 pub mod arb;
 pub mod gw;
+pub mod panics;
 #[cfg(feature = "gui")]
 pub mod webdriver;
