@@ -32,7 +32,7 @@ step "cargo clippy, the core and CLI without the GUI (-D warnings)"
 cargo clippy --no-default-features --all-targets -- -D warnings
 step "tests: unit, integration, CLI, gateway, window commands on the mock runtime"
 cargo test --all-targets --features mock-runtime
-step "interop with the real OpenClaw 2026.9.6 from npm (a loopback-only network namespace)"
+step "interop with the real OpenClaw 2026.9.6 from npm, and the app attached to it (a loopback-only network namespace)"
 scripts/interop.sh
 step "the desktop app end to end (Xvfb, a private D-Bus session, tauri-driver + WebKitWebDriver)"
 dbus-run-session -- env NO_AT_BRIDGE=1 xvfb-run -a -s "-screen 0 1280x1024x24" \

@@ -33,6 +33,8 @@ fn main() {
             "show_guide",
             "open_logs",
             "rotate_admin_token",
+            "openclaw_info",
+            "set_attach",
         ];
         let attrs = tauri_build::Attributes::new()
             .app_manifest(tauri_build::AppManifest::new().commands(commands));

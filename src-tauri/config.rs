@@ -340,6 +340,30 @@ impl Default for UiSettings {
     }
 }
 
+/// Companion mode: attach to an OpenClaw gateway instead of running ClawPair's own.
+#[derive(Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AttachSettings {
+    pub enabled: bool,
+    /// The gateway's URL; absent: the one OpenClaw's config on this computer names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// A token typed by the owner; absent: read from OpenClaw's config at each connect
+    /// (never copied here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+impl fmt::Debug for AttachSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AttachSettings")
+            .field("enabled", &self.enabled)
+            .field("url", &self.url)
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
 /// Everything in `clawpair.json`. Unknown keys are kept as they are.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
@@ -349,6 +373,7 @@ pub struct Settings {
     pub devices: DeviceSettings,
     pub channels: BTreeMap<String, ChannelSettings>,
     pub ui: UiSettings,
+    pub attach: AttachSettings,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -554,6 +579,7 @@ mod tests {
     fn debug_output_never_shows_secrets() {
         let mut s = Settings::default();
         s.gateway.auth.token = "very-secret-admin".into();
+        s.attach.token = Some("typed-openclaw-secret".into());
         s.channels.insert(
             "telegram".into(),
             ChannelSettings {
@@ -563,7 +589,9 @@ mod tests {
         );
         let shown = format!("{s:?}");
         assert!(
-            !shown.contains("very-secret-admin") && !shown.contains("bot-secret"),
+            !shown.contains("very-secret-admin")
+                && !shown.contains("bot-secret")
+                && !shown.contains("typed-openclaw-secret"),
             "{shown}"
         );
     }

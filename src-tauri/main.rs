@@ -30,6 +30,7 @@ fn start_app(cli: clawpair::cli::Cli) -> ExitCode {
         state_dir: cli.state_dir,
         hidden: cli.hidden,
         show: cli.show,
+        attach: cli.attach,
     };
     match clawpair::app::run(args) {
         Ok(()) => ExitCode::SUCCESS,

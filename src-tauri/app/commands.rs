@@ -8,7 +8,7 @@ use tauri::State;
 
 use super::AppState;
 use crate::pairing::dm::DmPolicy;
-use crate::rpc::{self, Caller, RpcError};
+use crate::rpc::RpcError;
 
 /// An error as the window shows it.
 #[derive(Debug, Serialize)]
@@ -51,9 +51,13 @@ fn edit_settings(
         .map_err(|e| CmdError::from(RpcError::from(e)))
 }
 
-fn call(state: &AppState, method: &str, params: Value) -> CmdResult {
-    let caller = Caller::owner("window", state.gateway.listening());
-    Ok(rpc::call(&state.service, &caller, method, params)?)
+/// One method through the backend in use: ClawPair's core (off the UI thread), or the
+/// OpenClaw gateway it is attached to. Audited as `window`.
+async fn call(state: &AppState, method: &str, params: Value) -> CmdResult {
+    let backend = crate::attach::current(&state.backend);
+    Ok(backend
+        .call("window", state.gateway.listening(), method, params)
+        .await?)
 }
 
 #[tauri::command]
@@ -63,7 +67,7 @@ pub fn app_info() -> String {
 
 /// Everything the header and the tray-like status line show.
 #[tauri::command]
-pub fn app_status(state: State<'_, AppState>) -> CmdResult {
+pub async fn app_status(state: State<'_, AppState>) -> CmdResult {
     let s = state.service.settings();
     Ok(json!({
         "version": env!("CARGO_PKG_VERSION"),
@@ -73,9 +77,104 @@ pub fn app_status(state: State<'_, AppState>) -> CmdResult {
         "notifications": state.notifier.snapshot(),
         "startAtLogin": super::autostart::is_enabled(),
         "showGuide": s.ui.show_guide,
-        "pending": super::pending_count(&state.service),
+        "pending": super::pending_count(&crate::attach::current(&state.backend)).await,
         "telegram": telegram_status(&state),
+        "attach": attach_status(&state),
     }))
+}
+
+/// What ClawPair cannot do attached to OpenClaw, said in the window rather than hidden.
+const ATTACHED_LIMITS: &[&str] = &[
+    "ClawPair's own gateway does not run: phones pair with OpenClaw's gateway, and its rules apply.",
+    "Device tokens are kept by OpenClaw, in plaintext in its database; ClawPair stores none.",
+    "Phones cannot wait on an open connection (waitForApproval): OpenClaw's clients retry until approved.",
+    "A device asking for full access is approved as asked or rejected; OpenClaw cannot approve it without admin.",
+    "Setup codes cannot be invalidated over OpenClaw's protocol; they expire on their own.",
+    "Approved chat senders are shown read-only (from OpenClaw's database on this computer); change them in OpenClaw.",
+];
+
+/// Companion mode as the window shows it: off, or where ClawPair is attached and how it goes.
+fn attach_status(state: &AppState) -> Value {
+    let s = state.service.settings();
+    if !s.attach.enabled {
+        return Value::Null;
+    }
+    match crate::attach::current(&state.backend).remote() {
+        Some(r) => {
+            let st = r.status();
+            json!({ "attached": matches!(st, crate::attach::remote::Status::Attached { .. }),
+                    "line": st.line(), "url": r.url(), "limits": ATTACHED_LIMITS })
+        }
+        None => {
+            json!({ "attached": false, "line": "Not attached to OpenClaw: see Settings", "url": s.attach.url, "limits": ATTACHED_LIMITS })
+        }
+    }
+}
+
+/// An OpenClaw installation on this computer, for the Settings page and the first-run guide
+/// (never its token: only whether its config has one).
+#[tauri::command]
+pub fn openclaw_info(state: State<'_, AppState>) -> CmdResult {
+    let s = state.service.settings();
+    let found = crate::attach::discover::find();
+    Ok(json!({
+        "found": found.is_ok(),
+        "url": found.as_ref().ok().map(|i| i.url.clone()),
+        "stateDir": found.as_ref().ok().map(|i| i.state_dir.display().to_string()),
+        "tokenInConfig": found.as_ref().is_ok_and(|i| i.token.is_some()),
+        "problem": found.as_ref().err().map(|e| e.to_string()),
+        "attach": { "enabled": s.attach.enabled, "url": s.attach.url, "tokenSet": s.attach.token.is_some() },
+    }))
+}
+
+/// Attaches to an OpenClaw gateway (or detaches): saved in the settings, and switched at once
+/// (ClawPair's own gateway stops while attached, and starts again after). A token typed here
+/// is kept in `clawpair.json` (`0600`) and never sent back.
+#[tauri::command]
+pub async fn set_attach(
+    state: State<'_, AppState>,
+    enabled: bool,
+    url: Option<String>,
+    token: Option<String>,
+) -> CmdResult {
+    let url = url.map(|u| u.trim().to_string()).filter(|u| !u.is_empty());
+    if let Some(u) = &url {
+        if !(u.starts_with("ws://") || u.starts_with("wss://")) {
+            return Err(CmdError::from(format!(
+                "{u:?} is not a ws:// or wss:// URL"
+            )));
+        }
+    }
+    let token = token
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty());
+    edit_settings(&state, |s| {
+        s.attach.enabled = enabled;
+        s.attach.url = url.clone();
+        if token.is_some() {
+            s.attach.token = token.clone();
+        }
+    })?;
+    if enabled {
+        state.gateway.stop().await;
+        let next = super::start_backend(&state.service);
+        if let Ok(mut b) = state.backend.write() {
+            *b = next;
+        }
+    } else {
+        if let Ok(mut b) = state.backend.write() {
+            *b = crate::attach::Backend::Local(state.service.clone());
+        }
+        state
+            .service
+            .events()
+            .publish(crate::events::Event::AttachStatus {
+                line: "Not attached: ClawPair runs its own gateway".into(),
+                attached: false,
+            });
+        state.gateway.start_from_settings().await;
+    }
+    Ok(attach_status(&state))
 }
 
 /// Telegram's line for the window: off, or connected / the last error.
@@ -95,16 +194,16 @@ fn telegram_status(state: &AppState) -> Value {
 }
 
 #[tauri::command]
-pub fn list_requests(state: State<'_, AppState>) -> CmdResult {
-    let dm = call(&state, "pairing.list", json!({}))?;
-    let devices = call(&state, "device.pair.list", json!({}))?;
+pub async fn list_requests(state: State<'_, AppState>) -> CmdResult {
+    let dm = call(&state, "pairing.list", json!({})).await?;
+    let devices = call(&state, "device.pair.list", json!({})).await?;
     Ok(
         json!({ "dm": dm["requests"], "devices": devices["pending"], "now": state.service.now_ms() }),
     )
 }
 
 #[tauri::command]
-pub fn approve_dm(
+pub async fn approve_dm(
     state: State<'_, AppState>,
     channel: String,
     code: String,
@@ -115,20 +214,22 @@ pub fn approve_dm(
         "pairing.approve",
         json!({ "channel": channel, "code": code, "notify": notify.unwrap_or(false) }),
     )
+    .await
 }
 
 #[tauri::command]
-pub fn reject_dm(state: State<'_, AppState>, channel: String, code: String) -> CmdResult {
+pub async fn reject_dm(state: State<'_, AppState>, channel: String, code: String) -> CmdResult {
     call(
         &state,
         "pairing.reject",
         json!({ "channel": channel, "code": code }),
     )
+    .await
 }
 
 /// Approves a device request; `without_admin` grants what it asked for less `operator.admin`.
 #[tauri::command]
-pub fn approve_device(
+pub async fn approve_device(
     state: State<'_, AppState>,
     request_id: String,
     without_admin: Option<bool>,
@@ -138,24 +239,26 @@ pub fn approve_device(
         "device.pair.approve",
         json!({ "requestId": request_id, "withoutAdmin": without_admin.unwrap_or(false) }),
     )
+    .await
 }
 
 #[tauri::command]
-pub fn reject_device(state: State<'_, AppState>, request_id: String) -> CmdResult {
+pub async fn reject_device(state: State<'_, AppState>, request_id: String) -> CmdResult {
     call(
         &state,
         "device.pair.reject",
         json!({ "requestId": request_id }),
     )
+    .await
 }
 
 #[tauri::command]
-pub fn list_allowlist(state: State<'_, AppState>) -> CmdResult {
-    call(&state, "allowlist.list", json!({}))
+pub async fn list_allowlist(state: State<'_, AppState>) -> CmdResult {
+    call(&state, "allowlist.list", json!({})).await
 }
 
 #[tauri::command]
-pub fn allow_add(
+pub async fn allow_add(
     state: State<'_, AppState>,
     channel: String,
     sender_id: String,
@@ -166,10 +269,11 @@ pub fn allow_add(
         "allowlist.add",
         json!({ "channel": channel, "senderId": sender_id.trim(), "accountId": account_id }),
     )
+    .await
 }
 
 #[tauri::command]
-pub fn allow_remove(
+pub async fn allow_remove(
     state: State<'_, AppState>,
     channel: String,
     sender_id: String,
@@ -180,56 +284,70 @@ pub fn allow_remove(
         "allowlist.remove",
         json!({ "channel": channel, "senderId": sender_id, "accountId": account_id }),
     )
+    .await
 }
 
 #[tauri::command]
-pub fn list_devices(state: State<'_, AppState>) -> CmdResult {
-    let v = call(&state, "device.pair.list", json!({}))?;
+pub async fn list_devices(state: State<'_, AppState>) -> CmdResult {
+    let v = call(&state, "device.pair.list", json!({})).await?;
     Ok(json!({ "paired": v["paired"], "now": state.service.now_ms() }))
 }
 
 #[tauri::command]
-pub fn device_remove(state: State<'_, AppState>, device_id: String) -> CmdResult {
+pub async fn device_remove(state: State<'_, AppState>, device_id: String) -> CmdResult {
     call(
         &state,
         "device.pair.remove",
         json!({ "deviceId": device_id }),
     )
+    .await
 }
 
 #[tauri::command]
-pub fn device_clear(state: State<'_, AppState>) -> CmdResult {
-    call(&state, "device.pair.clear", json!({ "pending": false }))
+pub async fn device_clear(state: State<'_, AppState>) -> CmdResult {
+    call(&state, "device.pair.clear", json!({ "pending": false })).await
 }
 
 #[tauri::command]
-pub fn token_rotate(state: State<'_, AppState>, device_id: String, role: String) -> CmdResult {
+pub async fn token_rotate(
+    state: State<'_, AppState>,
+    device_id: String,
+    role: String,
+) -> CmdResult {
     call(
         &state,
         "device.token.rotate",
         json!({ "deviceId": device_id, "role": role }),
     )
+    .await
 }
 
 #[tauri::command]
-pub fn token_revoke(state: State<'_, AppState>, device_id: String, role: String) -> CmdResult {
+pub async fn token_revoke(
+    state: State<'_, AppState>,
+    device_id: String,
+    role: String,
+) -> CmdResult {
     call(
         &state,
         "device.token.revoke",
         json!({ "deviceId": device_id, "role": role }),
     )
+    .await
 }
 
 /// A new setup code with its QR (SVG); or, when the gateway is only on loopback, the reason
 /// and the fixes the window offers.
 #[tauri::command]
-pub fn setup_create(state: State<'_, AppState>, url: Option<String>) -> CmdResult {
+pub async fn setup_create(state: State<'_, AppState>, url: Option<String>) -> CmdResult {
     let url = url.filter(|u| !u.trim().is_empty());
     match call(
         &state,
         "device.setup.create",
         json!({ "url": url, "retirePrevious": true }),
-    ) {
+    )
+    .await
+    {
         Ok(mut v) => {
             let code = v["setupCode"].as_str().unwrap_or_default().to_string();
             let svg = crate::qr::svg(&code).map_err(|e| CmdError::from(e.to_string()))?;
@@ -250,17 +368,18 @@ pub fn setup_create(state: State<'_, AppState>, url: Option<String>) -> CmdResul
 }
 
 #[tauri::command]
-pub fn setup_cleanup(state: State<'_, AppState>) -> CmdResult {
-    call(&state, "device.setup.cleanup", json!({}))
+pub async fn setup_cleanup(state: State<'_, AppState>) -> CmdResult {
+    call(&state, "device.setup.cleanup", json!({})).await
 }
 
 #[tauri::command]
-pub fn audit_tail(state: State<'_, AppState>, limit: Option<usize>) -> CmdResult {
+pub async fn audit_tail(state: State<'_, AppState>, limit: Option<usize>) -> CmdResult {
     call(
         &state,
         "audit.tail",
         json!({ "limit": limit.unwrap_or(200) }),
     )
+    .await
 }
 
 /// Settings as the window edits them; secrets are never sent, only whether they are set.
@@ -451,8 +570,8 @@ pub async fn expose_on_lan(state: State<'_, AppState>) -> CmdResult {
 /// Replaces the gateway's admin token (Settings): every session that used the old one is
 /// closed. The new token never reaches the window.
 #[tauri::command]
-pub fn rotate_admin_token(state: State<'_, AppState>) -> CmdResult {
-    call(&state, "gateway.token.rotate", json!({}))
+pub async fn rotate_admin_token(state: State<'_, AppState>) -> CmdResult {
+    call(&state, "gateway.token.rotate", json!({})).await
 }
 
 /// Opens the logs folder in the file manager.
@@ -516,6 +635,9 @@ mod tests {
         let service = Arc::new(service);
         let state = AppState {
             service: service.clone(),
+            backend: Arc::new(std::sync::RwLock::new(crate::attach::Backend::Local(
+                service.clone(),
+            ))),
             gateway: Arc::new(GatewayCtl::new(service.clone())),
             first_run: false,
             notifier: Arc::new(NotifyStatus::default()),

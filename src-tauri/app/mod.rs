@@ -29,11 +29,16 @@ pub struct AppArgs {
     pub hidden: bool,
     /// Open the window at start (tests drive it through WebDriver, which needs the first webview).
     pub show: bool,
+    /// `--attach [URL]`: be the approval desk of an OpenClaw gateway (empty: the one OpenClaw's
+    /// config on this computer names).
+    pub attach: Option<String>,
 }
 
 /// What the window's commands work with.
 pub struct AppState {
     pub service: Arc<Service>,
+    /// ClawPair's own core, or the OpenClaw gateway it is attached to.
+    pub backend: crate::attach::SharedBackend,
     pub gateway: Arc<GatewayCtl>,
     /// The settings file did not exist before this run: the window opens on the guide.
     pub first_run: bool,
@@ -150,6 +155,8 @@ pub fn build_app<R: Runtime>(builder: tauri::Builder<R>, state: AppState) -> tau
             commands::show_guide,
             commands::open_logs,
             commands::rotate_admin_token,
+            commands::openclaw_info,
+            commands::set_attach,
         ])
 }
 
@@ -170,11 +177,29 @@ pub fn run(args: AppArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     tauri::async_runtime::set(rt.handle().clone());
     let (service, first_run) = open_state(&args)?;
+    let _runtime = rt.enter();
+    if let Some(url) = &args.attach {
+        // `--attach` is remembered: ClawPair stays the approval desk until detached.
+        let url = Some(url.trim().to_string()).filter(|u| !u.is_empty());
+        service
+            .update_settings("cli", |s| {
+                s.attach.enabled = true;
+                if url.is_some() {
+                    s.attach.url = url.clone();
+                }
+                Ok(())
+            })
+            .map_err(|e| e.to_string())?;
+    }
+    let backend = Arc::new(std::sync::RwLock::new(start_backend(&service)));
     let gateway = Arc::new(GatewayCtl::new(service.clone()));
     let notifier = Arc::new(notify::NotifyStatus::default());
     let channels = ChannelStatuses::default();
+    // Asked to attach, ClawPair runs no gateway of its own, even while it cannot reach OpenClaw.
+    let attached = service.settings().attach.enabled;
     let state = AppState {
         service: service.clone(),
+        backend: backend.clone(),
         gateway: gateway.clone(),
         first_run,
         notifier: notifier.clone(),
@@ -190,10 +215,13 @@ pub fn run(args: AppArgs) -> Result<(), String> {
         .setup(move |app| {
             let handle = app.handle().clone();
             forward_events(handle.clone(), service.clone(), channels.clone());
-            tray::install(&handle, service.clone(), gateway.clone())?;
-            notify::spawn(handle.clone(), service.clone(), notifier.clone());
-            let g = gateway.clone();
-            tauri::async_runtime::spawn(async move { g.start_from_settings().await });
+            tray::install(&handle, service.clone(), backend.clone(), gateway.clone())?;
+            notify::spawn(handle.clone(), backend.clone(), notifier.clone());
+            if !attached {
+                // Attached, ClawPair runs no gateway (nor chat channel) of its own.
+                let g = gateway.clone();
+                tauri::async_runtime::spawn(async move { g.start_from_settings().await });
+            }
             if open_at_start {
                 show_window(&handle, None);
             }
@@ -224,11 +252,43 @@ pub fn run(args: AppArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// The backend the settings ask for: attached to OpenClaw (its connection starts at once and
+/// keeps trying), or ClawPair's own core. Needs a tokio runtime.
+pub fn start_backend(service: &Arc<Service>) -> crate::attach::Backend {
+    let settings = service.settings();
+    if !settings.attach.enabled {
+        return crate::attach::Backend::Local(service.clone());
+    }
+    match crate::attach::target(&settings.attach, None) {
+        Ok(t) => crate::attach::Backend::Attached {
+            service: service.clone(),
+            remote: crate::attach::remote::Remote::spawn(t, service.events().clone()),
+        },
+        Err(e) => {
+            // Attaching was asked for but cannot start: say why, and keep to the files.
+            tracing::warn!("cannot attach to OpenClaw: {e}");
+            service.events().publish(Event::AttachStatus {
+                line: format!("Not attached to OpenClaw: {e}"),
+                attached: false,
+            });
+            crate::attach::Backend::Local(service.clone())
+        }
+    }
+}
+
 /// Counts what waits for the owner, for the tray and the window title.
-pub fn pending_count(service: &Service) -> usize {
-    let dm = service.dm_list(None).map(|v| v.len()).unwrap_or(0);
-    let dev = service.device_list().map(|d| d.pending.len()).unwrap_or(0);
-    dm + dev
+pub async fn pending_count(backend: &crate::attach::Backend) -> usize {
+    let dm = backend.call("tray", None, "pairing.list", json!({})).await;
+    let dev = backend
+        .call("tray", None, "device.pair.list", json!({}))
+        .await;
+    let n = |v: &Result<serde_json::Value, crate::rpc::RpcError>, k: &str| {
+        v.as_ref()
+            .ok()
+            .and_then(|v| v[k].as_array().map(Vec::len))
+            .unwrap_or(0)
+    };
+    n(&dm, "requests") + n(&dev, "pending")
 }
 
 /// Whether an event can change what is pending.
@@ -240,5 +300,6 @@ pub fn changes_pending(e: &Event) -> bool {
             | Event::DevicePairRequested(_)
             | Event::DevicePairResolved { .. }
             | Event::SettingsChanged {}
+            | Event::AttachStatus { .. }
     )
 }

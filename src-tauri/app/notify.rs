@@ -117,17 +117,25 @@ struct Shown {
 struct Notifier<R: Runtime> {
     app: AppHandle<R>,
     service: Arc<Service>,
+    /// Where the buttons act: ClawPair's core, or the OpenClaw gateway it is attached to.
+    backend: crate::attach::SharedBackend,
     status: Arc<NotifyStatus>,
     shown: Mutex<HashMap<Subject, Shown>>,
 }
 
 /// Starts the notifier: it follows the event stream for as long as the app runs, and listens
 /// for clicks from the start.
-pub fn spawn<R: Runtime>(app: AppHandle<R>, service: Arc<Service>, status: Arc<NotifyStatus>) {
+pub fn spawn<R: Runtime>(
+    app: AppHandle<R>,
+    backend: crate::attach::SharedBackend,
+    status: Arc<NotifyStatus>,
+) {
+    let service = crate::attach::current(&backend).service().clone();
     let mut rx = service.events().subscribe();
     let n = Arc::new(Notifier {
         app,
         service,
+        backend,
         status,
         shown: Mutex::default(),
     });
@@ -310,11 +318,8 @@ async fn respond<R: Runtime>(
             // The server may keep it on screen after a click: it is done, close it.
             handle.close_async().await;
             let approve = a == "approve";
-            let s = n.service.clone();
-            let subj = subject.clone();
-            let result =
-                tauri::async_runtime::spawn_blocking(move || act(&s, &subj, approve)).await;
-            if let Ok(Err(e)) = result {
+            let backend = crate::attach::current(&n.backend);
+            if let Err(e) = act(&backend, &subject, approve).await {
                 tracing::warn!(
                     "could not {} from the notification: {e}",
                     if approve { "approve" } else { "reject" }
@@ -331,33 +336,71 @@ async fn respond<R: Runtime>(
     }
 }
 
-/// What the buttons do: the same calls as the window, audited as `notification`.
-fn act(service: &Service, subject: &Subject, approve: bool) -> Result<(), String> {
-    let via = "notification";
-    let r = match (subject, approve) {
-        (Subject::Dm { channel, code }, true) => service
-            .dm_approve(Some(channel), code, None, false, via)
-            .map(|_| ()),
-        (Subject::Dm { channel, code }, false) => service
-            .dm_reject(Some(channel), code, None, via)
-            .map(|_| ()),
+/// What the buttons do: the same calls as the window (on ClawPair's core or the attached
+/// OpenClaw gateway), audited as `notification`.
+async fn act(
+    backend: &crate::attach::Backend,
+    subject: &Subject,
+    approve: bool,
+) -> Result<(), String> {
+    let call = |method: &'static str, params: serde_json::Value| async move {
+        backend
+            .call("notification", None, method, params)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.message)
+    };
+    match (subject, approve) {
+        (Subject::Dm { channel, code }, true) => {
+            call(
+                "pairing.approve",
+                serde_json::json!({ "channel": channel, "code": code }),
+            )
+            .await
+        }
+        (Subject::Dm { channel, code }, false) => {
+            call(
+                "pairing.reject",
+                serde_json::json!({ "channel": channel, "code": code }),
+            )
+            .await
+        }
         (Subject::Device { request_id }, true) => {
             // Whatever the server sent back, full access is decided in the window.
-            let ttl = service.settings().device_pending_ttl_ms();
-            let (pending, _) = service.devices.pending(ttl).map_err(|e| e.to_string())?;
-            if pending
-                .iter()
-                .any(|r| &r.request_id == request_id && needs_review(r))
-            {
+            let list = backend
+                .call(
+                    "notification",
+                    None,
+                    "device.pair.list",
+                    serde_json::json!({}),
+                )
+                .await
+                .map_err(|e| e.message)?;
+            let admin = list["pending"].as_array().is_some_and(|p| {
+                p.iter().any(|r| {
+                    r["requestId"] == request_id.as_str()
+                        && r["scopes"]
+                            .as_array()
+                            .is_some_and(|s| s.iter().any(|x| x == SCOPE_ADMIN))
+                })
+            });
+            if admin {
                 return Err("the device asks for operator.admin: review it in the window".into());
             }
-            service.device_approve(request_id, via).map(|_| ())
+            call(
+                "device.pair.approve",
+                serde_json::json!({ "requestId": request_id }),
+            )
+            .await
         }
         (Subject::Device { request_id }, false) => {
-            service.device_reject(request_id, via).map(|_| ())
+            call(
+                "device.pair.reject",
+                serde_json::json!({ "requestId": request_id }),
+            )
+            .await
         }
-    };
-    r.map_err(|e| e.to_string())
+    }
 }
 
 #[cfg(test)]

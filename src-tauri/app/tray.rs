@@ -111,6 +111,7 @@ pub fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
 pub fn install<R: Runtime>(
     app: &AppHandle<R>,
     service: Arc<Service>,
+    backend: crate::attach::SharedBackend,
     gateway: Arc<GatewayCtl>,
 ) -> tauri::Result<()> {
     let pending = MenuItem::with_id(app, "pending", pending_text(0), true, None::<&str>)?;
@@ -119,7 +120,7 @@ pub fn install<R: Runtime>(
     let status = MenuItem::with_id(
         app,
         "status",
-        status_text(&gateway.status()),
+        status_line(&service, &backend, &gateway),
         false,
         None::<&str>,
     )?;
@@ -194,7 +195,10 @@ pub fn install<R: Runtime>(
             };
             match &event {
                 Some(Event::GatewayStatus { .. }) => {
-                    let _ = status.set_text(status_text(&gateway.status()));
+                    let _ = status.set_text(status_line(&service, &backend, &gateway));
+                }
+                Some(Event::AttachStatus { line, .. }) => {
+                    let _ = status.set_text(line.clone());
                 }
                 Some(Event::ChannelStatus {
                     channel,
@@ -213,10 +217,7 @@ pub fn install<R: Runtime>(
                 _ => {}
             }
             if event.as_ref().is_none_or(super::changes_pending) {
-                let s = service.clone();
-                let n = tauri::async_runtime::spawn_blocking(move || super::pending_count(&s))
-                    .await
-                    .unwrap_or(0);
+                let n = super::pending_count(&crate::attach::current(&backend)).await;
                 if n != last {
                     last = n;
                     let _ = pending.set_text(pending_text(n));
@@ -232,6 +233,19 @@ pub fn install<R: Runtime>(
         }
     });
     Ok(())
+}
+
+/// The gateway's line: ClawPair's own, or the OpenClaw gateway it is attached to.
+fn status_line(
+    service: &Service,
+    backend: &crate::attach::SharedBackend,
+    gateway: &GatewayCtl,
+) -> String {
+    match crate::attach::current(backend).remote() {
+        Some(r) => r.status().line(),
+        None if service.settings().attach.enabled => "Not attached to OpenClaw".to_string(),
+        None => status_text(&gateway.status()),
+    }
 }
 
 /// Devices not seen for this long are counted in the tray, whatever the settings say.

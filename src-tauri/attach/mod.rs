@@ -8,12 +8,68 @@
 pub mod discover;
 pub mod remote;
 
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
 
 use crate::rpc::{self, Caller, RpcError};
 use crate::service::Service;
+
+/// The backend the desktop uses now (it changes when the owner attaches or detaches).
+pub type SharedBackend = Arc<RwLock<Backend>>;
+
+/// A copy of the current backend, to use without holding the lock.
+pub fn current(b: &SharedBackend) -> Backend {
+    match b.read() {
+        Ok(g) => g.clone(),
+        Err(p) => p.into_inner().clone(),
+    }
+}
+
+/// What to attach to, from the settings (or `--attach URL`) and the OpenClaw installation
+/// found on this computer. The token stays where it is: typed into ClawPair's settings, or
+/// OpenClaw's own config, read at each connect.
+pub fn target(
+    settings: &crate::config::AttachSettings,
+    url_override: Option<&str>,
+) -> Result<remote::Target, String> {
+    let found = discover::find();
+    let url = url_override
+        .filter(|u| !u.trim().is_empty())
+        .map(|u| u.trim().to_string())
+        .or_else(|| settings.url.clone().filter(|u| !u.trim().is_empty()))
+        .or_else(|| found.as_ref().ok().map(|i| i.url.clone()))
+        .ok_or_else(|| match &found {
+            Err(e) => format!("{e}; give the gateway's URL to attach to it"),
+            Ok(_) => "no gateway URL to attach to".to_string(),
+        })?;
+    let parsed =
+        url::Url::parse(&url).map_err(|_| format!("{url:?} is not a ws:// or wss:// URL"))?;
+    if !matches!(parsed.scheme(), "ws" | "wss") {
+        return Err(format!("{url:?} is not a ws:// or wss:// URL"));
+    }
+    let loopback = match parsed.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    };
+    let local = found.as_ref().ok().filter(|_| loopback);
+    let token = match (&settings.token, &found) {
+        (Some(t), _) if !t.trim().is_empty() => remote::TokenSource::Given(t.trim().to_string()),
+        (_, Ok(i)) => remote::TokenSource::OpenClawConfig {
+            state_dir: i.state_dir.clone(),
+            config: i.config.clone(),
+        },
+        (_, Err(e)) => return Err(format!("{e}; type the gateway's token in Settings")),
+    };
+    Ok(remote::Target {
+        url,
+        token,
+        local_state: local.map(|i| i.state_dir.clone()),
+    })
+}
 
 /// Where the desktop's requests go.
 #[derive(Clone)]
@@ -43,8 +99,15 @@ impl Backend {
     }
 
     /// One of ClawPair's methods for the owner at this computer (`via` says where: `window`,
-    /// `notification`, `tray`). File work runs off the async runtime's workers.
-    pub async fn call(&self, via: &str, method: &str, params: Value) -> Result<Value, RpcError> {
+    /// `notification`, `tray`; `listening`: where ClawPair's own gateway listens, for setup
+    /// URLs). File work runs off the async runtime's workers.
+    pub async fn call(
+        &self,
+        via: &str,
+        listening: Option<SocketAddr>,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, RpcError> {
         if let Backend::Attached { service, remote } = self {
             if let Some(answer) = remote.call(method, params.clone()).await {
                 // Decisions taken here on OpenClaw's data are in ClawPair's activity log too.
@@ -63,13 +126,15 @@ impl Backend {
             }
         }
         let (s, m, via) = (self.service().clone(), method.to_string(), via.to_string());
-        tokio::task::spawn_blocking(move || rpc::call(&s, &Caller::owner(&via, None), &m, params))
-            .await
-            .unwrap_or_else(|_| {
-                Err(RpcError::new(
-                    "UNAVAILABLE",
-                    "the request failed inside ClawPair",
-                ))
-            })
+        tokio::task::spawn_blocking(move || {
+            rpc::call(&s, &Caller::owner(&via, listening), &m, params)
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(RpcError::new(
+                "UNAVAILABLE",
+                "the request failed inside ClawPair",
+            ))
+        })
     }
 }

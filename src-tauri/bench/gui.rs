@@ -34,6 +34,7 @@ pub fn child_app(dir: Option<&str>) -> ExitCode {
         state_dir: Some(dir.into()),
         hidden: true,
         show: false,
+        attach: None,
     };
     match clawpair::app::run(args) {
         Ok(()) => ExitCode::SUCCESS,

@@ -37,6 +37,10 @@ pub struct Cli {
     /// Open the window at start
     #[arg(long, conflicts_with = "hidden")]
     pub show: bool,
+    /// Be the approval desk of an OpenClaw gateway that already runs (its URL; default: the
+    /// one OpenClaw's config on this computer names), instead of running ClawPair's own
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
+    pub attach: Option<String>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }

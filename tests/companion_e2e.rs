@@ -1,0 +1,215 @@
+//! Companion mode end to end: the real app, attached to the real OpenClaw 2026.9.6 gateway,
+//! under Xvfb with the stand-in notification server. A device pairing with OpenClaw's setup
+//! code raises a notification whose Approve approves it on OpenClaw; a chat-sender request in
+//! OpenClaw's store appears in the window and is approved from it; a request approved with
+//! `openclaw devices approve` closes ClawPair's notification; a restarted gateway is attached
+//! again. Run by scripts/interop.sh (a loopback-only network namespace, then
+//! `dbus-run-session … xvfb-run …` inside it).
+#![cfg(feature = "gui")]
+
+mod common;
+
+use std::time::Duration;
+
+use clawpair::devtools::notifyd::Notifyd;
+use common::desktop::{keep, tauri_driver};
+use common::openclaw::{peer, text, OpenClawGateway, WAIT};
+use common::webdriver::Session;
+use common::State;
+use serde_json::{json, Value};
+
+fn free_port() -> u16 {
+    common::openclaw::free_port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real OpenClaw, Xvfb, a D-Bus session and tauri-driver: run by scripts/interop.sh"]
+async fn attached_to_openclaw_the_desktop_approves_its_requests() {
+    let p = peer();
+    let st = State::new();
+    let home = st.dir.path().join("oc");
+    let state = home.join(".openclaw");
+    std::fs::create_dir_all(state.join("credentials")).unwrap();
+    // A chat-sender request OpenClaw takes in from its legacy file when it starts.
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    std::fs::write(
+        state.join("credentials/telegram-pairing.json"),
+        json!({ "version": 1, "requests": [{ "id": "4242", "code": "DAVE2345", "createdAt": now,
+                "lastSeenAt": now, "meta": { "username": "dave", "accountId": "default" } }] })
+        .to_string(),
+    )
+    .unwrap();
+    let mut oc = OpenClawGateway::start_with(
+        &p,
+        &home,
+        json!({ "channels": { "telegram": { "enabled": true, "botToken": "123456:interop-not-a-real-token", "dmPolicy": "pairing" } } }),
+    );
+
+    // ClawPair, attached: it finds OpenClaw through OPENCLAW_STATE_DIR, token included.
+    st.write(
+        "clawpair.json",
+        &json!({ "ui": { "notifications": true, "showGuide": false } }).to_string(),
+    );
+    let notifyd = Notifyd::start()
+        .await
+        .expect("stand-in notification server");
+    let (dport, nport) = (free_port(), free_port());
+    let _driver = tauri_driver(dport, nport, &[("OPENCLAW_STATE_DIR", state.as_path())]);
+    let app = env!("CARGO_BIN_EXE_clawpair").to_string();
+    let state_dir = st.path().display().to_string();
+    let session = tokio::task::spawn_blocking(move || {
+        Session::start(
+            &format!("http://127.0.0.1:{dport}"),
+            &app,
+            &[
+                "--state-dir".into(),
+                state_dir,
+                "--show".into(),
+                "--attach".into(),
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    let s = std::sync::Arc::new(session);
+    let ui = |f: Box<dyn FnOnce(&Session) -> Value + Send>| {
+        let s = s.clone();
+        async move { tokio::task::spawn_blocking(move || f(&s)).await.unwrap() }
+    };
+    let attached = "document.querySelector('#gateway-status .text').textContent.startsWith('Attached to OpenClaw')";
+    ui(Box::new(move |s| {
+        s.wait_for("#nav-requests", WAIT);
+        s.wait_until(attached, WAIT);
+        Value::Null
+    }))
+    .await;
+
+    // The chat-sender request OpenClaw holds is in the window; approving it there approves
+    // it on OpenClaw.
+    ui(Box::new(|s| {
+        s.click("#nav-requests");
+        s.wait_for(
+            "#dm-list .card[data-channel='telegram'] [data-action='approve-dm']",
+            WAIT,
+        );
+        assert!(s.text("#dm-list").contains("@dave"));
+        assert!(
+            s.find("#attached-note:not([hidden])").is_some(),
+            "what differs is said"
+        );
+        keep(&s.screenshot(), "attached-requests.png");
+        s.click("#dm-list .card[data-channel='telegram'] [data-action='approve-dm']");
+        s.wait_until(
+            "document.querySelectorAll('#dm-list .card').length === 0",
+            WAIT,
+        );
+        s.click("#nav-allowlists");
+        s.wait_for("tr[data-sender='4242']", WAIT);
+        assert!(
+            s.text("tr[data-sender='4242']").contains("in OpenClaw"),
+            "read-only"
+        );
+        keep(&s.screenshot(), "attached-allowlists.png");
+        Value::Null
+    }))
+    .await;
+
+    // A device pairs with OpenClaw's own setup code: ClawPair's notification shows its
+    // fingerprint, and its Approve approves it on OpenClaw.
+    let setup = |p: &common::openclaw::Peer| {
+        let o = p.run(
+            &home,
+            &[
+                "qr",
+                "--setup-code-only",
+                "--url",
+                &oc.url,
+                "--token",
+                &oc.token,
+            ],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        let code = String::from_utf8_lossy(&o.stdout)
+            .trim()
+            .lines()
+            .last()
+            .unwrap()
+            .to_string();
+        clawpair::pairing::setup::decode_setup_code(&code)
+            .unwrap()
+            .bootstrap_token
+    };
+    let phone = |name: &str, bootstrap: String| {
+        json!({ "url": oc.url, "stateDir": st.dir.path().join(name), "bootstrapToken": bootstrap,
+                "role": "node", "scopes": [], "displayName": name })
+    };
+    let (lines, _) =
+        tokio::task::block_in_place(|| p.client(st.dir.path(), phone("Pixel", setup(&p))));
+    let request = lines
+        .iter()
+        .find_map(|l| l["connectError"]["details"]["requestId"].as_str())
+        .unwrap_or_else(|| panic!("{lines:?}"))
+        .to_string();
+    let n = notifyd.wait_shown("Pixel", WAIT).await.unwrap();
+    assert!(n.actions.iter().any(|a| a == "approve"), "{:?}", n.actions);
+    let home2 = home.clone();
+    let url = oc.url.clone();
+    let token = oc.token.clone();
+    let p2 = peer();
+    let paired_on_openclaw = move || {
+        let o = p2.run(
+            &home2,
+            &[
+                "devices", "list", "--url", &url, "--token", &token, "--json",
+            ],
+        );
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+        v["paired"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|d| d["displayName"] == "Pixel"))
+    };
+    notifyd
+        .press_and_wait(n.id, "approve", paired_on_openclaw, WAIT)
+        .await
+        .expect("approved on OpenClaw from the notification");
+    let _ = request;
+
+    // Approved with OpenClaw's own CLI: ClawPair's notification closes.
+    let (lines, _) =
+        tokio::task::block_in_place(|| p.client(st.dir.path(), phone("Tablet", setup(&p))));
+    let other = lines
+        .iter()
+        .find_map(|l| l["connectError"]["details"]["requestId"].as_str())
+        .unwrap_or_else(|| panic!("{lines:?}"))
+        .to_string();
+    let n = notifyd.wait_shown("Tablet", WAIT).await.unwrap();
+    tokio::task::block_in_place(|| oc.devices(&p, &["approve", &other]));
+    notifyd
+        .wait_closed(n.id, WAIT)
+        .await
+        .expect("closed when settled in OpenClaw");
+    ui(Box::new(|s| {
+        s.click("#nav-devices");
+        s.wait_until(
+            "document.querySelectorAll('#devices-table tbody tr').length >= 2",
+            WAIT,
+        );
+        keep(&s.screenshot(), "attached-devices.png");
+        Value::Null
+    }))
+    .await;
+
+    // OpenClaw restarts: the window says ClawPair is detached, then attached again.
+    tokio::task::block_in_place(|| oc.restart(&p));
+    ui(Box::new(move |s| {
+        s.wait_until(attached, WAIT);
+        s.click("#nav-requests");
+        s.wait_for("#dm-list", WAIT);
+        Value::Null
+    }))
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    if let Ok(s) = std::sync::Arc::try_unwrap(s) {
+        tokio::task::spawn_blocking(move || s.end()).await.unwrap();
+    }
+}
