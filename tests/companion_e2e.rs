@@ -199,6 +199,51 @@ async fn attached_to_openclaw_the_desktop_approves_its_requests() {
     }))
     .await;
 
+    // Pair a phone: the QR carries a setup code from OpenClaw's gateway.
+    let shown = ui(Box::new(|s| {
+        s.click("#nav-pair");
+        s.wait_until(
+            "!document.getElementById('pair-code').hidden || !document.getElementById('pair-error').hidden || !document.getElementById('pair-loopback').hidden",
+            WAIT,
+        );
+        s.execute(
+            "return { code: document.getElementById('pair-setup-code').textContent, \
+                      error: document.getElementById('pair-error').hidden ? '' : document.getElementById('pair-error').textContent, \
+                      loopback: !document.getElementById('pair-loopback').hidden };",
+        )
+    }))
+    .await;
+    // OpenClaw's gateway listens on loopback here: the window says OpenClaw's reason and
+    // takes a URL phones can reach, for which OpenClaw makes the code.
+    assert_eq!(shown["loopback"], true, "{shown}");
+    let port = oc.url.rsplit(':').next().unwrap().to_string();
+    let lan = format!("ws://192.168.1.20:{port}");
+    let typed = lan.clone();
+    let code = ui(Box::new(move |s| {
+        assert!(s.find("#pair-expose-box[hidden]").is_some(), "no 'listen on my network' for OpenClaw's gateway");
+        s.type_into("#pair-url", &typed);
+        s.click("#pair-url-form button[type=submit]");
+        s.wait_until(
+            "!document.getElementById('pair-code').hidden || !document.getElementById('pair-error').hidden || document.getElementById('pair-attached-text').textContent.includes('192.168')",
+            WAIT,
+        );
+        s.execute(
+            "return { code: document.getElementById('pair-setup-code').textContent, \
+                      error: document.getElementById('pair-error').textContent, \
+                      said: document.getElementById('pair-attached-text').textContent };",
+        )
+    }))
+    .await;
+    let payload =
+        clawpair::pairing::setup::decode_setup_code(code["code"].as_str().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("no setup code shown ({e}): {code}"));
+    assert_eq!(payload.url, lan);
+    ui(Box::new(|s| {
+        keep(&s.screenshot(), "attached-pair-a-phone.png");
+        Value::Null
+    }))
+    .await;
+
     // OpenClaw restarts: the window says ClawPair is detached, then attached again.
     tokio::task::block_in_place(|| oc.restart(&p));
     ui(Box::new(move |s| {

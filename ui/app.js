@@ -479,12 +479,15 @@ function tickPair() {
   $("pair-countdown").textContent = Math.floor(left / 60) + ":" + String(left % 60).padStart(2, "0");
 }
 
+/** The URL phones reach OpenClaw's gateway at, given in this window while attached. */
+let attachedPairUrl = null;
+
 async function renderPair(fresh) {
   if (!fresh && pairExpires > Date.now() && !$("pair-code").hidden) {
     if (!pairTimer) pairTimer = setInterval(tickPair, 1000);
     return;
   }
-  const r = await act("setup_create", {});
+  const r = await act("setup_create", status && status.attach && attachedPairUrl ? { url: attachedPairUrl } : {});
   if (!r) return;
   showPair(r);
 }
@@ -495,6 +498,12 @@ function showPair(r) {
   if (r.error) {
     $("pair-code").hidden = true;
     $("pair-loopback").hidden = !r.loopbackOnly;
+    // Attached to OpenClaw: its gateway's reason, and a URL phones can reach is the way out.
+    $("pair-expose-box").hidden = !!r.attached;
+    $("pair-loopback-title").textContent = r.attached ? "OpenClaw's gateway gave no setup code" : "Your gateway only listens on this computer";
+    $("pair-loopback-text").hidden = !!r.attached;
+    $("pair-attached-text").hidden = !r.attached;
+    if (r.attached) $("pair-attached-text").textContent = r.error + " Give a URL phones can reach:";
     if (!r.loopbackOnly) {
       $("pair-error").textContent = r.error;
       $("pair-error").hidden = false;
@@ -503,6 +512,8 @@ function showPair(r) {
   }
   $("pair-loopback").hidden = true;
   $("pair-code").hidden = false;
+  // OpenClaw's protocol cannot invalidate its codes (they expire on their own).
+  $("pair-invalidate").hidden = !!(status && status.attach);
   $("pair-qr").src = "data:image/svg+xml;base64," + btoa(r.qrSvg);
   $("pair-qr").classList.remove("expired");
   $("pair-setup-code").textContent = r.setupCode;
@@ -759,7 +770,11 @@ async function start() {
     e.preventDefault();
     const url = $("pair-url").value.trim();
     if (!url) return;
-    if (await act("save_settings", { patch: { publicUrl: url } })) renderPair(true);
+    if (status && status.attach) {
+      // Attached: the URL goes to OpenClaw with each code (ClawPair's settings are not its).
+      attachedPairUrl = url;
+      renderPair(true);
+    } else if (await act("save_settings", { patch: { publicUrl: url } })) renderPair(true);
   });
   $("activity-search").addEventListener("input", renderActivity);
   $("activity-kind").addEventListener("change", renderActivity);

@@ -355,6 +355,11 @@ pub async fn setup_create(state: State<'_, AppState>, url: Option<String>) -> Cm
             v["now"] = state.service.now_ms().into();
             Ok(v)
         }
+        Err(e) if crate::attach::current(&state.backend).remote().is_some() => {
+            // OpenClaw's own reason (e.g. its gateway listens on loopback only); a URL phones
+            // can reach may still be given.
+            Ok(json!({ "error": e.message, "loopbackOnly": url.is_none(), "attached": true }))
+        }
         Err(e) => {
             let loopback = state
                 .gateway
