@@ -1,5 +1,6 @@
-//! Requester-controlled text (names, usernames, meta) made safe to show: no control, bidi or
-//! zero-width characters, at most 64 characters.
+//! Requester-controlled text (names, usernames, meta) made safe to show: no control, bidi,
+//! zero-width or otherwise invisible characters, at most 64 characters; and escaped for the
+//! places that read markup (freedesktop notification bodies).
 
 /// The most characters of requester text ever shown.
 pub const MAX_SHOWN_CHARS: usize = 64;
@@ -15,7 +16,28 @@ fn is_hidden_or_steering(c: char) -> bool {
             | '\u{FFF9}'..='\u{FFFB}'   // interlinear annotation
             | '\u{180E}'                // Mongolian vowel separator
             | '\u{00AD}'                // soft hyphen
+            | '\u{034F}'                // combining grapheme joiner
+            | '\u{115F}' | '\u{1160}'    // Hangul choseong / jungseong fillers
+            | '\u{3164}' | '\u{FFA0}'    // Hangul filler, halfwidth Hangul filler
+            | '\u{FE00}'..='\u{FE0F}'   // variation selectors
+            | '\u{E0100}'..='\u{E01EF}' // variation selectors supplement
+            | '\u{E0000}'..='\u{E007F}' // tag characters (invisible "ASCII smuggling")
         )
+}
+
+/// Escapes `&`, `<` and `>` for text shown where markup is read: freedesktop notification
+/// servers may render a body's `<b>` or `<a href>`.
+pub fn escape_markup(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Strips control, bidi and zero-width characters, collapses runs of whitespace, trims,
@@ -64,6 +86,25 @@ mod tests {
     fn bidi_control_and_zero_width_characters_are_removed() {
         let evil = "Al\u{202E}ice\u{200B} \u{0007}Bob\u{2066}\u{FEFF}";
         assert_eq!(sanitize(evil), "Alice Bob");
+    }
+
+    #[test]
+    fn tag_characters_variation_selectors_and_hangul_fillers_are_removed() {
+        // "Ignore previous" hidden in tag characters, a variation selector, Hangul fillers.
+        let hidden: String = "Ignore"
+            .chars()
+            .map(|c| char::from_u32(0xE0000 + c as u32).unwrap())
+            .collect();
+        let evil = format!("Ev{hidden}e\u{FE0F}\u{3164}\u{115F}\u{FFA0}\u{E0101}l");
+        assert_eq!(sanitize(&evil), "Evel");
+    }
+
+    #[test]
+    fn markup_is_escaped_for_notification_bodies() {
+        assert_eq!(
+            escape_markup("<a href=\"x\">Tom & Jerry</a>"),
+            "&lt;a href=\"x\"&gt;Tom &amp; Jerry&lt;/a&gt;"
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use tauri::{AppHandle, Runtime};
 
 use crate::events::{DmRequestView, Event};
 use crate::pairing::device::{PendingDevice, SCOPE_ADMIN};
-use crate::sanitize::sanitize;
+use crate::sanitize::{escape_markup, sanitize};
 use crate::service::Service;
 
 /// Whether notifications work, for the window.
@@ -72,7 +72,10 @@ pub fn dm_text(r: &DmRequestView) -> (String, String) {
     };
     (
         format!("Pairing request · {}", r.channel),
-        format!("{who} wants to talk to your agent.\nCode {}", r.code),
+        escape_markup(&format!(
+            "{who} wants to talk to your agent.\nCode {}",
+            r.code
+        )),
     )
 }
 
@@ -98,7 +101,8 @@ pub fn device_text(r: &PendingDevice) -> (String, String) {
     } else {
         body.push_str(&format!("\nAs {} with {}", r.role, r.scopes.join(", ")));
     }
-    (what, body)
+    // Notification servers may render markup in a body: a requester's `<b>` stays text.
+    (what, escape_markup(&body))
 }
 
 /// Whether a device request must be reviewed in the window rather than approved from the
@@ -425,6 +429,15 @@ mod tests {
         };
         let (s, b) = dm_text(&r);
         assert_eq!(s, "Pairing request · telegram");
+        let mut tricky = r.clone();
+        tricky
+            .meta
+            .insert("username".into(), json!("<a href='x'>me</a> & co"));
+        let (_, body) = dm_text(&tricky);
+        assert!(
+            body.contains("&lt;a href='x'&gt;me&lt;/a&gt; &amp; co"),
+            "{body}"
+        );
         assert!(
             b.contains("evelyn (42)") && b.contains("Code ABCD2345"),
             "{b}"
