@@ -28,8 +28,12 @@
 //!
 //! The offset of the next update is kept in `credentials/telegram-offset.json` (with the bot's
 //! id, so another bot starts afresh) and written *before* a batch is handled: after a crash an
-//! update may be lost, but none is ever handled twice. Sends retry network errors with a short
-//! backoff and obey Telegram's `retry_after`; polling backs off from 1 s to 60 s.
+//! update may be lost, but none is ever handled twice. Messages go out from a queue on their
+//! own task, which retries network errors with a short backoff and obeys Telegram's
+//! `retry_after`: a throttled or slow send never holds up the polling, the pairing replies or
+//! the owner's commands. Polling backs off from 1 s to 60 s. A stranger who tries `/pair` is
+//! refused at most once an hour (and audited once), so a flood of commands cannot fill the
+//! queue or the log.
 
 pub mod api;
 pub mod commands;
@@ -69,6 +73,12 @@ pub const DEFAULT_POLL_TIMEOUT_SECONDS: u64 = 25;
 pub const MAX_POLL_TIMEOUT_SECONDS: u64 = 50;
 /// Tries for one outgoing message before it is given up (and logged).
 const SEND_ATTEMPTS: u32 = 4;
+/// Messages waiting to go out; beyond this a message is dropped (and logged), not waited for.
+const OUTBOX: usize = 256;
+/// A stranger's `/pair` is answered (and audited) at most once in this long.
+const REFUSAL_QUIET: Duration = Duration::from_secs(3600);
+/// Strangers remembered for [`REFUSAL_QUIET`]; the oldest is forgotten beyond this.
+const REFUSALS_REMEMBERED: usize = 4096;
 /// Pixels per QR module in the `/pair qr` photo.
 const QR_SCALE: u32 = 8;
 
@@ -266,11 +276,21 @@ impl Adapter {
             Err(e) => return self.idle(Idle::Unusable(e.to_string())).await,
         };
         warn_about_owners(&self.service.settings());
+        let (to_owners, owners_queue) = tokio::sync::mpsc::channel(OUTBOX);
+        let (to_others, others_queue) = tokio::sync::mpsc::channel(OUTBOX);
+        // Stopped with the bot, whatever they were still trying to send.
+        let _senders = [
+            AbortOnDrop(tokio::spawn(send_all(api.clone(), owners_queue))),
+            AbortOnDrop(tokio::spawn(send_all(api.clone(), others_queue))),
+        ];
         let mut bot = Bot {
             service: self.service.clone(),
             api,
             listening: self.listening,
             offset: None,
+            to_owners,
+            to_others,
+            refused: Default::default(),
         };
         bot.offset = bot.load_offset().await;
         let mut backoff = Backoff::default();
@@ -390,6 +410,9 @@ enum Outgoing {
     },
 }
 
+/// What to do once a queued message went out or was given up (`true`: delivered).
+type AfterSend = Box<dyn FnOnce(bool) + Send>;
+
 impl Outgoing {
     fn chat(&self) -> i64 {
         match self {
@@ -404,6 +427,12 @@ struct Bot {
     api: BotApi,
     listening: SocketAddr,
     offset: Option<i64>,
+    /// Messages to the owners, and to everyone else: two queues, each with its own sending
+    /// task, so a throttled reply to a stranger never holds up an answer to an owner.
+    to_owners: tokio::sync::mpsc::Sender<(Outgoing, Option<AfterSend>)>,
+    to_others: tokio::sync::mpsc::Sender<(Outgoing, Option<AfterSend>)>,
+    /// Strangers refused lately, and when.
+    refused: std::sync::Mutex<std::collections::HashMap<i64, std::time::Instant>>,
 }
 
 impl Bot {
@@ -541,6 +570,9 @@ impl Bot {
             .channel(CHANNEL)
             .is_some_and(|c| c.owners.contains(&sender));
         if !is_owner {
+            if !self.first_refusal_lately(from.id) {
+                return; // told within the hour: a flood gets nothing more
+            }
             let mut details = Map::new();
             details.insert("channel".into(), CHANNEL.into());
             details.insert("senderId".into(), sender.clone().into());
@@ -591,6 +623,29 @@ impl Bot {
         }
     }
 
+    /// Whether this stranger was not refused in the last hour (and notes that they are now).
+    fn first_refusal_lately(&self, user: i64) -> bool {
+        let Ok(mut m) = self.refused.lock() else {
+            return false;
+        };
+        let now = std::time::Instant::now();
+        if m.get(&user)
+            .is_some_and(|at| now.duration_since(*at) < REFUSAL_QUIET)
+        {
+            return false;
+        }
+        if m.len() >= REFUSALS_REMEMBERED {
+            m.retain(|_, at| now.duration_since(*at) < REFUSAL_QUIET);
+            if m.len() >= REFUSALS_REMEMBERED {
+                if let Some(oldest) = m.iter().min_by_key(|(_, at)| **at).map(|(k, _)| *k) {
+                    m.remove(&oldest);
+                }
+            }
+        }
+        m.insert(user, now);
+        true
+    }
+
     async fn failed(&self, chat: i64, what: &str, e: ServiceError) {
         self.send(chat, Format::Plain, format!("Could not {what}: {e}"))
             .await;
@@ -607,9 +662,9 @@ impl Bot {
             Some(Ok(code)) => {
                 let minutes = commands::minutes_left(self.service.now_ms(), code.expires_at_ms);
                 let steps = commands::setup_instructions(minutes, &code.url);
-                if self.send(chat, Format::Plain, steps).await {
-                    self.send(chat, Format::Plain, code.setup_code).await;
-                }
+                // Two messages, in this order (the queue keeps it): then the code is easy to copy.
+                self.send(chat, Format::Plain, steps).await;
+                self.send(chat, Format::Plain, code.setup_code).await;
             }
             Some(Err(e)) => {
                 self.send(chat, Format::Plain, e.to_string()).await;
@@ -635,12 +690,14 @@ impl Bot {
         let minutes = commands::minutes_left(self.service.now_ms(), code.expires_at_ms);
         match crate::qr::png(&code.setup_code, QR_SCALE) {
             Ok(png) => {
-                self.deliver_logged(Outgoing::Photo {
-                    chat,
-                    png,
-                    caption: commands::qr_caption(minutes),
-                })
-                .await;
+                self.queue(
+                    Outgoing::Photo {
+                        chat,
+                        png,
+                        caption: commands::qr_caption(minutes),
+                    },
+                    None,
+                );
             }
             Err(e) => {
                 let text =
@@ -699,64 +756,114 @@ impl Bot {
             );
             return;
         };
-        let delivered = self.send(chat, Format::Plain, APPROVED_REPLY).await;
-        let mut details = Map::new();
-        details.insert("channel".into(), CHANNEL.into());
-        details.insert("senderId".into(), chat.to_string().into());
-        details.insert("delivered".into(), delivered.into());
-        self.blocking(move |s| s.audit("dm.notified", VIA, details))
-            .await;
+        // Audited once it went out (or was given up), from the sending task.
+        let service = self.service.clone();
+        let after: AfterSend = Box::new(move |delivered| {
+            let mut details = Map::new();
+            details.insert("channel".into(), CHANNEL.into());
+            details.insert("senderId".into(), chat.to_string().into());
+            details.insert("delivered".into(), delivered.into());
+            tokio::task::spawn_blocking(move || service.audit("dm.notified", VIA, details));
+        });
+        self.queue(
+            Outgoing::Text {
+                chat,
+                text: APPROVED_REPLY.into(),
+                format: Format::Plain,
+            },
+            Some(after),
+        );
     }
 
-    async fn send(&self, chat: i64, format: Format, text: impl Into<String>) -> bool {
-        self.deliver_logged(Outgoing::Text {
-            chat,
-            text: text.into(),
-            format,
-        })
-        .await
+    /// Queues a text message; it goes out from the sending task, in order.
+    async fn send(&self, chat: i64, format: Format, text: impl Into<String>) {
+        self.queue(
+            Outgoing::Text {
+                chat,
+                text: text.into(),
+                format,
+            },
+            None,
+        );
     }
 
-    async fn deliver_logged(&self, out: Outgoing) -> bool {
+    /// Queues without waiting: when the queue is full the message is dropped and logged.
+    fn queue(&self, out: Outgoing, after: Option<AfterSend>) {
         let chat = out.chat();
-        match self.deliver(out).await {
+        // A private chat's id is its user's: the owners' messages have their own queue.
+        let owner = self
+            .service
+            .settings()
+            .channel(CHANNEL)
+            .is_some_and(|c| c.owners.contains(&chat.to_string()));
+        let outbox = if owner {
+            &self.to_owners
+        } else {
+            &self.to_others
+        };
+        if let Err(e) = outbox.try_send((out, after)) {
+            tracing::warn!("Telegram messages are backing up; dropped one to chat {chat}");
+            if let (_, Some(after)) = e.into_inner() {
+                after(false);
+            }
+        }
+    }
+}
+
+/// Aborts a task when dropped (the sender of a bot that stops).
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The sending task: delivers queued messages one by one, in order.
+async fn send_all(
+    api: BotApi,
+    mut queue: tokio::sync::mpsc::Receiver<(Outgoing, Option<AfterSend>)>,
+) {
+    while let Some((out, after)) = queue.recv().await {
+        let chat = out.chat();
+        let delivered = match deliver(&api, &out).await {
             Ok(()) => true,
             Err(e) => {
                 tracing::warn!("could not send a Telegram message to chat {chat}: {e}");
                 false
             }
+        };
+        if let Some(after) = after {
+            after(delivered);
         }
     }
+}
 
-    /// Sends, retrying what may pass later: network errors after a short backoff, flood
-    /// control after exactly the `retry_after` Telegram asked for.
-    async fn deliver(&self, out: Outgoing) -> Result<(), ApiError> {
-        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(8));
-        let mut attempt = 1;
-        loop {
-            let r = match &out {
-                Outgoing::Text { chat, text, format } => {
-                    self.api.send_message(*chat, text, *format).await
-                }
-                Outgoing::Photo { chat, png, caption } => {
-                    self.api
-                        .send_photo(*chat, png.clone(), "clawpair-setup.png", caption)
-                        .await
-                }
-            };
-            match r {
-                Ok(()) => return Ok(()),
-                Err(e) if e.is_transient() && attempt < SEND_ATTEMPTS => {
-                    let wait = e.retry_after().unwrap_or_else(|| backoff.next_delay());
-                    tracing::info!(
-                        "Telegram send failed ({e}); trying again in {} ms",
-                        wait.as_millis()
-                    );
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
+/// Sends, retrying what may pass later: network errors after a short backoff, flood control
+/// after exactly the `retry_after` Telegram asked for (only this task waits).
+async fn deliver(api: &BotApi, out: &Outgoing) -> Result<(), ApiError> {
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(8));
+    let mut attempt = 1;
+    loop {
+        let r = match out {
+            Outgoing::Text { chat, text, format } => api.send_message(*chat, text, *format).await,
+            Outgoing::Photo { chat, png, caption } => {
+                api.send_photo(*chat, png.clone(), "clawpair-setup.png", caption)
+                    .await
             }
+        };
+        match r {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_transient() && attempt < SEND_ATTEMPTS => {
+                let wait = e.retry_after().unwrap_or_else(|| backoff.next_delay());
+                tracing::info!(
+                    "Telegram send failed ({e}); trying again in {} ms",
+                    wait.as_millis()
+                );
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
         }
     }
 }
