@@ -27,18 +27,18 @@ scripts/check-programs.sh
 step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy, all targets, with the GUI (-D warnings)"
-cargo clippy --all-targets --features mock-runtime -- -D warnings
+cargo clippy --all-targets --features mock-runtime,devtools -- -D warnings
 step "cargo clippy, the core and CLI without the GUI (-D warnings)"
 cargo clippy --no-default-features --all-targets -- -D warnings
 step "tests: unit, integration, CLI, gateway, window commands on the mock runtime"
-cargo test --all-targets --features mock-runtime
+cargo test --all-targets --features mock-runtime,devtools
 step "interop with the real OpenClaw 2026.9.6 from npm, and the app attached to it (a loopback-only network namespace)"
 scripts/interop.sh
 step "the desktop app end to end (Xvfb, a private D-Bus session, tauri-driver + WebKitWebDriver)"
 dbus-run-session -- env NO_AT_BRIDGE=1 xvfb-run -a -s "-screen 0 1280x1024x24" \
-  cargo test --features mock-runtime --test gui_e2e -- --ignored --test-threads=1
+  cargo test --features mock-runtime,devtools --test gui_e2e -- --ignored --test-threads=1
 step "the Debian package: the release build and the .deb"
 scripts/package-deb.sh
 step "the Debian package: inspect it, run its binary"
-cargo test --features mock-runtime --test package_deb -- --ignored
+cargo test --features mock-runtime,devtools --test package_deb -- --ignored
 printf '    (%ds)\nall tests passed in %dm%02ds\n' $((SECONDS - step_started)) $(((SECONDS - started) / 60)) $(((SECONDS - started) % 60))

@@ -24,5 +24,5 @@ pub mod tls;
 
 #[cfg(feature = "gui")]
 pub mod app;
-#[cfg(feature = "gui")]
+#[cfg(feature = "devtools")]
 pub mod devtools;

@@ -1,4 +1,4 @@
-//! `clawpair-bench --gui` (built with the `gui` feature, run under a D-Bus session and a display:
+//! `clawpair-bench --gui` (built with the `gui` and `devtools` features, run under a D-Bus session and a display:
 //! `dbus-run-session -- xvfb-run -a …`): the tray app's own figures. Request-to-notification
 //! latency — from `channel.inbound` to the `Notify` call reaching a stand-in notification
 //! server — beside a bare notify-rust call from this process; and the idle tray app's CPU and
@@ -74,7 +74,7 @@ fn start_app(dir: &Path, log: &Path) -> Result<Server, String> {
     let record = StatePaths::new(dir).gateway_record();
     let end = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Some(rec) = clawpair::runrec::read(&StatePaths::new(dir)) {
+        if let Some(rec) = clawpair::store::runrec::read(&StatePaths::new(dir)) {
             if rec.pid == child.id() {
                 let addr = rec
                     .address

@@ -6,7 +6,7 @@
 //! `--quick` finishes well under a minute; without it, the full run holds 10,000 connections.
 
 mod echo;
-#[cfg(feature = "gui")]
+#[cfg(all(feature = "gui", feature = "devtools"))]
 mod gui;
 mod load;
 mod proc;
@@ -53,7 +53,7 @@ struct Args {
     #[arg(long, value_enum, value_name = "PHASE")]
     only: Option<Phase>,
     /// Measure the tray app instead: request-to-notification latency and idle CPU/RSS (needs a
-    /// build with the `gui` feature, a D-Bus session and a display)
+    /// build with the `gui` and `devtools` features, a D-Bus session and a display)
     #[arg(long)]
     gui: bool,
 }
@@ -114,7 +114,7 @@ fn main() -> ExitCode {
     match argv.get(1).map(String::as_str) {
         Some(CHILD_GATEWAY) => return child_gateway(argv.get(2).map(String::as_str)),
         Some(CHILD_ECHO) => return echo::run(),
-        #[cfg(feature = "gui")]
+        #[cfg(all(feature = "gui", feature = "devtools"))]
         Some(gui::CHILD_APP) => return gui::child_app(argv.get(2).map(String::as_str)),
         _ => {}
     }
@@ -137,7 +137,7 @@ fn main() -> ExitCode {
     }
 }
 
-#[cfg(feature = "gui")]
+#[cfg(all(feature = "gui", feature = "devtools"))]
 fn run_gui(rt: &tokio::runtime::Runtime, plan: &Plan) -> ExitCode {
     match rt.block_on(gui::run(plan)) {
         Ok(t) => {
@@ -151,9 +151,9 @@ fn run_gui(rt: &tokio::runtime::Runtime, plan: &Plan) -> ExitCode {
     }
 }
 
-#[cfg(not(feature = "gui"))]
+#[cfg(not(all(feature = "gui", feature = "devtools")))]
 fn run_gui(_rt: &tokio::runtime::Runtime, _plan: &Plan) -> ExitCode {
-    eprintln!("clawpair-bench --gui needs a build with the gui feature: cargo run --release --bin clawpair-bench -- --gui");
+    eprintln!("clawpair-bench --gui needs a build with the gui and devtools features: cargo run --release --features devtools --bin clawpair-bench -- --gui");
     ExitCode::from(2)
 }
 

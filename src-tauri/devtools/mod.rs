@@ -1,3 +1,4 @@
-//! Tools for the end-to-end tests and the benchmarks (feature `gui`); the app does not use them.
+//! Tools for the end-to-end tests and the benchmarks (feature `devtools`), never compiled into
+//! the shipped app.
 
 pub mod notifyd;
