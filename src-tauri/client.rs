@@ -9,7 +9,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use ed25519_dalek::{Signer, SigningKey};
 use futures_util::{SinkExt, StreamExt};
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -19,6 +18,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::pairing::device::{device_id_for, fingerprint_for, signed_string_v3, SignedFields};
 use crate::rpc::RpcError;
+use crate::store::identity::HIDDEN;
+pub use crate::store::identity::{IdentityFile, StoredToken};
 
 /// An Ed25519 device identity.
 #[derive(Clone)]
@@ -61,62 +62,6 @@ impl Identity {
     }
     pub fn seed(&self) -> [u8; 32] {
         self.key.to_bytes()
-    }
-}
-
-/// A stored role token. Its `Debug` hides the token.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StoredToken {
-    pub token: String,
-    #[serde(default)]
-    pub scopes: Vec<String>,
-}
-
-impl std::fmt::Debug for StoredToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoredToken")
-            .field("token", &HIDDEN)
-            .field("scopes", &self.scopes)
-            .finish()
-    }
-}
-
-/// What `Debug` shows in place of a secret.
-const HIDDEN: &str = "<hidden>";
-
-/// What a device keeps on disk (`0600`): its key, the gateway it paired with, its tokens.
-/// Its `Debug` hides the private key and the tokens.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct IdentityFile {
-    pub version: u32,
-    pub device_id: String,
-    pub public_key: String,
-    pub private_key: String,
-    pub created_at_ms: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gateway_url: Option<String>,
-    /// The gateway's certificate pin from the setup code (`tlsFingerprint`): reconnects accept
-    /// that certificate and no other.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gateway_tls_fingerprint: Option<String>,
-    #[serde(default)]
-    pub tokens: std::collections::BTreeMap<String, StoredToken>,
-}
-
-impl std::fmt::Debug for IdentityFile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IdentityFile")
-            .field("version", &self.version)
-            .field("device_id", &self.device_id)
-            .field("public_key", &self.public_key)
-            .field("private_key", &HIDDEN)
-            .field("created_at_ms", &self.created_at_ms)
-            .field("gateway_url", &self.gateway_url)
-            .field("gateway_tls_fingerprint", &self.gateway_tls_fingerprint)
-            .field("tokens", &self.tokens)
-            .finish()
     }
 }
 

@@ -12,10 +12,11 @@ use crate::pairing::dm::{DmLimits, DmPolicy};
 use crate::store::fs::{self as sfs, StoreError};
 use crate::store::StatePaths;
 
+pub mod channels;
+
 pub const DEFAULT_PORT: u16 = 18789;
 pub const DEFAULT_BIND: &str = "127.0.0.1";
-/// Names ClawPair's state directory (when no `--state-dir` is given).
-pub const STATE_DIR_ENV: &str = "CLAWPAIR_STATE_DIR";
+pub use crate::store::{shown_path, STATE_DIR_ENV};
 /// Names OpenClaw's state directory. ClawPair only reads it: to find an OpenClaw installation
 /// and to move an earlier ClawPair's state out of it.
 pub const OPENCLAW_STATE_DIR_ENV: &str = "OPENCLAW_STATE_DIR";
@@ -95,19 +96,6 @@ pub fn resolve_state_dir(flag: Option<&Path>) -> Result<PathBuf, StateDirError> 
         }
     }
     Ok(dir)
-}
-
-/// A path as a person would type it: `~/…` under the home directory.
-pub fn shown_path(p: &Path) -> String {
-    if let Some(home) = directories::BaseDirs::new().map(|b| b.home_dir().to_path_buf()) {
-        if let Ok(rest) = p.strip_prefix(&home) {
-            if rest.as_os_str().is_empty() {
-                return "~".into();
-            }
-            return format!("~/{}", rest.display());
-        }
-    }
-    p.display().to_string()
 }
 
 fn yes() -> bool {
@@ -438,7 +426,7 @@ impl Settings {
             out.push("devices.expireStale needs devices.staleAfterDays".into());
         }
         for e in &self.gateway.trusted_proxies {
-            if let Err(e) = crate::gateway::proxy::Cidr::parse(e) {
+            if let Err(e) = crate::net::Cidr::parse(e) {
                 out.push(format!("gateway.trustedProxies: {e}"));
             }
         }
@@ -455,8 +443,8 @@ impl Settings {
                 out.push(format!("channels: {e}"));
             }
         }
-        if let Some(tg) = self.channel(crate::channels::telegram::CHANNEL) {
-            out.extend(crate::channels::telegram::settings_problems(tg));
+        if let Some(tg) = self.channel(channels::telegram::CHANNEL) {
+            out.extend(channels::telegram::problems(tg));
         }
         out
     }

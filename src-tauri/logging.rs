@@ -13,7 +13,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-pub const LOG_FILE: &str = "clawpair.log";
+pub use crate::store::LOG_FILE;
 pub const ROTATE_BYTES: u64 = 5 << 20;
 pub const KEEP: usize = 3;
 

@@ -2,7 +2,7 @@
 //! bridges) and the tray app. Each operation validates input, changes the store under its lock,
 //! writes the audit log, and publishes an [`Event`]. No Tauri, no sockets here.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -362,17 +362,7 @@ fn sender_facts(settings: &Settings, m: &InboundDm, in_stored_allowlist: bool) -
     }
 }
 
-/// This computer's non-loopback addresses (for deriving a setup-code URL).
-pub fn lan_addresses() -> Vec<IpAddr> {
-    if_addrs::get_if_addrs()
-        .map(|v| {
-            v.into_iter()
-                .map(|i| i.ip())
-                .filter(|ip| !ip.is_loopback())
-                .collect()
-        })
-        .unwrap_or_default()
-}
+pub use crate::net::lan_addresses;
 
 impl Service {
     /// Opens a state directory, writing default settings on first run. Returns whether this
@@ -1325,7 +1315,7 @@ impl Service {
         if u.scheme() != "wss" || u.port_or_known_default() != Some(port) {
             return Ok(None);
         }
-        crate::gateway::tls::certificate_fingerprint(tls, &self.paths)
+        crate::tls::server::certificate_fingerprint(tls, &self.paths)
             .map(Some)
             .map_err(|e| ServiceError::Invalid(e.to_string()))
     }

@@ -1,7 +1,10 @@
 //! TLS for the outgoing connections (the Telegram Bot API, `wss://` gateways): rustls with ring,
 //! the one crypto provider linked in, so no OpenSSL and no C toolchain beyond cc. Also the
-//! certificate pin a setup code carries (`tlsFingerprint`): SHA-256 of the gateway's leaf
-//! certificate, and a verifier that accepts exactly that certificate.
+//! verifier that accepts exactly the certificate a setup code pins (`tlsFingerprint`, whose
+//! format is [`crate::pairing::pin`]). The gateway's own certificate, the one it serves
+//! `wss://` with and setup codes pin, is [`server`].
+
+pub mod server;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -10,7 +13,6 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
-use sha2::{Digest, Sha256};
 
 /// Installs ring as rustls's process-wide provider unless one is installed already.
 pub fn ensure_crypto_provider() {
@@ -26,32 +28,7 @@ pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// A certificate's fingerprint as setup codes carry it: lowercase hex SHA-256 of its DER,
-/// 64 characters, no separators (what OpenClaw's `tlsFingerprint` holds).
-pub fn fingerprint(der: &[u8]) -> String {
-    crate::pairing::token::hex(&Sha256::digest(der))
-}
-
-/// A fingerprint as people and tools write it (hex, `AB:CD:…` with colons, optionally after
-/// `sha256:`) in the canonical form of [`fingerprint`]; `None` when it is not a SHA-256.
-pub fn normalize_fingerprint(s: &str) -> Option<String> {
-    let t = s.trim();
-    let t = match t.get(..7) {
-        Some(p) if p.eq_ignore_ascii_case("sha256:") => &t[7..],
-        _ => t,
-    };
-    let hex: String = if t.contains(':') {
-        let parts: Vec<&str> = t.split(':').collect();
-        if parts.len() != 32 || parts.iter().any(|p| p.len() != 2) {
-            return None;
-        }
-        parts.concat()
-    } else {
-        t.to_string()
-    };
-    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| hex.to_ascii_lowercase())
-}
+pub use crate::pairing::pin::{fingerprint, normalize_fingerprint};
 
 /// Accepts exactly one certificate, by its SHA-256, whatever its name, issuer or dates (a
 /// self-signed gateway certificate has no chain to check); the handshake signatures are still
@@ -147,40 +124,5 @@ impl ServerCertVerifier for PinnedCert {
         self.provider
             .signature_verification_algorithms
             .supported_schemes()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fingerprints_are_read_in_every_form_openclaw_accepts() {
-        let hex = "ab".repeat(32);
-        let colons = vec!["AB"; 32].join(":");
-        assert_eq!(normalize_fingerprint(&hex).as_deref(), Some(hex.as_str()));
-        assert_eq!(
-            normalize_fingerprint(&colons).as_deref(),
-            Some(hex.as_str())
-        );
-        assert_eq!(
-            normalize_fingerprint(&format!("SHA256:{}", hex.to_uppercase())).as_deref(),
-            Some(hex.as_str())
-        );
-        for bad in [
-            "",
-            "ab",
-            &"ab".repeat(31),
-            &"zz".repeat(32),
-            "sha1:abcd",
-            &vec!["ABC"; 32].join(":"),
-        ] {
-            assert_eq!(normalize_fingerprint(bad), None, "{bad}");
-        }
-        assert_eq!(fingerprint(b"").len(), 64);
-        assert_eq!(
-            fingerprint(b""),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
     }
 }

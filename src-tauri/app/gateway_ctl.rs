@@ -105,7 +105,7 @@ impl GatewayCtl {
         if let Some(r) = running.take() {
             r.stop().await;
         }
-        if let Some(rec) = crate::runrec::read_live(self.service.paths()) {
+        if let Some(rec) = crate::store::runrec::read_live(self.service.paths()) {
             if rec.pid != std::process::id() {
                 let error = format!(
                     "another gateway already serves this state directory (pid {}, {})",

@@ -53,7 +53,7 @@ use tokio::task::JoinHandle;
 use self::api::{ApiError, Batch, BotApi, BotToken, Format, Update, User};
 use self::commands::PairCommand;
 use super::{Backoff, StatusLine};
-use crate::config::{ChannelSettings, Settings};
+use crate::config::Settings;
 use crate::events::Event;
 use crate::pairing::dm::{Decision, APPROVED_REPLY, DEFAULT_ACCOUNT};
 use crate::sanitize::sanitize;
@@ -61,16 +61,15 @@ use crate::service::{InboundDm, Service, ServiceError};
 use crate::store::fs as sfs;
 use crate::store::{ChannelName, StoreError};
 
-/// The channel name in settings, files and events.
-pub const CHANNEL: &str = "telegram";
+pub use crate::config::channels::telegram::{
+    problems as settings_problems, CHANNEL, MAX_POLL_TIMEOUT_SECONDS,
+};
 /// The same, as the checked name files are built from.
 pub const CHANNEL_NAME: ChannelName = ChannelName::from_static(CHANNEL);
 /// Who acts, in the audit log, when an owner uses `/pair`.
 pub const VIA: &str = "telegram";
 /// How long one long poll waits for news unless `pollTimeoutSeconds` says otherwise.
 pub const DEFAULT_POLL_TIMEOUT_SECONDS: u64 = 25;
-/// The longest long poll accepted in settings.
-pub const MAX_POLL_TIMEOUT_SECONDS: u64 = 50;
 /// Tries for one outgoing message before it is given up (and logged).
 const SEND_ATTEMPTS: u32 = 4;
 /// Messages waiting to go out; beyond this a message is dropped (and logged), not waited for.
@@ -87,62 +86,6 @@ pub fn configured(settings: &Settings) -> bool {
     settings.channel(CHANNEL).is_some_and(|c| {
         c.enabled == Some(true) && c.bot_token.as_deref().is_some_and(|t| !t.trim().is_empty())
     })
-}
-
-/// What is wrong with `channels.telegram`, as one-line reasons that never quote the token.
-pub fn settings_problems(c: &ChannelSettings) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(t) = c.bot_token.as_deref().filter(|t| !t.trim().is_empty()) {
-        if !BotToken::new(t).looks_valid() {
-            out.push(
-                "channels.telegram.botToken does not look like a token from @BotFather \
-                 (digits, a colon, then letters, digits, '_' or '-')"
-                    .to_string(),
-            );
-        }
-    }
-    if let Some(base) = &c.api_base {
-        if let Err(e) = check_api_base(base) {
-            out.push(format!("channels.telegram.apiBase {e}"));
-        }
-    }
-    if let Some(t) = c.poll_timeout_seconds {
-        if !(1..=MAX_POLL_TIMEOUT_SECONDS).contains(&t) {
-            out.push(format!(
-                "channels.telegram.pollTimeoutSeconds must be between 1 and {MAX_POLL_TIMEOUT_SECONDS}"
-            ));
-        }
-    }
-    out
-}
-
-/// The token travels in the URL path, so it only goes over TLS, or in clear to this computer
-/// (a test server). The value is not quoted back: a pasted URL might hold the token.
-fn check_api_base(base: &str) -> Result<(), &'static str> {
-    let u = url::Url::parse(base.trim()).map_err(|_| "is not a URL")?;
-    let loopback = match u.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    };
-    match u.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        "http" => {
-            return Err("must use https:// (plain http:// only for a server on this computer)")
-        }
-        _ => return Err("must be an https:// URL"),
-    }
-    if u.host().is_none()
-        || u.query().is_some()
-        || u.fragment().is_some()
-        || !u.username().is_empty()
-        || u.password().is_some()
-    {
-        return Err("must be a plain base URL such as https://api.telegram.org");
-    }
-    Ok(())
 }
 
 /// What polling needs from settings; a change of any of it restarts the polling.
@@ -871,6 +814,7 @@ async fn deliver(api: &BotApi, out: &Outgoing) -> Result<(), ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ChannelSettings;
 
     fn tg(f: impl FnOnce(&mut ChannelSettings)) -> Settings {
         let mut c = ChannelSettings {
@@ -908,6 +852,7 @@ mod tests {
 
     #[test]
     fn bad_telegram_settings_are_refused_without_quoting_the_token() {
+        use crate::config::channels::telegram::check_api_base;
         let s = tg(|c| {
             c.bot_token = Some("123:abc/../secret-part".into());
             c.api_base = Some("http://api.example.com/".into());

@@ -356,7 +356,7 @@ pub fn run(ctx: &Ctx, fix: bool) -> CliResult {
 
     // A gateway record left behind by a crash: no gateway holds run/gateway.lock, whatever
     // process has the recorded pid now.
-    if let Some(rec) = crate::runrec::stale(&paths) {
+    if let Some(rec) = crate::store::runrec::stale(&paths) {
         let p = paths.clone();
         r.problem(
             &format!(
@@ -364,13 +364,13 @@ pub fn run(ctx: &Ctx, fix: bool) -> CliResult {
                 rec.pid, rec.address
             ),
             Some(&move || {
-                crate::runrec::remove_stale(&p)
+                crate::store::runrec::remove_stale(&p)
                     .map(|gone| if gone { "removed" } else { "a gateway runs now; kept" }.to_string())
                     .map_err(|e| e.to_string())
             }),
         );
     } else {
-        match crate::runrec::read_live(&paths) {
+        match crate::store::runrec::read_live(&paths) {
             Some(rec) => r.ok(&format!(
                 "gateway running (pid {}, {})",
                 rec.pid, rec.address

@@ -42,7 +42,7 @@ pub fn run(
         .map_err(|e| CliError::refused(e.to_string()))?;
     let service = Arc::new(service);
     let addr = listen_addr(&service, bind.as_deref(), port)?;
-    if let Some(rec) = crate::runrec::read_live(service.paths()) {
+    if let Some(rec) = crate::store::runrec::read_live(service.paths()) {
         if rec.pid != std::process::id() {
             return Err(CliError::refused(format!(
                 "a gateway already runs for this state directory (pid {}, {})",

@@ -335,10 +335,10 @@ pub struct Ctx {
 }
 
 /// The gateway that runs now, if one does: only a record whose gateway still holds
-/// `run/gateway.lock` is believed (see [`crate::runrec`]), since the admin token goes to the
+/// `run/gateway.lock` is believed (see [`crate::store::runrec`]), since the admin token goes to the
 /// address it names. With TLS the connection pins the certificate the record names.
 fn connect_remote(service: &Service) -> Option<Remote> {
-    let rec = crate::runrec::read_live(service.paths())?;
+    let rec = crate::store::runrec::read_live(service.paths())?;
     let url = rec.local_url()?;
     let token = service.settings().gateway.auth.token.clone();
     let rt = tokio::runtime::Builder::new_current_thread()

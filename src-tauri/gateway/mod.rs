@@ -9,7 +9,6 @@ pub mod limits;
 pub mod proxy;
 pub mod registry;
 pub mod stream;
-pub mod tls;
 
 use std::collections::HashMap;
 use std::io;
@@ -25,8 +24,8 @@ pub use limits::Limits;
 
 use crate::clock::Millis;
 use crate::events::Event;
-use crate::runrec::{self, GatewayRecord, RunLock};
 use crate::service::Service;
+use crate::store::runrec::{self, GatewayRecord, RunLock};
 
 /// Device use (last seen, token last used) collected in memory and written in batches, so a
 /// handshake never waits for a disk write.
@@ -61,7 +60,7 @@ pub struct Shared {
     next_conn: AtomicU64,
     pub local_addr: SocketAddr,
     /// With `gateway.tls`: what connections are accepted with, and the certificate's SHA-256.
-    pub tls: Option<tls::ServerTls>,
+    pub tls: Option<crate::tls::server::ServerTls>,
     pub shutdown: watch::Receiver<bool>,
     /// When the gateway started (`hello-ok.snapshot.uptimeMs`).
     pub started: std::time::Instant,
@@ -137,9 +136,10 @@ impl Gateway {
             other => io::Error::other(other.to_string()),
         })?;
         let server_tls = match service.settings().gateway.tls_on() {
-            Some(t) => {
-                Some(tls::load(t, service.paths()).map_err(|e| io::Error::other(e.to_string()))?)
-            }
+            Some(t) => Some(
+                crate::tls::server::load(t, service.paths())
+                    .map_err(|e| io::Error::other(e.to_string()))?,
+            ),
             None => None,
         };
         let listener = listen(addr, limits.accept_backlog)

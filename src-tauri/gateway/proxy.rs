@@ -8,90 +8,14 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
-/// A setting that is not an address or a network.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProxyError {
-    #[error("{0:?} is not an IP address or a network in CIDR form (e.g. 127.0.0.1, 10.0.0.0/8, fd00::/8)")]
-    BadEntry(String),
-}
-
-/// An address or a network (`10.0.0.0/8`, `fd00::/8`; a bare address is a /32 or /128).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    net: IpAddr,
-    prefix: u8,
-}
-
-impl Cidr {
-    pub fn parse(s: &str) -> Result<Cidr, ProxyError> {
-        let bad = || ProxyError::BadEntry(s.to_string());
-        let t = s.trim();
-        let (addr, prefix) = match t.split_once('/') {
-            Some((a, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
-                (a, Some(p.parse::<u8>().map_err(|_| bad())?))
-            }
-            Some(_) => return Err(bad()),
-            None => (t, None),
-        };
-        let ip = canonical(
-            addr.trim_matches(|c| c == '[' || c == ']')
-                .parse::<IpAddr>()
-                .map_err(|_| bad())?,
-        );
-        let max = if ip.is_ipv4() { 32 } else { 128 };
-        let prefix = prefix.unwrap_or(max);
-        if prefix > max {
-            return Err(bad());
-        }
-        Ok(Cidr {
-            net: mask(ip, prefix),
-            prefix,
-        })
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
-        ip.is_ipv4() == self.net.is_ipv4() && mask(ip, self.prefix) == self.net
-    }
-}
-
-fn mask(ip: IpAddr, prefix: u8) -> IpAddr {
-    match ip {
-        IpAddr::V4(v4) => {
-            let bits = u32::from(v4);
-            let m = if prefix == 0 {
-                0
-            } else {
-                u32::MAX << (32 - prefix)
-            };
-            IpAddr::from((bits & m).to_be_bytes())
-        }
-        IpAddr::V6(v6) => {
-            let bits = u128::from(v6);
-            let m = if prefix == 0 {
-                0
-            } else {
-                u128::MAX << (128 - prefix)
-            };
-            IpAddr::V6(Ipv6Addr::from(bits & m))
-        }
-    }
-}
-
-/// An IPv4-mapped IPv6 address as the IPv4 address it is.
-pub fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        ip => ip,
-    }
-}
+pub use crate::net::{canonical, Cidr, CidrError};
 
 /// `gateway.trustedProxies`, parsed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrustedProxies(Vec<Cidr>);
 
 impl TrustedProxies {
-    pub fn parse(entries: &[String]) -> Result<TrustedProxies, ProxyError> {
+    pub fn parse(entries: &[String]) -> Result<TrustedProxies, CidrError> {
         entries
             .iter()
             .map(|e| Cidr::parse(e))
@@ -318,38 +242,6 @@ mod tests {
         t: &TrustedProxies,
     ) -> ClientAddr {
         resolve(ip(peer), headers.iter().map(|(n, v)| (*n, v.as_bytes())), t)
-    }
-
-    #[test]
-    fn cidrs_parse_and_match_and_bad_entries_are_refused() {
-        let c = Cidr::parse("10.0.0.0/8").unwrap();
-        assert!(c.contains(ip("10.200.1.1")) && !c.contains(ip("11.0.0.1")));
-        assert!(
-            c.contains(ip("::ffff:10.1.1.1")),
-            "IPv4-mapped counts as IPv4"
-        );
-        assert!(Cidr::parse("fd00::/8")
-            .unwrap()
-            .contains(ip("fd12:3456::1")));
-        assert!(Cidr::parse("::1").unwrap().contains(ip("::1")));
-        assert!(Cidr::parse("127.0.0.1").unwrap().contains(ip("127.0.0.1")));
-        assert!(!Cidr::parse("127.0.0.1").unwrap().contains(ip("127.0.0.2")));
-        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains(ip("8.8.8.8")));
-        for bad in [
-            "",
-            "10.0.0.0/33",
-            "::/129",
-            "10.0.0.0/",
-            "10.0.0/8",
-            "example.com",
-            "1.2.3.4/x",
-        ] {
-            assert_eq!(
-                Cidr::parse(bad),
-                Err(ProxyError::BadEntry(bad.into())),
-                "{bad}"
-            );
-        }
     }
 
     #[test]

@@ -93,7 +93,7 @@ pub fn decode_setup_code(code: &str) -> Result<SetupPayload, SetupCodeError> {
     }
     if let Some(f) = &p.tls_fingerprint {
         p.tls_fingerprint =
-            Some(crate::tls::normalize_fingerprint(f).ok_or(SetupCodeError::BadFingerprint)?);
+            Some(super::pin::normalize_fingerprint(f).ok_or(SetupCodeError::BadFingerprint)?);
     }
     check_url(&p.url)?;
     Ok(p)

@@ -110,7 +110,7 @@ pub fn check_trusted(path: &Path) -> StoreResult<()> {
             format!("it is owned by uid {}, not by you (uid {me})", m.uid()),
             format!(
                 "`chown {me} {shown}` if it is yours, else use a state directory of your own (--state-dir or ${})",
-                crate::config::STATE_DIR_ENV
+                super::STATE_DIR_ENV
             ),
         ));
     }

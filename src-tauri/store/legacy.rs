@@ -19,9 +19,9 @@ use serde_json::{Map, Value};
 
 use super::audit::{self, AuditEntry};
 use super::fs::{ensure_dir, set_mode, sync_dir, FileLock, StoreError, StoreResult, FILE_MODE};
+use super::shown_path;
 use super::StatePaths;
 use crate::clock::Clock;
-use crate::config::shown_path;
 
 pub use super::openclaw::OPENCLAW_STORE;
 /// The suffix OpenClaw gives the JSON files it imported into its store.
@@ -197,7 +197,7 @@ fn is_clawpair_identity(path: &Path) -> bool {
     let Ok(Some(bytes)) = super::fs::read_bytes(path) else {
         return false;
     };
-    serde_json::from_slice::<crate::client::IdentityFile>(&bytes).is_ok()
+    serde_json::from_slice::<super::identity::IdentityFile>(&bytes).is_ok()
 }
 
 /// Every ClawPair file of `old`, `clawpair.json` last.
@@ -244,7 +244,7 @@ fn plan(old: &Path) -> Vec<Item> {
                 format!("logs/{name}"),
                 Some("logs/audit.jsonl".into()),
             ));
-        } else if is_log_of(&name, crate::logging::LOG_FILE) {
+        } else if is_log_of(&name, super::LOG_FILE) {
             items.push(Item::plain(format!("logs/{name}"), None));
         }
     }
@@ -384,7 +384,7 @@ pub fn move_earlier_state(
         source,
     };
     let old_paths = StatePaths::new(old);
-    if let Some(rec) = crate::runrec::read_maybe_running(&old_paths) {
+    if let Some(rec) = crate::store::runrec::read_maybe_running(&old_paths) {
         return Err(MoveError::GatewayRunning {
             pid: rec.pid,
             dir: shown_path(old),

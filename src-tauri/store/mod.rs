@@ -5,14 +5,34 @@ pub mod audit;
 pub mod devices;
 pub mod dm;
 pub mod fs;
+pub mod identity;
 pub mod legacy;
 pub mod names;
 pub mod openclaw;
+pub mod runrec;
 
 use std::path::{Path, PathBuf};
 
 pub use fs::{StoreError, StoreResult};
 pub use names::{AccountId, ChannelName, InvalidName, MAX_NAME_LEN};
+
+/// Names ClawPair's state directory (when no `--state-dir` is given).
+pub const STATE_DIR_ENV: &str = "CLAWPAIR_STATE_DIR";
+/// The log of the long-running processes, in `logs/` (rotated as `clawpair.log.1` …).
+pub const LOG_FILE: &str = "clawpair.log";
+
+/// A path as a person would type it: `~/…` under the home directory.
+pub fn shown_path(p: &Path) -> String {
+    if let Some(home) = directories::BaseDirs::new().map(|b| b.home_dir().to_path_buf()) {
+        if let Ok(rest) = p.strip_prefix(&home) {
+            if rest.as_os_str().is_empty() {
+                return "~".into();
+            }
+            return format!("~/{}", rest.display());
+        }
+    }
+    p.display().to_string()
+}
 
 /// Paths of every file in the state directory. The files of a channel are built here and only
 /// here, from a [`ChannelName`] and an [`AccountId`]: names that passed the rule.
@@ -84,7 +104,7 @@ impl StatePaths {
     pub fn gateway_record(&self) -> PathBuf {
         self.run_dir().join("gateway.json")
     }
-    /// Held by the running gateway for as long as it runs (see [`crate::runrec`]).
+    /// Held by the running gateway for as long as it runs (see [`crate::store::runrec`]).
     pub fn gateway_lock(&self) -> PathBuf {
         self.run_dir().join("gateway.lock")
     }

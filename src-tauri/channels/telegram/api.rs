@@ -40,21 +40,10 @@ impl BotToken {
         BotToken(token.trim().to_string())
     }
 
-    /// Whether it has the shape Telegram issues: digits, a colon, then `[A-Za-z0-9_-]`. Anything
-    /// else could change the request URL, so it is refused before it is ever sent.
+    /// Whether it has the shape Telegram issues (see
+    /// [`token_looks_valid`](crate::config::channels::telegram::token_looks_valid)).
     pub fn looks_valid(&self) -> bool {
-        match self.0.split_once(':') {
-            Some((id, secret)) => {
-                !id.is_empty()
-                    && id.len() <= 20
-                    && id.bytes().all(|b| b.is_ascii_digit())
-                    && !secret.is_empty()
-                    && secret
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-            }
-            None => false,
-        }
+        crate::config::channels::telegram::token_looks_valid(&self.0)
     }
 
     /// The bot's own user id (public: it is the part before the colon).

@@ -85,7 +85,7 @@ fn self_signed_names() -> Vec<String> {
     }
     names.push("127.0.0.1".into());
     names.push("::1".into());
-    for ip in crate::service::lan_addresses() {
+    for ip in crate::net::lan_addresses() {
         let s = ip.to_string();
         if !names.contains(&s) {
             names.push(s);
