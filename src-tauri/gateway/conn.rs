@@ -19,6 +19,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::connect::{self, Access, ConnectParams, Grant, Refusal, VerifiedDevice};
 use super::frames;
+use super::limits::{CLOSE_TIMEOUT, WAITING_BUDGET};
 use super::proxy::{self, ClientAddr, TrustedProxies};
 use super::stream::{is_budget_error, LimitedStream, Transport};
 use super::Shared;
@@ -58,7 +59,7 @@ async fn close(ws: &mut Ws, code: CloseCode, reason: &str) {
         code,
         reason: reason.to_owned().into(),
     };
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), ws.close(Some(frame))).await;
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(Some(frame))).await;
 }
 
 /// Sends an error answer and closes with 1008 (policy).
@@ -421,7 +422,7 @@ impl Conn {
         mut expires_at_ms: i64,
     ) -> Option<(Conn, Ws, Grant)> {
         // While waiting the client has nothing to say beyond pings.
-        ws.get_mut().set_budget(Some(16 * 1024));
+        ws.get_mut().set_budget(Some(WAITING_BUDGET));
         let pending = json!({ "requestId": request_id, "fingerprint": fingerprint, "expiresAtMs": expires_at_ms });
         if !send(&mut ws, frames::event("device.pair.pending", pending, 1)).await {
             return None;

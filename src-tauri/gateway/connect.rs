@@ -15,12 +15,12 @@ use crate::pairing::token::secrets_equal;
 use crate::service::{DeviceAsk, Service, ServiceError};
 use crate::store::devices::DeviceStoreError;
 
+use super::limits::{MAX_CONNECT_FIELD, MAX_SCOPES, MAX_SCOPE_LEN};
+
 /// The protocol versions served: 3 (OpenClaw before 2026.9, and ClawPair's first clients) and
 /// 4 (OpenClaw 2026.9's clients). 4 adds only optional fields; pairing is the same in both.
 pub const MIN_PROTOCOL: u32 = 3;
 pub const MAX_PROTOCOL: u32 = 4;
-const MAX_FIELD: usize = 512;
-const MAX_SCOPES: usize = 32;
 
 /// WebSocket close codes the handshake uses.
 pub const CLOSE_POLICY: u16 = 1008;
@@ -330,7 +330,7 @@ pub enum Access {
 }
 
 fn too_long(s: &str) -> bool {
-    s.len() > MAX_FIELD
+    s.len() > MAX_CONNECT_FIELD
 }
 
 /// Checks shapes and sizes that serde cannot: protocol range, role, field lengths. Returns
@@ -347,7 +347,7 @@ pub fn validate(p: &ConnectParams) -> Result<u32, Refusal> {
     if p.scopes.len() > MAX_SCOPES
         || p.scopes
             .iter()
-            .any(|s| s.is_empty() || s.len() > 64 || s.contains(['|', ',']))
+            .any(|s| s.is_empty() || s.len() > MAX_SCOPE_LEN || s.contains(['|', ',']))
     {
         return Err(Refusal::new(
             "INVALID_REQUEST",

@@ -4,7 +4,21 @@ use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+/// The longest string field of a `connect` request (ids, names, platform, tokens, …).
+pub const MAX_CONNECT_FIELD: usize = 512;
+/// Scopes one `connect` may ask for.
+pub const MAX_SCOPES: usize = 32;
+/// The longest scope name.
+pub const MAX_SCOPE_LEN: usize = 64;
+/// Bytes a client waiting for the owner's decision (`waitForApproval`) may send meanwhile:
+/// room for pings and pongs, not for requests.
+pub const WAITING_BUDGET: usize = 16 * 1024;
+/// How long the gateway waits for a client to answer its close frame before it drops the
+/// socket.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Gateway limits. The defaults are the protocol's (SPEC §5.6); tests shorten the times.
+/// The fixed limits of the `connect` request and of closing are the constants above.
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// From TCP accept to a `connect` answer (covers the HTTP upgrade too).
