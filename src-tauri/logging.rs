@@ -28,12 +28,6 @@ struct Inner {
 #[derive(Clone)]
 pub struct RotatingFile(Arc<Mutex<Inner>>);
 
-fn rotated(path: &Path, n: usize) -> PathBuf {
-    let mut s = path.as_os_str().to_os_string();
-    s.push(format!(".{n}"));
-    PathBuf::from(s)
-}
-
 /// Opens the log for appending, never through a symlink planted at its name.
 fn open(path: &Path) -> io::Result<(File, u64)> {
     let f = crate::store::fs::open_append_nofollow(path)
@@ -60,13 +54,7 @@ impl RotatingFile {
 impl Inner {
     fn rotate(&mut self) -> io::Result<()> {
         self.file = None;
-        for n in (1..KEEP).rev() {
-            let from = rotated(&self.path, n);
-            if from.exists() {
-                std::fs::rename(&from, rotated(&self.path, n + 1))?;
-            }
-        }
-        std::fs::rename(&self.path, rotated(&self.path, 1))?;
+        crate::store::fs::rotate(&self.path, KEEP).map_err(|e| io::Error::other(e.to_string()))?;
         let (f, size) = open(&self.path)?;
         self.file = Some(f);
         self.size = size;
@@ -144,6 +132,7 @@ pub fn init_long_running(logs_dir: Option<&Path>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::fs::rotated;
 
     #[test]
     fn a_log_file_that_is_a_symlink_is_not_opened() {

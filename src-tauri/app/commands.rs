@@ -473,7 +473,7 @@ impl std::fmt::Debug for SettingsPatch {
 pub async fn save_settings(state: State<'_, AppState>, patch: SettingsPatch) -> CmdResult {
     let before = super::gateway_ctl::settings_addr(&state.service).ok();
     if let Some(b) = &patch.bind {
-        b.trim().parse::<std::net::IpAddr>().map_err(|_| {
+        crate::net::bind_ip(b).ok_or_else(|| {
             CmdError::from(format!(
                 "{b:?} is not an IP address (e.g. 127.0.0.1 or 0.0.0.0)"
             ))

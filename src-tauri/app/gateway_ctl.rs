@@ -1,7 +1,7 @@
 //! The gateway inside the app: started from the settings, restarted when the owner changes
 //! where it listens (e.g. the one-click "listen on the LAN" fix), stopped cleanly on Quit.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
@@ -48,13 +48,8 @@ pub struct GatewayCtl {
 pub fn settings_addr(service: &Service) -> Result<SocketAddr, String> {
     let s = service.settings();
     let host = s.gateway.bind.trim();
-    let ip: IpAddr = if host == "localhost" {
-        IpAddr::from([127, 0, 0, 1])
-    } else {
-        host.trim_matches(|c| c == '[' || c == ']')
-            .parse()
-            .map_err(|_| format!("gateway.bind {host:?} is not an IP address"))?
-    };
+    let ip = crate::net::bind_ip(host)
+        .ok_or_else(|| format!("gateway.bind {host:?} is not an IP address"))?;
     Ok(SocketAddr::new(ip, s.gateway.port))
 }
 
@@ -105,18 +100,12 @@ impl GatewayCtl {
         if let Some(r) = running.take() {
             r.stop().await;
         }
-        if let Some(rec) = crate::store::runrec::read_live(self.service.paths()) {
-            if rec.pid != std::process::id() {
-                let error = format!(
-                    "another gateway already serves this state directory (pid {}, {})",
-                    rec.pid, rec.address
-                );
-                return self.set_status(GatewayStatus {
-                    listening: false,
-                    address: None,
-                    error: Some(error),
-                });
-            }
+        if let Err(e) = crate::store::runrec::refuse_if_served_elsewhere(self.service.paths()) {
+            return self.set_status(GatewayStatus {
+                listening: false,
+                address: None,
+                error: Some(e.to_string()),
+            });
         }
         match Gateway::bind(self.service.clone(), addr, Limits::default()).await {
             Ok(gw) => {

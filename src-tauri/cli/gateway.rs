@@ -1,6 +1,6 @@
 //! `clawpair gateway`: the headless gateway, until SIGINT or SIGTERM.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::{CliError, CliResult};
@@ -17,17 +17,12 @@ pub fn listen_addr(
 ) -> Result<SocketAddr, CliError> {
     let settings = service.settings();
     let host = bind.unwrap_or(&settings.gateway.bind);
-    let ip: IpAddr = match host.trim() {
-        "localhost" => IpAddr::from([127, 0, 0, 1]),
-        h => h
-            .trim_matches(|c| c == '[' || c == ']')
-            .parse()
-            .map_err(|_| {
-                CliError::usage(format!(
-                    "--bind {h:?} is not an IP address (e.g. 127.0.0.1 or 0.0.0.0)"
-                ))
-            })?,
-    };
+    let ip = crate::net::bind_ip(host).ok_or_else(|| {
+        CliError::usage(format!(
+            "--bind {:?} is not an IP address (e.g. 127.0.0.1 or 0.0.0.0)",
+            host.trim()
+        ))
+    })?;
     Ok(SocketAddr::new(ip, port.unwrap_or(settings.gateway.port)))
 }
 
@@ -42,14 +37,8 @@ pub fn run(
         .map_err(|e| CliError::refused(e.to_string()))?;
     let service = Arc::new(service);
     let addr = listen_addr(&service, bind.as_deref(), port)?;
-    if let Some(rec) = crate::store::runrec::read_live(service.paths()) {
-        if rec.pid != std::process::id() {
-            return Err(CliError::refused(format!(
-                "a gateway already runs for this state directory (pid {}, {})",
-                rec.pid, rec.address
-            )));
-        }
-    }
+    crate::store::runrec::refuse_if_served_elsewhere(service.paths())
+        .map_err(|e| CliError::refused(e.to_string()))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

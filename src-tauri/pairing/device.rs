@@ -234,7 +234,7 @@ impl PendingDevice {
     }
     /// A name to show: the display name, else the client id, else the short device id.
     pub fn shown_name(&self) -> String {
-        shown_name(&self.display_name, &self.client_id, &self.device_id)
+        name_to_show(&self.display_name, &self.client_id, &self.device_id)
     }
     /// What approving it means, in words, for the owner.
     pub fn kind_in_words(&self) -> &'static str {
@@ -248,7 +248,9 @@ impl PendingDevice {
     }
 }
 
-fn shown_name(display: &str, client: &str, device_id: &str) -> String {
+/// The device name shown everywhere (window, notifications, Telegram): the display name, else
+/// the client id, else the first 12 characters of the device id; sanitised.
+pub fn name_to_show(display: &str, client: &str, device_id: &str) -> String {
     let d = crate::sanitize::sanitize(display);
     if !d.is_empty() {
         return d;
@@ -335,7 +337,7 @@ impl PairedDevice {
         if !label.is_empty() {
             return label;
         }
-        shown_name(&self.display_name, &self.client_id, &self.device_id)
+        name_to_show(&self.display_name, &self.client_id, &self.device_id)
     }
     /// When the device was last seen, or paired when it never connected since.
     pub fn last_active_ms(&self) -> Millis {

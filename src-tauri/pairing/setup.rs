@@ -181,18 +181,7 @@ pub fn url_from_bind(
     lan_addrs: &[IpAddr],
     tls: bool,
 ) -> Result<String, UrlError> {
-    let ip: IpAddr = match bind.trim() {
-        "localhost" => {
-            return Err(UrlError::LoopbackOnly {
-                bind: bind.to_string(),
-                port,
-            })
-        }
-        b => b
-            .trim_matches(|c| c == '[' || c == ']')
-            .parse()
-            .map_err(|_| UrlError::NotAUrl(bind.to_string()))?,
-    };
+    let ip = crate::net::bind_ip(bind).ok_or_else(|| UrlError::NotAUrl(bind.to_string()))?;
     let host = if ip.is_loopback() {
         return Err(UrlError::LoopbackOnly {
             bind: bind.to_string(),

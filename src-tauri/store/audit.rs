@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::fs::{ensure_dir, FileLock, StoreError, StoreResult};
+use super::fs::{ensure_dir, rotate, rotated, FileLock, StoreError, StoreResult};
 use crate::clock::{iso_from_ms, Millis};
 
 pub const ROTATE_BYTES: u64 = 10 << 20;
@@ -61,12 +61,6 @@ impl AuditEntry {
     }
 }
 
-fn rotated(path: &Path, n: usize) -> PathBuf {
-    let mut s = path.as_os_str().to_os_string();
-    s.push(format!(".{n}"));
-    PathBuf::from(s)
-}
-
 /// Appends one entry (under the log's lock, rotating first when the file is full).
 pub fn append(path: &Path, entry: &AuditEntry) -> StoreResult<()> {
     append_with_limit(path, entry, ROTATE_BYTES)
@@ -84,14 +78,7 @@ pub(crate) fn append_with_limit(path: &Path, entry: &AuditEntry, limit: u64) -> 
     let _lock = FileLock::acquire(path)?;
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     if size > 0 && size + line.len() as u64 > limit {
-        for n in (1..KEEP_ROTATED).rev() {
-            let from = rotated(path, n);
-            if from.exists() {
-                std::fs::rename(&from, rotated(path, n + 1))
-                    .map_err(|e| StoreError::io("rotate", &from, e))?;
-            }
-        }
-        std::fs::rename(path, rotated(path, 1)).map_err(|e| StoreError::io("rotate", path, e))?;
+        rotate(path, KEEP_ROTATED)?;
     }
     let mut f =
         super::fs::open_append_nofollow(path).map_err(|e| StoreError::io("open", path, e))?;

@@ -154,6 +154,27 @@ pub fn sync_dir(dir: &Path) -> StoreResult<()> {
         .map_err(|e| StoreError::io("sync directory", dir, e))
 }
 
+/// The `n`th older copy of a size-rotated file: `path` with `.n` appended.
+pub fn rotated(path: &Path, n: usize) -> PathBuf {
+    let mut s = path.as_os_str().to_os_string();
+    s.push(format!(".{n}"));
+    PathBuf::from(s)
+}
+
+/// Rotates a log by one: `path.1` … `path.{keep - 1}` move up a number (the oldest, `.keep`,
+/// is replaced) and `path` becomes `path.1`. The caller starts a new `path` and holds whatever
+/// lock keeps writers out meanwhile.
+pub fn rotate(path: &Path, keep: usize) -> StoreResult<()> {
+    for n in (1..keep).rev() {
+        let from = rotated(path, n);
+        if from.exists() {
+            fs::rename(&from, rotated(path, n + 1))
+                .map_err(|e| StoreError::io("rotate", &from, e))?;
+        }
+    }
+    fs::rename(path, rotated(path, 1)).map_err(|e| StoreError::io("rotate", path, e))
+}
+
 /// Replaces `path` with `bytes` so that a crash at any moment leaves either the old or the new
 /// content: a `0600` temp file in the same directory, fsync, rename, fsync the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> StoreResult<()> {

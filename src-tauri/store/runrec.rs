@@ -117,6 +117,15 @@ pub fn read_live(paths: &StatePaths) -> Option<GatewayRecord> {
     read(paths)
 }
 
+/// Refuses ([`RunRecError::Busy`]) when a gateway of another process serves this state
+/// directory now, before this process starts one of its own.
+pub fn refuse_if_served_elsewhere(paths: &StatePaths) -> Result<(), RunRecError> {
+    match read_live(paths) {
+        Some(rec) if rec.pid != std::process::id() => Err(RunRecError::Busy { running: Some(rec) }),
+        _ => Ok(()),
+    }
+}
+
 /// The record of a gateway that may be running: its lock is held, or (as a gateway of an
 /// earlier version, which held no lock, left it) its pid is alive. For decisions where a wrong
 /// "yes" only costs a retry, such as not moving a state directory a gateway may still use;

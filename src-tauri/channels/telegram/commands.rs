@@ -189,11 +189,7 @@ pub fn which_one(pending: &[PendingDeviceView]) -> String {
 }
 
 fn paired_name(d: &PairedDeviceView) -> String {
-    [&d.display_name, &d.client_id]
-        .iter()
-        .map(|s| sanitize(s))
-        .find(|s| !s.is_empty())
-        .unwrap_or_else(|| d.device_id.chars().take(12).collect())
+    crate::pairing::device::name_to_show(&d.display_name, &d.client_id, &d.device_id)
 }
 
 /// After `/pair approve` (HTML): names the device and its fingerprint.
