@@ -246,31 +246,43 @@ impl FileLock {
     pub fn acquire(target: &Path) -> StoreResult<FileLock> {
         let path = Self::lock_path(target);
         ensure_dir(parent_of(&path))?;
-        // Never through a symlink: a link at the lock's name would make this create (or lock)
-        // a file anywhere the user can write.
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(FILE_MODE)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(|e| StoreError::io("open lock file", &path, e))?;
-        let start = Instant::now();
-        let mut wait = Duration::from_micros(200);
-        loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(FileLock { file }),
-                Err(TryLockError::WouldBlock) => {
-                    if start.elapsed() > LOCK_TIMEOUT {
-                        return Err(StoreError::LockTimeout { path });
-                    }
-                    std::thread::sleep(wait);
-                    wait = (wait * 2).min(Duration::from_millis(20));
+        let file = open_lock_file(&path)?;
+        wait_for_lock(&path, || file.try_lock())?;
+        Ok(FileLock { file })
+    }
+}
+
+/// Opens (creating, `0600`) a file that is only ever locked, never through a symlink: a link
+/// at the lock's name would make this create (or lock) a file anywhere the user can write.
+pub fn open_lock_file(path: &Path) -> StoreResult<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(FILE_MODE)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| StoreError::io("open lock file", path, e))
+}
+
+/// Retries `try_lock` with short, growing sleeps until it succeeds or [`LOCK_TIMEOUT`] passes.
+fn wait_for_lock(path: &Path, try_lock: impl Fn() -> Result<(), TryLockError>) -> StoreResult<()> {
+    let start = Instant::now();
+    let mut wait = Duration::from_micros(200);
+    loop {
+        match try_lock() {
+            Ok(()) => return Ok(()),
+            Err(TryLockError::WouldBlock) => {
+                if start.elapsed() > LOCK_TIMEOUT {
+                    return Err(StoreError::LockTimeout {
+                        path: path.to_path_buf(),
+                    });
                 }
-                Err(TryLockError::Error(e)) => return Err(StoreError::io("lock", &path, e)),
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_millis(20));
             }
+            Err(TryLockError::Error(e)) => return Err(StoreError::io("lock", path, e)),
         }
     }
 }
@@ -290,21 +302,8 @@ impl FileLock {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(StoreError::io("open lock file", &path, e)),
         };
-        let start = Instant::now();
-        let mut wait = Duration::from_micros(200);
-        loop {
-            match file.try_lock_shared() {
-                Ok(()) => return Ok(Some(FileLock { file })),
-                Err(TryLockError::WouldBlock) => {
-                    if start.elapsed() > LOCK_TIMEOUT {
-                        return Err(StoreError::LockTimeout { path });
-                    }
-                    std::thread::sleep(wait);
-                    wait = (wait * 2).min(Duration::from_millis(20));
-                }
-                Err(TryLockError::Error(e)) => return Err(StoreError::io("lock", &path, e)),
-            }
-        }
+        wait_for_lock(&path, || file.try_lock_shared())?;
+        Ok(Some(FileLock { file }))
     }
 }
 

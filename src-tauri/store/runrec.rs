@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Millis;
 use crate::store::fs::{
-    ensure_dir, read_bytes, write_json, FileLock, StoreError, StoreResult, FILE_MODE,
+    ensure_dir, open_lock_file, read_bytes, write_json, FileLock, StoreError, StoreResult,
 };
 use crate::store::StatePaths;
 
@@ -169,15 +169,7 @@ impl RunLock {
         let _record = FileLock::acquire(&record)?;
         let path = paths.gateway_lock();
         ensure_dir(&paths.run_dir())?;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(FILE_MODE)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(|e| StoreError::io("open lock file", &path, e))?;
+        let file = open_lock_file(&path)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
