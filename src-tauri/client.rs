@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::pairing::device::{device_id_for, fingerprint_for, signed_string_v3, SignedFields};
+use crate::protocol::ErrorCode;
 use crate::rpc::RpcError;
 use crate::store::identity::HIDDEN;
 pub use crate::store::identity::{IdentityFile, StoredToken};
@@ -209,11 +210,15 @@ pub enum ClientError {
 
 impl ClientError {
     /// The error code when the gateway answered with one.
-    pub fn code(&self) -> Option<&str> {
+    pub fn error_code(&self) -> Option<&ErrorCode> {
         match self {
             ClientError::Rejected(e) => Some(&e.code),
             _ => None,
         }
+    }
+    /// The same, as its wire string.
+    pub fn code(&self) -> Option<&str> {
+        self.error_code().map(ErrorCode::as_str)
     }
 }
 
@@ -450,7 +455,7 @@ impl Client {
 
 fn rpc_error(e: &Value) -> RpcError {
     RpcError {
-        code: e["code"].as_str().unwrap_or("UNKNOWN").to_string(),
+        code: ErrorCode::from_wire(e["code"].as_str().unwrap_or("UNKNOWN")),
         message: e["message"].as_str().unwrap_or("refused").to_string(),
         details: e.get("details").cloned(),
     }
@@ -494,8 +499,8 @@ pub fn connect_params(opts: &ConnectOptions, nonce: &str) -> Value {
         }
     };
     let mut params = json!({
-        "minProtocol": crate::gateway::connect::MIN_PROTOCOL,
-        "maxProtocol": crate::gateway::connect::MAX_PROTOCOL,
+        "minProtocol": crate::protocol::MIN_PROTOCOL,
+        "maxProtocol": crate::protocol::MAX_PROTOCOL,
         "client": {
             "id": opts.client_id,
             "version": env!("CARGO_PKG_VERSION"),

@@ -7,6 +7,7 @@ use tokio::sync::broadcast;
 
 use crate::clock::Millis;
 use crate::pairing::device::{PendingDevice, SCOPE_PAIRING, SCOPE_READ};
+pub use crate::protocol::{DeviceChange, Resolution, SetupChange};
 
 /// A pending DM request as shown to operators.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -37,7 +38,7 @@ pub enum Event {
     DevicePairResolved {
         request_id: String,
         device_id: String,
-        decision: String,
+        decision: Resolution,
         ts: Millis,
     },
     /// The owner renamed a device (OpenClaw's name for it; the payload is ClawPair's).
@@ -46,7 +47,7 @@ pub enum Event {
     #[serde(rename = "device.changed", rename_all = "camelCase")]
     DeviceChanged {
         device_id: String,
-        change: String,
+        change: DeviceChange,
         role: Option<String>,
         ts: Millis,
     },
@@ -58,7 +59,7 @@ pub enum Event {
         account_id: String,
         sender_id: String,
         code: String,
-        decision: String,
+        decision: Resolution,
         /// The owner asked for the sender to be told (channel bridges send the confirmation).
         notify: bool,
     },
@@ -82,7 +83,7 @@ pub enum Event {
     },
     #[serde(rename = "setup.changed", rename_all = "camelCase")]
     SetupChanged {
-        change: String,
+        change: SetupChange,
         expires_at_ms: Option<Millis>,
     },
     #[serde(rename = "store.corrupt", rename_all = "camelCase")]
@@ -237,7 +238,7 @@ mod tests {
             },
             Event::DeviceChanged {
                 device_id: "d".into(),
-                change: "removed".into(),
+                change: DeviceChange::Removed,
                 role: None,
                 ts: 0,
             },
@@ -252,7 +253,7 @@ mod tests {
                 account_id: "a".into(),
             },
             Event::SetupChanged {
-                change: "created".into(),
+                change: SetupChange::Created,
                 expires_at_ms: None,
             },
             Event::StoreCorrupt {

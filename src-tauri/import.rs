@@ -506,7 +506,7 @@ pub fn apply(
         if !dry_run {
             service.events().publish(Event::DeviceChanged {
                 device_id: d.device_id.clone(),
-                change: "imported".into(),
+                change: crate::protocol::DeviceChange::Imported,
                 role: None,
                 ts: service.now_ms(),
             });

@@ -12,18 +12,19 @@ use crate::pairing::device::{
     scope_granted, ROLE_NODE, ROLE_OPERATOR, SCOPE_ADMIN, SCOPE_CHANNEL_INGEST, SCOPE_PAIRING,
     SCOPE_READ,
 };
+use crate::protocol::{Code, ErrorCode, Versions};
 use crate::service::{InboundDm, Service, ServiceError};
 
 /// An error answer: `{code, message, details?}`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RpcError {
-    pub code: String,
+    pub code: ErrorCode,
     pub message: String,
     pub details: Option<Value>,
 }
 
 impl RpcError {
-    pub fn new(code: &str, message: impl Into<String>) -> Self {
+    pub fn new(code: impl Into<ErrorCode>, message: impl Into<String>) -> Self {
         RpcError {
             code: code.into(),
             message: message.into(),
@@ -36,7 +37,7 @@ impl RpcError {
     }
     pub fn to_json(&self) -> Value {
         let mut m = Map::new();
-        m.insert("code".into(), self.code.clone().into());
+        m.insert("code".into(), self.code.as_str().into());
         m.insert("message".into(), self.message.clone().into());
         if let Some(d) = &self.details {
             m.insert("details".into(), d.clone());
@@ -104,10 +105,14 @@ pub enum Needs {
 
 type Handler = fn(&Service, &Caller, Value) -> Result<Value, RpcError>;
 
-/// One method of the protocol: its wire name, who may call it, and what answers it.
+/// One method of the protocol: its wire name, who may call it, the protocol versions it exists
+/// in, and what answers it.
 pub struct Method {
     pub name: &'static str,
     pub needs: Needs,
+    /// Every method so far exists in both versions served; one that protocol 4 adds (or drops)
+    /// says so here, and `hello-ok` of a version without it does not list it.
+    pub versions: Versions,
     handler: Handler,
 }
 
@@ -215,6 +220,7 @@ const fn m(name: &'static str, needs: Needs, handler: Handler) -> Method {
     Method {
         name,
         needs,
+        versions: Versions::ALL,
         handler,
     }
 }
@@ -223,12 +229,13 @@ pub fn method(name: &str) -> Option<&'static Method> {
     METHODS.iter().find(|m| m.name == name)
 }
 
-/// The methods a connection of `role` may call (`hello-ok.features.methods`).
-pub fn method_names(role: &str) -> Vec<&'static str> {
+/// The methods a connection of `role` speaking `protocol` may call
+/// (`hello-ok.features.methods`).
+pub fn method_names(role: &str, protocol: u32) -> Vec<&'static str> {
     let node = role == ROLE_NODE;
     METHODS
         .iter()
-        .filter(|m| (m.needs == Needs::NodeRole) == node)
+        .filter(|m| (m.needs == Needs::NodeRole) == node && m.versions.contains(protocol))
         .map(|m| m.name)
         .collect()
 }
@@ -241,7 +248,7 @@ fn parse<T: DeserializeOwned>(method: &str, params: Value) -> Result<T, RpcError
     };
     serde_json::from_value(params).map_err(|e| {
         RpcError::new(
-            "INVALID_REQUEST",
+            Code::InvalidRequest,
             format!("invalid params for {method}: {e}"),
         )
     })
@@ -351,7 +358,7 @@ struct InboundParams {
 fn authorize(caller: &Caller, name: &str) -> Result<&'static Method, RpcError> {
     let Some(method) = method(name) else {
         return Err(RpcError::new(
-            "INVALID_REQUEST",
+            Code::InvalidRequest,
             format!("unknown method {:?}", crate::sanitize::sanitize(name)),
         ));
     };
@@ -360,12 +367,12 @@ fn authorize(caller: &Caller, name: &str) -> Result<&'static Method, RpcError> {
             if caller.role != ROLE_OPERATOR || !scope_granted(&caller.scopes, scope) =>
         {
             Err(
-                RpcError::new("FORBIDDEN", format!("{name} needs scope {scope}"))
+                RpcError::new(Code::Forbidden, format!("{name} needs scope {scope}"))
                     .with_details(json!({ "scope": scope })),
             )
         }
         Needs::NodeRole if caller.role != ROLE_NODE => Err(RpcError::new(
-            "FORBIDDEN",
+            Code::Forbidden,
             format!("{name} is for node connections"),
         )),
         _ => Ok(method),
@@ -623,6 +630,7 @@ pub fn event_visible(scopes: &[String], event: &crate::events::Event) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::{MAX_PROTOCOL, MIN_PROTOCOL};
 
     fn service() -> (tempfile::TempDir, Service) {
         crate::service::test_service(1_767_323_045_678)
@@ -722,11 +730,27 @@ mod tests {
 
     #[test]
     fn node_methods_are_offered_to_nodes_and_the_rest_to_operators() {
-        let ops = method_names(ROLE_OPERATOR);
-        let nodes = method_names(ROLE_NODE);
+        let ops = method_names(ROLE_OPERATOR, MAX_PROTOCOL);
+        let nodes = method_names(ROLE_NODE, MAX_PROTOCOL);
         assert!(ops.contains(&"device.pair.list") && !ops.contains(&"node.event"));
         assert!(nodes.contains(&"node.event") && !nodes.contains(&"device.pair.list"));
         assert_eq!(ops.len() + nodes.len(), METHODS.len());
+    }
+
+    #[test]
+    fn every_method_exists_in_both_versions_served_as_the_docs_say() {
+        for role in [ROLE_OPERATOR, ROLE_NODE] {
+            assert_eq!(
+                method_names(role, MIN_PROTOCOL),
+                method_names(role, MAX_PROTOCOL)
+            );
+        }
+        assert!(METHODS.iter().all(|m| m.versions == Versions::ALL));
+        let doc = include_str!("../docs/PROTOCOL.md");
+        assert!(
+            doc.contains("Every method exists in protocol 3 and 4"),
+            "docs/PROTOCOL.md says which versions the methods exist in"
+        );
     }
 
     #[test]

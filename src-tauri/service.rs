@@ -14,6 +14,7 @@ use crate::events::{DmRequestView, Event, EventBus};
 use crate::pairing::device::{PairedDevice, PendingDevice, Reconciled};
 use crate::pairing::dm::{self, Decision, DmRequest, Reason, SenderFacts, Upsert};
 use crate::pairing::setup::{self, SetupPayload};
+use crate::protocol::{Code, DeviceChange, Resolution, SetupChange};
 use crate::sanitize::sanitize;
 use crate::store::audit::{self, AuditEntry};
 use crate::store::devices::{DeviceStore, DeviceStoreError};
@@ -46,13 +47,13 @@ pub enum ServiceError {
 
 impl ServiceError {
     /// The protocol's error code for this refusal.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         match self {
-            ServiceError::Invalid(_) | ServiceError::InvalidStoredName(_) => "INVALID_REQUEST",
-            ServiceError::NotFound { .. } => "NOT_FOUND",
-            ServiceError::Refused(_) => "FORBIDDEN",
-            ServiceError::QueueFull(_) => "PAIRING_QUEUE_FULL",
-            ServiceError::Store(_) => "UNAVAILABLE",
+            ServiceError::Invalid(_) | ServiceError::InvalidStoredName(_) => Code::InvalidRequest,
+            ServiceError::NotFound { .. } => Code::NotFound,
+            ServiceError::Refused(_) => Code::Forbidden,
+            ServiceError::QueueFull(_) => Code::PairingQueueFull,
+            ServiceError::Store(_) => Code::Unavailable,
         }
     }
 }
@@ -496,7 +497,7 @@ impl Service {
                 account_id: sanitize(r.account()),
                 sender_id: r.id.clone(),
                 code: r.code.clone(),
-                decision: "expired".into(),
+                decision: Resolution::Expired,
                 notify: false,
             });
         }
@@ -673,7 +674,7 @@ impl Service {
                 account_id: view.account_id.clone(),
                 sender_id: r.id.clone(),
                 code: r.code.clone(),
-                decision: "rejected".into(),
+                decision: Resolution::Rejected,
                 notify: false,
             });
             out.push(view);
@@ -757,7 +758,7 @@ impl Service {
             account_id: out.account_id.clone(),
             sender_id: a.request.id.clone(),
             code: out.code.clone(),
-            decision: "approved".into(),
+            decision: Resolution::Approved,
             notify,
         });
         self.events.publish(Event::AllowlistChanged {
@@ -808,7 +809,7 @@ impl Service {
             account_id: account_shown.clone(),
             sender_id: r.id.clone(),
             code: r.code.clone(),
-            decision: "rejected".into(),
+            decision: Resolution::Rejected,
             notify: false,
         });
         Ok(DmApproved {
@@ -923,7 +924,7 @@ impl Service {
             self.events.publish(Event::DevicePairResolved {
                 request_id: r.request_id.clone(),
                 device_id: r.device_id.clone(),
-                decision: "expired".into(),
+                decision: Resolution::Expired,
                 ts: self.now_ms(),
             });
         }
@@ -998,7 +999,7 @@ impl Service {
             self.events.publish(Event::DevicePairResolved {
                 request_id: s.request_id.clone(),
                 device_id: s.device_id.clone(),
-                decision: "superseded".into(),
+                decision: Resolution::Superseded,
                 ts: now,
             });
         }
@@ -1059,12 +1060,16 @@ impl Service {
         self.events.publish(Event::DevicePairResolved {
             request_id: a.request.request_id.clone(),
             device_id: a.device.device_id.clone(),
-            decision: "approved".into(),
+            decision: Resolution::Approved,
             ts: self.now_ms(),
         });
         if a.request.is_repair && a.request.reason == "not-paired" {
             // Paired again: the old token of the role is gone; close what still uses it.
-            self.device_changed(&a.device.device_id, "rotated", Some(&a.request.role));
+            self.device_changed(
+                &a.device.device_id,
+                DeviceChange::Rotated,
+                Some(&a.request.role),
+            );
         }
         Ok(PairedDeviceView::from(&a.device))
     }
@@ -1094,16 +1099,16 @@ impl Service {
         self.events.publish(Event::DevicePairResolved {
             request_id: r.request_id.clone(),
             device_id: r.device_id.clone(),
-            decision: "rejected".into(),
+            decision: Resolution::Rejected,
             ts: self.now_ms(),
         });
         Ok(r)
     }
 
-    fn device_changed(&self, device_id: &str, change: &str, role: Option<&str>) {
+    fn device_changed(&self, device_id: &str, change: DeviceChange, role: Option<&str>) {
         self.events.publish(Event::DeviceChanged {
             device_id: device_id.into(),
-            change: change.into(),
+            change,
             role: role.map(Into::into),
             ts: self.now_ms(),
         });
@@ -1139,11 +1144,11 @@ impl Service {
             self.events.publish(Event::DevicePairResolved {
                 request_id: r.request_id,
                 device_id: r.device_id,
-                decision: "rejected".into(),
+                decision: Resolution::Rejected,
                 ts: self.now_ms(),
             });
         }
-        self.device_changed(&d.device_id, "removed", None);
+        self.device_changed(&d.device_id, DeviceChange::Removed, None);
         Ok(PairedDeviceView::from(&d))
     }
 
@@ -1180,13 +1185,13 @@ impl Service {
         let ttl = self.settings().device_pending_ttl_ms();
         let (removed, rejected) = self.check(self.devices.clear(pending, ttl).map_err(dev_err))?;
         for d in &removed {
-            self.device_changed(&d.device_id, "removed", None);
+            self.device_changed(&d.device_id, DeviceChange::Removed, None);
         }
         for r in &rejected {
             self.events.publish(Event::DevicePairResolved {
                 request_id: r.request_id.clone(),
                 device_id: r.device_id.clone(),
-                decision: "rejected".into(),
+                decision: Resolution::Rejected,
                 ts: self.now_ms(),
             });
         }
@@ -1221,7 +1226,7 @@ impl Service {
             via,
             obj(&[("deviceId", device_id.trim().into()), ("role", role.into())]),
         );
-        self.device_changed(device_id.trim(), "rotated", Some(role));
+        self.device_changed(device_id.trim(), DeviceChange::Rotated, Some(role));
         Ok((tok, at, rec.scopes))
     }
 
@@ -1264,7 +1269,7 @@ impl Service {
             via,
             obj(&[("deviceId", device_id.trim().into()), ("role", role.into())]),
         );
-        self.device_changed(device_id.trim(), "revoked", Some(role));
+        self.device_changed(device_id.trim(), DeviceChange::Revoked, Some(role));
         Ok(at)
     }
 
@@ -1355,7 +1360,7 @@ impl Service {
             ]),
         );
         self.events.publish(Event::SetupChanged {
-            change: "created".into(),
+            change: SetupChange::Created,
             expires_at_ms: Some(rec.expires_at_ms),
         });
         Ok(SetupCode {
@@ -1384,7 +1389,7 @@ impl Service {
         let n = self.check(self.devices.bootstrap_cleanup().map_err(dev_err))?;
         self.audit("setup.cleanup", via, obj(&[("removed", n.into())]));
         self.events.publish(Event::SetupChanged {
-            change: "cleanup".into(),
+            change: SetupChange::Cleanup,
             expires_at_ms: None,
         });
         Ok(n)

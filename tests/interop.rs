@@ -711,7 +711,7 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
             request_id,
             decision,
             ..
-        } if *request_id == req.request_id => Some(decision.clone()),
+        } if *request_id == req.request_id => Some(*decision),
         _ => None,
     })
     .await;

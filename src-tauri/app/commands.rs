@@ -8,12 +8,13 @@ use tauri::State;
 
 use super::AppState;
 use crate::pairing::dm::DmPolicy;
+use crate::protocol::{Code, ErrorCode};
 use crate::rpc::RpcError;
 
 /// An error as the window shows it.
 #[derive(Debug, Serialize)]
 pub struct CmdError {
-    pub code: String,
+    pub code: ErrorCode,
     pub message: String,
 }
 
@@ -29,7 +30,7 @@ impl From<RpcError> for CmdError {
 impl From<String> for CmdError {
     fn from(message: String) -> Self {
         CmdError {
-            code: "INVALID_REQUEST".into(),
+            code: Code::InvalidRequest.into(),
             message,
         }
     }

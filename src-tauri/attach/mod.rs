@@ -132,7 +132,7 @@ impl Backend {
         .await
         .unwrap_or_else(|_| {
             Err(RpcError::new(
-                "UNAVAILABLE",
+                crate::protocol::Code::Unavailable,
                 "the request failed inside ClawPair",
             ))
         })

@@ -22,6 +22,7 @@ use crate::client::{Auth, Client, ConnectOptions, Socket};
 use crate::clock::Millis;
 use crate::events::{DmRequestView, Event, EventBus};
 use crate::pairing::device::{decode_public_key, fingerprint_for, PendingDevice};
+use crate::protocol::{Code, ErrorCode, Resolution};
 use crate::rpc::RpcError;
 use crate::sanitize::sanitize;
 
@@ -109,12 +110,12 @@ pub struct Remote {
 }
 
 fn unavailable(why: impl Into<String>) -> RpcError {
-    RpcError::new("UNAVAILABLE", why)
+    RpcError::new(Code::Unavailable, why)
 }
 
 /// A refusal for what OpenClaw's protocol does not offer, with what to do instead.
 fn unsupported(what: &str) -> RpcError {
-    RpcError::new("UNSUPPORTED", what.to_string())
+    RpcError::new(Code::Unsupported, what.to_string())
 }
 
 impl Remote {
@@ -230,7 +231,7 @@ impl Remote {
                 let id = params["code"].as_str().unwrap_or_default().to_string();
                 let known = self.dm_known.lock().ok().and_then(|m| m.get(&id).cloned());
                 let Some(r) = known else {
-                    return Some(Err(RpcError::new("NOT_FOUND", format!("unknown request {}", sanitize(&id)))
+                    return Some(Err(RpcError::new(Code::NotFound, format!("unknown request {}", sanitize(&id)))
                         .with_details(json!({ "reason": "unknown" }))));
                 };
                 let mut q = json!({ "channel": r.channel, "accountId": r.account_id, "requestId": id });
@@ -241,7 +242,7 @@ impl Remote {
                 let m = if approve { "channels.pairing.approve" } else { "channels.pairing.dismiss" };
                 let answer = self.call_raw(m, q).await;
                 if answer.is_ok() {
-                    self.settled_dm(&r, if approve { "approved" } else { "rejected" });
+                    self.settled_dm(&r, if approve { Resolution::Approved } else { Resolution::Rejected });
                 }
                 answer.map(|v| json!({ "channel": r.channel, "accountId": r.account_id, "senderId": v["senderId"], "code": id }))
             }
@@ -282,7 +283,7 @@ impl Remote {
             .unwrap_or_default())
     }
 
-    fn settled_dm(&self, r: &DmRequestView, decision: &str) {
+    fn settled_dm(&self, r: &DmRequestView, decision: Resolution) {
         if let Ok(mut m) = self.dm_known.lock() {
             m.remove(&r.code);
         }
@@ -291,7 +292,7 @@ impl Remote {
             account_id: r.account_id.clone(),
             sender_id: r.id.clone(),
             code: r.code.clone(),
-            decision: decision.into(),
+            decision,
             notify: false,
         });
     }
@@ -352,7 +353,7 @@ impl Remote {
                 account_id: r.account_id,
                 sender_id: r.id,
                 code: r.code,
-                decision: "resolved".into(),
+                decision: Resolution::Resolved,
                 notify: false,
             });
         }
@@ -388,7 +389,7 @@ impl Remote {
             self.events.publish(Event::DevicePairResolved {
                 request_id,
                 device_id: String::new(),
-                decision: "resolved".into(),
+                decision: Resolution::Resolved,
                 ts: 0,
             });
         }
@@ -418,8 +419,8 @@ impl Remote {
                     device_id: payload["deviceId"].as_str().unwrap_or_default().to_string(),
                     decision: payload["decision"]
                         .as_str()
-                        .unwrap_or("resolved")
-                        .to_string(),
+                        .and_then(Resolution::from_wire)
+                        .unwrap_or(Resolution::Resolved),
                     ts: payload["ts"].as_i64().unwrap_or_default(),
                 });
             }
@@ -644,7 +645,7 @@ async fn session(
                             } else {
                                 let e = &v["error"];
                                 Err(RpcError {
-                                    code: e["code"].as_str().unwrap_or("UNAVAILABLE").to_string(),
+                                    code: ErrorCode::from_wire(e["code"].as_str().unwrap_or("UNAVAILABLE")),
                                     message: sanitize(e["message"].as_str().unwrap_or("refused")),
                                     details: e.get("details").cloned(),
                                 })

@@ -56,6 +56,7 @@ use super::{Backoff, StatusLine};
 use crate::config::Settings;
 use crate::events::Event;
 use crate::pairing::dm::{Decision, APPROVED_REPLY, DEFAULT_ACCOUNT};
+use crate::protocol::Resolution;
 use crate::sanitize::sanitize;
 use crate::service::{InboundDm, Service, ServiceError};
 use crate::store::fs as sfs;
@@ -247,7 +248,7 @@ impl Adapter {
                 }
                 ev = self.events.recv() => match ev {
                     Ok(Event::PairingResolved { channel, account_id, sender_id, decision, notify: true, .. })
-                        if channel == CHANNEL && decision == "approved" && account_id == DEFAULT_ACCOUNT =>
+                        if channel == CHANNEL && decision == Resolution::Approved && account_id == DEFAULT_ACCOUNT =>
                     {
                         bot.confirm(&sender_id).await;
                     }

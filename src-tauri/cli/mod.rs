@@ -307,7 +307,9 @@ impl CliError {
 
 impl From<RpcError> for CliError {
     fn from(e: RpcError) -> Self {
-        let code = if e.code == "INVALID_REQUEST" && e.message.starts_with("invalid params") {
+        let code = if e.code.is(crate::protocol::Code::InvalidRequest)
+            && e.message.starts_with("invalid params")
+        {
             2
         } else {
             1

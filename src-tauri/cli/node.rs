@@ -11,6 +11,7 @@ use crate::client::{
     Auth, Client, ClientError, ConnectOptions, Identity, IdentityFile, StoredToken,
 };
 use crate::pairing::setup::decode_setup_code;
+use crate::protocol::{Code, ErrorCode};
 
 fn identity_path(state_dir: Option<&Path>, explicit: Option<PathBuf>) -> Result<PathBuf, CliError> {
     match explicit {
@@ -45,9 +46,11 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 }
 
 fn refusal(e: crate::client::ClientError) -> CliError {
-    match e.code() {
-        Some("PAIRING_REJECTED") => CliError::refused("the owner rejected this device"),
-        Some("PAIRING_EXPIRED") => CliError::refused(
+    match e.error_code() {
+        Some(ErrorCode::Known(Code::PairingRejected)) => {
+            CliError::refused("the owner rejected this device")
+        }
+        Some(ErrorCode::Known(Code::PairingExpired)) => CliError::refused(
             "the pairing request expired before the owner decided; ask for a new setup code",
         ),
         _ => CliError::refused(e.to_string()),
@@ -173,7 +176,7 @@ fn waiting(request_id: &str, fp: &str) {
 /// Whether a refusal says the gateway does not know `waitForApproval` (OpenClaw's connect
 /// schema is closed: it refuses fields it does not list).
 fn wait_unknown(e: &ClientError) -> bool {
-    matches!(e, ClientError::Rejected(r) if r.code == "INVALID_REQUEST"
+    matches!(e, ClientError::Rejected(r) if r.code.is(Code::InvalidRequest)
         && (r.message.contains("waitForApproval") || r.message.contains("additional propert")
             || r.message.contains("unexpected propert")))
 }

@@ -24,6 +24,7 @@ use super::proxy::{self, ClientAddr, TrustedProxies};
 use super::stream::{is_budget_error, LimitedStream, Transport};
 use super::Shared;
 use crate::events::Event;
+use crate::protocol::{Code, Resolution};
 use crate::rpc::{self, Caller};
 
 type Ws = WebSocketStream<LimitedStream>;
@@ -63,10 +64,10 @@ async fn close(ws: &mut Ws, code: CloseCode, reason: &str) {
 }
 
 /// Sends an error answer and closes with 1008 (policy).
-async fn refuse(ws: &mut Ws, id: &Value, code: &str, message: &str, details: Option<Value>) {
+async fn refuse(ws: &mut Ws, id: &Value, code: Code, message: &str, details: Option<Value>) {
     let _ = send(
         ws,
-        frames::err(id, frames::error_body(code, message, details)),
+        frames::err(id, frames::error_body(code.as_str(), message, details)),
     )
     .await;
     let reason: String = message.chars().take(100).collect();
@@ -75,8 +76,8 @@ async fn refuse(ws: &mut Ws, id: &Value, code: &str, message: &str, details: Opt
 
 /// Sends a refusal's answer and closes with its code and reason.
 async fn refuse_with(ws: &mut Ws, id: &Value, r: Refusal) {
-    let mut body = frames::error_body(r.code, &r.message, r.details);
-    if r.code == "RATE_LIMITED" {
+    let mut body = frames::error_body(r.code.as_str(), &r.message, r.details);
+    if r.code == Code::RateLimited {
         // Top-level retry hints, where OpenClaw's clients look for them.
         body["retryable"] = true.into();
         if let Some(ms) = body["details"].get("retryAfterMs").cloned() {
@@ -260,7 +261,7 @@ async fn handshake(
             return end(refuse(
                 &mut ws,
                 &Value::Null,
-                "INVALID_REQUEST",
+                Code::InvalidRequest,
                 "the first frame must be a connect request (JSON text)",
                 None,
             ))
@@ -273,13 +274,13 @@ async fn handshake(
     drop(text);
     let req = match req {
         Ok(r) => r,
-        Err((id, msg)) => return end(refuse(&mut ws, &id, "INVALID_REQUEST", &msg, None)).await,
+        Err((id, msg)) => return end(refuse(&mut ws, &id, Code::InvalidRequest, &msg, None)).await,
     };
     if req.method != "connect" {
         return end(refuse(
             &mut ws,
             &req.id,
-            "INVALID_REQUEST",
+            Code::InvalidRequest,
             "the first request must be connect",
             None,
         ))
@@ -301,7 +302,7 @@ async fn handshake(
             return end(refuse(
                 &mut ws,
                 &req.id,
-                "INVALID_REQUEST",
+                Code::InvalidRequest,
                 &format!("invalid connect params: {e}"),
                 None,
             ))
@@ -433,11 +434,11 @@ impl Conn {
             let expiry = tokio::time::Instant::now() + std::time::Duration::from_millis(left);
             let recheck = tokio::select! {
                 ev = rx.recv() => match ev {
-                    Ok(Event::DevicePairResolved { request_id: rid, decision, .. }) if rid == request_id => match decision.as_str() {
-                        "approved" => true,
-                        "rejected" => return end(refuse(&mut ws, &self.id, "PAIRING_REJECTED", "the owner rejected this device", None)).await,
-                        "expired" => return end(refuse(&mut ws, &self.id, "PAIRING_EXPIRED", "the pairing request expired", None)).await,
-                        _ => return end(refuse(&mut ws, &self.id, "NOT_PAIRED", "this pairing request was replaced by a newer one",
+                    Ok(Event::DevicePairResolved { request_id: rid, decision, .. }) if rid == request_id => match decision {
+                        Resolution::Approved => true,
+                        Resolution::Rejected => return end(refuse(&mut ws, &self.id, Code::PairingRejected, "the owner rejected this device", None)).await,
+                        Resolution::Expired => return end(refuse(&mut ws, &self.id, Code::PairingExpired, "the pairing request expired", None)).await,
+                        _ => return end(refuse(&mut ws, &self.id, Code::NotPaired, "this pairing request was replaced by a newer one",
                             Some(json!({ "code": "PAIRING_REQUIRED", "reason": "superseded", "requestId": request_id })))).await,
                     },
                     Ok(_) => false,
@@ -449,13 +450,13 @@ impl Conn {
                     if matches!(decide(&self.shared, &self.params, self.device.as_ref(), &self.remote).await, Access::Granted(_)) {
                         true
                     } else {
-                        return end(refuse(&mut ws, &self.id, "PAIRING_EXPIRED", "the pairing request expired", None)).await;
+                        return end(refuse(&mut ws, &self.id, Code::PairingExpired, "the pairing request expired", None)).await;
                     }
                 }
                 msg = read_msg(&mut ws) => match msg {
                     Read::Closed => return None,
                     Read::TooBig => return end(close(&mut ws, CloseCode::Size, "too much data while waiting")).await,
-                    _ => return end(refuse(&mut ws, &self.id, "INVALID_REQUEST", "wait for the owner's decision before sending requests", None)).await,
+                    _ => return end(refuse(&mut ws, &self.id, Code::InvalidRequest, "wait for the owner's decision before sending requests", None)).await,
                 },
                 _ = shutdown.changed() => return end(close(&mut ws, CloseCode::Away, "gateway shutting down")).await,
             };
@@ -557,7 +558,7 @@ fn hello_ok(shared: &Shared, protocol: u32, conn_id: u64, g: &Grant) -> Value {
         "protocol": protocol,
         "server": server,
         "features": {
-            "methods": rpc::method_names(&g.role),
+            "methods": rpc::method_names(&g.role, protocol),
             "events": crate::events::WIRE_EVENTS,
         },
         "snapshot": {
@@ -662,7 +663,7 @@ impl Session {
                         refuse(
                             &mut self.ws,
                             &Value::Null,
-                            "INVALID_REQUEST",
+                            Code::InvalidRequest,
                             "binary frames are not part of the protocol",
                             None,
                         )
@@ -742,7 +743,7 @@ impl Session {
         let req = match frames::parse_req(text) {
             Ok(r) => r,
             Err((id, msg)) => {
-                refuse(&mut self.ws, &id, "INVALID_REQUEST", &msg, None).await;
+                refuse(&mut self.ws, &id, Code::InvalidRequest, &msg, None).await;
                 return false;
             }
         };

@@ -12,15 +12,13 @@ use crate::pairing::device::{
     SCOPE_ADMIN,
 };
 use crate::pairing::token::secrets_equal;
+use crate::protocol::Code;
 use crate::service::{DeviceAsk, Service, ServiceError};
 use crate::store::devices::DeviceStoreError;
 
 use super::limits::{MAX_CONNECT_FIELD, MAX_SCOPES, MAX_SCOPE_LEN};
 
-/// The protocol versions served: 3 (OpenClaw before 2026.9, and ClawPair's first clients) and
-/// 4 (OpenClaw 2026.9's clients). 4 adds only optional fields; pairing is the same in both.
-pub const MIN_PROTOCOL: u32 = 3;
-pub const MAX_PROTOCOL: u32 = 4;
+pub use crate::protocol::{MAX_PROTOCOL, MIN_PROTOCOL};
 
 /// WebSocket close codes the handshake uses.
 pub const CLOSE_POLICY: u16 = 1008;
@@ -106,7 +104,7 @@ pub struct ConnectParams {
 /// A refusal of `connect`: an error answer, then the socket is closed (1008 unless said).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Refusal {
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
     pub details: Option<Value>,
     /// Counted by the failed-auth rate limiter.
@@ -159,7 +157,7 @@ impl AuthFailure {
 }
 
 impl Refusal {
-    fn new(code: &'static str, message: impl Into<String>) -> Self {
+    fn new(code: Code, message: impl Into<String>) -> Self {
         Refusal {
             code,
             message: message.into(),
@@ -179,7 +177,7 @@ impl Refusal {
     }
     /// Top-level `AUTH_FAILED` (the protocol's), with OpenClaw's `details.code` beneath it.
     pub fn auth_failed(kind: AuthFailure, reason: &str) -> Self {
-        let mut r = Refusal::new("AUTH_FAILED", format!("authentication failed: {reason}"));
+        let mut r = Refusal::new(Code::AuthFailed, format!("authentication failed: {reason}"));
         r.details = Some(json!({
             "code": kind.code(),
             "authReason": kind.reason(),
@@ -190,15 +188,15 @@ impl Refusal {
     }
     /// Too many failed attempts from this address (the details say for how long).
     pub fn rate_limited(message: impl Into<String>) -> Self {
-        Refusal::new("RATE_LIMITED", message)
+        Refusal::new(Code::RateLimited, message)
     }
     /// The gateway could not decide (a failed thread): try again, not counted.
     pub fn internal() -> Self {
-        Refusal::new("UNAVAILABLE", "the gateway could not decide; try again")
+        Refusal::new(Code::Unavailable, "the gateway could not decide; try again")
     }
     /// No protocol version in common: OpenClaw's answer, so its node host falls back.
     fn protocol_mismatch(p: &ConnectParams) -> Self {
-        let mut r = Refusal::new("INVALID_REQUEST", "protocol mismatch");
+        let mut r = Refusal::new(Code::InvalidRequest, "protocol mismatch");
         r.details = Some(json!({
             "code": "PROTOCOL_MISMATCH",
             "clientMinProtocol": p.min_protocol,
@@ -218,7 +216,7 @@ impl Refusal {
             "scope-upgrade" => "device is asking for more scopes than currently approved",
             _ => "device is not approved yet",
         };
-        let mut r = Refusal::new("NOT_PAIRED", format!("pairing required: {need}"));
+        let mut r = Refusal::new(Code::NotPaired, format!("pairing required: {need}"));
         let mut details = json!({
             "code": "PAIRING_REQUIRED",
             "reason": p.reason,
@@ -341,7 +339,8 @@ pub fn validate(p: &ConnectParams) -> Result<u32, Refusal> {
     };
     if p.role != ROLE_OPERATOR && p.role != ROLE_NODE {
         return Err(
-            Refusal::new("INVALID_REQUEST", "role must be operator or node").detail("INVALID_ROLE"),
+            Refusal::new(Code::InvalidRequest, "role must be operator or node")
+                .detail("INVALID_ROLE"),
         );
     }
     if p.scopes.len() > MAX_SCOPES
@@ -350,7 +349,7 @@ pub fn validate(p: &ConnectParams) -> Result<u32, Refusal> {
             .any(|s| s.is_empty() || s.len() > MAX_SCOPE_LEN || s.contains(['|', ',']))
     {
         return Err(Refusal::new(
-            "INVALID_REQUEST",
+            Code::InvalidRequest,
             "scopes must be at most 32 names of 1-64 characters",
         )
         .detail("INVALID_SCOPES"));
@@ -368,10 +367,11 @@ pub fn validate(p: &ConnectParams) -> Result<u32, Refusal> {
         p.auth.bootstrap_token.as_deref(),
     ];
     if strings.iter().flatten().any(|s| too_long(s)) || c.id.is_empty() {
-        return Err(
-            Refusal::new("INVALID_REQUEST", "client fields must be 1-512 characters")
-                .detail("INVALID_CLIENT"),
-        );
+        return Err(Refusal::new(
+            Code::InvalidRequest,
+            "client fields must be 1-512 characters",
+        )
+        .detail("INVALID_CLIENT"));
     }
     Ok(protocol)
 }
@@ -409,7 +409,7 @@ pub fn verify_device(
             public_key: d.public_key.trim().trim_end_matches('=').to_string(),
             fingerprint: fingerprint_for(&key),
         })),
-        Err(e) => Err(Refusal::new("INVALID_REQUEST", e.to_string())
+        Err(e) => Err(Refusal::new(Code::InvalidRequest, e.to_string())
             .detail(e.code())
             .counted()),
     }
@@ -436,7 +436,7 @@ fn admin_access(
     if p.role == ROLE_NODE {
         return Access::Refused(
             Refusal::new(
-                "INVALID_REQUEST",
+                Code::InvalidRequest,
                 "the gateway token is for operators; a node pairs with a setup code",
             )
             .detail("ROLE_NOT_ALLOWED"),
@@ -520,7 +520,7 @@ fn without_device(a: &AuthParams) -> Access {
     if a.device_token.is_some() || a.bootstrap_token.is_some() {
         return Access::Refused(
             Refusal::new(
-                "INVALID_REQUEST",
+                Code::InvalidRequest,
                 "a device token or setup code needs a signed device identity",
             )
             .detail("DEVICE_IDENTITY_REQUIRED"),
@@ -534,7 +534,7 @@ fn role_scope_refusal(p: &ConnectParams) -> Option<Access> {
     let s = p.scopes.iter().find(|s| !role_can_hold(&p.role, s))?;
     Some(Access::Refused(
         Refusal::new(
-            "INVALID_REQUEST",
+            Code::InvalidRequest,
             format!(
                 "a {} cannot hold scope {}",
                 p.role,

@@ -24,6 +24,7 @@ pub use limits::Limits;
 
 use crate::clock::Millis;
 use crate::events::Event;
+use crate::protocol::DeviceChange;
 use crate::service::Service;
 use crate::store::runrec::{self, GatewayRecord, RunLock};
 
@@ -305,7 +306,7 @@ async fn kick_on_device_changes(shared: Arc<Shared>) {
                 role,
                 ..
             }) => {
-                let role = if change == "removed" {
+                let role = if change == DeviceChange::Removed {
                     None
                 } else {
                     role.as_deref()
