@@ -21,6 +21,7 @@ pub mod sanitize;
 pub mod service;
 pub mod store;
 pub mod tls;
+pub mod watch;
 
 #[cfg(feature = "gui")]
 pub mod app;

@@ -256,6 +256,8 @@ pub struct Service {
     pub dm: DmStore,
     pub devices: DeviceStore,
     events: EventBus,
+    /// The state watcher, while anyone holds it ([`Service::watch_state`]).
+    watching: std::sync::Mutex<std::sync::Weak<crate::watch::StateWatch>>,
 }
 
 /// Maps a DM-store error to the service's (and so the wire's) error.
@@ -386,6 +388,7 @@ impl Service {
             clock,
             settings: JsonCache::default(),
             events: EventBus::default(),
+            watching: Default::default(),
         };
         Ok((s, created))
     }
@@ -401,6 +404,22 @@ impl Service {
     }
     pub fn events(&self) -> &EventBus {
         &self.events
+    }
+
+    /// Publishes what other processes change in the state directory on this service's bus
+    /// (see [`crate::watch`]), for as long as the returned handle (or another one) is held:
+    /// the gateway and the app share one watch.
+    pub fn watch_state(self: &Arc<Self>) -> Result<Arc<crate::watch::StateWatch>, String> {
+        let mut slot = self
+            .watching
+            .lock()
+            .map_err(|_| "the state watcher's slot is poisoned".to_string())?;
+        if let Some(w) = slot.upgrade() {
+            return Ok(w);
+        }
+        let w = Arc::new(crate::watch::start(self)?);
+        *slot = Arc::downgrade(&w);
+        Ok(w)
     }
 
     /// Current settings (re-read when the file changes). A corrupt file is moved aside and
