@@ -1,6 +1,10 @@
 //! The one event stream: the core publishes what changed; the gateway forwards events to
 //! operator sockets, the tray app to the window and to notifications. Nobody polls.
 
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio::sync::broadcast;
@@ -184,11 +188,56 @@ impl Event {
     }
 }
 
+impl Event {
+    /// What a change is about, for telling the state watcher's copy of an event from the one
+    /// this process already published (see [`EventBus::publish_unless_recent`]). `None` for
+    /// events the watcher never derives.
+    fn change_key(&self) -> Option<String> {
+        Some(match self {
+            Event::DevicePairRequested(r) => format!("request {}", r.request_id),
+            Event::DevicePairResolved { request_id, .. } => format!("resolved {request_id}"),
+            Event::DevicePairChanged { device_id, .. } => format!("label {device_id}"),
+            Event::DeviceChanged {
+                device_id,
+                change,
+                role,
+                ..
+            } => format!(
+                "device {device_id} {change} {}",
+                role.as_deref().unwrap_or("")
+            ),
+            Event::PairingRequested(r) => {
+                format!("dm {} {} {}", r.channel, r.account_id, r.code)
+            }
+            Event::PairingResolved {
+                channel,
+                account_id,
+                code,
+                ..
+            } => format!("dm-resolved {channel} {account_id} {code}"),
+            Event::AllowlistChanged {
+                channel,
+                account_id,
+            } => format!("allow {channel} {account_id}"),
+            Event::SettingsChanged {} => "settings".into(),
+            _ => return None,
+        })
+    }
+}
+
+/// How long an event this process published stands for the same change seen on disk.
+const RECENT_FOR: Duration = Duration::from_secs(10);
+/// At most this many recent changes are remembered (older ones are forgotten first).
+const RECENT_MAX: usize = 512;
+
 /// The broadcast channel every subscriber listens on. A slow subscriber loses the oldest
 /// events (and is told so by `RecvError::Lagged`); publishers never block.
 #[derive(Clone)]
 pub struct EventBus {
     tx: broadcast::Sender<Event>,
+    /// Changes published lately, each standing for one copy the state watcher may derive
+    /// from the files this process wrote.
+    recent: Arc<Mutex<VecDeque<(Instant, String)>>>,
 }
 
 impl Default for EventBus {
@@ -200,11 +249,44 @@ impl Default for EventBus {
 impl EventBus {
     pub fn new(capacity: usize) -> Self {
         let (tx, _) = broadcast::channel(capacity);
-        EventBus { tx }
+        EventBus {
+            tx,
+            recent: Arc::default(),
+        }
     }
     pub fn publish(&self, e: Event) {
+        if let Some(key) = e.change_key() {
+            if let Ok(mut recent) = self.recent.lock() {
+                let now = Instant::now();
+                while recent.len() >= RECENT_MAX
+                    || recent.front().is_some_and(|(at, _)| now - *at > RECENT_FOR)
+                {
+                    recent.pop_front();
+                }
+                recent.push_back((now, key));
+            }
+        }
         let _ = self.tx.send(e);
     }
+
+    /// Publishes a change another process made, unless this process published the same change
+    /// lately (then the file change was its own write, and the event already went out; that
+    /// record is used up). Returns whether it was published.
+    pub fn publish_unless_recent(&self, e: Event) -> bool {
+        if let (Some(key), Ok(mut recent)) = (e.change_key(), self.recent.lock()) {
+            let now = Instant::now();
+            if let Some(i) = recent
+                .iter()
+                .position(|(at, k)| *k == key && now - *at <= RECENT_FOR)
+            {
+                recent.remove(i);
+                return false;
+            }
+        }
+        let _ = self.tx.send(e);
+        true
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.tx.subscribe()
     }
@@ -227,6 +309,27 @@ mod tests {
         );
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["event"], "allowlist.changed");
+    }
+
+    #[test]
+    fn a_change_published_here_is_not_published_again_from_the_files() {
+        let bus = EventBus::default();
+        let mut rx = bus.subscribe();
+        let allow = || Event::AllowlistChanged {
+            channel: "telegram".into(),
+            account_id: "default".into(),
+        };
+        bus.publish(allow());
+        // The watcher's copy of the same change is dropped once…
+        assert!(!bus.publish_unless_recent(allow()));
+        // …and a second change on disk is another process's, published.
+        assert!(bus.publish_unless_recent(allow()));
+        assert_eq!(rx.try_recv().unwrap(), allow());
+        assert_eq!(rx.try_recv().unwrap(), allow());
+        assert!(rx.try_recv().is_err());
+        // Events the watcher never derives are not remembered.
+        bus.publish(Event::GatewayTokenRotated { ts: 0 });
+        assert!(bus.publish_unless_recent(Event::GatewayTokenRotated { ts: 0 }));
     }
 
     #[test]

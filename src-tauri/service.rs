@@ -2,6 +2,8 @@
 //! bridges) and the tray app. Each operation validates input, changes the store under its lock,
 //! writes the audit log, and publishes an [`Event`]. No Tauri, no sockets here.
 
+pub mod watch;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -257,6 +259,8 @@ pub struct Service {
     pub dm: DmStore,
     pub devices: DeviceStore,
     events: EventBus,
+    /// The state watcher, while anyone holds it ([`Service::watch_state`]).
+    watching: std::sync::Mutex<std::sync::Weak<crate::service::watch::StateWatch>>,
 }
 
 /// Maps a DM-store error to the service's (and so the wire's) error.
@@ -377,6 +381,7 @@ impl Service {
             clock,
             settings: JsonCache::default(),
             events: EventBus::default(),
+            watching: Default::default(),
         };
         Ok((s, created))
     }
@@ -392,6 +397,22 @@ impl Service {
     }
     pub fn events(&self) -> &EventBus {
         &self.events
+    }
+
+    /// Publishes what other processes change in the state directory on this service's bus
+    /// (see [`watch`]), for as long as the returned handle (or another one) is held:
+    /// the gateway and the app share one watch.
+    pub fn watch_state(self: &Arc<Self>) -> Result<Arc<crate::service::watch::StateWatch>, String> {
+        let mut slot = self
+            .watching
+            .lock()
+            .map_err(|_| "the state watcher's slot is poisoned".to_string())?;
+        if let Some(w) = slot.upgrade() {
+            return Ok(w);
+        }
+        let w = Arc::new(crate::service::watch::start(self)?);
+        *slot = Arc::downgrade(&w);
+        Ok(w)
     }
 
     /// Current settings (re-read when the file changes). A corrupt file is moved aside and

@@ -210,6 +210,40 @@ async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
     assert!(o.status.success(), "{}", common::stderr(&o));
     notifyd.wait_closed(n.id, WAIT).await.unwrap();
 
+    // Rejected by hand in the file (an editor, another tool) → its notification closes and
+    // the window's list follows, from the state watcher alone.
+    let d = inbound(&mut bridge, "4646", "erin").await;
+    let n = notifyd.wait_shown("erin", WAIT).await.unwrap();
+    ui(Box::new(|s| {
+        s.click("#nav-requests");
+        s.wait_until(
+            "document.querySelectorAll('#dm-list .card').length === 1",
+            WAIT,
+        );
+        Value::Null
+    }))
+    .await;
+    let mut file: Value =
+        serde_json::from_str(&st.read("credentials/telegram-pairing.json")).unwrap();
+    file["requests"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|r| r["code"] != d["code"]);
+    std::fs::write(
+        st.file("credentials/telegram-pairing.json"),
+        serde_json::to_vec_pretty(&file).unwrap(),
+    )
+    .unwrap();
+    notifyd.wait_closed(n.id, WAIT).await.unwrap();
+    ui(Box::new(|s| {
+        s.wait_until(
+            "document.querySelectorAll('#dm-list .card').length === 0",
+            WAIT,
+        );
+        Value::Null
+    }))
+    .await;
+
     // One sender stays waiting, so the Requests page shows both kinds below.
     inbound(&mut bridge, "4545", "dave").await;
     notifyd.wait_shown("dave", WAIT).await.unwrap();

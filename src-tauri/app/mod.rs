@@ -192,6 +192,12 @@ pub fn run(args: AppArgs) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
     }
     let backend = Arc::new(std::sync::RwLock::new(start_backend(&service)));
+    // What the CLI or an editor changes in the files reaches the tray, the window and the
+    // notifications, with the gateway running or not; shared with the gateway's own watch.
+    let _state_watch = service
+        .watch_state()
+        .map_err(|e| tracing::warn!("{e}; changes other processes make are not seen"))
+        .ok();
     let gateway = Arc::new(GatewayCtl::new(service.clone()));
     let notifier = Arc::new(notify::NotifyStatus::default());
     let channels = ChannelStatuses::default();

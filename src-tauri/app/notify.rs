@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use notify_rust::{Notification, NotificationHandle, NotificationResponse, Timeout};
 use serde::Serialize;
+use serde_json::json;
 use tauri::{AppHandle, Runtime};
 
 use crate::events::{DmRequestView, Event};
@@ -148,7 +149,11 @@ pub fn spawn<R: Runtime>(
         loop {
             let e = match rx.recv().await {
                 Ok(e) => e,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    // Missed events may have settled requests: close what is no longer pending.
+                    close_settled(&n).await;
+                    continue;
+                }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             };
             match e {
@@ -192,6 +197,45 @@ fn claim<R: Runtime>(
         m.remove(subject).map(|s| s.handle)
     } else {
         None
+    }
+}
+
+/// Closes the notifications of requests that are no longer pending, as the backend lists them.
+async fn close_settled<R: Runtime>(n: &Notifier<R>) {
+    let backend = crate::attach::current(&n.backend);
+    let devices = backend.call("notification", None, "device.pair.list", json!({}));
+    let dms = backend.call("notification", None, "pairing.list", json!({}));
+    let (Ok(devices), Ok(dms)) = (devices.await, dms.await) else {
+        return;
+    };
+    let pending: Vec<Subject> = devices["pending"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
+            Some(Subject::Device {
+                request_id: r["requestId"].as_str()?.to_string(),
+            })
+        })
+        .chain(
+            dms["requests"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| {
+                    Some(Subject::Dm {
+                        channel: r["channel"].as_str()?.to_string(),
+                        code: r["code"].as_str()?.to_string(),
+                    })
+                }),
+        )
+        .collect();
+    let settled: Vec<Subject> = match n.shown.lock() {
+        Ok(m) => m.keys().filter(|k| !pending.contains(k)).cloned().collect(),
+        Err(_) => return,
+    };
+    for s in settled {
+        close(n, &s);
     }
 }
 

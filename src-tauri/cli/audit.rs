@@ -54,12 +54,23 @@ pub fn run(ctx: &Ctx, a: AuditArgs) -> CliResult {
     if !a.follow {
         return Ok(());
     }
-    // Follow the file like `tail -f`; rotation starts it over.
+    // Follow the file like `tail -f`, woken by the file's changes; rotation starts it over.
     let path = ctx.service.paths().audit_log();
+    let watch =
+        crate::service::watch::DirWatch::new(&[ctx.service.paths().logs_dir()], is_audit_log)
+            .map_err(|e| eprintln!("warning: {e}; looking at the log every second instead"))
+            .ok();
     let mut pos = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     let mut partial = Vec::new();
     loop {
-        std::thread::sleep(Duration::from_millis(300));
+        match &watch {
+            Some((_, rx)) => {
+                if crate::service::watch::next_burst(rx).is_none() {
+                    return Ok(());
+                }
+            }
+            None => std::thread::sleep(Duration::from_secs(1)),
+        }
         let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         if len < pos {
             pos = 0;
@@ -90,4 +101,11 @@ pub fn run(ctx: &Ctx, a: AuditArgs) -> CliResult {
             }
         }
     }
+}
+
+/// The audit log and the file it is rotated to.
+fn is_audit_log(p: &std::path::Path) -> bool {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("audit.jsonl"))
 }

@@ -495,9 +495,10 @@ impl Conn {
         }
         ws.get_mut().set_budget(None);
         let device = g.device_id.as_ref().map(|d| {
-            shared.touches.touch(d, &g.role, shared.service.now_ms());
+            let now = shared.service.now_ms();
+            shared.touches.touch(d, &g.role, now);
             (
-                shared.registry.register(d, &g.role, conn_id),
+                shared.registry.register(d, &g.role, conn_id, now),
                 g.role.clone(),
             )
         });
@@ -505,7 +506,7 @@ impl Conn {
         let admin = (g.method == connect::AuthMethod::Token).then(|| {
             shared
                 .registry
-                .register(super::registry::ADMIN_SESSIONS, &g.role, conn_id)
+                .register(super::registry::ADMIN_SESSIONS, &g.role, conn_id, 0)
         });
         let events = (g.role == crate::pairing::device::ROLE_OPERATOR
             && rpc::sees_events(&g.scopes))

@@ -224,6 +224,11 @@ impl Gateway {
             tokio::spawn(flush_touches(shared.clone())),
             tokio::spawn(sweep_expired(shared.clone())),
         ];
+        // Approvals and removals another process writes reach this gateway's sockets too.
+        let _watch = service
+            .watch_state()
+            .map_err(|e| tracing::warn!("{e}; changes other processes make are not seen"))
+            .ok();
         let reserve = shared
             .limits
             .loopback_reserve
@@ -313,10 +318,51 @@ async fn kick_on_device_changes(shared: Arc<Shared>) {
                 };
                 shared.registry.kick(&device_id, role);
             }
-            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Ok(_) => {}
+            // Missed events may have removed a device: look at the files instead.
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                let s = shared.clone();
+                let _ = tokio::task::spawn_blocking(move || recheck_sessions(&s)).await;
+            }
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }
     }
+}
+
+/// Closes every live device connection the files no longer let in: its device removed, its
+/// role taken away or its token revoked, or its token replaced after it connected. Returns
+/// how many were closed.
+pub fn recheck_sessions(shared: &Shared) -> usize {
+    let paired = match shared.service.devices.paired() {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!("cannot re-check live connections against the store: {e}");
+            return 0;
+        }
+    };
+    let mut closed = 0;
+    for (device_id, role) in shared.registry.sessions() {
+        let since = token_since(&paired, &device_id, &role);
+        closed += shared.registry.kick_older(&device_id, &role, since);
+    }
+    closed
+}
+
+/// When the token the files hold for a device's role was made: connections let in before
+/// then showed an older one. `None` when the files let the role in no more (device removed,
+/// role taken away, token revoked).
+fn token_since(
+    paired: &crate::pairing::device::PairedMap,
+    device_id: &str,
+    role: &str,
+) -> Option<Millis> {
+    let t = paired
+        .get(device_id)
+        .filter(|d| d.roles.iter().any(|r| r == role))?
+        .tokens
+        .get(role)
+        .filter(|t| t.is_live())?;
+    Some(t.rotated_at_ms.unwrap_or(t.created_at_ms))
 }
 
 /// Writes collected device use a couple of seconds after the first touch; idle when idle.
@@ -388,5 +434,52 @@ async fn sweep_expired(shared: Arc<Shared>) {
             next = Some(at);
             due.as_mut().reset(deadline(at));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pairing::device::{PairedDevice, PairedMap, TokenRecord};
+
+    fn device(roles: &[&str], tokens: &[(&str, Millis, Option<Millis>)]) -> PairedMap {
+        let mut d: PairedDevice = serde_json::from_value(serde_json::json!({
+            "deviceId": "d1", "publicKey": "k", "createdAtMs": 1, "approvedAtMs": 1,
+        }))
+        .unwrap();
+        d.roles = roles.iter().map(|r| r.to_string()).collect();
+        for (role, made, revoked) in tokens {
+            d.tokens.insert(
+                role.to_string(),
+                TokenRecord {
+                    token_hash: "h".into(),
+                    scopes: vec![],
+                    created_at_ms: *made,
+                    rotated_at_ms: None,
+                    revoked_at_ms: *revoked,
+                    last_used_at_ms: None,
+                },
+            );
+        }
+        PairedMap::from([("d1".to_string(), d)])
+    }
+
+    #[test]
+    fn after_missed_events_only_what_the_files_still_let_in_stays_connected() {
+        let live = device(&["node"], &[("node", 50, None)]);
+        assert_eq!(token_since(&live, "d1", "node"), Some(50));
+        assert_eq!(token_since(&live, "d2", "node"), None, "removed");
+        assert_eq!(token_since(&live, "d1", "operator"), None, "never approved");
+        let revoked = device(&["node"], &[("node", 50, Some(60))]);
+        assert_eq!(token_since(&revoked, "d1", "node"), None);
+        let role_gone = device(&[], &[("node", 50, None)]);
+        assert_eq!(token_since(&role_gone, "d1", "node"), None);
+
+        let r = registry::Registry::default();
+        let _old = r.register("d1", "node", 1, 40);
+        let _new = r.register("d1", "node", 2, 55);
+        // Rotated at 50: the connection let in at 40 showed the old token.
+        assert_eq!(r.kick_older("d1", "node", Some(50)), 1);
+        assert_eq!(r.kick_older("d1", "node", None), 2);
     }
 }

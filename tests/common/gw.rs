@@ -41,6 +41,21 @@ impl TestGateway {
         limits: Limits,
         edit: impl FnOnce(&mut clawpair::config::Settings),
     ) -> TestGateway {
+        Self::launch(state, limits, edit, true).await
+    }
+
+    /// Starts a gateway that writes no run record, so the CLI finds no gateway to talk to and
+    /// acts on the files directly, as another process would.
+    pub async fn start_unrecorded(state: &std::path::Path) -> TestGateway {
+        Self::launch(state, Limits::default(), |_| {}, false).await
+    }
+
+    async fn launch(
+        state: &std::path::Path,
+        limits: Limits,
+        edit: impl FnOnce(&mut clawpair::config::Settings),
+        record: bool,
+    ) -> TestGateway {
         let (service, _) =
             Service::open(StatePaths::new(state), Arc::new(SystemClock)).expect("open state");
         service
@@ -52,7 +67,8 @@ impl TestGateway {
         let service = Arc::new(service);
         let gw = Gateway::bind(service.clone(), "127.0.0.1:0".parse().unwrap(), limits)
             .await
-            .expect("bind");
+            .expect("bind")
+            .with_run_record(record);
         let addr = gw.local_addr();
         let tls_fingerprint = gw.tls_fingerprint().map(String::from);
         let handle = gw.shutdown_handle();

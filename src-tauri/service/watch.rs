@@ -1,0 +1,506 @@
+//! Changes another process makes to the state directory, as events on this process's bus.
+//!
+//! The CLI acting on the files (when no gateway answered it), a second tool, or an edit by
+//! hand: a moment after the write, the bus carries the events an in-process change would have
+//! published, so a phone waiting with `waitForApproval` is answered, notifications close, the
+//! tray and the window update, and a removed or revoked device's sockets close.
+//!
+//! A watcher thread (inotify here, FSEvents or ReadDirectoryChangesW elsewhere, through the
+//! `notify` crate) wakes on writes to the state files, waits for the burst to settle, reads
+//! the store again and compares it with what it read last ([`Snapshot::changes`]). A change
+//! this process made itself was published when it was made; its copy from the files is
+//! dropped by [`EventBus::publish_unless_recent`](crate::events::EventBus::publish_unless_recent).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use notify::Watcher;
+
+use crate::clock::Millis;
+use crate::events::{DmRequestView, Event};
+use crate::pairing::device::PendingDevice;
+use crate::protocol::{DeviceChange, Resolution};
+use crate::service::{PairedDeviceView, Service};
+
+/// How long the files must be quiet before they are read: one approval writes two or three.
+const SETTLE: Duration = Duration::from_millis(60);
+/// A burst of writes is read at least this often, however long it lasts.
+const MAX_SETTLE: Duration = Duration::from_millis(400);
+
+/// Directories whose files change at once when something happens, with a filter for the
+/// names that matter (not locks, temp files or files moved aside).
+pub struct DirWatch {
+    _watcher: notify::RecommendedWatcher,
+}
+
+impl DirWatch {
+    /// Watches `dirs` (each on its own, not their subdirectories); every change to a file in
+    /// them for which `wanted` holds sends its path on the returned channel. A directory that
+    /// does not exist yet is created first (`0700`).
+    pub fn new(
+        dirs: &[PathBuf],
+        wanted: fn(&Path) -> bool,
+    ) -> Result<(DirWatch, mpsc::Receiver<PathBuf>), String> {
+        let (tx, rx) = mpsc::channel();
+        let mut w = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+            let Ok(ev) = ev else { return };
+            if matches!(ev.kind, notify::EventKind::Access(_)) {
+                return;
+            }
+            for p in ev.paths.into_iter().filter(|p| wanted(p)) {
+                let _ = tx.send(p);
+            }
+        })
+        .map_err(|e| format!("cannot watch the state directory: {e}"))?;
+        for d in dirs {
+            crate::store::fs::ensure_dir(d).map_err(|e| e.to_string())?;
+            w.watch(d, notify::RecursiveMode::NonRecursive)
+                .map_err(|e| format!("cannot watch {}: {e}", d.display()))?;
+        }
+        Ok((DirWatch { _watcher: w }, rx))
+    }
+}
+
+/// Waits for the next change, then for the burst it starts to settle. `None` once the watch
+/// is gone.
+pub fn next_burst(rx: &mpsc::Receiver<PathBuf>) -> Option<()> {
+    rx.recv().ok()?;
+    let started = Instant::now();
+    while started.elapsed() < MAX_SETTLE {
+        match rx.recv_timeout(SETTLE) {
+            Ok(_) => continue,
+            Err(mpsc::RecvTimeoutError::Timeout) => break,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+        }
+    }
+    Some(())
+}
+
+/// The state files whose changes other processes make (settings, devices, DM requests and
+/// allowlists).
+fn is_state_file(p: &Path) -> bool {
+    let Some(name) = p.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    !name.starts_with('.') && name.ends_with(".json")
+}
+
+/// The watch on a service's state directory; stops when the last holder drops it.
+pub struct StateWatch {
+    _dirs: DirWatch,
+}
+
+/// Starts watching `service`'s state directory, publishing what other processes change on its
+/// bus. Holders share one watch per service ([`Service::watch_state`] keeps it).
+pub fn start(service: &Arc<Service>) -> Result<StateWatch, String> {
+    let p = service.paths();
+    let dirs = [p.root().to_path_buf(), p.devices_dir(), p.credentials_dir()];
+    let (dirs, rx) = DirWatch::new(&dirs, is_state_file)?;
+    let weak = Arc::downgrade(service);
+    std::thread::Builder::new()
+        .name("state-watch".into())
+        .spawn(move || follow(rx, weak))
+        .map_err(|e| format!("cannot start the state watcher: {e}"))?;
+    Ok(StateWatch { _dirs: dirs })
+}
+
+fn follow(rx: mpsc::Receiver<PathBuf>, service: Weak<Service>) {
+    let mut seen = match service.upgrade() {
+        Some(s) => Snapshot::read(&s).unwrap_or_default(),
+        None => return,
+    };
+    while next_burst(&rx).is_some() {
+        let Some(s) = service.upgrade() else { return };
+        let now = match Snapshot::read(&s) {
+            Ok(now) => now,
+            Err(e) => {
+                // Kept as it was: the next change reads again.
+                tracing::warn!("state watcher could not read the store: {e}");
+                continue;
+            }
+        };
+        for ev in seen.changes(&now, s.now_ms()) {
+            s.events().publish_unless_recent(ev);
+        }
+        seen = now;
+    }
+}
+
+/// One device as far as changes to it matter.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct DeviceSeen {
+    label: Option<String>,
+    roles: BTreeSet<String>,
+    scopes: BTreeSet<String>,
+    approved_at_ms: Millis,
+    /// Role → (when its token was made or last rotated, whether it is live).
+    tokens: BTreeMap<String, (Millis, bool)>,
+}
+
+impl From<&PairedDeviceView> for DeviceSeen {
+    fn from(d: &PairedDeviceView) -> Self {
+        DeviceSeen {
+            label: d.operator_label.clone(),
+            roles: d.roles.iter().cloned().collect(),
+            scopes: d.approved_scopes.iter().cloned().collect(),
+            approved_at_ms: d.approved_at_ms,
+            tokens: d
+                .tokens
+                .iter()
+                .map(|t| {
+                    let made = t.rotated_at_ms.unwrap_or(t.created_at_ms);
+                    (t.role.clone(), (made, t.revoked_at_ms.is_none()))
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `(channel, account, code)` of a DM request.
+type DmKey = (String, String, String);
+
+/// What the store held when last read, as far as events go.
+#[derive(Debug, Default, Clone)]
+pub struct Snapshot {
+    /// Live requests by id, with their expiry.
+    pending: BTreeMap<String, (PendingDevice, Millis)>,
+    paired: BTreeMap<String, DeviceSeen>,
+    dm: BTreeMap<DmKey, DmRequestView>,
+    allow: BTreeMap<(String, String), BTreeSet<String>>,
+    settings: serde_json::Value,
+}
+
+impl Snapshot {
+    pub fn read(s: &Service) -> Result<Snapshot, String> {
+        let devices = s.device_list().map_err(|e| e.to_string())?;
+        let dm = s.dm_list(None).map_err(|e| e.to_string())?;
+        let allow = s.allow_list(None).map_err(|e| e.to_string())?;
+        let mut snap = Snapshot {
+            pending: devices
+                .pending
+                .into_iter()
+                .map(|p| (p.request.request_id.clone(), (p.request, p.expires_at_ms)))
+                .collect(),
+            paired: devices
+                .paired
+                .iter()
+                .map(|d| (d.device_id.clone(), DeviceSeen::from(d)))
+                .collect(),
+            dm: dm
+                .into_iter()
+                .map(|r| ((r.channel.clone(), r.account_id.clone(), r.code.clone()), r))
+                .collect(),
+            allow: BTreeMap::new(),
+            settings: serde_json::to_value(&*s.settings()).unwrap_or_default(),
+        };
+        for a in allow {
+            snap.allow
+                .entry((a.channel, a.account_id))
+                .or_default()
+                .insert(a.sender_id);
+        }
+        Ok(snap)
+    }
+
+    /// The events that turn `self` into `now`. Requests that vanished because they expired
+    /// are left to the expiry sweep, which publishes those.
+    pub fn changes(&self, now: &Snapshot, now_ms: Millis) -> Vec<Event> {
+        let mut out = Vec::new();
+        self.device_changes(now, now_ms, &mut out);
+        self.dm_changes(now, now_ms, &mut out);
+        if self.settings != now.settings {
+            out.push(Event::SettingsChanged {});
+        }
+        out
+    }
+
+    fn device_changes(&self, now: &Snapshot, now_ms: Millis, out: &mut Vec<Event>) {
+        for (id, (r, _)) in &now.pending {
+            if !self.pending.contains_key(id) {
+                out.push(Event::DevicePairRequested(r.clone()));
+            }
+        }
+        let mut approved_devices = BTreeSet::new();
+        for (id, (r, expires_at)) in &self.pending {
+            if now.pending.contains_key(id) || *expires_at <= now_ms {
+                continue;
+            }
+            let replaced = now
+                .pending
+                .values()
+                .any(|(n, _)| n.device_id == r.device_id && n.role == r.role);
+            let before = self.paired.get(&r.device_id);
+            let approved = now.paired.get(&r.device_id).is_some_and(|d| {
+                d.roles.contains(&r.role)
+                    && before.is_none_or(|b| {
+                        b.approved_at_ms != d.approved_at_ms || b.scopes != d.scopes
+                    })
+            });
+            let decision = if approved {
+                approved_devices.insert(r.device_id.clone());
+                Resolution::Approved
+            } else if replaced {
+                Resolution::Superseded
+            } else {
+                Resolution::Rejected
+            };
+            out.push(Event::DevicePairResolved {
+                request_id: id.clone(),
+                device_id: r.device_id.clone(),
+                decision,
+                ts: now_ms,
+            });
+        }
+        let changed =
+            |device_id: &str, change: DeviceChange, role: Option<&str>| Event::DeviceChanged {
+                device_id: device_id.into(),
+                change,
+                role: role.map(Into::into),
+                ts: now_ms,
+            };
+        for (id, before) in &self.paired {
+            let Some(after) = now.paired.get(id) else {
+                out.push(changed(id, DeviceChange::Removed, None));
+                continue;
+            };
+            for (role, (made, live)) in &before.tokens {
+                match after.tokens.get(role) {
+                    Some((m, true)) if *live && m != made => {
+                        out.push(changed(id, DeviceChange::Rotated, Some(role)))
+                    }
+                    Some((_, false)) | None if *live => {
+                        out.push(changed(id, DeviceChange::Revoked, Some(role)))
+                    }
+                    _ => {}
+                }
+            }
+            for role in before.roles.difference(&after.roles) {
+                if !before.tokens.get(role).is_some_and(|(_, live)| *live) {
+                    out.push(changed(id, DeviceChange::Revoked, Some(role)));
+                }
+            }
+            if before.label != after.label {
+                out.push(Event::DevicePairChanged {
+                    device_id: id.clone(),
+                    ts: now_ms,
+                });
+            }
+        }
+        // A device that appeared with no request approved for it (written by hand, imported).
+        for id in now.paired.keys() {
+            if !self.paired.contains_key(id) && !approved_devices.contains(id) {
+                out.push(Event::DevicePairChanged {
+                    device_id: id.clone(),
+                    ts: now_ms,
+                });
+            }
+        }
+    }
+
+    fn dm_changes(&self, now: &Snapshot, now_ms: Millis, out: &mut Vec<Event>) {
+        for (k, r) in &now.dm {
+            if !self.dm.contains_key(k) {
+                out.push(Event::PairingRequested(r.clone()));
+            }
+        }
+        for ((channel, account, code), r) in &self.dm {
+            let key = (channel.clone(), account.clone(), code.clone());
+            let expired = crate::clock::ms_from_iso(&r.expires_at).is_some_and(|at| at <= now_ms);
+            if now.dm.contains_key(&key) || expired {
+                continue;
+            }
+            let allowed = now
+                .allow
+                .get(&(channel.clone(), account.clone()))
+                .is_some_and(|l| l.contains(&r.id));
+            out.push(Event::PairingResolved {
+                channel: channel.clone(),
+                account_id: account.clone(),
+                sender_id: r.id.clone(),
+                code: code.clone(),
+                decision: if allowed {
+                    Resolution::Approved
+                } else {
+                    Resolution::Rejected
+                },
+                notify: false,
+            });
+        }
+        let accounts: BTreeSet<_> = self.allow.keys().chain(now.allow.keys()).collect();
+        for k in accounts {
+            if self.allow.get(k) != now.allow.get(k) {
+                out.push(Event::AllowlistChanged {
+                    channel: k.0.clone(),
+                    account_id: k.1.clone(),
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(id: &str, device: &str, role: &str) -> PendingDevice {
+        serde_json::from_value(serde_json::json!({
+            "requestId": id, "deviceId": device, "publicKey": "k", "role": role,
+            "fingerprint": "f", "ts": 0,
+        }))
+        .unwrap()
+    }
+
+    fn dm(code: &str, sender: &str, expires_at: &str) -> DmRequestView {
+        DmRequestView {
+            channel: "telegram".into(),
+            account_id: "default".into(),
+            invalid_name: false,
+            id: sender.into(),
+            code: code.into(),
+            created_at: String::new(),
+            last_seen_at: String::new(),
+            expires_at: expires_at.into(),
+            meta: Default::default(),
+        }
+    }
+
+    fn decisions(events: &[Event]) -> Vec<(String, String)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::DevicePairResolved {
+                    request_id,
+                    decision,
+                    ..
+                } => Some((request_id.clone(), decision.to_string())),
+                Event::DeviceChanged {
+                    device_id,
+                    change,
+                    role,
+                    ..
+                } => Some((
+                    format!("{device_id}/{}", role.as_deref().unwrap_or("")),
+                    change.to_string(),
+                )),
+                Event::PairingResolved { code, decision, .. } => {
+                    Some((code.clone(), decision.to_string()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn requests_that_vanish_read_as_the_owners_decisions() {
+        let mut before = Snapshot::default();
+        for (id, device) in [("r1", "d1"), ("r2", "d2"), ("r3", "d3"), ("r4", "d4")] {
+            before
+                .pending
+                .insert(id.into(), (request(id, device, "node"), 1_000));
+        }
+        let mut after = Snapshot::default();
+        // d1 paired as asked; d2 gone without pairing; d3 asked again; r4 expired (the sweep's).
+        after.paired.insert(
+            "d1".into(),
+            DeviceSeen {
+                roles: ["node".to_string()].into(),
+                approved_at_ms: 500,
+                ..Default::default()
+            },
+        );
+        after
+            .pending
+            .insert("r5".into(), (request("r5", "d3", "node"), 2_000));
+        let events = before.changes(&after, 900);
+        let mut got = decisions(&events);
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("r1".to_string(), "approved".to_string()),
+                ("r2".into(), "rejected".into()),
+                ("r3".into(), "superseded".into()),
+                ("r4".into(), "rejected".into()),
+            ]
+        );
+        assert!(events
+            .iter()
+            .any(|e| matches!(e, Event::DevicePairRequested(r) if r.request_id == "r5")));
+        // Once r4 is past its expiry, its vanishing is the sweep's to announce.
+        assert!(!decisions(&before.changes(&after, 1_000))
+            .iter()
+            .any(|(id, _)| id == "r4"));
+        // Nothing changed, nothing published.
+        assert!(after.changes(&after.clone(), 900).is_empty());
+    }
+
+    #[test]
+    fn removed_revoked_and_rotated_devices_are_told_apart() {
+        let seen = |tokens: &[(&str, Millis, bool)]| DeviceSeen {
+            roles: tokens.iter().map(|t| t.0.to_string()).collect(),
+            tokens: tokens
+                .iter()
+                .map(|(r, m, live)| (r.to_string(), (*m, *live)))
+                .collect(),
+            ..Default::default()
+        };
+        let mut before = Snapshot::default();
+        before
+            .paired
+            .insert("gone".into(), seen(&[("node", 1, true)]));
+        before.paired.insert(
+            "kept".into(),
+            seen(&[("node", 1, true), ("operator", 1, true)]),
+        );
+        let mut after = Snapshot::default();
+        after.paired.insert(
+            "kept".into(),
+            seen(&[("node", 2, true), ("operator", 1, false)]),
+        );
+        let mut got = decisions(&before.changes(&after, 10));
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("gone/".to_string(), "removed".to_string()),
+                ("kept/node".into(), "rotated".into()),
+                ("kept/operator".into(), "revoked".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn dm_requests_resolve_by_whether_the_sender_was_allowed() {
+        let later = "2999-01-01T00:00:00.000Z";
+        let mut before = Snapshot::default();
+        before.dm.insert(
+            ("telegram".into(), "default".into(), "AAAA2222".into()),
+            dm("AAAA2222", "1", later),
+        );
+        before.dm.insert(
+            ("telegram".into(), "default".into(), "BBBB3333".into()),
+            dm("BBBB3333", "2", later),
+        );
+        let mut after = Snapshot::default();
+        after.allow.insert(
+            ("telegram".into(), "default".into()),
+            ["1".to_string()].into(),
+        );
+        let events = before.changes(&after, 0);
+        let mut got = decisions(&events);
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("AAAA2222".to_string(), "approved".to_string()),
+                ("BBBB3333".into(), "rejected".into()),
+            ]
+        );
+        assert!(events
+            .iter()
+            .any(|e| matches!(e, Event::AllowlistChanged { .. })));
+    }
+}
