@@ -16,7 +16,7 @@ pub struct Server {
 
 impl Server {
     /// A server started elsewhere (the tray app of `--gui`).
-    #[cfg(feature = "gui")]
+    #[cfg(all(feature = "gui", feature = "devtools"))]
     pub fn new(addr: SocketAddr, child: Child) -> Server {
         Server { addr, child }
     }
