@@ -12,6 +12,9 @@ use crate::pairing::dm::{DmLimits, DmPolicy};
 use crate::store::fs::{self as sfs, StoreError};
 use crate::store::StatePaths;
 
+mod patch;
+pub use patch::SettingsPatch;
+
 pub const DEFAULT_PORT: u16 = 18789;
 pub const DEFAULT_BIND: &str = "127.0.0.1";
 /// Names ClawPair's state directory (when no `--state-dir` is given).
