@@ -13,6 +13,8 @@ use crate::store::fs::{self as sfs, StoreError};
 use crate::store::StatePaths;
 
 pub mod channels;
+mod patch;
+pub use patch::SettingsPatch;
 
 pub const DEFAULT_PORT: u16 = 18789;
 pub const DEFAULT_BIND: &str = "127.0.0.1";

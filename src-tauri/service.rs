@@ -433,6 +433,18 @@ impl Service {
         self.settings.peek(&self.paths.settings())
     }
 
+    /// Current settings without stalling an async runtime's worker: from memory while the
+    /// file is unchanged, else read (and, if corrupt, moved aside) on a blocking thread.
+    pub async fn settings_off_thread(self: &Arc<Self>) -> Arc<Settings> {
+        if let Some(s) = self.settings_cached() {
+            return s;
+        }
+        let service = self.clone();
+        tokio::task::spawn_blocking(move || service.settings())
+            .await
+            .unwrap_or_default()
+    }
+
     /// Edits settings under the file's lock; the new values must validate.
     pub fn update_settings<R>(
         &self,

@@ -498,7 +498,24 @@ fn first_run_opens_on_the_guide_and_never_again() {
                 "the guide names the state dir"
             );
             keep(&s.screenshot(), "first-run.png");
+            // Another process holds the settings' lock: the window's save waits for it off
+            // the UI thread, and the window keeps answering meanwhile.
+            let held = common::HeldLock::on(&st.file("clawpair.json"));
             s.click("#guide-done");
+            let asked = Instant::now();
+            assert_eq!(s.execute("return 6 * 7"), json!(42));
+            s.click("#nav-devices");
+            assert!(
+                asked.elapsed() < Duration::from_secs(5),
+                "the window stalled {:?} behind another process's lock",
+                asked.elapsed()
+            );
+            drop(held);
+            wait_file(
+                &st.file("clawpair.json"),
+                |t| t.contains("\"showGuide\": false"),
+                "the guide dismissed once the lock was free",
+            );
             s.wait_for("#view-requests", WAIT);
             assert!(st.file("clawpair.json").exists());
         } else {

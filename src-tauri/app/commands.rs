@@ -2,12 +2,14 @@
 //! protocol method (the same [`rpc::call`] the gateway and the CLI use, audited as `window`)
 //! or a settings change, and returns JSON or a one-line error.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value};
 use tauri::State;
 
+use std::sync::Arc;
+
 use super::AppState;
-use crate::pairing::dm::DmPolicy;
+use crate::config::{Settings, SettingsPatch};
 use crate::protocol::{Code, ErrorCode};
 use crate::rpc::RpcError;
 
@@ -38,17 +40,31 @@ impl From<String> for CmdError {
 
 type CmdResult = Result<Value, CmdError>;
 
-/// One change to `clawpair.json` from the window (locked, validated, audited as `window`).
-fn edit_settings(
+/// Runs file work (the settings, the store, OpenClaw's config) on a blocking thread: never on
+/// the UI thread or the async runtime's workers, which a lock another process holds (up to
+/// 15 s) or a slow disk would stall.
+async fn off_thread<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, CmdError> {
+    tauri::async_runtime::spawn_blocking(work)
+        .await
+        .map_err(|_| CmdError::from("the request failed inside ClawPair".to_string()))
+}
+
+/// Current settings, read off the UI thread.
+async fn settings(state: &AppState) -> Result<Arc<Settings>, CmdError> {
+    Ok(state.service.settings_off_thread().await)
+}
+
+/// One change to `clawpair.json` from the window (locked, validated, audited as `window`),
+/// off the UI thread.
+async fn edit_settings(
     state: &AppState,
-    change: impl FnOnce(&mut crate::config::Settings),
+    change: impl FnOnce(&mut Settings) -> Result<(), String> + Send + 'static,
 ) -> Result<(), CmdError> {
-    state
-        .service
-        .update_settings("window", |s| {
-            change(s);
-            Ok(())
-        })
+    let s = state.service.clone();
+    off_thread(move || s.update_settings("window", change))
+        .await?
         .map_err(|e| CmdError::from(RpcError::from(e)))
 }
 
@@ -69,18 +85,19 @@ pub fn app_info() -> String {
 /// Everything the header and the tray-like status line show.
 #[tauri::command]
 pub async fn app_status(state: State<'_, AppState>) -> CmdResult {
-    let s = state.service.settings();
+    let s = settings(&state).await?;
+    let start_at_login = off_thread(super::autostart::is_enabled).await?;
     Ok(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "stateDir": state.service.paths().root().display().to_string(),
         "gateway": state.gateway.status(),
         "paused": s.ui.paused,
         "notifications": state.notifier.snapshot(),
-        "startAtLogin": super::autostart::is_enabled(),
+        "startAtLogin": start_at_login,
         "showGuide": s.ui.show_guide,
         "pending": super::pending_count(&crate::attach::current(&state.backend)).await,
-        "telegram": telegram_status(&state),
-        "attach": attach_status(&state),
+        "telegram": telegram_status(&state, &s),
+        "attach": attach_status(&state, &s),
     }))
 }
 
@@ -95,8 +112,7 @@ const ATTACHED_LIMITS: &[&str] = &[
 ];
 
 /// Companion mode as the window shows it: off, or where ClawPair is attached and how it goes.
-fn attach_status(state: &AppState) -> Value {
-    let s = state.service.settings();
+fn attach_status(state: &AppState, s: &Settings) -> Value {
     if !s.attach.enabled {
         return Value::Null;
     }
@@ -115,9 +131,9 @@ fn attach_status(state: &AppState) -> Value {
 /// An OpenClaw installation on this computer, for the Settings page and the first-run guide
 /// (never its token: only whether its config has one).
 #[tauri::command]
-pub fn openclaw_info(state: State<'_, AppState>) -> CmdResult {
-    let s = state.service.settings();
-    let found = crate::attach::discover::find();
+pub async fn openclaw_info(state: State<'_, AppState>) -> CmdResult {
+    let s = settings(&state).await?;
+    let found = off_thread(crate::attach::discover::find).await?;
     Ok(json!({
         "found": found.is_ok(),
         "url": found.as_ref().ok().map(|i| i.url.clone()),
@@ -149,13 +165,15 @@ pub async fn set_attach(
     let token = token
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty());
-    edit_settings(&state, |s| {
+    edit_settings(&state, move |s| {
         s.attach.enabled = enabled;
-        s.attach.url = url.clone();
+        s.attach.url = url;
         if token.is_some() {
-            s.attach.token = token.clone();
+            s.attach.token = token;
         }
-    })?;
+        Ok(())
+    })
+    .await?;
     if enabled {
         state.gateway.stop().await;
         let next = super::start_backend(&state.service);
@@ -175,12 +193,12 @@ pub async fn set_attach(
             });
         state.gateway.start_from_settings().await;
     }
-    Ok(attach_status(&state))
+    Ok(attach_status(&state, &*settings(&state).await?))
 }
 
 /// Telegram's line for the window: off, or connected / the last error.
-fn telegram_status(state: &AppState) -> Value {
-    let configured = crate::channels::telegram::configured(&state.service.settings());
+fn telegram_status(state: &AppState, s: &Settings) -> Value {
+    let configured = crate::channels::telegram::configured(s);
     let last = state
         .channels
         .lock()
@@ -390,15 +408,20 @@ pub async fn audit_tail(state: State<'_, AppState>, limit: Option<usize>) -> Cmd
 
 /// Settings as the window edits them; secrets are never sent, only whether they are set.
 #[tauri::command]
-pub fn get_settings(state: State<'_, AppState>) -> CmdResult {
-    let s = state.service.settings();
+pub async fn get_settings(state: State<'_, AppState>) -> CmdResult {
+    let s = settings(&state).await?;
+    let start_at_login = off_thread(super::autostart::is_enabled).await?;
+    Ok(settings_view(&s, start_at_login))
+}
+
+fn settings_view(s: &Settings, start_at_login: bool) -> Value {
     let tg = s.channel("telegram");
     let channels: Vec<Value> = s
         .channels
         .iter()
         .map(|(name, c)| json!({ "name": name, "dmPolicy": c.dm_policy.unwrap_or_default().as_str(), "allowFrom": c.allow_from, "owners": c.owners }))
         .collect();
-    Ok(json!({
+    json!({
         "bind": s.gateway.bind,
         "port": s.gateway.port,
         "publicUrl": s.gateway.public_url,
@@ -415,160 +438,58 @@ pub fn get_settings(state: State<'_, AppState>) -> CmdResult {
             "owners": tg.map(|c| c.owners.clone()).unwrap_or_default(),
         },
         "notifications": s.ui.notifications,
-        "startAtLogin": super::autostart::is_enabled(),
-    }))
-}
-
-/// The fields the Settings page may change; absent fields are left alone. Its `Debug` hides
-/// the bot token.
-#[derive(Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SettingsPatch {
-    pub bind: Option<String>,
-    pub port: Option<u16>,
-    pub public_url: Option<String>,
-    pub pairing_ttl_minutes: Option<u64>,
-    pub pairing_max_pending: Option<usize>,
-    pub device_pending_ttl_minutes: Option<u64>,
-    pub setup_code_ttl_minutes: Option<u64>,
-    /// Days a paired device may go unseen before it is flagged; 0 turns that off.
-    pub stale_after_days: Option<u64>,
-    pub expire_stale: Option<bool>,
-    /// channel → policy
-    pub dm_policies: Option<std::collections::BTreeMap<String, DmPolicy>>,
-    pub telegram_enabled: Option<bool>,
-    /// A new bot token; empty leaves the stored one alone.
-    pub telegram_bot_token: Option<String>,
-    pub telegram_owners: Option<Vec<String>>,
-    pub notifications: Option<bool>,
-}
-
-impl std::fmt::Debug for SettingsPatch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SettingsPatch")
-            .field("bind", &self.bind)
-            .field("port", &self.port)
-            .field("public_url", &self.public_url)
-            .field("pairing_ttl_minutes", &self.pairing_ttl_minutes)
-            .field("pairing_max_pending", &self.pairing_max_pending)
-            .field(
-                "device_pending_ttl_minutes",
-                &self.device_pending_ttl_minutes,
-            )
-            .field("setup_code_ttl_minutes", &self.setup_code_ttl_minutes)
-            .field("dm_policies", &self.dm_policies)
-            .field("telegram_enabled", &self.telegram_enabled)
-            .field(
-                "telegram_bot_token",
-                &self.telegram_bot_token.as_ref().map(|_| "<hidden>"),
-            )
-            .field("telegram_owners", &self.telegram_owners)
-            .field("notifications", &self.notifications)
-            .finish()
-    }
+        "startAtLogin": start_at_login,
+    })
 }
 
 /// Saves settings under the file's lock; invalid values are refused with the reason and
 /// nothing is written. A changed address restarts the gateway.
 #[tauri::command]
 pub async fn save_settings(state: State<'_, AppState>, patch: SettingsPatch) -> CmdResult {
-    let before = super::gateway_ctl::settings_addr(&state.service).ok();
-    if let Some(b) = &patch.bind {
-        crate::net::bind_ip(b).ok_or_else(|| {
-            CmdError::from(format!(
-                "{b:?} is not an IP address (e.g. 127.0.0.1 or 0.0.0.0)"
-            ))
-        })?;
-    }
-    state
-        .service
-        .update_settings("window", |s| {
-            if let Some(b) = &patch.bind {
-                s.gateway.bind = b.trim().to_string();
-            }
-            if let Some(p) = patch.port {
-                s.gateway.port = p;
-            }
-            if let Some(u) = &patch.public_url {
-                s.gateway.public_url = Some(u.trim().to_string()).filter(|u| !u.is_empty());
-            }
-            if let Some(v) = patch.pairing_ttl_minutes {
-                s.pairing.ttl_minutes = v;
-            }
-            if let Some(v) = patch.pairing_max_pending {
-                s.pairing.max_pending = v;
-            }
-            if let Some(v) = patch.device_pending_ttl_minutes {
-                s.devices.pending_ttl_minutes = v;
-            }
-            if let Some(v) = patch.setup_code_ttl_minutes {
-                s.devices.setup_code_ttl_minutes = v;
-            }
-            if let Some(v) = patch.stale_after_days {
-                s.devices.stale_after_days = (v > 0).then_some(v);
-            }
-            if let Some(v) = patch.expire_stale {
-                s.devices.expire_stale = v;
-            }
-            if let Some(p) = &patch.dm_policies {
-                for (ch, pol) in p {
-                    s.channels.entry(ch.clone()).or_default().dm_policy = Some(*pol);
-                }
-            }
-            if patch.telegram_enabled.is_some()
-                || patch.telegram_bot_token.is_some()
-                || patch.telegram_owners.is_some()
-            {
-                let tg = s.channels.entry("telegram".into()).or_default();
-                if let Some(e) = patch.telegram_enabled {
-                    tg.enabled = Some(e);
-                }
-                if let Some(t) = patch
-                    .telegram_bot_token
-                    .as_deref()
-                    .map(str::trim)
-                    .filter(|t| !t.is_empty())
-                {
-                    tg.bot_token = Some(t.to_string());
-                }
-                if let Some(o) = &patch.telegram_owners {
-                    tg.owners = o
-                        .iter()
-                        .map(|x| x.trim().to_string())
-                        .filter(|x| !x.is_empty())
-                        .collect();
-                }
-            }
-            if let Some(n) = patch.notifications {
-                s.ui.notifications = n;
-            }
-            Ok(())
-        })
-        .map_err(|e| CmdError::from(RpcError::from(e)))?;
-    let after = super::gateway_ctl::settings_addr(&state.service).ok();
+    patch.check()?;
+    let service = state.service.clone();
+    let (before, after) = off_thread(move || {
+        let before = super::gateway_ctl::settings_addr(&service).ok();
+        let saved = service.update_settings("window", |s| patch.apply(s));
+        saved.map(|_| (before, super::gateway_ctl::settings_addr(&service).ok()))
+    })
+    .await?
+    .map_err(|e| CmdError::from(RpcError::from(e)))?;
     if before != after {
         state.gateway.start_from_settings().await;
     }
-    get_settings(state)
+    get_settings(state).await
 }
 
 #[tauri::command]
-pub fn set_paused(state: State<'_, AppState>, paused: bool) -> CmdResult {
-    edit_settings(&state, |s| s.ui.paused = paused)?;
+pub async fn set_paused(state: State<'_, AppState>, paused: bool) -> CmdResult {
+    edit_settings(&state, move |s| {
+        s.ui.paused = paused;
+        Ok(())
+    })
+    .await?;
     Ok(json!({ "paused": paused }))
 }
 
 #[tauri::command]
-pub fn set_autostart(state: State<'_, AppState>, enabled: bool) -> CmdResult {
-    super::autostart::set_enabled(enabled)?;
-    edit_settings(&state, |s| s.ui.start_at_login = enabled)?;
-    Ok(json!({ "startAtLogin": super::autostart::is_enabled() }))
+pub async fn set_autostart(state: State<'_, AppState>, enabled: bool) -> CmdResult {
+    off_thread(move || super::autostart::set_enabled(enabled)).await??;
+    edit_settings(&state, move |s| {
+        s.ui.start_at_login = enabled;
+        Ok(())
+    })
+    .await?;
+    Ok(json!({ "startAtLogin": off_thread(super::autostart::is_enabled).await? }))
 }
 
 /// The one-click fix for a loopback-only gateway: listen on every interface (same port).
 #[tauri::command]
 pub async fn expose_on_lan(state: State<'_, AppState>) -> CmdResult {
-    edit_settings(&state, |s| s.gateway.bind = "0.0.0.0".into())?;
+    edit_settings(&state, |s| {
+        s.gateway.bind = "0.0.0.0".into();
+        Ok(())
+    })
+    .await?;
     state.gateway.start_from_settings().await;
     Ok(json!({ "gateway": state.gateway.status() }))
 }
@@ -582,9 +503,12 @@ pub async fn rotate_admin_token(state: State<'_, AppState>) -> CmdResult {
 
 /// Opens the logs folder in the file manager.
 #[tauri::command]
-pub fn open_logs(state: State<'_, AppState>) -> CmdResult {
+pub async fn open_logs(state: State<'_, AppState>) -> CmdResult {
     let dir = state.service.paths().logs_dir();
-    crate::store::fs::ensure_dir(&dir).map_err(|e| CmdError::from(e.to_string()))?;
+    let d = dir.clone();
+    off_thread(move || crate::store::fs::ensure_dir(&d))
+        .await?
+        .map_err(|e| CmdError::from(e.to_string()))?;
     std::process::Command::new("xdg-open")
         .arg(&dir)
         .stdout(std::process::Stdio::null())
@@ -595,17 +519,21 @@ pub fn open_logs(state: State<'_, AppState>) -> CmdResult {
 }
 
 #[tauri::command]
-pub fn dismiss_guide(state: State<'_, AppState>) -> CmdResult {
-    set_guide(&state, false)
+pub async fn dismiss_guide(state: State<'_, AppState>) -> CmdResult {
+    set_guide(&state, false).await
 }
 
 #[tauri::command]
-pub fn show_guide(state: State<'_, AppState>) -> CmdResult {
-    set_guide(&state, true)
+pub async fn show_guide(state: State<'_, AppState>) -> CmdResult {
+    set_guide(&state, true).await
 }
 
-fn set_guide(state: &AppState, on: bool) -> CmdResult {
-    edit_settings(state, |s| s.ui.show_guide = on)?;
+async fn set_guide(state: &AppState, on: bool) -> CmdResult {
+    edit_settings(state, move |s| {
+        s.ui.show_guide = on;
+        Ok(())
+    })
+    .await?;
     Ok(json!({ "showGuide": on }))
 }
 
@@ -824,8 +752,19 @@ mod tests {
     #[test]
     fn tray_menu_pause_toggles_new_requests() {
         let (_tmp, service, app, _w) = app();
+        // The click returns at once; the change is written off the UI thread.
+        let settled = |paused: bool| {
+            let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while service.settings().ui.paused != paused {
+                assert!(
+                    std::time::Instant::now() < end,
+                    "pause never became {paused}"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        };
         crate::app::tray::on_menu(app.handle(), "pause");
-        assert!(service.settings().ui.paused);
+        settled(true);
         let d = service
             .dm_inbound(&InboundDm {
                 channel: "telegram".into(),
@@ -835,6 +774,6 @@ mod tests {
             .unwrap();
         assert_eq!(d.reason().as_str(), "paused");
         crate::app::tray::on_menu(app.handle(), "pause");
-        assert!(!service.settings().ui.paused);
+        settled(false);
     }
 }

@@ -83,7 +83,11 @@ impl GatewayCtl {
     }
 
     pub async fn start_from_settings(&self) {
-        match settings_addr(&self.service) {
+        let service = self.service.clone();
+        let addr = tokio::task::spawn_blocking(move || settings_addr(&service))
+            .await
+            .unwrap_or_else(|_| Err("could not read the settings".into()));
+        match addr {
             Ok(addr) => self.start(addr).await,
             Err(e) => self.set_status(GatewayStatus {
                 listening: false,

@@ -298,9 +298,6 @@ fn show<R: Runtime>(
     review: bool,
     life: Duration,
 ) {
-    if !n.service.settings().ui.notifications {
-        return;
-    }
     let n = n.clone();
     let first = if review {
         ("review", "Review…")
@@ -308,6 +305,9 @@ fn show<R: Runtime>(
         ("approve", "Approve")
     };
     tauri::async_runtime::spawn(async move {
+        if !n.service.settings_off_thread().await.ui.notifications {
+            return;
+        }
         let shown = Notification::new()
             .appname("ClawPair")
             .summary(&summary)

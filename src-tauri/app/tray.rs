@@ -83,18 +83,27 @@ pub fn apply<R: Runtime>(app: &AppHandle<R>, action: MenuAction) {
         MenuAction::OpenRequests => show_window(app, Some("requests")),
         MenuAction::PairPhone => show_window(app, Some("pair")),
         MenuAction::Open => show_window(app, None),
+        // Menu clicks arrive on the UI thread: file work (a lock, an fsync) goes elsewhere.
         MenuAction::TogglePause => {
             if let Some(state) = app.try_state::<AppState>() {
-                let _ = state.service.update_settings("tray", |s| {
-                    s.ui.paused = !s.ui.paused;
-                    Ok(())
+                let service = state.service.clone();
+                tauri::async_runtime::spawn_blocking(move || {
+                    let r = service.update_settings("tray", |s| {
+                        s.ui.paused = !s.ui.paused;
+                        Ok(())
+                    });
+                    if let Err(e) = r {
+                        tracing::warn!("pause new requests: {e}");
+                    }
                 });
             }
         }
         MenuAction::ToggleAutostart => {
-            if let Err(e) = super::autostart::set_enabled(!super::autostart::is_enabled()) {
-                tracing::warn!("start at login: {e}");
-            }
+            tauri::async_runtime::spawn_blocking(|| {
+                if let Err(e) = super::autostart::set_enabled(!super::autostart::is_enabled()) {
+                    tracing::warn!("start at login: {e}");
+                }
+            });
         }
         MenuAction::Quit => app.exit(0),
     }
@@ -120,7 +129,7 @@ pub fn install<R: Runtime>(
     let status = MenuItem::with_id(
         app,
         "status",
-        status_line(&service, &backend, &gateway),
+        status_line(&service.settings(), &backend, &gateway),
         false,
         None::<&str>,
     )?;
@@ -193,9 +202,10 @@ pub fn install<R: Runtime>(
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 }
             };
+            let settings = service.settings_off_thread().await;
             match &event {
                 Some(Event::GatewayStatus { .. }) => {
-                    let _ = status.set_text(status_line(&service, &backend, &gateway));
+                    let _ = status.set_text(status_line(&settings, &backend, &gateway));
                 }
                 Some(Event::AttachStatus { line, .. }) => {
                     let _ = status.set_text(line.clone());
@@ -206,11 +216,11 @@ pub fn install<R: Runtime>(
                     error,
                     ..
                 }) if channel == "telegram" => {
-                    let on = crate::channels::telegram::configured(&service.settings());
+                    let on = crate::channels::telegram::configured(&settings);
                     let _ = telegram.set_text(telegram_text(on, *connected, error.as_deref()));
                 }
                 Some(Event::SettingsChanged {})
-                    if !crate::channels::telegram::configured(&service.settings()) =>
+                    if !crate::channels::telegram::configured(&settings) =>
                 {
                     let _ = telegram.set_text(telegram_text(false, false, None));
                 }
@@ -227,8 +237,9 @@ pub fn install<R: Runtime>(
                         let _ = tray.set_icon(Some(img));
                     }
                 }
-                let _ = pause.set_checked(service.settings().ui.paused);
-                let _ = autostart.set_checked(super::autostart::is_enabled());
+                let _ = pause.set_checked(settings.ui.paused);
+                let on = tauri::async_runtime::spawn_blocking(super::autostart::is_enabled).await;
+                let _ = autostart.set_checked(on.unwrap_or(false));
             }
         }
     });
@@ -237,13 +248,13 @@ pub fn install<R: Runtime>(
 
 /// The gateway's line: ClawPair's own, or the OpenClaw gateway it is attached to.
 fn status_line(
-    service: &Service,
+    settings: &crate::config::Settings,
     backend: &crate::attach::SharedBackend,
     gateway: &GatewayCtl,
 ) -> String {
     match crate::attach::current(backend).remote() {
         Some(r) => r.status().line(),
-        None if service.settings().attach.enabled => "Not attached to OpenClaw".to_string(),
+        None if settings.attach.enabled => "Not attached to OpenClaw".to_string(),
         None => status_text(&gateway.status()),
     }
 }

@@ -144,7 +144,7 @@ async fn handshake(
     reserved: bool,
 ) -> Option<(Conn, Ws, Grant)> {
     let _ = tcp.set_nodelay(true);
-    let settings = shared.service.settings();
+    let settings = shared.settings().await;
     let limits = &shared.limits;
     let exempt_loopback = settings.gateway.rate_limit.exempt_loopback;
     // Settings were validated when written; an entry that does not parse trusts no one.
@@ -404,7 +404,7 @@ struct Conn {
 impl Conn {
     async fn refuse(&self, ws: &mut Ws, r: Refusal) {
         if r.counts {
-            let settings = self.shared.service.settings();
+            let settings = self.shared.settings().await;
             self.shared
                 .guard
                 .record_failure(self.ip, self.exempt, &settings.gateway.rate_limit);

@@ -71,6 +71,11 @@ impl Shared {
     fn next_conn_id(&self) -> u64 {
         self.next_conn.fetch_add(1, Ordering::Relaxed) + 1
     }
+
+    /// Current settings (see [`Service::settings_off_thread`]).
+    pub async fn settings(&self) -> Arc<crate::config::Settings> {
+        self.service.settings_off_thread().await
+    }
 }
 
 /// Stops a running gateway.
@@ -414,7 +419,7 @@ async fn sweep_expired(shared: Arc<Shared>) {
                 Ok(Event::PairingRequested(r)) => crate::clock::ms_from_iso(&r.expires_at)
                     .filter(|at| next.is_none_or(|n| *at < n)),
                 Ok(Event::DevicePairRequested(r)) => {
-                    let at = r.expires_ms(shared.service.settings().device_pending_ttl_ms());
+                    let at = r.expires_ms(shared.settings().await.device_pending_ttl_ms());
                     next.is_none_or(|n| at < n).then_some(at)
                 }
                 // Settings may have turned stale-device expiry on, or changed its limit.

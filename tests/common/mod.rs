@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: a temp state directory and the real CLI binary.
 #![allow(dead_code)]
 
+use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -178,3 +179,36 @@ pub mod openclaw;
 pub mod panics;
 #[cfg(feature = "gui")]
 pub mod webdriver;
+
+/// Holds the store's lock on `file` from another process (`flock(1)`, the same OS lock the
+/// store takes on `<file>.lock`) until dropped.
+pub struct HeldLock(std::process::Child);
+
+impl HeldLock {
+    pub fn on(file: &std::path::Path) -> HeldLock {
+        let lock = clawpair::store::fs::FileLock::lock_path(file);
+        // `--close`: only flock itself holds the lock (not the shell it runs), so it is
+        // released the moment flock exits, when the shell's `cat` sees its stdin close.
+        let mut child = std::process::Command::new("flock")
+            .args(["--exclusive", "--close"])
+            .arg(&lock)
+            .args(["-c", "echo held; exec cat"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("flock (util-linux)");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "held", "flock took {}", lock.display());
+        HeldLock(child)
+    }
+}
+
+impl Drop for HeldLock {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.wait();
+    }
+}
