@@ -755,7 +755,10 @@ mod tests {
         let settled = |paused: bool| {
             let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
             while service.settings().ui.paused != paused {
-                assert!(std::time::Instant::now() < end, "pause never became {paused}");
+                assert!(
+                    std::time::Instant::now() < end,
+                    "pause never became {paused}"
+                );
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
         };
