@@ -1,0 +1,379 @@
+//! The core every edge calls: the CLI (on files), the gateway (for sockets and channel
+//! bridges) and the tray app. Each operation validates input, changes the store under its lock,
+//! writes the audit log, and publishes an [`Event`]. No Tauri, no sockets here.
+//!
+//! Where each operation lives: [`dm`] (chat senders: inbound messages, requests, allowlists),
+//! [`devices`] (device requests, approval, tokens, removal), [`setup`] (setup codes, the admin
+//! token), [`views`] (what callers are shown), [`watch`] (changes other processes make); this
+//! file holds the service itself, its errors, settings, audit and the expiry sweep.
+
+mod devices;
+mod dm;
+mod setup;
+mod views;
+pub mod watch;
+
+pub use devices::DeviceAsk;
+pub use dm::InboundDm;
+pub use views::{
+    AllowView, DeviceList, DmApproved, PairedDeviceView, PendingDeviceView, SetupCode, TokenView,
+};
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::clock::{iso_from_ms, Clock, Millis};
+use crate::config::{self, Settings};
+use crate::events::{DmRequestView, Event, EventBus};
+use crate::pairing::device::{PairedDevice, PendingDevice, Reconciled};
+use crate::pairing::dm::{self as dm_rules, Decision, DmRequest, Reason, SenderFacts, Upsert};
+use crate::pairing::setup::{self as setup_codes, SetupPayload};
+use crate::protocol::{Code, DeviceChange, Resolution, SetupChange};
+use crate::sanitize::sanitize;
+use crate::store::audit::{self, AuditEntry};
+use crate::store::devices::{DeviceStore, DeviceStoreError};
+use crate::store::dm::{stored_account, DmStore, DmStoreError, IgnoredFile};
+use crate::store::fs::JsonCache;
+use crate::store::{AccountId, ChannelName, InvalidName, StatePaths, StoreError};
+
+/// Why an operation was refused; each maps to one wire error code.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{what} {id} not found ({reason})")]
+    NotFound {
+        what: &'static str,
+        id: String,
+        reason: String,
+    },
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    QueueFull(String),
+    /// A stored request names a channel or account that may not become a path; it stays
+    /// listed and unapproved until its file is corrected or it is rejected.
+    #[error("{0}")]
+    InvalidStoredName(String),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl ServiceError {
+    /// The protocol's error code for this refusal.
+    pub fn code(&self) -> Code {
+        match self {
+            ServiceError::Invalid(_) | ServiceError::InvalidStoredName(_) => Code::InvalidRequest,
+            ServiceError::NotFound { .. } => Code::NotFound,
+            ServiceError::Refused(_) => Code::Forbidden,
+            ServiceError::QueueFull(_) => Code::PairingQueueFull,
+            ServiceError::Store(_) => Code::Unavailable,
+        }
+    }
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// The core of one state directory.
+pub struct Service {
+    paths: StatePaths,
+    clock: Arc<dyn Clock>,
+    settings: JsonCache<Settings>,
+    pub dm: DmStore,
+    pub devices: DeviceStore,
+    events: EventBus,
+    /// The state watcher, while anyone holds it ([`Service::watch_state`]).
+    watching: std::sync::Mutex<std::sync::Weak<crate::service::watch::StateWatch>>,
+}
+
+/// Maps a DM-store error to the service's (and so the wire's) error.
+pub fn dm_err(e: DmStoreError) -> ServiceError {
+    match e {
+        DmStoreError::Store(s) => ServiceError::Store(s),
+        DmStoreError::Name(n) => ServiceError::Invalid(n.to_string()),
+        DmStoreError::BadSender => ServiceError::Invalid(e.to_string()),
+        DmStoreError::StoredName { .. } => ServiceError::InvalidStoredName(e.to_string()),
+    }
+}
+
+/// Maps a refused name (from a caller) to the service's error.
+fn bad_name(e: InvalidName) -> ServiceError {
+    ServiceError::Invalid(e.to_string())
+}
+
+fn channel_name(channel: &str) -> ServiceResult<ChannelName> {
+    ChannelName::parse(channel).map_err(bad_name)
+}
+
+/// An account a caller named, if any.
+fn account_id(account: Option<&str>) -> ServiceResult<Option<AccountId>> {
+    account.map(AccountId::parse).transpose().map_err(bad_name)
+}
+
+/// Maps a device-store error to the service's (and so the wire's) error.
+pub fn dev_err(e: DeviceStoreError) -> ServiceError {
+    match e {
+        DeviceStoreError::Store(s) => ServiceError::Store(s),
+        DeviceStoreError::QueueFull(q) => ServiceError::QueueFull(q.to_string()),
+        DeviceStoreError::NotFound { what, id, reason } => ServiceError::NotFound {
+            what,
+            id,
+            reason: reason.into(),
+        },
+        DeviceStoreError::UnknownRole { .. } | DeviceStoreError::TokenExists { .. } => {
+            ServiceError::Invalid(e.to_string())
+        }
+        DeviceStoreError::Bootstrap(b) => ServiceError::Refused(b.to_string()),
+    }
+}
+
+fn obj(pairs: &[(&str, Value)]) -> Map<String, Value> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+/// Keeps requester metadata small and safe: string values only, sanitised, short keys.
+pub fn clean_meta(meta: &Map<String, Value>) -> Map<String, Value> {
+    meta.iter()
+        .filter(|(k, _)| {
+            !k.is_empty()
+                && k.len() <= 32
+                && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        })
+        .filter_map(|(k, v)| {
+            let text = match v {
+                Value::String(s) => sanitize(s),
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                _ => return None,
+            };
+            (!text.is_empty()).then(|| (k.clone(), Value::String(text)))
+        })
+        .take(16)
+        .collect()
+}
+
+fn check_role(role: &str) -> ServiceResult<()> {
+    if crate::pairing::device::is_known_role(role) {
+        Ok(())
+    } else {
+        Err(ServiceError::Invalid(format!(
+            "unknown role {:?}: use operator or node",
+            sanitize(role)
+        )))
+    }
+}
+
+pub use crate::net::lan_addresses;
+
+impl Service {
+    /// Opens a state directory, writing default settings on first run. Returns whether this
+    /// run created the settings file.
+    pub fn open(paths: StatePaths, clock: Arc<dyn Clock>) -> ServiceResult<(Service, bool)> {
+        let (_, created) = config::load_or_init(&paths, &*clock).map_err(ServiceError::Store)?;
+        let s = Service {
+            dm: DmStore::new(paths.clone(), clock.clone()),
+            devices: DeviceStore::new(paths.clone(), clock.clone()),
+            paths,
+            clock,
+            settings: JsonCache::default(),
+            events: EventBus::default(),
+            watching: Default::default(),
+        };
+        Ok((s, created))
+    }
+
+    pub fn paths(&self) -> &StatePaths {
+        &self.paths
+    }
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.clock
+    }
+    pub fn now_ms(&self) -> Millis {
+        self.clock.now_ms()
+    }
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+
+    /// Publishes what other processes change in the state directory on this service's bus
+    /// (see [`watch`]), for as long as the returned handle (or another one) is held:
+    /// the gateway and the app share one watch.
+    pub fn watch_state(self: &Arc<Self>) -> Result<Arc<crate::service::watch::StateWatch>, String> {
+        let mut slot = self
+            .watching
+            .lock()
+            .map_err(|_| "the state watcher's slot is poisoned".to_string())?;
+        if let Some(w) = slot.upgrade() {
+            return Ok(w);
+        }
+        let w = Arc::new(crate::service::watch::start(self)?);
+        *slot = Arc::downgrade(&w);
+        Ok(w)
+    }
+
+    /// Current settings (re-read when the file changes). A corrupt file is moved aside and
+    /// reported; defaults apply then, with no admin token: fail closed.
+    pub fn settings(&self) -> Arc<Settings> {
+        match self.settings.get(&self.paths.settings(), &*self.clock) {
+            Ok(s) => s,
+            Err(e) => {
+                self.report(&e);
+                Arc::new(Settings::default())
+            }
+        }
+    }
+
+    /// Current settings from the cache alone: `None` when the file changed since it was last
+    /// read, so the caller must use [`Service::settings`] off the async runtime.
+    pub fn settings_cached(&self) -> Option<Arc<Settings>> {
+        self.settings.peek(&self.paths.settings())
+    }
+
+    /// Current settings without stalling an async runtime's worker: from memory while the
+    /// file is unchanged, else read (and, if corrupt, moved aside) on a blocking thread.
+    pub async fn settings_off_thread(self: &Arc<Self>) -> Arc<Settings> {
+        if let Some(s) = self.settings_cached() {
+            return s;
+        }
+        let service = self.clone();
+        tokio::task::spawn_blocking(move || service.settings())
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Edits settings under the file's lock; the new values must validate.
+    pub fn update_settings<R>(
+        &self,
+        via: &str,
+        change: impl FnOnce(&mut Settings) -> Result<R, String>,
+    ) -> ServiceResult<R> {
+        let r = config::update(&self.paths, &*self.clock, change).map_err(ServiceError::Invalid)?;
+        self.audit("settings.changed", via, Map::new());
+        self.events.publish(Event::SettingsChanged {});
+        Ok(r)
+    }
+
+    /// Reports a corrupt state file (already moved aside): logged, audited and published.
+    /// Other store errors are left to the caller.
+    pub fn report(&self, e: &StoreError) {
+        if let StoreError::Corrupt {
+            path,
+            moved_to,
+            reason,
+        } = e
+        {
+            tracing::error!("{e}");
+            let file = path.display().to_string();
+            let moved = moved_to.display().to_string();
+            self.audit(
+                "store.corrupt",
+                "store",
+                obj(&[
+                    ("file", file.clone().into()),
+                    ("movedTo", moved.clone().into()),
+                    ("reason", reason.clone().into()),
+                ]),
+            );
+            self.events.publish(Event::StoreCorrupt {
+                file,
+                moved_to: moved,
+                reason: reason.clone(),
+            });
+        }
+    }
+
+    fn check<T>(&self, r: ServiceResult<T>) -> ServiceResult<T> {
+        if let Err(ServiceError::Store(e)) = &r {
+            self.report(e);
+        }
+        r
+    }
+
+    /// Appends to the audit log and tells subscribers. Failing to log never undoes the action;
+    /// it is reported on stderr.
+    pub fn audit(&self, action: &str, via: &str, details: Map<String, Value>) {
+        let entry = AuditEntry::new(self.now_ms(), action, via, details);
+        if let Err(e) = audit::append(&self.paths.audit_log(), &entry) {
+            tracing::warn!("could not write the audit log: {e}");
+        }
+        self.events.publish(Event::AuditAppended(entry));
+    }
+
+    pub fn audit_tail(&self, limit: usize) -> ServiceResult<Vec<AuditEntry>> {
+        audit::tail(&self.paths.audit_log(), limit.clamp(1, 10_000)).map_err(ServiceError::Store)
+    }
+}
+
+impl Service {
+    /// How many paired devices have not been seen for `after_ms` (for the tray).
+    pub fn unseen_count(&self, after_ms: Millis) -> usize {
+        let now = self.now_ms();
+        self.devices
+            .paired()
+            .map(|m| m.values().filter(|d| d.is_stale(now, after_ms)).count())
+            .unwrap_or(0)
+    }
+
+    /// With `devices.expireStale`, removes the devices not seen for `staleAfterDays` (audited
+    /// as `device.expired`; their sockets close). Returns when the next one would expire.
+    fn expire_stale_devices(&self) -> Option<Millis> {
+        let settings = self.settings();
+        let after = settings.stale_after_ms()?;
+        let paired = self.devices.paired().ok()?;
+        let now = self.now_ms();
+        let mut next = None;
+        for d in paired.values() {
+            if !settings.devices.expire_stale {
+                break;
+            }
+            if d.is_stale(now, after) {
+                let days = settings.devices.stale_after_days.unwrap_or_default();
+                if let Err(e) =
+                    self.device_remove(&d.device_id, &format!("expiry (not seen for {days} days)"))
+                {
+                    tracing::warn!("could not expire a stale device: {e}");
+                }
+            } else {
+                let at = d.last_active_ms().saturating_add(after).saturating_add(1);
+                next = Some(next.map_or(at, |n: Millis| n.min(at)));
+            }
+        }
+        next
+    }
+
+    /// Prunes expired DM and device requests (publishing `expired`), and returns when the next
+    /// one will expire, so a caller can sleep exactly until then instead of polling. Stale
+    /// devices expire here too, when the owner asked for that.
+    pub fn sweep_expired(&self) -> Option<Millis> {
+        let mut next: Option<Millis> = self.expire_stale_devices();
+        let mut consider = |t: Millis| next = Some(next.map_or(t, |n: Millis| n.min(t)));
+        let ttl = self.settings().dm_limits().ttl_ms;
+        if let Ok(list) = self.dm_list(None) {
+            for r in list {
+                if let Some(c) = crate::clock::ms_from_iso(&r.created_at) {
+                    consider(c + ttl);
+                }
+            }
+        }
+        if let Ok(d) = self.device_list() {
+            for p in d.pending {
+                consider(p.expires_at_ms);
+            }
+        }
+        next
+    }
+}
+
+/// A service on a fresh temp state directory and a manual clock, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_service(now_ms: Millis) -> (tempfile::TempDir, Service) {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let clock = Arc::new(crate::clock::ManualClock::new(now_ms));
+    let (s, _) = Service::open(StatePaths::new(tmp.path()), clock).expect("open state");
+    (tmp, s)
+}
