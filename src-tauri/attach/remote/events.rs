@@ -1,0 +1,84 @@
+//! OpenClaw's device events as ClawPair's, and the device requests made or settled while
+//! detached, announced at reconnect.
+
+use std::collections::HashSet;
+
+use serde_json::{json, Value};
+
+use super::views::pending_device;
+use super::Remote;
+use crate::events::Event;
+use crate::pairing::device::PendingDevice;
+use crate::protocol::Resolution;
+
+impl Remote {
+    /// At (re)connect: device requests made or settled while detached are announced too.
+    pub(super) async fn relist_devices(&self) {
+        let Ok(v) = self.call_raw("device.pair.list", json!({})).await else {
+            return;
+        };
+        let pending: Vec<PendingDevice> = v["pending"]
+            .as_array()
+            .map(|a| a.iter().filter_map(pending_device).collect())
+            .unwrap_or_default();
+        let ids: HashSet<String> = pending.iter().map(|r| r.request_id.clone()).collect();
+        let gone: Vec<String> = match self.devices_known.lock() {
+            Ok(mut known) => {
+                let gone = known.difference(&ids).cloned().collect();
+                for r in &pending {
+                    if known.insert(r.request_id.clone()) {
+                        self.events.publish(Event::DevicePairRequested(r.clone()));
+                    }
+                }
+                known.retain(|k| ids.contains(k));
+                gone
+            }
+            Err(_) => return,
+        };
+        for request_id in gone {
+            self.events.publish(Event::DevicePairResolved {
+                request_id,
+                device_id: String::new(),
+                decision: Resolution::Resolved,
+                ts: 0,
+            });
+        }
+    }
+
+    /// OpenClaw's events, as ClawPair's.
+    pub(super) fn on_event(&self, name: &str, payload: &Value) {
+        match name {
+            "device.pair.requested" => {
+                if let Some(r) = pending_device(payload) {
+                    if let Ok(mut k) = self.devices_known.lock() {
+                        k.insert(r.request_id.clone());
+                    }
+                    self.events.publish(Event::DevicePairRequested(r));
+                }
+            }
+            "device.pair.resolved" => {
+                let request_id = payload["requestId"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                if let Ok(mut k) = self.devices_known.lock() {
+                    k.remove(&request_id);
+                }
+                self.events.publish(Event::DevicePairResolved {
+                    request_id,
+                    device_id: payload["deviceId"].as_str().unwrap_or_default().to_string(),
+                    decision: payload["decision"]
+                        .as_str()
+                        .and_then(Resolution::from_wire)
+                        .unwrap_or(Resolution::Resolved),
+                    ts: payload["ts"].as_i64().unwrap_or_default(),
+                });
+            }
+            "device.pair.changed" => self.events.publish(Event::DevicePairChanged {
+                device_id: payload["deviceId"].as_str().unwrap_or_default().to_string(),
+                ts: 0,
+            }),
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! The connection to an OpenClaw gateway ClawPair is attached to: one operator socket, kept
+//! open (reconnecting with backoff when the gateway restarts), with several requests in
+//! flight, and OpenClaw's events turned into ClawPair's own on the app's event stream, so the
+//! notifications, the tray and the window work the same on OpenClaw's requests.
+//!
+//! Chat-sender requests have no event in OpenClaw's protocol: they are listed
+//! (`channels.pairing.list`) when something may have changed — at (re)connect, when OpenClaw's
+//! database changes on this computer (a file watch on its `state/` directory), and every
+//! minute as a safety net (every 10 s when the gateway is on another computer).
+//!
+//! Here: what is attached to, its status and the [`Remote`] handle with its raw calls;
+//! `socket.rs` the connection (reconnects, requests in flight, answers and events), `calls.rs`
+//! ClawPair's methods answered on OpenClaw's, `events.rs` OpenClaw's device events as
+//! ClawPair's, `dm.rs` the chat-sender requests and allowlists (listing, the database watch),
+//! `views.rs` OpenClaw's records in ClawPair's shapes.
+
+mod calls;
+mod dm;
+mod events;
+mod socket;
+mod views;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use self::dm::follow_dm_requests;
+use self::socket::drive;
+use crate::events::{DmRequestView, Event, EventBus};
+use crate::protocol::Code;
+use crate::rpc::RpcError;
+
+/// What ClawPair attaches to: the gateway's URL, and where its token comes from.
+#[derive(Clone)]
+pub struct Target {
+    pub url: String,
+    pub token: TokenSource,
+    /// OpenClaw's state directory, when the gateway runs on this computer (for the database
+    /// watch and the read-only allowlists).
+    pub local_state: Option<PathBuf>,
+}
+
+/// The admin token, read when connecting (OpenClaw's own config stays the only copy).
+#[derive(Clone)]
+pub enum TokenSource {
+    /// `gateway.auth.token` in OpenClaw's config, read again at each connect.
+    OpenClawConfig { state_dir: PathBuf, config: PathBuf },
+    /// Typed by the owner into ClawPair's settings (`0600`).
+    Given(String),
+}
+
+impl TokenSource {
+    fn read(&self) -> Result<String, String> {
+        match self {
+            TokenSource::Given(t) => Ok(t.clone()),
+            TokenSource::OpenClawConfig { state_dir, config } => {
+                super::discover::at(state_dir, config)
+                    .and_then(|i| i.token().map(String::from))
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
+/// Where the attachment stands, for the tray and the window.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "state", rename_all = "camelCase")]
+pub enum Status {
+    Connecting {
+        url: String,
+    },
+    Attached {
+        url: String,
+        version: String,
+    },
+    Down {
+        url: String,
+        reason: String,
+        retry_in_s: u64,
+    },
+}
+
+impl Status {
+    /// One line for the tray.
+    pub fn line(&self) -> String {
+        match self {
+            Status::Connecting { url } => format!("Attaching to OpenClaw at {url}…"),
+            Status::Attached { url, .. } => format!("Attached to OpenClaw at {url}"),
+            Status::Down {
+                url,
+                reason,
+                retry_in_s,
+            } => {
+                format!("Not attached to OpenClaw at {url}: {reason} (retrying in {retry_in_s}s)")
+            }
+        }
+    }
+}
+
+type Reply = oneshot::Sender<Result<Value, RpcError>>;
+
+/// The attached gateway. Cheap to share; its task ends when the last handle is dropped.
+pub struct Remote {
+    url: String,
+    local_state: Option<PathBuf>,
+    requests: mpsc::Sender<(String, Value, Reply)>,
+    status: Mutex<Status>,
+    events: EventBus,
+    /// Chat-sender requests last listed, by OpenClaw's request id, with their account.
+    dm_known: Mutex<HashMap<String, DmRequestView>>,
+    /// Device requests last seen pending.
+    devices_known: Mutex<HashSet<String>>,
+    relist: Arc<Notify>,
+}
+
+fn unavailable(why: impl Into<String>) -> RpcError {
+    RpcError::new(Code::Unavailable, why)
+}
+
+/// A refusal for what OpenClaw's protocol does not offer, with what to do instead.
+fn unsupported(what: &str) -> RpcError {
+    RpcError::new(Code::Unsupported, what.to_string())
+}
+
+impl Remote {
+    /// Starts attaching; returns at once (the status says how it goes).
+    pub fn spawn(target: Target, events: EventBus) -> Arc<Remote> {
+        let (tx, rx) = mpsc::channel(64);
+        let remote = Arc::new(Remote {
+            url: target.url.clone(),
+            local_state: target.local_state.clone(),
+            requests: tx,
+            status: Mutex::new(Status::Connecting {
+                url: target.url.clone(),
+            }),
+            events,
+            dm_known: Mutex::default(),
+            devices_known: Mutex::default(),
+            relist: Arc::new(Notify::new()),
+        });
+        tokio::spawn(drive(Arc::downgrade(&remote), target, rx));
+        tokio::spawn(follow_dm_requests(Arc::downgrade(&remote)));
+        remote
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn status(&self) -> Status {
+        self.status
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or(Status::Connecting {
+                url: self.url.clone(),
+            })
+    }
+
+    fn set_status(&self, s: Status) {
+        if let Ok(mut cur) = self.status.lock() {
+            if *cur == s {
+                return;
+            }
+            *cur = s.clone();
+        }
+        self.events.publish(Event::AttachStatus {
+            line: s.line(),
+            attached: matches!(s, Status::Attached { .. }),
+        });
+    }
+
+    /// Calls one of OpenClaw's methods on the attached gateway.
+    pub async fn call_raw(&self, method: &str, params: Value) -> Result<Value, RpcError> {
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send((method.to_string(), params, tx))
+            .await
+            .map_err(|_| unavailable("the attachment to OpenClaw has stopped"))?;
+        match tokio::time::timeout(Duration::from_secs(30), rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(unavailable(format!(
+                "the connection to OpenClaw at {} closed before it answered",
+                self.url
+            ))),
+            Err(_) => Err(unavailable(format!(
+                "OpenClaw at {} did not answer in 30 s",
+                self.url
+            ))),
+        }
+    }
+}

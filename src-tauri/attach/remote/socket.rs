@@ -1,0 +1,162 @@
+//! The socket to the attached gateway: connecting as an operator with the admin token, one
+//! session with several requests in flight (answers matched by id, events handed on), and
+//! reconnecting with backoff while calls made in between fail at once.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::{unavailable, Remote, Reply, Status, Target};
+use crate::client::{Auth, Client, ConnectOptions, Socket};
+use crate::protocol::ErrorCode;
+use crate::rpc::RpcError;
+use crate::sanitize::sanitize;
+
+/// Connects, serves requests and events until the socket closes, then again with backoff.
+/// Ends when the [`Remote`] is dropped.
+pub(super) async fn drive(
+    remote: std::sync::Weak<Remote>,
+    target: Target,
+    mut requests: mpsc::Receiver<(String, Value, Reply)>,
+) {
+    let mut backoff = 1u64;
+    loop {
+        let Some(r) = remote.upgrade() else { return };
+        r.set_status(Status::Connecting {
+            url: target.url.clone(),
+        });
+        drop(r);
+        let reason = match connect(&target).await {
+            Ok((ws, hello)) => {
+                backoff = 1;
+                match session(&remote, ws, hello, &mut requests).await {
+                    Some(reason) => reason,
+                    None => return,
+                }
+            }
+            Err(e) => e,
+        };
+        let Some(r) = remote.upgrade() else { return };
+        r.set_status(Status::Down {
+            url: target.url.clone(),
+            reason,
+            retry_in_s: backoff,
+        });
+        drop(r);
+        // Calls made while detached fail at once instead of waiting for the next attempt.
+        let until = tokio::time::sleep(Duration::from_secs(backoff));
+        tokio::pin!(until);
+        loop {
+            tokio::select! {
+                _ = &mut until => break,
+                req = requests.recv() => match req {
+                    Some((_, _, reply)) => {
+                        let _ = reply.send(Err(unavailable(format!("not attached to OpenClaw at {}", target.url))));
+                    }
+                    None => return,
+                },
+            }
+        }
+        backoff = (backoff * 2).min(30);
+    }
+}
+
+async fn connect(target: &Target) -> Result<(Socket, Value), String> {
+    let token = target.token.read()?;
+    // OpenClaw accepts only client ids from its own list: a generic gateway client, as an
+    // operator with the powers an approval desk needs.
+    let mut opts = ConnectOptions::operator(&target.url, &token, "gateway-client");
+    opts.client_mode = "backend".into();
+    opts.display_name = Some("ClawPair".into());
+    opts.auth = Auth::Token(token);
+    match Client::connect(&opts, |_, _| {}).await {
+        Ok(c) => {
+            let hello = c.hello.clone();
+            Ok((c.into_socket().0, hello))
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// One attached connection. Returns why it ended, or `None` when the `Remote` is gone.
+async fn session(
+    remote: &std::sync::Weak<Remote>,
+    mut ws: Socket,
+    hello: Value,
+    requests: &mut mpsc::Receiver<(String, Value, Reply)>,
+) -> Option<String> {
+    let r = remote.upgrade()?;
+    r.set_status(Status::Attached {
+        url: r.url.clone(),
+        version: sanitize(hello["server"]["version"].as_str().unwrap_or("?")),
+    });
+    drop(r);
+    let mut waiting: HashMap<String, Reply> = HashMap::new();
+    let mut next = 0u64;
+    // What changed while detached is looked at first.
+    let catch_up = {
+        let remote = remote.clone();
+        tokio::spawn(async move {
+            if let Some(r) = remote.upgrade() {
+                r.relist_devices().await;
+                r.relist.notify_one();
+            }
+        })
+    };
+    let ended = loop {
+        tokio::select! {
+            req = requests.recv() => {
+                let Some((method, params, reply)) = req else { break None };
+                next += 1;
+                let id = format!("cp-{next}");
+                let frame = json!({ "type": "req", "id": id, "method": method, "params": params }).to_string();
+                if ws.send(Message::text(frame)).await.is_err() {
+                    let _ = reply.send(Err(unavailable("the connection to OpenClaw closed")));
+                    break Some("the connection closed".to_string());
+                }
+                waiting.insert(id, reply);
+            }
+            msg = ws.next() => {
+                let text = match msg {
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(Message::Close(f))) => break Some(f.map_or("closed".into(), |f| format!("closed ({} {})", u16::from(f.code), f.reason))),
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => break Some(e.to_string()),
+                    None => break Some("the connection closed".into()),
+                };
+                let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else { continue };
+                match v["type"].as_str() {
+                    Some("res") => {
+                        if let Some(reply) = v["id"].as_str().and_then(|id| waiting.remove(id)) {
+                            let answer = if v["ok"] == true {
+                                Ok(v["payload"].clone())
+                            } else {
+                                let e = &v["error"];
+                                Err(RpcError {
+                                    code: ErrorCode::from_wire(e["code"].as_str().unwrap_or("UNAVAILABLE")),
+                                    message: sanitize(e["message"].as_str().unwrap_or("refused")),
+                                    details: e.get("details").cloned(),
+                                })
+                            };
+                            let _ = reply.send(answer);
+                        }
+                    }
+                    Some("event") => {
+                        let Some(r) = remote.upgrade() else { break None };
+                        r.on_event(v["event"].as_str().unwrap_or_default(), &v["payload"]);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    };
+    catch_up.abort();
+    for (_, reply) in waiting {
+        let _ = reply.send(Err(unavailable("the connection to OpenClaw closed")));
+    }
+    ended
+}
