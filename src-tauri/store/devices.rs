@@ -329,19 +329,7 @@ impl DeviceStore {
         change: impl FnOnce(&mut PairedDevice) -> R,
     ) -> DeviceResult<R> {
         self.update_paired(|m| {
-            let d = m
-                .get_mut(device_id)
-                .ok_or_else(|| DeviceStoreError::NotFound {
-                    what: "unknown deviceId",
-                    id: crate::sanitize::sanitize(device_id),
-                    reason: "unknown",
-                })?;
-            if !d.roles.iter().any(|r| r == role) {
-                return Err(DeviceStoreError::UnknownRole {
-                    device: d.device_id.clone(),
-                    role: crate::sanitize::sanitize(role),
-                });
-            }
+            let d = device_with_role(m, device_id, role)?;
             Ok(change(d))
         })
     }
@@ -515,19 +503,7 @@ impl DeviceStore {
         let hash = token::hash_token(&tok);
         // Lock order: paired, then bootstrap (as an approval takes them).
         let rec = self.update_paired(|m| {
-            let d = m
-                .get_mut(device_id)
-                .ok_or_else(|| DeviceStoreError::NotFound {
-                    what: "unknown deviceId",
-                    id: crate::sanitize::sanitize(device_id),
-                    reason: "unknown",
-                })?;
-            if !d.roles.iter().any(|r| r == role) {
-                return Err(DeviceStoreError::UnknownRole {
-                    device: d.device_id.clone(),
-                    role: crate::sanitize::sanitize(role),
-                });
-            }
+            let d = device_with_role(m, device_id, role)?;
             if d.tokens.contains_key(role) {
                 return Err(DeviceStoreError::TokenExists {
                     device: d.device_id.clone(),
@@ -606,6 +582,28 @@ impl DeviceStore {
         self.bury(gone.iter().map(|r| (r.request_id.clone(), "removed")));
         Ok(gone)
     }
+}
+
+/// The paired device `device_id`, which must hold `role`.
+fn device_with_role<'a>(
+    m: &'a mut PairedMap,
+    device_id: &str,
+    role: &str,
+) -> DeviceResult<&'a mut PairedDevice> {
+    let d = m
+        .get_mut(device_id)
+        .ok_or_else(|| DeviceStoreError::NotFound {
+            what: "unknown deviceId",
+            id: crate::sanitize::sanitize(device_id),
+            reason: "unknown",
+        })?;
+    if !d.roles.iter().any(|r| r == role) {
+        return Err(DeviceStoreError::UnknownRole {
+            device: d.device_id.clone(),
+            role: crate::sanitize::sanitize(role),
+        });
+    }
+    Ok(d)
 }
 
 #[cfg(test)]
