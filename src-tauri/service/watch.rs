@@ -6,9 +6,11 @@
 //! tray and the window update, and a removed or revoked device's sockets close.
 //!
 //! A watcher thread (inotify here, FSEvents or ReadDirectoryChangesW elsewhere, through the
-//! `notify` crate) wakes on writes to the state files, waits for the burst to settle, reads
-//! the store again and compares it with what it read last ([`Snapshot::changes`]). A change
-//! this process made itself was published when it was made; its copy from the files is
+//! `notify` crate) wakes on writes to the state files. It reads the first changed file at once
+//! and the rest once the burst settles, each time only what those files hold
+//! ([`Snapshot::refresh`]: one channel's requests, the devices, the settings), and compares it
+//! with what it read last ([`Snapshot::changes`]). A change this process made itself was
+//! published when it was made; its copy from the files is
 //! dropped by [`EventBus::publish_unless_recent`](crate::events::EventBus::publish_unless_recent).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,6 +26,7 @@ use crate::events::{DmRequestView, Event};
 use crate::pairing::device::PendingDevice;
 use crate::protocol::{DeviceChange, Resolution};
 use crate::service::{PairedDeviceView, Service};
+use crate::store::ChannelName;
 
 /// How long the files must be quiet before they are read: one approval writes two or three.
 const SETTLE: Duration = Duration::from_millis(60);
@@ -64,19 +67,30 @@ impl DirWatch {
     }
 }
 
-/// Waits for the next change, then for the burst it starts to settle. `None` once the watch
-/// is gone.
-pub fn next_burst(rx: &mpsc::Receiver<PathBuf>) -> Option<()> {
-    rx.recv().ok()?;
+/// Waits for the next change, then for the burst it starts to settle; returns the files that
+/// changed in it. `None` once the watch is gone.
+pub fn next_burst(rx: &mpsc::Receiver<PathBuf>) -> Option<BTreeSet<PathBuf>> {
+    let first = rx.recv().ok()?;
+    let mut changed = rest_of_burst(rx)?;
+    changed.insert(first);
+    Some(changed)
+}
+
+/// The files that change until the burst in progress settles (none when it already has).
+/// `None` once the watch is gone.
+fn rest_of_burst(rx: &mpsc::Receiver<PathBuf>) -> Option<BTreeSet<PathBuf>> {
+    let mut changed = BTreeSet::new();
     let started = Instant::now();
     while started.elapsed() < MAX_SETTLE {
         match rx.recv_timeout(SETTLE) {
-            Ok(_) => continue,
+            Ok(p) => {
+                changed.insert(p);
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => break,
             Err(mpsc::RecvTimeoutError::Disconnected) => return None,
         }
     }
-    Some(())
+    Some(changed)
 }
 
 /// The state files whose changes other processes make (settings, devices, DM requests and
@@ -112,21 +126,43 @@ fn follow(rx: mpsc::Receiver<PathBuf>, service: Weak<Service>) {
         Some(s) => Snapshot::read(&s).unwrap_or_default(),
         None => return,
     };
-    while next_burst(&rx).is_some() {
-        let Some(s) = service.upgrade() else { return };
-        let now = match Snapshot::read(&s) {
-            Ok(now) => now,
-            Err(e) => {
-                // Kept as it was: the next change reads again.
-                tracing::warn!("state watcher could not read the store: {e}");
-                continue;
-            }
-        };
-        for ev in seen.changes(&now, s.now_ms()) {
-            s.events().publish_unless_recent(ev);
+    // The first file of a burst is read at once, the rest once it settles. Reading only after
+    // the settle would fold two writers into one look: a request this gateway wrote and the
+    // CLI's approval of it a few milliseconds later would read as a device that appeared from
+    // nowhere, and the phone waiting on that request would not be told.
+    while let Ok(first) = rx.recv() {
+        if !look(&service, &mut seen, &BTreeSet::from([first])) {
+            return;
         }
-        seen = now;
+        match rest_of_burst(&rx) {
+            None => return,
+            Some(rest) if rest.is_empty() => {}
+            Some(rest) => {
+                if !look(&service, &mut seen, &rest) {
+                    return;
+                }
+            }
+        }
     }
+}
+
+/// Reads again what `changed` holds and publishes what differs from `seen`. False once the
+/// service is gone.
+fn look(service: &Weak<Service>, seen: &mut Snapshot, changed: &BTreeSet<PathBuf>) -> bool {
+    let Some(s) = service.upgrade() else {
+        return false;
+    };
+    match seen.refresh(&s, changed) {
+        Ok(now) => {
+            for ev in seen.changes(&now, s.now_ms()) {
+                s.events().publish_unless_recent(ev);
+            }
+            *seen = now;
+        }
+        // Kept as it was: the next change reads again.
+        Err(e) => tracing::warn!("state watcher could not read the store: {e}"),
+    }
+    true
 }
 
 /// One device as far as changes to it matter.
@@ -203,6 +239,76 @@ impl Snapshot {
                 .insert(a.sender_id);
         }
         Ok(snap)
+    }
+
+    /// `self` with what `changed` files hold read again: only the channels, devices or
+    /// settings those files are, so a gateway with thousands of channels does not re-read them
+    /// all for every write (its own writes wake the watch too). A file it cannot place is
+    /// read with everything.
+    pub fn refresh(&self, s: &Service, changed: &BTreeSet<PathBuf>) -> Result<Snapshot, String> {
+        let p = s.paths();
+        let (devices_dir, credentials_dir) = (p.devices_dir(), p.credentials_dir());
+        let mut next = self.clone();
+        let mut devices = false;
+        let mut settings = false;
+        let mut pairing = BTreeSet::new();
+        let mut allow = BTreeSet::new();
+        for file in changed {
+            let dir = file.parent().unwrap_or(Path::new(""));
+            let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if dir == devices_dir {
+                devices = true;
+            } else if dir == credentials_dir {
+                if let Some(ch) = name.strip_suffix("-pairing.json") {
+                    pairing.insert(ch.to_string());
+                } else if let Some(prefix) = name.strip_suffix("-allowFrom.json") {
+                    // `<channel>-allowFrom.json` or `<channel>-<account>-allowFrom.json`, and a
+                    // channel's name may hold dashes: both readings are looked at.
+                    allow.insert(prefix.to_string());
+                    if let Some((ch, _)) = prefix.split_once('-') {
+                        allow.insert(ch.to_string());
+                    }
+                }
+                // Other files there (offsets, locks) are not part of the snapshot.
+            } else if file.as_path() == p.settings() {
+                settings = true;
+            } else {
+                return Snapshot::read(s);
+            }
+        }
+        if devices {
+            let d = s.device_list().map_err(|e| e.to_string())?;
+            next.pending = d
+                .pending
+                .into_iter()
+                .map(|p| (p.request.request_id.clone(), (p.request, p.expires_at_ms)))
+                .collect();
+            next.paired = d
+                .paired
+                .iter()
+                .map(|d| (d.device_id.clone(), DeviceSeen::from(d)))
+                .collect();
+        }
+        for ch in pairing.iter().filter(|c| ChannelName::parse(c).is_ok()) {
+            next.dm.retain(|k, _| &k.0 != ch);
+            for r in s.dm_list(Some(ch)).map_err(|e| e.to_string())? {
+                next.dm
+                    .insert((r.channel.clone(), r.account_id.clone(), r.code.clone()), r);
+            }
+        }
+        for ch in allow.iter().filter(|c| ChannelName::parse(c).is_ok()) {
+            next.allow.retain(|k, _| &k.0 != ch);
+            for a in s.allow_list(Some(ch)).map_err(|e| e.to_string())? {
+                next.allow
+                    .entry((a.channel, a.account_id))
+                    .or_default()
+                    .insert(a.sender_id);
+            }
+        }
+        if settings {
+            next.settings = serde_json::to_value(&*s.settings()).unwrap_or_default();
+        }
+        Ok(next)
     }
 
     /// The events that turn `self` into `now`. Requests that vanished because they expired
@@ -344,6 +450,65 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::SystemClock;
+    use crate::service::InboundDm;
+    use crate::store::{AccountId, StatePaths};
+
+    #[test]
+    fn a_refresh_of_the_changed_files_reads_what_a_full_read_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _) = Service::open(
+            StatePaths::new(dir.path().join("state")),
+            Arc::new(SystemClock),
+        )
+        .unwrap();
+        let inbound = |channel: &str, sender: &str| {
+            s.dm_inbound(&InboundDm {
+                channel: channel.into(),
+                account: None,
+                sender: sender.into(),
+                text: None,
+                meta: Default::default(),
+                is_group: false,
+            })
+            .unwrap()
+        };
+        inbound("alpha", "a1");
+        inbound("beta-x", "b1");
+        let before = Snapshot::read(&s).unwrap();
+        assert_eq!(before.dm.len(), 2);
+        inbound("alpha", "a2");
+        s.allow_add("gamma", Some("work"), "g9", "test").unwrap();
+        let p = s.paths();
+        let changed = BTreeSet::from([
+            p.pairing_file(&ChannelName::parse("alpha").unwrap()),
+            p.allow_file(
+                &ChannelName::parse("gamma").unwrap(),
+                &AccountId::parse("work").unwrap(),
+            ),
+        ]);
+        let refreshed = before.refresh(&s, &changed).unwrap();
+        let full = Snapshot::read(&s).unwrap();
+        let now = s.now_ms();
+        assert!(refreshed.changes(&full, now).is_empty());
+        assert!(full.changes(&refreshed, now).is_empty());
+        assert_eq!(refreshed.dm.len(), 3, "the untouched channel is kept");
+        let seen = before.changes(&refreshed, now);
+        assert!(seen
+            .iter()
+            .any(|e| matches!(e, Event::PairingRequested(r) if r.id == "a2")));
+        assert!(seen.iter().any(|e| matches!(
+            e,
+            Event::AllowlistChanged { channel, account_id } if channel == "gamma" && account_id == "work"
+        )));
+        // A file the watch cannot place is read with everything.
+        let odd = BTreeSet::from([p.root().join("other.json")]);
+        assert!(before
+            .refresh(&s, &odd)
+            .unwrap()
+            .changes(&full, now)
+            .is_empty());
+    }
 
     fn request(id: &str, device: &str, role: &str) -> PendingDevice {
         serde_json::from_value(serde_json::json!({
