@@ -10,12 +10,9 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 peer=$(scripts/openclaw-peer.sh | tail -n 1)
 cargo test --features mock-runtime,devtools --test interop --test companion_e2e --no-run
-# Inside: loopback up, DNS pointed at loopback, a fresh /tmp; nothing reaches the network.
-exec unshare --net --mount --propagation private -- env CLAWPAIR_OPENCLAW_HOME="$peer" sh -euc '
-  mount -t tmpfs -o mode=1777 tmpfs /tmp
-  echo "nameserver 127.0.0.1" > /tmp/resolv.conf
-  mount --bind /tmp/resolv.conf /etc/resolv.conf
-  ip link set lo up
+# Inside a loopback-only network namespace with a fresh /tmp (scripts/loopback-ns.sh): nothing
+# reaches the network.
+exec scripts/loopback-ns.sh env CLAWPAIR_OPENCLAW_HOME="$peer" sh -euc '
   cargo test --offline --features mock-runtime,devtools --test interop -- --ignored --test-threads=2 "$@"
   exec dbus-run-session -- env NO_AT_BRIDGE=1 xvfb-run -a -s "-screen 0 1280x1024x24" \
     cargo test --offline --features mock-runtime,devtools --test companion_e2e -- --ignored --test-threads=1 "$@"

@@ -80,7 +80,7 @@ fn start_app(dir: &Path, log: &Path) -> Result<Server, String> {
                     .address
                     .parse()
                     .map_err(|_| format!("bad address {:?}", rec.address))?;
-                return Ok(Server::new(addr, child));
+                return Ok(Server::spawned(addr, child));
             }
         }
         if Instant::now() > end {

@@ -139,6 +139,22 @@ impl Run {
         let rank = ((p / 100.0) * self.latencies.len() as f64).ceil() as usize;
         self.latencies[rank.clamp(1, self.latencies.len()) - 1]
     }
+    /// Rounds of one measurement as one run: the rate of the median round (its count and
+    /// time), the latencies and errors of every round.
+    pub fn median_of(mut rounds: Vec<Run>) -> Run {
+        rounds.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
+        let (ok, elapsed) = rounds
+            .get(rounds.len() / 2)
+            .map(|r| (r.ok, r.elapsed))
+            .unwrap_or_default();
+        let mut all = Run::default();
+        for r in rounds {
+            all.absorb(r);
+        }
+        all.ok = ok;
+        all.elapsed = elapsed;
+        all
+    }
     fn absorb(&mut self, other: Run) {
         self.ok += other.ok;
         self.errors += other.errors;

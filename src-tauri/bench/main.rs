@@ -4,13 +4,17 @@
 //! point, so the build measured is always the current one); this process is the load.
 //!
 //! `--quick` finishes well under a minute; without it, the full run holds 10,000 connections.
+//! `--peer openclaw` measures OpenClaw's own gateway beside ClawPair's instead (`versus`), and
+//! `--gui` the tray app (`gui`).
 
 mod echo;
 #[cfg(all(feature = "gui", feature = "devtools"))]
 mod gui;
 mod load;
+mod peer;
 mod proc;
 mod rows;
+mod versus;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -33,6 +37,7 @@ use rows::{Row, Table};
 /// Hidden first arguments that turn this binary into one of the servers under test.
 pub const CHILD_GATEWAY: &str = "__gateway";
 pub const CHILD_ECHO: &str = "__echo";
+pub const CHILD_CLI: &str = "__cli";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -56,6 +61,20 @@ struct Args {
     /// build with the `gui` and `devtools` features, a D-Bus session and a display)
     #[arg(long)]
     gui: bool,
+    /// Measure ClawPair against another gateway, side by side in the same run: `openclaw`
+    /// (OpenClaw as scripts/openclaw-peer.sh installs it; run through scripts/bench-openclaw.sh,
+    /// which provides the loopback-only network namespace it needs)
+    #[arg(long, value_enum, value_name = "PEER")]
+    peer: Option<Peer>,
+    /// Where OpenClaw is installed (default: $CLAWPAIR_OPENCLAW_HOME, else
+    /// ~/.cache/clawpair/openclaw-peer)
+    #[arg(long, value_name = "DIR")]
+    openclaw_home: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Peer {
+    Openclaw,
 }
 
 /// How long and how hard each measurement runs.
@@ -112,7 +131,13 @@ impl Plan {
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
     match argv.get(1).map(String::as_str) {
-        Some(CHILD_GATEWAY) => return child_gateway(argv.get(2).map(String::as_str)),
+        Some(CHILD_GATEWAY) => {
+            return child_gateway(
+                argv.get(2).map(String::as_str),
+                argv.get(3).map(String::as_str),
+            )
+        }
+        Some(CHILD_CLI) => return child_cli(&argv[2..]),
         Some(CHILD_ECHO) => return echo::run(),
         #[cfg(all(feature = "gui", feature = "devtools"))]
         Some(gui::CHILD_APP) => return gui::child_app(argv.get(2).map(String::as_str)),
@@ -127,6 +152,9 @@ fn main() -> ExitCode {
         .expect("runtime");
     if args.gui {
         return run_gui(&rt, &plan);
+    }
+    if let Some(Peer::Openclaw) = args.peer {
+        return run_versus(&rt, &args);
     }
     match rt.block_on(run(plan, args.keep)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -157,14 +185,44 @@ fn run_gui(_rt: &tokio::runtime::Runtime, _plan: &Plan) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// The gateway child: exactly what `clawpair --state-dir DIR gateway --port 0` runs.
-fn child_gateway(dir: Option<&str>) -> ExitCode {
+/// `--peer openclaw`: the table of ClawPair beside OpenClaw.
+fn run_versus(rt: &tokio::runtime::Runtime, args: &Args) -> ExitCode {
+    let result = peer::OpenClaw::find(args.openclaw_home.as_deref()).and_then(|oc| {
+        let plan = versus::VsPlan::new(args.quick, args.connections);
+        rt.block_on(versus::run(plan, &oc, args.keep))
+    });
+    match result {
+        Ok(mut t) => {
+            t.machine = proc::machine();
+            println!("{}", t.render());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("clawpair-bench --peer openclaw: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The gateway child: exactly what `clawpair --state-dir DIR gateway --port PORT` runs (port 0
+/// unless given).
+fn child_gateway(dir: Option<&str>, port: Option<&str>) -> ExitCode {
     let Some(dir) = dir else {
         eprintln!("{CHILD_GATEWAY} needs a state directory");
         return ExitCode::from(2);
     };
+    let port = port.unwrap_or("0");
     let cli =
-        clawpair::cli::Cli::parse_from(["clawpair", "--state-dir", dir, "gateway", "--port", "0"]);
+        clawpair::cli::Cli::parse_from(["clawpair", "--state-dir", dir, "gateway", "--port", port]);
+    clawpair::logging::init_cli();
+    clawpair::cli::run(cli)
+}
+
+/// The CLI child: `clawpair ARGS…`, the same entry point as the `clawpair` binary.
+fn child_cli(args: &[String]) -> ExitCode {
+    let cli = clawpair::cli::Cli::parse_from(
+        std::iter::once("clawpair".to_string()).chain(args.iter().cloned()),
+    );
     clawpair::logging::init_cli();
     clawpair::cli::run(cli)
 }

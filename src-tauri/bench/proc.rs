@@ -12,13 +12,29 @@ use std::time::{Duration, Instant};
 pub struct Server {
     pub addr: SocketAddr,
     child: Child,
+    /// The child leads its own process group, and stopping it stops the group (OpenClaw's
+    /// gateway starts helper processes of its own).
+    group: bool,
 }
 
 impl Server {
-    /// A server started elsewhere (the tray app of `--gui`).
-    #[cfg(all(feature = "gui", feature = "devtools"))]
-    pub fn new(addr: SocketAddr, child: Child) -> Server {
-        Server { addr, child }
+    /// A server spawned as the leader of its own process group (`process_group(0)`).
+    pub fn group_leader(addr: SocketAddr, child: Child) -> Server {
+        Server {
+            addr,
+            child,
+            group: true,
+        }
+    }
+
+    /// A server spawned by this process (the gateway, the echo server, the tray app of
+    /// `--gui`), listening (or about to) at `addr`.
+    pub fn spawned(addr: SocketAddr, child: Child) -> Server {
+        Server {
+            addr,
+            child,
+            group: false,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -35,17 +51,43 @@ impl Server {
         cpu_time(self.pid()).unwrap_or_default()
     }
 
+    /// Whether it is still running; `Some(why)` once it has exited.
+    pub fn exited(&mut self) -> Option<String> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Some(status.to_string()),
+            Ok(None) => None,
+            Err(e) => Some(e.to_string()),
+        }
+    }
+
+    /// Resident memory of the process and all its descendants, in KiB.
+    pub fn tree_rss_kib(&self) -> u64 {
+        tree(self.pid()).iter().filter_map(|&p| rss_kib(p)).sum()
+    }
+
     /// SIGTERM, then SIGKILL if it has not exited within a few seconds.
     pub fn stop(mut self) {
-        // SAFETY: sending a signal to our own child's pid.
-        unsafe { libc::kill(self.pid() as i32, libc::SIGTERM) };
+        // A process group is addressed by the negated id of its leader.
+        let target = if self.group {
+            -(self.pid() as i32)
+        } else {
+            self.pid() as i32
+        };
+        // SAFETY: sending a signal to our own child (or the process group it leads).
+        unsafe { libc::kill(target, libc::SIGTERM) };
         let until = Instant::now() + Duration::from_secs(8);
         while Instant::now() < until {
             if let Ok(Some(_)) = self.child.try_wait() {
+                if self.group {
+                    // Helpers that outlived their leader go with it.
+                    unsafe { libc::kill(target, libc::SIGKILL) };
+                }
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        // SAFETY: as above.
+        unsafe { libc::kill(target, libc::SIGKILL) };
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -71,10 +113,7 @@ pub fn start_gateway(state_dir: &Path, log: &Path) -> Result<Server, String> {
         .spawn()
         .map_err(|e| format!("cannot start the gateway: {e}"))?;
     let pid = child.id();
-    let mut server = Server {
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        child,
-    };
+    let mut server = Server::spawned(SocketAddr::from(([127, 0, 0, 1], 0)), child);
     let record = state_dir.join("run/gateway.json");
     let until = Instant::now() + Duration::from_secs(15);
     while Instant::now() < until {
@@ -97,6 +136,91 @@ pub fn start_gateway(state_dir: &Path, log: &Path) -> Result<Server, String> {
     Err("the gateway did not write run/gateway.json within 15 s".into())
 }
 
+/// Starts the gateway on `state_dir` at 127.0.0.1:`port` and returns at once: the caller
+/// times how long it takes to answer.
+pub fn spawn_gateway_on(state_dir: &Path, log: &Path, port: u16) -> Result<Server, String> {
+    let log_file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let child = Command::new(this_exe())
+        .arg(super::CHILD_GATEWAY)
+        .arg(state_dir)
+        .arg(port.to_string())
+        .env("RUST_LOG", "warn")
+        .env_remove("OPENCLAW_STATE_DIR")
+        .env_remove("CLAWPAIR_STATE_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        .spawn()
+        .map_err(|e| format!("cannot start the gateway: {e}"))?;
+    Ok(Server::spawned(
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        child,
+    ))
+}
+
+/// `clawpair ARGS…` as its own process: this binary re-executed into the CLI's entry point.
+pub fn clawpair_cli(args: &[&str]) -> Command {
+    let mut c = Command::new(this_exe());
+    c.arg(super::CHILD_CLI)
+        .args(args)
+        .env_remove("OPENCLAW_STATE_DIR")
+        .env_remove("CLAWPAIR_STATE_DIR")
+        .stdin(Stdio::null());
+    c
+}
+
+/// What a whole process cost: from spawn to exit, and its peak resident memory (the largest
+/// sum of its process tree's high-water marks seen while it ran).
+pub struct ProcessRun {
+    pub wall: Duration,
+    pub peak_kib: u64,
+    pub ok: bool,
+    pub output: String,
+}
+
+/// Runs `c` to its end, its output to the file `out`, sampling its process tree's memory
+/// every few milliseconds. The samples are `VmHWM` (the peak since `exec`), so a peak between
+/// two samples still counts. Not `wait4`'s `ru_maxrss`: it also counts the memory of the
+/// process that spawned the child before `exec`, which here is this benchmark.
+pub fn run_whole(mut c: Command, out: &Path) -> Result<ProcessRun, String> {
+    let file = std::fs::File::create(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let err = file
+        .try_clone()
+        .map_err(|e| format!("{}: {e}", out.display()))?;
+    let t0 = Instant::now();
+    let child = c
+        .stdout(file)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| format!("cannot run {c:?}: {e}"))?;
+    let pid = child.id();
+    let mut tree_peak = 0;
+    let mut status = 0;
+    loop {
+        let now: u64 = tree(pid)
+            .iter()
+            .filter_map(|&p| status_kib(p, "VmHWM:"))
+            .sum();
+        tree_peak = tree_peak.max(now);
+        // SAFETY: waiting (without blocking) for our own child, with a valid out-pointer.
+        let r = unsafe { libc::waitpid(pid as i32, &mut status, libc::WNOHANG) };
+        if r == pid as i32 {
+            break;
+        }
+        if r < 0 {
+            return Err(format!("waitpid: {}", std::io::Error::last_os_error()));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let wall = t0.elapsed();
+    Ok(ProcessRun {
+        wall,
+        peak_kib: tree_peak,
+        ok: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        output: std::fs::read_to_string(out).unwrap_or_default(),
+    })
+}
+
 /// Starts the baseline echo server; it prints its address as its first line.
 pub fn start_echo() -> Result<Server, String> {
     let mut child = Command::new(this_exe())
@@ -115,16 +239,53 @@ pub fn start_echo() -> Result<Server, String> {
         .trim()
         .parse()
         .map_err(|_| format!("echo server printed {line:?} instead of its address"))?;
-    Ok(Server { addr, child })
+    Ok(Server::spawned(addr, child))
 }
 
 /// `VmRSS` of a process, in KiB.
 pub fn rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// A memory field of `/proc/<pid>/status` (`VmRSS:`, `VmHWM:`), in KiB.
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// `pid` and every process descended from it, from the parent ids in `/proc/*/stat`.
+pub fn tree(pid: u32) -> Vec<u32> {
+    let mut parent_of = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            if let Some(pp) = parent_pid(p) {
+                parent_of.push((p, pp));
+            }
+        }
+    }
+    let mut out = vec![pid];
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i];
+        out.extend(parent_of.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    out
+}
+
+fn parent_pid(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 2..]
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// User + system CPU time of a process (`/proc/<pid>/stat` fields 14 and 15).

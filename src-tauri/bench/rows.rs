@@ -27,15 +27,17 @@ pub struct Row {
 pub struct Table {
     pub machine: String,
     mode: &'static str,
+    /// The heading of the column ClawPair is compared with.
+    against: String,
     rows: Vec<Row>,
     notes: Vec<String>,
 }
 
-fn yes(ok: bool) -> String {
+pub fn yes(ok: bool) -> String {
     if ok { "yes" } else { "**no**" }.into()
 }
 
-fn thousands(n: f64) -> String {
+pub fn thousands(n: f64) -> String {
     let s = format!("{:.0}", n.max(0.0));
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
@@ -47,7 +49,7 @@ fn thousands(n: f64) -> String {
     out
 }
 
-fn rate(n: f64) -> String {
+pub fn rate(n: f64) -> String {
     format!("{}/s", thousands(n))
 }
 
@@ -74,9 +76,15 @@ fn times(x: f64) -> String {
 
 impl Table {
     pub fn new(plan: &Plan) -> Table {
+        Table::versus(plan.quick, "baseline")
+    }
+
+    /// A table of ClawPair against another program (`--peer`), named in the heading.
+    pub fn versus(quick: bool, against: &str) -> Table {
         Table {
             machine: String::new(),
-            mode: if plan.quick { "quick" } else { "full" },
+            mode: if quick { "quick" } else { "full" },
+            against: against.into(),
             rows: Vec::new(),
             notes: Vec::new(),
         }
@@ -132,7 +140,10 @@ impl Table {
             chrono::Utc::now().format("%Y-%m-%d %H:%M"),
             self.machine
         );
-        s.push_str("| measurement | ClawPair | baseline | ratio | target | met |\n");
+        s.push_str(&format!(
+            "| measurement | ClawPair | {} | ratio | target | met |\n",
+            self.against
+        ));
         s.push_str("|---|---|---|---|---|---|\n");
         for r in &self.rows {
             s.push_str(&format!(
