@@ -6,10 +6,9 @@
 //! tray and the window update, and a removed or revoked device's sockets close.
 //!
 //! A watcher thread (inotify here, FSEvents or ReadDirectoryChangesW elsewhere, through the
-//! `notify` crate) wakes on writes to the state files. It reads the first changed file at once
-//! and the rest once the burst settles, each time only what those files hold
-//! ([`Snapshot::refresh`]: one channel's requests, the devices, the settings), and compares it
-//! with what it read last ([`Snapshot::changes`]). A change this process made itself was
+//! `notify` crate) wakes on writes to the state files, waits for the burst to settle, reads
+//! again only what the changed files hold ([`Snapshot::refresh`]: one channel's requests, the
+//! devices, the settings) and compares it with what it read last ([`Snapshot::changes`]). A change this process made itself was
 //! published when it was made; its copy from the files is
 //! dropped by [`EventBus::publish_unless_recent`](crate::events::EventBus::publish_unless_recent).
 
@@ -70,16 +69,7 @@ impl DirWatch {
 /// Waits for the next change, then for the burst it starts to settle; returns the files that
 /// changed in it. `None` once the watch is gone.
 pub fn next_burst(rx: &mpsc::Receiver<PathBuf>) -> Option<BTreeSet<PathBuf>> {
-    let first = rx.recv().ok()?;
-    let mut changed = rest_of_burst(rx)?;
-    changed.insert(first);
-    Some(changed)
-}
-
-/// The files that change until the burst in progress settles (none when it already has).
-/// `None` once the watch is gone.
-fn rest_of_burst(rx: &mpsc::Receiver<PathBuf>) -> Option<BTreeSet<PathBuf>> {
-    let mut changed = BTreeSet::new();
+    let mut changed = BTreeSet::from([rx.recv().ok()?]);
     let started = Instant::now();
     while started.elapsed() < MAX_SETTLE {
         match rx.recv_timeout(SETTLE) {
@@ -126,22 +116,11 @@ fn follow(rx: mpsc::Receiver<PathBuf>, service: Weak<Service>) {
         Some(s) => Snapshot::read(&s).unwrap_or_default(),
         None => return,
     };
-    // The first file of a burst is read at once, the rest once it settles. Reading only after
-    // the settle would fold two writers into one look: a request this gateway wrote and the
-    // CLI's approval of it a few milliseconds later would read as a device that appeared from
-    // nowhere, and the phone waiting on that request would not be told.
-    while let Ok(first) = rx.recv() {
-        if !look(&service, &mut seen, &BTreeSet::from([first])) {
+    // Only once the burst settles: this process publishes its own changes just after writing
+    // them, and a look taken sooner would publish the copy first, as news.
+    while let Some(changed) = next_burst(&rx) {
+        if !look(&service, &mut seen, &changed) {
             return;
-        }
-        match rest_of_burst(&rx) {
-            None => return,
-            Some(rest) if rest.is_empty() => {}
-            Some(rest) => {
-                if !look(&service, &mut seen, &rest) {
-                    return;
-                }
-            }
         }
     }
 }
