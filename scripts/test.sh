@@ -32,11 +32,11 @@ step "cargo clippy, the core and CLI without the GUI (-D warnings)"
 cargo clippy --no-default-features --all-targets -- -D warnings
 step "tests: unit, integration, CLI, gateway, window commands on the mock runtime"
 cargo test --all-targets --features mock-runtime,devtools
-step "interop with the real OpenClaw 2026.9.6 from npm, and the app attached to it (a loopback-only network namespace)"
-scripts/interop.sh
 step "the desktop app end to end (Xvfb, a private D-Bus session, tauri-driver + WebKitWebDriver)"
 dbus-run-session -- env NO_AT_BRIDGE=1 xvfb-run -a -s "-screen 0 1280x1024x24" \
   cargo test --features mock-runtime,devtools --test gui_e2e -- --ignored --test-threads=1
+step "interop with the real OpenClaw 2026.9.6 from npm, and the app attached to it (a loopback-only network namespace)"
+scripts/interop.sh
 step "the Debian package: the release build and the .deb"
 scripts/package-deb.sh
 step "the Debian package: inspect it, run its binary"
