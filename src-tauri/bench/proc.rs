@@ -100,20 +100,8 @@ fn this_exe() -> PathBuf {
 /// Starts the gateway on loopback, port 0, on `state_dir`, and waits for its run record
 /// (`run/gateway.json`) to learn the port.
 pub fn start_gateway(state_dir: &Path, log: &Path) -> Result<Server, String> {
-    let log_file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
-    let child = Command::new(this_exe())
-        .arg(super::CHILD_GATEWAY)
-        .arg(state_dir)
-        .env("RUST_LOG", "warn")
-        .env_remove("OPENCLAW_STATE_DIR")
-        .env_remove("CLAWPAIR_STATE_DIR")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log_file)
-        .spawn()
-        .map_err(|e| format!("cannot start the gateway: {e}"))?;
-    let pid = child.id();
-    let mut server = Server::spawned(SocketAddr::from(([127, 0, 0, 1], 0)), child);
+    let mut server = spawn_gateway_on(state_dir, log, 0)?;
+    let pid = server.pid();
     let record = state_dir.join("run/gateway.json");
     let until = Instant::now() + Duration::from_secs(15);
     while Instant::now() < until {

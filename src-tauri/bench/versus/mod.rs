@@ -159,26 +159,20 @@ async fn measure(
     wait_ready(oc).await?;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let rest = (cp.server.tree_rss_kib(), oc.server.tree_rss_kib());
-    let mut times = (
-        ours.iter().map(|s| s.time).collect::<Vec<_>>(),
-        theirs.iter().map(|s| s.time).collect::<Vec<_>>(),
-    );
-    let mut rss = (
-        ours.iter().map(|s| s.rss_kib).collect::<Vec<_>>(),
-        theirs.iter().map(|s| s.rss_kib).collect::<Vec<_>>(),
-    );
+    let times = medians(ours, theirs, |s| s.time);
+    let rss = medians(ours, theirs, |s| s.rss_kib);
     t.push(row_time(
         &format!(
             "start-up to the first `connect.challenge` ({})",
             of_runs(ours.len(), "start")
         ),
-        median(&mut times.0),
-        median(&mut times.1),
+        times.0,
+        times.1,
     ));
     t.push(row_memory(
         "resident memory at the first challenge (process tree)",
-        median(&mut rss.0),
-        median(&mut rss.1),
+        rss.0,
+        rss.1,
         None,
     ));
     t.push(row_memory(
@@ -613,26 +607,20 @@ fn cli_rows(
                 "openclaw",
             )?);
         }
-        let mut wall = (
-            a.iter().map(|r| r.wall).collect::<Vec<_>>(),
-            b.iter().map(|r| r.wall).collect::<Vec<_>>(),
-        );
-        let mut peak = (
-            a.iter().map(|r| r.peak_kib).collect::<Vec<_>>(),
-            b.iter().map(|r| r.peak_kib).collect::<Vec<_>>(),
-        );
+        let wall = medians(&a, &b, |r| r.wall);
+        let peak = medians(&a, &b, |r| r.peak_kib);
         t.push(row_time(
             &format!(
                 "`{what}`, a whole process: wall time ({})",
                 of_runs(plan.cli_runs, "run")
             ),
-            median(&mut wall.0),
-            median(&mut wall.1),
+            wall.0,
+            wall.1,
         ));
         t.push(row_memory(
             &format!("`{what}`: peak resident memory (process tree)"),
-            median(&mut peak.0),
-            median(&mut peak.1),
+            peak.0,
+            peak.1,
             None,
         ));
     }
@@ -645,6 +633,17 @@ fn checked(r: ProcessRun, what: &str, prog: &str) -> Result<ProcessRun, String> 
     } else {
         Err(format!("`{prog} {what}` failed: {}", r.output.trim()))
     }
+}
+
+/// The medians of one figure of each side's runs.
+fn medians<S, T: Copy + PartialOrd + Default>(
+    ours: &[S],
+    theirs: &[S],
+    figure: impl Fn(&S) -> T,
+) -> (T, T) {
+    let mut a: Vec<T> = ours.iter().map(&figure).collect();
+    let mut b: Vec<T> = theirs.iter().map(&figure).collect();
+    (median(&mut a), median(&mut b))
 }
 
 /// The median of `v` (sorted in place); zero when empty.
