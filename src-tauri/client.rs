@@ -524,12 +524,13 @@ pub fn connect_params(opts: &ConnectOptions, nonce: &str) -> Value {
     if let Some(id) = &opts.identity {
         let device_id = id.device_id();
         let signed_at = now_ms();
+        let scopes = opts.scopes.join(",");
         let fields = SignedFields {
             device_id: &device_id,
             client_id: &opts.client_id,
             client_mode: &opts.client_mode,
             role: &opts.role,
-            scopes: &opts.scopes,
+            scopes: &scopes,
             signed_at,
             token: &token,
             nonce,

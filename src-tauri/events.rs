@@ -220,6 +220,7 @@ impl Event {
                 account_id,
             } => format!("allow {channel} {account_id}"),
             Event::SettingsChanged {} => "settings".into(),
+            Event::GatewayTokenRotated { .. } => "admin-token".into(),
             _ => return None,
         })
     }
@@ -230,14 +231,36 @@ const RECENT_FOR: Duration = Duration::from_secs(10);
 /// At most this many recent changes are remembered (older ones are forgotten first).
 const RECENT_MAX: usize = 512;
 
+/// A function run inside `publish`, before any subscriber can see the event.
+type Hook = Arc<dyn Fn(&Event) + Send + Sync>;
+
 /// The broadcast channel every subscriber listens on. A slow subscriber loses the oldest
 /// events (and is told so by `RecvError::Lagged`); publishers never block.
+///
+/// Beside it, hooks: what must have happened by the time `publish` returns (the gateway
+/// closing the sessions of a credential just taken away) runs in the publisher's thread, and
+/// so can neither lag nor come after the answer that reports the change.
 #[derive(Clone)]
 pub struct EventBus {
     tx: broadcast::Sender<Event>,
     /// Changes published lately, each standing for one copy the state watcher may derive
     /// from the files this process wrote.
     recent: Arc<Mutex<VecDeque<(Instant, String)>>>,
+    hooks: Arc<std::sync::RwLock<Vec<(u64, Hook)>>>,
+}
+
+/// Keeps a hook of [`EventBus::on_publish`] in place; dropping it removes the hook.
+pub struct HookGuard {
+    hooks: Arc<std::sync::RwLock<Vec<(u64, Hook)>>>,
+    id: u64,
+}
+
+impl Drop for HookGuard {
+    fn drop(&mut self) {
+        if let Ok(mut h) = self.hooks.write() {
+            h.retain(|(id, _)| *id != self.id);
+        }
+    }
 }
 
 impl Default for EventBus {
@@ -252,9 +275,34 @@ impl EventBus {
         EventBus {
             tx,
             recent: Arc::default(),
+            hooks: Arc::default(),
         }
     }
+
+    /// Runs `f` on every event, in the publisher's thread, before subscribers get it, until
+    /// the returned guard is dropped. `f` must be quick and must not publish.
+    pub fn on_publish(&self, f: impl Fn(&Event) + Send + Sync + 'static) -> HookGuard {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut h) = self.hooks.write() {
+            h.push((id, Arc::new(f)));
+        }
+        HookGuard {
+            hooks: self.hooks.clone(),
+            id,
+        }
+    }
+
+    fn run_hooks(&self, e: &Event) {
+        if let Ok(h) = self.hooks.read() {
+            for (_, f) in h.iter() {
+                f(e);
+            }
+        }
+    }
+
     pub fn publish(&self, e: Event) {
+        self.run_hooks(&e);
         if let Some(key) = e.change_key() {
             if let Ok(mut recent) = self.recent.lock() {
                 let now = Instant::now();
@@ -283,6 +331,7 @@ impl EventBus {
                 return false;
             }
         }
+        self.run_hooks(&e);
         let _ = self.tx.send(e);
         true
     }
@@ -328,8 +377,36 @@ mod tests {
         assert_eq!(rx.try_recv().unwrap(), allow());
         assert!(rx.try_recv().is_err());
         // Events the watcher never derives are not remembered.
+        let status = || Event::GatewayStatus {
+            listening: true,
+            address: None,
+            error: None,
+        };
+        bus.publish(status());
+        assert!(bus.publish_unless_recent(status()));
+        // A rotation of the admin token is: its copy from clawpair.json must not close the
+        // sessions that came in with the new token.
         bus.publish(Event::GatewayTokenRotated { ts: 0 });
-        assert!(bus.publish_unless_recent(Event::GatewayTokenRotated { ts: 0 }));
+        assert!(!bus.publish_unless_recent(Event::GatewayTokenRotated { ts: 5 }));
+    }
+
+    #[test]
+    fn hooks_run_before_subscribers_and_stop_when_dropped() {
+        let bus = EventBus::default();
+        let mut rx = bus.subscribe();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let guard = bus.on_publish(move |e| {
+            if let Ok(mut v) = s.lock() {
+                v.push(e.name());
+            }
+        });
+        bus.publish(Event::GatewayTokenRotated { ts: 1 });
+        assert_eq!(*seen.lock().unwrap(), vec!["gateway.token.rotated"]);
+        assert!(rx.try_recv().is_ok());
+        drop(guard);
+        bus.publish(Event::GatewayTokenRotated { ts: 2 });
+        assert_eq!(seen.lock().unwrap().len(), 1);
     }
 
     #[test]

@@ -8,9 +8,9 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::pairing::device::{
-    scope_granted, ROLE_NODE, ROLE_OPERATOR, SCOPE_ADMIN, SCOPE_CHANNEL_INGEST, SCOPE_PAIRING,
-    SCOPE_READ,
+use crate::pairing::authority::{Authority, Beyond};
+use crate::pairing::scope::{
+    scope_granted, Role, Scope, SCOPE_ADMIN, SCOPE_CHANNEL_INGEST, SCOPE_PAIRING, SCOPE_READ,
 };
 use crate::protocol::{Code, ErrorCode, Versions};
 use crate::service::{InboundDm, Service, ServiceError};
@@ -57,6 +57,7 @@ impl From<ServiceError> for RpcError {
         let details = match &e {
             ServiceError::NotFound { reason, .. } => Some(json!({ "reason": reason })),
             ServiceError::InvalidStoredName(_) => Some(json!({ "reason": "invalid-stored-name" })),
+            ServiceError::Beyond(b) => Some(beyond_details(b)),
             _ => None,
         };
         RpcError {
@@ -67,13 +68,21 @@ impl From<ServiceError> for RpcError {
     }
 }
 
-/// Who is calling, as established by the handshake.
+fn beyond_details(b: &Beyond) -> Value {
+    let mut d = json!({ "reason": b.reason() });
+    if let Some(what) = b.missing() {
+        d["missing"] = what.into();
+    }
+    d
+}
+
+/// Who is calling, as established by the handshake (or the owner on this computer).
 #[derive(Debug, Clone)]
 pub struct Caller {
-    /// `operator` or `node`.
-    pub role: String,
-    pub scopes: Vec<String>,
-    /// The paired device behind the connection, when it has one.
+    pub role: Role,
+    pub scopes: Vec<Scope>,
+    /// The paired device whose token (or setup code) the session was let in with. `None` for
+    /// the owner and for the admin token, whatever device block came with it.
     pub device_id: Option<String>,
     /// For the audit log: `cli`, `gateway`, `window`, `telegram`, …
     pub via: String,
@@ -82,14 +91,24 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// The owner acting locally (CLI on files, the tray app): every scope.
+    /// The owner acting on this computer (the window, tray, notifications, the CLI on the
+    /// files): every scope.
     pub fn owner(via: &str, listening: Option<SocketAddr>) -> Self {
         Caller {
-            role: ROLE_OPERATOR.into(),
-            scopes: vec![SCOPE_ADMIN.into()],
+            role: Role::Operator,
+            scopes: vec![Scope::admin()],
             device_id: None,
             via: via.into(),
             listening,
+        }
+    }
+
+    /// What this caller may grant (the approval ceiling).
+    pub fn authority(&self) -> Authority {
+        Authority {
+            role: self.role,
+            scopes: self.scopes.clone(),
+            device_id: self.device_id.clone(),
         }
     }
 }
@@ -103,112 +122,76 @@ pub enum Needs {
     NodeRole,
 }
 
+/// What bounds a method beyond the scope it needs: the approval ceiling (see
+/// [`crate::pairing::authority`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ceiling {
+    /// Nothing more: it grants no device anything.
+    None,
+    /// It grants a pending request's role and scopes: only within the caller's own, and never
+    /// for the caller's own device.
+    Grants,
+    /// It acts on a paired device (and a rotation hands the caller the new token): the
+    /// caller's own device, or one holding nothing the caller lacks.
+    Manages,
+}
+
+impl Ceiling {
+    /// As docs/PROTOCOL.md writes it.
+    pub fn in_words(self) -> &'static str {
+        match self {
+            Ceiling::None => "—",
+            Ceiling::Grants => "grants only what the caller holds; not its own request",
+            Ceiling::Manages => "a device holding nothing the caller lacks, or its own",
+        }
+    }
+}
+
 type Handler = fn(&Service, &Caller, Value) -> Result<Value, RpcError>;
 
-/// One method of the protocol: its wire name, who may call it, the protocol versions it exists
-/// in, and what answers it.
+/// One method of the protocol: its wire name, who may call it, the ceiling on what it may do,
+/// the protocol versions it exists in, and what answers it.
 pub struct Method {
     pub name: &'static str,
     pub needs: Needs,
+    pub ceiling: Ceiling,
     /// Every method so far exists in both versions served; one that protocol 4 adds (or drops)
     /// says so here, and `hello-ok` of a version without it does not list it.
     pub versions: Versions,
     handler: Handler,
 }
 
-/// Every method the gateway answers. Dispatch, the scope check and `hello-ok.features.methods`
-/// all read this one table (docs/PROTOCOL.md lists the same, checked by a test).
+use Ceiling::{Grants, Manages};
+
+/// Every method the gateway answers: the one policy table. Dispatch, the scope check, the
+/// ceiling and `hello-ok.features.methods` all read it (docs/PROTOCOL.md lists the same,
+/// checked by a test, and tests/authorization.rs calls every method as every kind of caller
+/// against it).
+#[rustfmt::skip]
 pub static METHODS: &[Method] = &[
-    m(
-        "device.pair.list",
-        Needs::Scope(SCOPE_PAIRING),
-        device_pair_list,
-    ),
-    m(
-        "device.pair.approve",
-        Needs::Scope(SCOPE_PAIRING),
-        device_pair_approve,
-    ),
-    m(
-        "device.pair.reject",
-        Needs::Scope(SCOPE_PAIRING),
-        device_pair_reject,
-    ),
-    m(
-        "device.pair.remove",
-        Needs::Scope(SCOPE_PAIRING),
-        device_pair_remove,
-    ),
-    m(
-        "device.pair.rename",
-        Needs::Scope(SCOPE_PAIRING),
-        device_pair_rename,
-    ),
-    m(
-        "device.pair.clear",
-        Needs::Scope(SCOPE_PAIRING),
-        device_pair_clear,
-    ),
-    m(
-        "device.token.rotate",
-        Needs::Scope(SCOPE_PAIRING),
-        device_token_rotate,
-    ),
-    m(
-        "device.token.revoke",
-        Needs::Scope(SCOPE_PAIRING),
-        device_token_revoke,
-    ),
-    m(
-        "device.setup.create",
-        Needs::Scope(SCOPE_PAIRING),
-        device_setup_create,
-    ),
+    m("device.pair.list", Needs::Scope(SCOPE_PAIRING), device_pair_list),
+    m("device.pair.approve", Needs::Scope(SCOPE_PAIRING), device_pair_approve).bounded(Grants),
+    m("device.pair.reject", Needs::Scope(SCOPE_PAIRING), device_pair_reject),
+    m("device.pair.remove", Needs::Scope(SCOPE_PAIRING), device_pair_remove).bounded(Manages),
+    m("device.pair.rename", Needs::Scope(SCOPE_PAIRING), device_pair_rename).bounded(Manages),
+    // Every device at once, the owner's included: the owner's call.
+    m("device.pair.clear", Needs::Scope(SCOPE_ADMIN), device_pair_clear),
+    m("device.token.rotate", Needs::Scope(SCOPE_PAIRING), device_token_rotate).bounded(Manages),
+    m("device.token.revoke", Needs::Scope(SCOPE_PAIRING), device_token_revoke).bounded(Manages),
+    m("device.setup.create", Needs::Scope(SCOPE_PAIRING), device_setup_create),
     // OpenClaw's name for the same (`openclaw devices join-code`), admin only as there.
-    m(
-        "device.pair.setupCode",
-        Needs::Scope(SCOPE_ADMIN),
-        device_pair_setup_code,
-    ),
-    m(
-        "device.setup.cleanup",
-        Needs::Scope(SCOPE_PAIRING),
-        device_setup_cleanup,
-    ),
+    m("device.pair.setupCode", Needs::Scope(SCOPE_ADMIN), device_pair_setup_code),
+    m("device.setup.cleanup", Needs::Scope(SCOPE_PAIRING), device_setup_cleanup),
     m("pairing.list", Needs::Scope(SCOPE_PAIRING), pairing_list),
-    m(
-        "pairing.approve",
-        Needs::Scope(SCOPE_PAIRING),
-        pairing_approve,
-    ),
-    m(
-        "pairing.reject",
-        Needs::Scope(SCOPE_PAIRING),
-        pairing_reject,
-    ),
-    m(
-        "allowlist.list",
-        Needs::Scope(SCOPE_PAIRING),
-        allowlist_list,
-    ),
+    m("pairing.approve", Needs::Scope(SCOPE_PAIRING), pairing_approve),
+    m("pairing.reject", Needs::Scope(SCOPE_PAIRING), pairing_reject),
+    m("allowlist.list", Needs::Scope(SCOPE_PAIRING), allowlist_list),
     m("allowlist.add", Needs::Scope(SCOPE_PAIRING), allowlist_add),
-    m(
-        "allowlist.remove",
-        Needs::Scope(SCOPE_PAIRING),
-        allowlist_remove,
-    ),
+    m("allowlist.remove", Needs::Scope(SCOPE_PAIRING), allowlist_remove),
     m("audit.tail", Needs::Scope(SCOPE_PAIRING), audit_tail),
-    m(
-        "channel.inbound",
-        Needs::Scope(SCOPE_CHANNEL_INGEST),
-        channel_inbound,
-    ),
+    m("channel.inbound", Needs::Scope(SCOPE_CHANNEL_INGEST), channel_inbound),
     m("health", Needs::Scope(SCOPE_READ), health),
-    m(
-        "gateway.token.rotate",
-        Needs::Scope(SCOPE_ADMIN),
-        gateway_token_rotate,
-    ),
+    m("gateway.token.rotate", Needs::Scope(SCOPE_ADMIN), gateway_token_rotate),
     // What OpenClaw's node host reports after hello-ok: taken and acknowledged, not kept.
     m("node.event", Needs::NodeRole, node_report),
     m("node.runnerInventory.update", Needs::NodeRole, node_report),
@@ -220,8 +203,26 @@ const fn m(name: &'static str, needs: Needs, handler: Handler) -> Method {
     Method {
         name,
         needs,
+        ceiling: Ceiling::None,
         versions: Versions::ALL,
         handler,
+    }
+}
+
+impl Method {
+    const fn bounded(mut self, ceiling: Ceiling) -> Method {
+        self.ceiling = ceiling;
+        self
+    }
+
+    /// Whether `caller` may call it at all (the ceiling is checked against what it acts on).
+    pub fn allows(&self, caller: &Caller) -> bool {
+        match self.needs {
+            Needs::Scope(scope) => {
+                caller.role == Role::Operator && scope_granted(&caller.scopes, scope)
+            }
+            Needs::NodeRole => caller.role == Role::Node,
+        }
     }
 }
 
@@ -231,8 +232,8 @@ pub fn method(name: &str) -> Option<&'static Method> {
 
 /// The methods a connection of `role` speaking `protocol` may call
 /// (`hello-ok.features.methods`).
-pub fn method_names(role: &str, protocol: u32) -> Vec<&'static str> {
-    let node = role == ROLE_NODE;
+pub fn method_names(role: Role, protocol: u32) -> Vec<&'static str> {
+    let node = role == Role::Node;
     METHODS
         .iter()
         .filter(|m| (m.needs == Needs::NodeRole) == node && m.versions.contains(protocol))
@@ -362,20 +363,19 @@ fn authorize(caller: &Caller, name: &str) -> Result<&'static Method, RpcError> {
             format!("unknown method {:?}", crate::sanitize::sanitize(name)),
         ));
     };
+    if method.allows(caller) {
+        return Ok(method);
+    }
     match method.needs {
-        Needs::Scope(scope)
-            if caller.role != ROLE_OPERATOR || !scope_granted(&caller.scopes, scope) =>
-        {
-            Err(
-                RpcError::new(Code::Forbidden, format!("{name} needs scope {scope}"))
-                    .with_details(json!({ "scope": scope })),
-            )
-        }
-        Needs::NodeRole if caller.role != ROLE_NODE => Err(RpcError::new(
+        Needs::Scope(scope) => Err(RpcError::new(
+            Code::Forbidden,
+            format!("{name} needs scope {scope}"),
+        )
+        .with_details(json!({ "scope": scope }))),
+        Needs::NodeRole => Err(RpcError::new(
             Code::Forbidden,
             format!("{name} is for node connections"),
         )),
-        _ => Ok(method),
     }
 }
 
@@ -407,7 +407,7 @@ fn device_pair_approve(s: &Service, c: &Caller, p: Value) -> Result<Value, RpcEr
         vec![]
     };
     answer(
-        s.device_approve_withholding(&p.request_id, &withhold, &c.via)
+        s.device_approve_by(&p.request_id, &withhold, &c.authority(), &c.via)
             .map(|d| json!({ "requestId": p.request_id, "device": d })),
     )
 }
@@ -423,7 +423,7 @@ fn device_pair_reject(s: &Service, c: &Caller, p: Value) -> Result<Value, RpcErr
 fn device_pair_remove(s: &Service, c: &Caller, p: Value) -> Result<Value, RpcError> {
     let p: DeviceIdParams = parse("device.pair.remove", p)?;
     answer(
-        s.device_remove(&p.device_id, &c.via)
+        s.device_remove_by(&p.device_id, &c.authority(), &c.via)
             .map(|d| json!({ "deviceId": d.device_id })),
     )
 }
@@ -431,7 +431,7 @@ fn device_pair_remove(s: &Service, c: &Caller, p: Value) -> Result<Value, RpcErr
 fn device_pair_rename(s: &Service, c: &Caller, p: Value) -> Result<Value, RpcError> {
     let p: RenameParams = parse("device.pair.rename", p)?;
     answer(
-        s.device_rename(&p.device_id, &p.label, &c.via)
+        s.device_rename(&p.device_id, &p.label, &c.authority(), &c.via)
             .map(|label| json!({ "deviceId": p.device_id, "label": label })),
     )
 }
@@ -447,7 +447,7 @@ fn device_pair_clear(s: &Service, c: &Caller, p: Value) -> Result<Value, RpcErro
 fn device_token_rotate(s: &Service, c: &Caller, p: Value) -> Result<Value, RpcError> {
     let p: DeviceRoleParams = parse("device.token.rotate", p)?;
     answer(
-        s.token_rotate(&p.device_id, &p.role, &c.via)
+        s.token_rotate(&p.device_id, &p.role, &c.authority(), &c.via)
             .map(|(token, at, scopes)| {
                 // The owner who asked sees the new token once, to hand to the device.
                 json!({ "deviceId": p.device_id, "role": p.role, "token": token, "scopes": scopes,
@@ -459,7 +459,7 @@ fn device_token_rotate(s: &Service, c: &Caller, p: Value) -> Result<Value, RpcEr
 fn device_token_revoke(s: &Service, c: &Caller, p: Value) -> Result<Value, RpcError> {
     let p: DeviceRoleParams = parse("device.token.revoke", p)?;
     answer(
-        s.token_revoke(&p.device_id, &p.role, &c.via)
+        s.token_revoke(&p.device_id, &p.role, &c.authority(), &c.via)
             .map(|at| json!({ "deviceId": p.device_id, "role": p.role, "revokedAtMs": at })),
     )
 }
@@ -618,12 +618,12 @@ pub fn call_in_memory(
 
 /// Whether an operator with these scopes receives any event at all (a channel bridge with
 /// only `channel.ingest` does not, so it need not listen).
-pub fn sees_events(scopes: &[String]) -> bool {
+pub fn sees_events<S: AsRef<str>>(scopes: &[S]) -> bool {
     scope_granted(scopes, SCOPE_PAIRING) || scope_granted(scopes, SCOPE_READ)
 }
 
 /// Whether an operator with these scopes receives this event.
-pub fn event_visible(scopes: &[String], event: &crate::events::Event) -> bool {
+pub fn event_visible<S: AsRef<str>>(scopes: &[S], event: &crate::events::Event) -> bool {
     scope_granted(scopes, event.required_scope())
 }
 
@@ -638,8 +638,8 @@ mod tests {
 
     fn bridge() -> Caller {
         Caller {
-            role: ROLE_OPERATOR.into(),
-            scopes: vec![SCOPE_CHANNEL_INGEST.into()],
+            role: Role::Operator,
+            scopes: vec![Scope::parse(SCOPE_CHANNEL_INGEST).unwrap()],
             device_id: None,
             via: "telegram".into(),
             listening: None,
@@ -687,7 +687,7 @@ mod tests {
         assert_eq!(fast.unwrap_err().code, "INVALID_REQUEST");
 
         let reader = Caller {
-            scopes: vec![SCOPE_READ.into()],
+            scopes: vec![Scope::parse(SCOPE_READ).unwrap()],
             ..bridge()
         };
         let e = call_in_memory(&s, &reader, "channel.inbound", &alice)
@@ -726,12 +726,20 @@ mod tests {
             };
             assert_eq!(*needs, want, "{}", m.name);
         }
+        let ceilings: Vec<&str> = section
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .filter_map(|l| l.split(" | ").nth(2))
+            .collect();
+        for (m, ceiling) in METHODS.iter().zip(&ceilings) {
+            assert_eq!(*ceiling, m.ceiling.in_words(), "{}", m.name);
+        }
     }
 
     #[test]
     fn node_methods_are_offered_to_nodes_and_the_rest_to_operators() {
-        let ops = method_names(ROLE_OPERATOR, MAX_PROTOCOL);
-        let nodes = method_names(ROLE_NODE, MAX_PROTOCOL);
+        let ops = method_names(Role::Operator, MAX_PROTOCOL);
+        let nodes = method_names(Role::Node, MAX_PROTOCOL);
         assert!(ops.contains(&"device.pair.list") && !ops.contains(&"node.event"));
         assert!(nodes.contains(&"node.event") && !nodes.contains(&"device.pair.list"));
         assert_eq!(ops.len() + nodes.len(), METHODS.len());
@@ -739,7 +747,7 @@ mod tests {
 
     #[test]
     fn every_method_exists_in_both_versions_served_as_the_docs_say() {
-        for role in [ROLE_OPERATOR, ROLE_NODE] {
+        for role in [Role::Operator, Role::Node] {
             assert_eq!(
                 method_names(role, MIN_PROTOCOL),
                 method_names(role, MAX_PROTOCOL)
@@ -755,10 +763,10 @@ mod tests {
 
     #[test]
     fn a_bridge_with_only_channel_ingest_gets_no_events() {
-        assert!(!sees_events(&[SCOPE_CHANNEL_INGEST.to_string()]));
-        assert!(sees_events(&[SCOPE_READ.to_string()]));
-        assert!(sees_events(&[SCOPE_PAIRING.to_string()]));
-        assert!(sees_events(&[SCOPE_ADMIN.to_string()]));
-        assert!(sees_events(&["operator.write".to_string()]));
+        assert!(!sees_events(&[SCOPE_CHANNEL_INGEST]));
+        assert!(sees_events(&[SCOPE_READ]));
+        assert!(sees_events(&[SCOPE_PAIRING]));
+        assert!(sees_events(&[SCOPE_ADMIN]));
+        assert!(sees_events(&["operator.write"]));
     }
 }

@@ -390,7 +390,12 @@ async fn revocation_survives_a_restart() {
     let gw = TestGateway::start(st.path()).await;
     let (phone, token) = paired_phone(&gw).await;
     gw.service
-        .token_revoke(&phone.device_id(), "node", "test")
+        .token_revoke(
+            &phone.device_id(),
+            "node",
+            &clawpair::pairing::authority::Authority::owner(),
+            "test",
+        )
         .unwrap();
     gw.stop().await;
     let gw = TestGateway::start(st.path()).await;

@@ -664,7 +664,8 @@ proptest! {
 async fn five_hundred_authenticated_connections_and_the_gateway_still_answers_promptly() {
     let st = State::new();
     let gw = TestGateway::start(st.path()).await;
-    let devices: Vec<(Identity, String)> = (0..20).map(|_| pair_device(&gw.service)).collect();
+    // Eight sessions each at most (`Limits::max_sessions_per_device`).
+    let devices: Vec<(Identity, String)> = (0..64).map(|_| pair_device(&gw.service)).collect();
     gw.service
         .allow_add("telegram", None, "alice", "test")
         .unwrap();

@@ -94,7 +94,12 @@ async fn a_revoked_role_is_not_handed_back_for_another_roles_token() {
 
     // The owner revokes the operator token.
     gw.service
-        .token_revoke(&phone.device_id(), "operator", "test")
+        .token_revoke(
+            &phone.device_id(),
+            "operator",
+            &clawpair::pairing::authority::Authority::owner(),
+            "test",
+        )
         .unwrap();
     let e = rejected(
         Client::connect(
@@ -147,7 +152,12 @@ async fn a_revoked_device_does_not_come_back_through_a_fresh_setup_code() {
     let phone = Identity::generate();
     pair_role(&gw, &phone, "node").await;
     gw.service
-        .token_revoke(&phone.device_id(), "node", "test")
+        .token_revoke(
+            &phone.device_id(),
+            "node",
+            &clawpair::pairing::authority::Authority::owner(),
+            "test",
+        )
         .unwrap();
     let e = rejected(
         Client::connect(
@@ -188,7 +198,12 @@ async fn a_connect_never_replaces_a_token_the_owner_rotated() {
     // The owner rotates the operator token and keeps the new one to hand over.
     let (rotated, _, _) = gw
         .service
-        .token_rotate(&phone.device_id(), "operator", "test")
+        .token_rotate(
+            &phone.device_id(),
+            "operator",
+            &clawpair::pairing::authority::Authority::owner(),
+            "test",
+        )
         .unwrap();
     let e = rejected(
         Client::connect(

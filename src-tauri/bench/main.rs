@@ -248,6 +248,7 @@ fn pair_devices(service: &Service, n: usize) -> Result<Vec<ConnectOptions>, Stri
             reason: "not-paired".into(),
             is_repair: false,
             regains: false,
+            setup_code: None,
         };
         let (rec, _) = service.device_request(ask).map_err(|e| e.to_string())?;
         service

@@ -342,14 +342,13 @@ pub fn crypto_floor(n: u32) -> (f64, f64) {
     use clawpair::pairing::device::{verify_identity, SignedFields};
     let id = Identity::generate();
     let device_id = id.device_id();
-    let scopes: Vec<String> = vec![];
     let now = chrono::Utc::now().timestamp_millis();
     let fields = SignedFields {
         device_id: &device_id,
         client_id: "clawpair-node",
         client_mode: "node",
         role: "node",
-        scopes: &scopes,
+        scopes: "",
         signed_at: now,
         token: "0123456789012345678901234567890123456789012",
         nonce: "6f1c5f0e-8f43-4a4b-9d55-0c6a8a7f1b2e",

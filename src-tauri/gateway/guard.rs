@@ -1,6 +1,6 @@
-//! Abuse limits kept per client address: unauthenticated connections at once, and failed
-//! authentications (after too many within the window, every attempt is refused for a while).
-//! With `exemptLoopback`, loopback clients skip both. IPv6 clients count per /64 (one host
+//! Abuse limits kept per client address: unauthenticated connections at once, authenticated
+//! sessions at once, and failed authentications (after too many within the window, every
+//! attempt is refused for a while). With `exemptLoopback`, loopback clients skip them. IPv6 clients count per /64 (one host
 //! commonly holds a whole /64), and the tables are bounded, so a client with many addresses
 //! cannot grow them without end.
 
@@ -26,11 +26,20 @@ pub fn bucket(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// What an address slot counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Preauth,
+    Session,
+}
+
 #[derive(Default)]
 struct State {
     /// Live unauthenticated connections per address: bounded by the connection limit, since
     /// every entry belongs to an open socket.
     preauth: HashMap<IpAddr, u32>,
+    /// Live authenticated sessions per address (bounded the same way).
+    sessions: HashMap<IpAddr, u32>,
     /// Recent failures per address, at most `max_tracked` addresses.
     failures: HashMap<IpAddr, Vec<Instant>>,
     /// Lockouts per address, at most `max_tracked` addresses.
@@ -50,21 +59,35 @@ impl Default for Guard {
     }
 }
 
-/// Holds one of an address's unauthenticated slots until dropped (or until authenticated).
-pub struct PreauthSlot {
-    guard: Guard,
-    ip: Option<IpAddr>,
+impl State {
+    fn counts(&mut self, kind: Kind) -> &mut HashMap<IpAddr, u32> {
+        match kind {
+            Kind::Preauth => &mut self.preauth,
+            Kind::Session => &mut self.sessions,
+        }
+    }
 }
 
-impl PreauthSlot {
-    /// The connection authenticated: it no longer counts against the IP.
+/// Holds one of an address's slots (unauthenticated, or a session) until dropped.
+pub struct AddressSlot {
+    guard: Guard,
+    ip: Option<IpAddr>,
+    kind: Kind,
+}
+
+/// An unauthenticated connection's slot.
+pub type PreauthSlot = AddressSlot;
+
+impl AddressSlot {
+    /// The slot is given back: for an unauthenticated one, the connection authenticated.
     pub fn release(&mut self) {
         if let Some(ip) = self.ip.take() {
             if let Ok(mut s) = self.guard.state.lock() {
-                if let Some(n) = s.preauth.get_mut(&ip) {
+                let counts = s.counts(self.kind);
+                if let Some(n) = counts.get_mut(&ip) {
                     *n = n.saturating_sub(1);
                     if *n == 0 {
-                        s.preauth.remove(&ip);
+                        counts.remove(&ip);
                     }
                 }
             }
@@ -72,7 +95,7 @@ impl PreauthSlot {
     }
 }
 
-impl Drop for PreauthSlot {
+impl Drop for AddressSlot {
     fn drop(&mut self) {
         self.release();
     }
@@ -88,23 +111,35 @@ impl Guard {
 
     /// A slot for a new unauthenticated connection, or `None` when the address has `max`
     /// already.
-    pub fn enter_preauth(&self, ip: IpAddr, exempt: bool, max: u32) -> Option<PreauthSlot> {
+    pub fn enter_preauth(&self, ip: IpAddr, exempt: bool, max: u32) -> Option<AddressSlot> {
+        self.enter(Kind::Preauth, ip, exempt, max)
+    }
+
+    /// A slot for a new authenticated session, or `None` when the address holds `max`
+    /// sessions already.
+    pub fn enter_session(&self, ip: IpAddr, exempt: bool, max: u32) -> Option<AddressSlot> {
+        self.enter(Kind::Session, ip, exempt, max)
+    }
+
+    fn enter(&self, kind: Kind, ip: IpAddr, exempt: bool, max: u32) -> Option<AddressSlot> {
         if exempt {
-            return Some(PreauthSlot {
+            return Some(AddressSlot {
                 guard: self.clone(),
                 ip: None,
+                kind,
             });
         }
         let ip = bucket(ip);
         let mut s = self.state.lock().ok()?;
-        let n = s.preauth.entry(ip).or_insert(0);
+        let n = s.counts(kind).entry(ip).or_insert(0);
         if *n >= max {
             return None;
         }
         *n += 1;
-        Some(PreauthSlot {
+        Some(AddressSlot {
             guard: self.clone(),
             ip: Some(ip),
+            kind,
         })
     }
 
@@ -218,6 +253,20 @@ mod tests {
             g.enter_preauth(ip, true, 0).is_some(),
             "exempt ignores the cap"
         );
+    }
+
+    #[test]
+    fn sessions_are_capped_per_ip_apart_from_unauthenticated_connections() {
+        let g = Guard::default();
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let _pre = g.enter_preauth(ip, false, 1).unwrap();
+        let a = g.enter_session(ip, false, 2).unwrap();
+        let _b = g.enter_session(ip, false, 2).unwrap();
+        assert!(g.enter_session(ip, false, 2).is_none());
+        assert!(g.enter_preauth(ip, false, 1).is_none(), "its own cap");
+        drop(a);
+        assert!(g.enter_session(ip, false, 2).is_some());
+        assert!(g.enter_session(ip, true, 0).is_some(), "exempt ignores it");
     }
 
     #[test]

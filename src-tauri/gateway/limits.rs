@@ -8,14 +8,16 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 pub const MAX_CONNECT_FIELD: usize = 512;
 /// Scopes one `connect` may ask for.
 pub const MAX_SCOPES: usize = 32;
-/// The longest scope name.
-pub const MAX_SCOPE_LEN: usize = 64;
+pub use crate::pairing::scope::MAX_SCOPE_LEN;
 /// Bytes a client waiting for the owner's decision (`waitForApproval`) may send meanwhile:
 /// room for pings and pongs, not for requests.
 pub const WAITING_BUDGET: usize = 16 * 1024;
 /// How long the gateway waits for a client to answer its close frame before it drops the
 /// socket.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// A message this large (either way) makes a session give its grown buffers back once it is
+/// handled, so an idle session after a 1 MiB frame costs what any idle session costs.
+pub const LARGE_FRAME: usize = 16 * 1024;
 
 /// Gateway limits. The defaults are the protocol's (SPEC §5.6); tests shorten the times.
 /// The fixed limits of the `connect` request and of closing are the constants above.
@@ -31,7 +33,8 @@ pub struct Limits {
     /// The largest message after hello-ok.
     pub max_message: usize,
     /// Initial read buffer per connection; it grows only for large messages, so an idle
-    /// connection costs a few KiB instead of the library's 128 KiB.
+    /// connection costs a few KiB instead of the library's 128 KiB. After a message (in or
+    /// out) larger than [`LARGE_FRAME`], the session's buffers are given back.
     pub read_buffer: usize,
     /// Outgoing bytes queued for a slow reader before the connection is dropped.
     pub max_write_buffer: usize,
@@ -40,6 +43,16 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Unauthenticated connections allowed at once from one IP.
     pub max_preauth_per_ip: u32,
+    /// Authenticated sessions one paired device may hold at once, over all its roles (as
+    /// OpenClaw's apps use it: a phone holds one or two). One more is refused at `connect`.
+    pub max_sessions_per_device: usize,
+    /// Authenticated sessions one IP (an IPv6 /64) may hold at once, whatever credentials
+    /// they used: room for a household behind one NAT, not for one client to take every slot.
+    /// Loopback is exempt with `gateway.rateLimit.exemptLoopback`.
+    pub max_sessions_per_ip: u32,
+    /// How long one write to a client may take before the session is dropped: a client that
+    /// stops reading cannot hold its session past a kick or the idle timeout.
+    pub write_timeout: Duration,
     /// All connections at once (a guard against file-descriptor exhaustion), the loopback
     /// reserve included.
     pub max_connections: usize,
@@ -68,6 +81,9 @@ impl Default for Limits {
             ping_interval: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             max_preauth_per_ip: 32,
+            max_sessions_per_device: 8,
+            max_sessions_per_ip: 128,
+            write_timeout: Duration::from_secs(10),
             max_connections: 20_000,
             loopback_reserve: 64,
             max_tracked_addresses: 16_384,

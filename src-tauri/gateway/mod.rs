@@ -224,8 +224,9 @@ impl Gateway {
             ),
             None => tracing::info!("gateway listening on ws://{}/", shared.local_addr),
         }
+        let registry = shared.registry.clone();
+        let _kicks = service.events().on_publish(move |e| kick_for(&registry, e));
         let background = [
-            tokio::spawn(kick_on_device_changes(shared.clone())),
             tokio::spawn(flush_touches(shared.clone())),
             tokio::spawn(sweep_expired(shared.clone())),
         ];
@@ -301,73 +302,31 @@ impl Gateway {
     }
 }
 
-/// Closes a device's sockets the moment it is removed or its token rotated or revoked, and the
-/// admin token's sessions when it is rotated.
-async fn kick_on_device_changes(shared: Arc<Shared>) {
-    let mut rx = shared.service.events().subscribe();
-    loop {
-        match rx.recv().await {
-            Ok(Event::GatewayTokenRotated { .. }) => {
-                shared.registry.kick(registry::ADMIN_SESSIONS, None);
-            }
-            Ok(Event::DeviceChanged {
-                device_id,
-                change,
-                role,
-                ..
-            }) => {
-                let role = if change == DeviceChange::Removed {
-                    None
-                } else {
-                    role.as_deref()
-                };
-                shared.registry.kick(&device_id, role);
-            }
-            Ok(_) => {}
-            // Missed events may have removed a device: look at the files instead.
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                let s = shared.clone();
-                let _ = tokio::task::spawn_blocking(move || recheck_sessions(&s)).await;
-            }
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+/// Closes the sessions that depend on a credential the moment it is taken away: a device's
+/// token rotated or revoked (its sessions of that role), a device removed (all its sessions),
+/// the admin token rotated (every session that presented it, whatever else it presented).
+/// Run as an event hook, so the sessions are marked before the change's answer goes out.
+fn kick_for(registry: &registry::Registry, e: &Event) {
+    match e {
+        // Sessions let in after the rotation presented the new token.
+        Event::GatewayTokenRotated { ts } => {
+            registry.kick_older(registry::ADMIN_SESSIONS, "", Some(ts.saturating_add(1)));
         }
-    }
-}
-
-/// Closes every live device connection the files no longer let in: its device removed, its
-/// role taken away or its token revoked, or its token replaced after it connected. Returns
-/// how many were closed.
-pub fn recheck_sessions(shared: &Shared) -> usize {
-    let paired = match shared.service.devices.paired() {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::warn!("cannot re-check live connections against the store: {e}");
-            return 0;
+        Event::DeviceChanged {
+            device_id,
+            change,
+            role,
+            ..
+        } => {
+            let role = if *change == DeviceChange::Removed {
+                None
+            } else {
+                role.as_deref()
+            };
+            registry.kick(device_id, role);
         }
-    };
-    let mut closed = 0;
-    for (device_id, role) in shared.registry.sessions() {
-        let since = token_since(&paired, &device_id, &role);
-        closed += shared.registry.kick_older(&device_id, &role, since);
+        _ => {}
     }
-    closed
-}
-
-/// When the token the files hold for a device's role was made: connections let in before
-/// then showed an older one. `None` when the files let the role in no more (device removed,
-/// role taken away, token revoked).
-fn token_since(
-    paired: &crate::pairing::device::PairedMap,
-    device_id: &str,
-    role: &str,
-) -> Option<Millis> {
-    let t = paired
-        .get(device_id)
-        .filter(|d| d.roles.iter().any(|r| r == role))?
-        .tokens
-        .get(role)
-        .filter(|t| t.is_live())?;
-    Some(t.rotated_at_ms.unwrap_or(t.created_at_ms))
 }
 
 /// Writes collected device use a couple of seconds after the first touch; idle when idle.
@@ -445,46 +404,34 @@ async fn sweep_expired(shared: Arc<Shared>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pairing::device::{PairedDevice, PairedMap, TokenRecord};
-
-    fn device(roles: &[&str], tokens: &[(&str, Millis, Option<Millis>)]) -> PairedMap {
-        let mut d: PairedDevice = serde_json::from_value(serde_json::json!({
-            "deviceId": "d1", "publicKey": "k", "createdAtMs": 1, "approvedAtMs": 1,
-        }))
-        .unwrap();
-        d.roles = roles.iter().map(|r| r.to_string()).collect();
-        for (role, made, revoked) in tokens {
-            d.tokens.insert(
-                role.to_string(),
-                TokenRecord {
-                    token_hash: "h".into(),
-                    scopes: vec![],
-                    created_at_ms: *made,
-                    rotated_at_ms: None,
-                    revoked_at_ms: *revoked,
-                    last_used_at_ms: None,
-                },
-            );
-        }
-        PairedMap::from([("d1".to_string(), d)])
-    }
 
     #[test]
-    fn after_missed_events_only_what_the_files_still_let_in_stays_connected() {
-        let live = device(&["node"], &[("node", 50, None)]);
-        assert_eq!(token_since(&live, "d1", "node"), Some(50));
-        assert_eq!(token_since(&live, "d2", "node"), None, "removed");
-        assert_eq!(token_since(&live, "d1", "operator"), None, "never approved");
-        let revoked = device(&["node"], &[("node", 50, Some(60))]);
-        assert_eq!(token_since(&revoked, "d1", "node"), None);
-        let role_gone = device(&[], &[("node", 50, None)]);
-        assert_eq!(token_since(&role_gone, "d1", "node"), None);
-
+    fn taking_a_credential_away_kicks_what_used_it_and_nothing_else() {
         let r = registry::Registry::default();
-        let _old = r.register("d1", "node", 1, 40);
-        let _new = r.register("d1", "node", 2, 55);
-        // Rotated at 50: the connection let in at 40 showed the old token.
-        assert_eq!(r.kick_older("d1", "node", Some(50)), 1);
-        assert_eq!(r.kick_older("d1", "node", None), 2);
+        let node = registry::Credential::Device {
+            device_id: "d1".into(),
+            role: "node".into(),
+        };
+        let operator = registry::Credential::Device {
+            device_id: "d1".into(),
+            role: "operator".into(),
+        };
+        let a = r.register(1, 0, std::slice::from_ref(&node), 8).unwrap();
+        let b = r.register(2, 0, &[operator], 8).unwrap();
+        let admin = r
+            .register(3, 0, &[registry::Credential::AdminToken], 8)
+            .unwrap();
+        let changed = |change, role: Option<&str>| Event::DeviceChanged {
+            device_id: "d1".into(),
+            change,
+            role: role.map(Into::into),
+            ts: 0,
+        };
+        kick_for(&r, &changed(DeviceChange::Revoked, Some("node")));
+        assert!(a.kick.fired() && !b.kick.fired() && !admin.kick.fired());
+        kick_for(&r, &changed(DeviceChange::Removed, Some("node")));
+        assert!(b.kick.fired(), "a removal closes every role");
+        kick_for(&r, &Event::GatewayTokenRotated { ts: 0 });
+        assert!(admin.kick.fired());
     }
 }

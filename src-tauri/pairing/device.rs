@@ -14,35 +14,21 @@ use sha2::{Digest, Sha256};
 use crate::clock::Millis;
 use crate::pairing::token::hex;
 
-pub const ROLE_OPERATOR: &str = "operator";
-pub const ROLE_NODE: &str = "node";
-pub const SCOPE_ADMIN: &str = "operator.admin";
-pub const SCOPE_PAIRING: &str = "operator.pairing";
-pub const SCOPE_READ: &str = "operator.read";
-pub const SCOPE_WRITE: &str = "operator.write";
-pub const SCOPE_CHANNEL_INGEST: &str = "channel.ingest";
+pub use super::scope::{
+    holder_of, scope_granted, scopes_within, Role, Scope, ROLE_NODE, ROLE_OPERATOR, SCOPE_ADMIN,
+    SCOPE_CHANNEL_INGEST, SCOPE_PAIRING, SCOPE_READ, SCOPE_WRITE,
+};
 /// How far `signedAt` may be from the server's clock.
 pub const SIGNATURE_SKEW_MS: Millis = 2 * 60_000;
 pub fn is_known_role(role: &str) -> bool {
-    role == ROLE_OPERATOR || role == ROLE_NODE
+    Role::parse(role).is_ok()
 }
 
-/// Whether a device of `role` may ever hold `scope`: operators hold `operator.*` (and the
-/// bridges' `channel.ingest`), nodes hold anything else. A request for a scope its role can
-/// never hold is refused at connect instead of waiting for an owner who cannot grant it.
+/// Whether a device of `role` may ever hold `scope` (see [`Scope::holder`]). A request for a
+/// scope its role can never hold is refused at connect instead of waiting for an owner who
+/// cannot grant it.
 pub fn role_can_hold(role: &str, scope: &str) -> bool {
-    let operator_scope = scope.starts_with("operator.") || scope == SCOPE_CHANNEL_INGEST;
-    operator_scope == (role == ROLE_OPERATOR)
-}
-
-/// Whether `held` grants `wanted`: admin grants every scope, write grants read.
-pub fn scope_granted(held: &[String], wanted: &str) -> bool {
-    held.iter()
-        .any(|h| h == wanted || h == SCOPE_ADMIN || (h == SCOPE_WRITE && wanted == SCOPE_READ))
-}
-
-pub fn scopes_within(held: &[String], wanted: &[String]) -> bool {
-    wanted.iter().all(|w| scope_granted(held, w))
+    holder_of(scope) == role
 }
 
 fn union(a: &[String], b: &[String]) -> Vec<String> {
@@ -117,7 +103,8 @@ pub struct SignedFields<'a> {
     pub client_id: &'a str,
     pub client_mode: &'a str,
     pub role: &'a str,
-    pub scopes: &'a [String],
+    /// The scopes as signed: joined by `,`.
+    pub scopes: &'a str,
     pub signed_at: i64,
     /// The first present of auth.token, auth.deviceToken, auth.bootstrapToken; else empty.
     pub token: &'a str,
@@ -144,14 +131,7 @@ pub fn signed_string_v3(f: &SignedFields) -> String {
 pub fn signed_string_v2(f: &SignedFields) -> String {
     format!(
         "v2|{}|{}|{}|{}|{}|{}|{}|{}",
-        f.device_id,
-        f.client_id,
-        f.client_mode,
-        f.role,
-        f.scopes.join(","),
-        f.signed_at,
-        f.token,
-        f.nonce
+        f.device_id, f.client_id, f.client_mode, f.role, f.scopes, f.signed_at, f.token, f.nonce
     )
 }
 
@@ -351,23 +331,26 @@ impl PairedDevice {
     }
     /// What a connect asking for `wanted` may get: the asked scopes less those the owner
     /// declined.
-    pub fn grantable(&self, wanted: &[String]) -> Vec<String> {
+    pub fn grantable<S: AsRef<str> + Clone>(&self, wanted: &[S]) -> Vec<S> {
         wanted
             .iter()
-            .filter(|s| !self.withheld_scopes.contains(s))
+            .filter(|s| !self.withheld_scopes.iter().any(|w| w == s.as_ref()))
             .cloned()
             .collect()
     }
-    /// Scopes of `role` out of the approved set: `operator.*` for operators, the rest for nodes.
+    /// Scopes of `role` out of the approved set: `operator.*` and `channel.ingest` for
+    /// operators, the rest for nodes.
     pub fn scopes_for_role(&self, role: &str) -> Vec<String> {
         role_scopes(role, &self.approved_scopes)
     }
 }
 
+/// The scopes of `role` out of a set: those [`role_can_hold`] (so an operator device's
+/// `channel.ingest` goes into its token with its `operator.*` scopes).
 fn role_scopes(role: &str, scopes: &[String]) -> Vec<String> {
     scopes
         .iter()
-        .filter(|s| s.starts_with("operator.") == (role == ROLE_OPERATOR))
+        .filter(|s| role_can_hold(role, s))
         .cloned()
         .collect()
 }
@@ -391,11 +374,11 @@ impl PairingNeed {
 }
 
 /// Whether a device may connect with this role and scopes, or needs the owner first.
-pub fn pairing_need(
+pub fn pairing_need<S: AsRef<str> + Clone>(
     paired: Option<&PairedDevice>,
     public_key: &str,
     role: &str,
-    scopes: &[String],
+    scopes: &[S],
 ) -> Option<PairingNeed> {
     let Some(d) = paired else {
         return Some(PairingNeed::NotPaired);
@@ -638,7 +621,7 @@ mod tests {
         SigningKey::from_bytes(&[7u8; 32])
     }
 
-    fn fields<'a>(id: &'a str, scopes: &'a [String], nonce: &'a str, at: i64) -> SignedFields<'a> {
+    fn fields<'a>(id: &'a str, scopes: &'a str, nonce: &'a str, at: i64) -> SignedFields<'a> {
         SignedFields {
             device_id: id,
             client_id: "ios-node",
@@ -655,8 +638,7 @@ mod tests {
 
     #[test]
     fn v3_string_lowercases_platform_and_family() {
-        let s = [];
-        let f = fields("id", &s, "n", 5);
+        let f = fields("id", "", "n", 5);
         assert_eq!(
             signed_string_v3(&f),
             "v3|id|ios-node|node|node||5|tok|n|ios|iphone"
@@ -669,14 +651,14 @@ mod tests {
         let sk = key();
         let pk = URL_SAFE_NO_PAD.encode(sk.verifying_key().as_bytes());
         let id = device_id_for(sk.verifying_key().as_bytes());
-        let s = vec!["operator.read".to_string()];
-        let f = fields(&id, &s, "nonce-1", 1_000_000);
+        let s = "operator.read";
+        let f = fields(&id, s, "nonce-1", 1_000_000);
         let sig = URL_SAFE_NO_PAD.encode(sk.sign(signed_string_v3(&f).as_bytes()).to_bytes());
         assert!(verify_identity(&f, &pk, &sig, "nonce-1", 1_000_000).is_ok());
         // v2 signatures are still accepted.
         let sig2 = URL_SAFE_NO_PAD.encode(sk.sign(signed_string_v2(&f).as_bytes()).to_bytes());
         assert!(verify_identity(&f, &pk, &sig2, "nonce-1", 1_000_000).is_ok());
-        let wrong_id = fields("00", &s, "nonce-1", 1_000_000);
+        let wrong_id = fields("00", s, "nonce-1", 1_000_000);
         assert_eq!(
             verify_identity(&wrong_id, &pk, &sig, "nonce-1", 1_000_000),
             Err(IdentityError::IdMismatch)
@@ -689,7 +671,7 @@ mod tests {
             verify_identity(&f, &pk, &sig, "nonce-2", 1_000_000),
             Err(IdentityError::NonceMismatch)
         );
-        let other = fields(&id, &s, "nonce-1", 1_000_001);
+        let other = fields(&id, s, "nonce-1", 1_000_001);
         assert_eq!(
             verify_identity(&other, &pk, &sig, "nonce-1", 1_000_000),
             Err(IdentityError::BadSignature)
@@ -705,14 +687,14 @@ mod tests {
         let sk = key();
         let pk = URL_SAFE_NO_PAD.encode(sk.verifying_key().as_bytes());
         let id = device_id_for(sk.verifying_key().as_bytes());
-        let s = vec![];
+        let s = "";
         for (at, now) in [
             (i64::MIN, 1_000_000),
             (i64::MAX, -1_000_000),
             (i64::MIN, i64::MAX),
             (i64::MAX, i64::MIN),
         ] {
-            let f = fields(&id, &s, "n", at);
+            let f = fields(&id, s, "n", at);
             let sig = URL_SAFE_NO_PAD.encode(sk.sign(signed_string_v3(&f).as_bytes()).to_bytes());
             assert_eq!(
                 verify_identity(&f, &pk, &sig, "n", now),
@@ -845,17 +827,20 @@ mod tests {
         let mut paired = PairedMap::new();
         let d = approve_into(&mut paired, &pending("r1", "d1", "node", &[], 5), 10);
         assert_eq!(d.roles, vec!["node"]);
-        assert_eq!(pairing_need(Some(&d), "pk-d1", "node", &[]), None);
         assert_eq!(
-            pairing_need(None, "pk-d1", "node", &[]),
+            pairing_need(Some(&d), "pk-d1", "node", &[] as &[String]),
+            None
+        );
+        assert_eq!(
+            pairing_need(None, "pk-d1", "node", &[] as &[String]),
             Some(PairingNeed::NotPaired)
         );
         assert_eq!(
-            pairing_need(Some(&d), "pk-other", "node", &[]),
+            pairing_need(Some(&d), "pk-other", "node", &[] as &[String]),
             Some(PairingNeed::NotPaired)
         );
         assert_eq!(
-            pairing_need(Some(&d), "pk-d1", "operator", &[]),
+            pairing_need(Some(&d), "pk-d1", "operator", &[] as &[String]),
             Some(PairingNeed::RoleUpgrade)
         );
         let read = vec!["operator.read".to_string()];

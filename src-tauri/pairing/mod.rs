@@ -1,8 +1,11 @@
 //! Pairing rules and formats, pure (no IO): DM codes and decisions, device identity and
-//! fingerprints, tokens, setup codes and their certificate pins.
+//! fingerprints, roles and scopes, who may approve what, tokens, setup codes and their
+//! certificate pins.
 
+pub mod authority;
 pub mod device;
 pub mod dm;
 pub mod pin;
+pub mod scope;
 pub mod setup;
 pub mod token;

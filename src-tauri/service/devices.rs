@@ -4,6 +4,7 @@
 use serde_json::Map;
 
 use super::*;
+use crate::pairing::authority::Authority;
 
 /// What a new device connecting asks for (from `connect`), before sanitising.
 #[derive(Debug, Clone, Default)]
@@ -23,6 +24,10 @@ pub struct DeviceAsk {
     pub is_repair: bool,
     /// The role's token was revoked (approving gives back access the device lost).
     pub regains: bool,
+    /// The setup code (its hash) the device came with: bound to it under the code's lock
+    /// before the request is recorded, so a device that loses the race for a code leaves no
+    /// request behind.
+    pub setup_code: Option<String>,
 }
 
 impl Service {
@@ -98,7 +103,12 @@ impl Service {
         let ttl = settings.device_pending_ttl_ms();
         let (rec, expired) = self.check(
             self.devices
-                .request(candidate, ttl, settings.devices.max_pending)
+                .request(
+                    candidate,
+                    ask.setup_code.as_deref(),
+                    ttl,
+                    settings.devices.max_pending,
+                )
                 .map_err(dev_err),
         )?;
         self.publish_expired_devices(&expired);
@@ -132,22 +142,25 @@ impl Service {
         Ok((rec, expires))
     }
 
+    /// The owner approves a device request in full.
     pub fn device_approve(&self, request_id: &str, via: &str) -> ServiceResult<PairedDeviceView> {
-        self.device_approve_withholding(request_id, &[], via)
+        self.device_approve_by(request_id, &[], &Authority::owner(), via)
     }
 
-    /// Approves a device request without the scopes in `withhold` ("approve without admin"):
-    /// the device gets the rest, and its hello-ok says what it was granted.
-    pub fn device_approve_withholding(
+    /// Approves a device request without the scopes in `withhold` ("approve without admin"),
+    /// when what it grants is within what `by` may grant (the approval ceiling): the device
+    /// gets the rest, and its hello-ok says what it was granted.
+    pub fn device_approve_by(
         &self,
         request_id: &str,
         withhold: &[String],
+        by: &Authority,
         via: &str,
     ) -> ServiceResult<PairedDeviceView> {
         let ttl = self.settings().device_pending_ttl_ms();
         let (a, expired) = self.check(
             self.devices
-                .approve(request_id.trim(), withhold, ttl)
+                .approve(request_id.trim(), withhold, by, ttl)
                 .map_err(dev_err),
         )?;
         self.publish_expired_devices(&expired);
@@ -221,11 +234,21 @@ impl Service {
         });
     }
 
-    /// Forgets a paired device; its live connections are closed by the gateway at once.
-    /// Forgets the device completely: its record and tokens, its pending requests, and any
-    /// setup code bound to it.
+    /// The owner forgets a paired device (see [`Service::device_remove_by`]).
     pub fn device_remove(&self, device_id: &str, via: &str) -> ServiceResult<PairedDeviceView> {
-        let d = self.check(self.devices.remove(device_id.trim()).map_err(dev_err))?;
+        self.device_remove_by(device_id, &Authority::owner(), via)
+    }
+
+    /// Forgets a paired device completely, when `by` may act on it: its record and tokens, its
+    /// pending requests, and any setup code bound to it. Its live connections are closed by
+    /// the gateway at once.
+    pub fn device_remove_by(
+        &self,
+        device_id: &str,
+        by: &Authority,
+        via: &str,
+    ) -> ServiceResult<PairedDeviceView> {
+        let d = self.check(self.devices.remove(device_id.trim(), by).map_err(dev_err))?;
         let ttl = self.settings().device_pending_ttl_ms();
         let requests = self.check(
             self.devices
@@ -259,8 +282,15 @@ impl Service {
         Ok(PairedDeviceView::from(&d))
     }
 
-    /// Gives a paired device the owner's name for it (at most 64 characters, sanitised).
-    pub fn device_rename(&self, device_id: &str, label: &str, via: &str) -> ServiceResult<String> {
+    /// Gives a paired device the owner's name for it (at most 64 characters, sanitised), when
+    /// `by` may act on it.
+    pub fn device_rename(
+        &self,
+        device_id: &str,
+        label: &str,
+        by: &Authority,
+        via: &str,
+    ) -> ServiceResult<String> {
         let label = sanitize(label);
         if label.is_empty() {
             return Err(ServiceError::Invalid(
@@ -269,7 +299,7 @@ impl Service {
         }
         let d = self.check(
             self.devices
-                .rename(device_id.trim(), &label)
+                .rename(device_id.trim(), &label, by)
                 .map_err(dev_err),
         )?;
         self.audit(
@@ -313,18 +343,20 @@ impl Service {
         Ok((removed.len(), rejected.len()))
     }
 
-    /// A new token for a device's role (the old one stops working and its sockets close).
-    /// The token text is returned once and stored only as a hash.
+    /// A new token for a device's role (the old one stops working and its sockets close),
+    /// when `by` may act on that role of the device: the token text is returned once, to
+    /// `by`, and stored only as a hash.
     pub fn token_rotate(
         &self,
         device_id: &str,
         role: &str,
+        by: &Authority,
         via: &str,
     ) -> ServiceResult<(String, Millis, Vec<String>)> {
         check_role(role)?;
         let (tok, rec) = self.check(
             self.devices
-                .issue_token(device_id.trim(), role, &mut rand::rngs::OsRng)
+                .issue_token(device_id.trim(), role, by, &mut rand::rngs::OsRng)
                 .map_err(dev_err),
         )?;
         let at = rec.rotated_at_ms.unwrap_or(rec.created_at_ms);
@@ -368,9 +400,20 @@ impl Service {
         Ok((tok, rec.rotated_at_ms.unwrap_or(rec.created_at_ms)))
     }
 
-    pub fn token_revoke(&self, device_id: &str, role: &str, via: &str) -> ServiceResult<Millis> {
+    /// Revokes a device's token for a role, when `by` may act on it.
+    pub fn token_revoke(
+        &self,
+        device_id: &str,
+        role: &str,
+        by: &Authority,
+        via: &str,
+    ) -> ServiceResult<Millis> {
         check_role(role)?;
-        let at = self.check(self.devices.revoke(device_id.trim(), role).map_err(dev_err))?;
+        let at = self.check(
+            self.devices
+                .revoke(device_id.trim(), role, by)
+                .map_err(dev_err),
+        )?;
         self.audit(
             "device.token.revoked",
             via,

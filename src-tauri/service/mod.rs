@@ -57,6 +57,13 @@ pub enum ServiceError {
     /// listed and unapproved until its file is corrected or it is rejected.
     #[error("{0}")]
     InvalidStoredName(String),
+    /// A setup code that cannot be used (unknown, used up, expired, another device's,
+    /// revoked).
+    #[error(transparent)]
+    SetupCode(crate::pairing::setup::BootstrapRefusal),
+    /// Beyond what the caller may grant or act on (the approval ceiling).
+    #[error(transparent)]
+    Beyond(crate::pairing::authority::Beyond),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -67,7 +74,9 @@ impl ServiceError {
         match self {
             ServiceError::Invalid(_) | ServiceError::InvalidStoredName(_) => Code::InvalidRequest,
             ServiceError::NotFound { .. } => Code::NotFound,
-            ServiceError::Refused(_) => Code::Forbidden,
+            ServiceError::Refused(_) | ServiceError::SetupCode(_) | ServiceError::Beyond(_) => {
+                Code::Forbidden
+            }
             ServiceError::QueueFull(_) => Code::PairingQueueFull,
             ServiceError::Store(_) => Code::Unavailable,
         }
@@ -125,7 +134,8 @@ pub fn dev_err(e: DeviceStoreError) -> ServiceError {
         DeviceStoreError::UnknownRole { .. } | DeviceStoreError::TokenExists { .. } => {
             ServiceError::Invalid(e.to_string())
         }
-        DeviceStoreError::Bootstrap(b) => ServiceError::Refused(b.to_string()),
+        DeviceStoreError::Bootstrap(b) => ServiceError::SetupCode(b),
+        DeviceStoreError::Beyond(b) => ServiceError::Beyond(b),
     }
 }
 

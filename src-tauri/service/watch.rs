@@ -26,6 +26,7 @@ use crate::pairing::device::PendingDevice;
 use crate::protocol::{DeviceChange, Resolution};
 use crate::service::{PairedDeviceView, Service};
 use crate::store::ChannelName;
+use serde_json::Value;
 
 /// How long the files must be quiet before they are read: one approval writes two or three.
 const SETTLE: Duration = Duration::from_millis(60);
@@ -298,6 +299,12 @@ impl Snapshot {
         self.dm_changes(now, now_ms, &mut out);
         if self.settings != now.settings {
             out.push(Event::SettingsChanged {});
+            // A new admin token written by another process (or by hand) ends the sessions
+            // that used the old one, as a rotation here does.
+            let token = |s: &Value| s.pointer("/gateway/auth/token").cloned();
+            if token(&self.settings) != token(&now.settings) && token(&self.settings).is_some() {
+                out.push(Event::GatewayTokenRotated { ts: now_ms });
+            }
         }
         out
     }

@@ -10,6 +10,7 @@ use rand::RngCore;
 use super::fs::{read_json, update_json, JsonCache};
 use super::{StatePaths, StoreError};
 use crate::clock::{Clock, Millis};
+use crate::pairing::authority::{Authority, Beyond};
 use crate::pairing::device::{
     self, PairedDevice, PairedMap, PendingDevice, PendingMap, QueueFull, Reconciled, TokenRecord,
 };
@@ -36,6 +37,9 @@ pub enum DeviceStoreError {
     TokenExists { device: String, role: String },
     #[error(transparent)]
     Bootstrap(#[from] BootstrapRefusal),
+    /// Beyond what the caller may grant or act on (checked under the file's lock).
+    #[error(transparent)]
+    Beyond(#[from] Beyond),
 }
 
 pub type DeviceResult<T> = Result<T, DeviceStoreError>;
@@ -166,15 +170,31 @@ impl DeviceStore {
         self.paired_cache.peek(&self.paths.paired_devices())
     }
 
-    /// Records a device waiting for approval (refreshing an identical retry in place).
+    /// Records a device waiting for approval (refreshing an identical retry in place). With
+    /// `setup_code` (a setup code's hash), the code is bound to the device first, under its
+    /// lock and inside the pending file's: when it cannot be (another device bound it a moment
+    /// earlier, or it was used up or revoked), nothing is recorded.
     pub fn request(
         &self,
         candidate: PendingDevice,
+        setup_code: Option<&str>,
         ttl_ms: Millis,
         max_pending: usize,
     ) -> DeviceResult<(Reconciled, Vec<PendingDevice>)> {
+        let now = self.clock.now_ms();
         let r = self.update_pending(ttl_ms, |p| {
-            Ok(device::reconcile_pending(p, candidate, max_pending)?)
+            let (device_id, key) = (candidate.device_id.clone(), candidate.public_key.clone());
+            let rec = device::reconcile_pending(p, candidate, max_pending)?;
+            if let Some(code) = setup_code {
+                // Lock order: pending, then bootstrap (as everywhere).
+                self.update_bootstrap(|b| {
+                    let r = b.get_mut(code).ok_or(BootstrapRefusal::Unknown)?;
+                    r.check(&device_id, now, REDEEM_AFTER_APPROVAL_MS)?;
+                    r.bind(&device_id, &key, now);
+                    Ok(())
+                })?;
+            }
+            Ok(rec)
         })?;
         self.bury(
             r.0.superseded
@@ -184,13 +204,14 @@ impl DeviceStore {
         Ok(r)
     }
 
-    /// Approves a pending request. Lock order everywhere: pending → paired → bootstrap.
     /// Approves a pending request, less the scopes in `withhold` (see
-    /// [`device::approve_withholding`]).
+    /// [`device::approve_withholding`]), when it is within what `by` may grant. Lock order
+    /// everywhere: pending → paired → bootstrap.
     pub fn approve(
         &self,
         request_id: &str,
         withhold: &[String],
+        by: &Authority,
         ttl_ms: Millis,
     ) -> DeviceResult<(DeviceApproved, Vec<PendingDevice>)> {
         let now = self.clock.now_ms();
@@ -198,6 +219,13 @@ impl DeviceStore {
             let Some(req) = p.get(request_id).cloned() else {
                 return Err(self.not_found(request_id));
             };
+            let granted: Vec<String> = req
+                .scopes
+                .iter()
+                .filter(|s| !withhold.contains(s))
+                .cloned()
+                .collect();
+            by.may_approve(&req, &granted)?;
             let dev = update_json(
                 &self.paths.paired_devices(),
                 &*self.clock,
@@ -250,27 +278,24 @@ impl DeviceStore {
         update_json(&self.paths.paired_devices(), &*self.clock, change)
     }
 
-    pub fn remove(&self, device_id: &str) -> DeviceResult<PairedDevice> {
+    /// Forgets a paired device, when `by` may act on it.
+    pub fn remove(&self, device_id: &str, by: &Authority) -> DeviceResult<PairedDevice> {
         self.update_paired(|m| {
-            m.remove(device_id)
-                .ok_or_else(|| DeviceStoreError::NotFound {
-                    what: "unknown deviceId",
-                    id: crate::sanitize::sanitize(device_id),
-                    reason: "unknown",
-                })
+            by.may_manage(paired_device(m, device_id)?, None)?;
+            m.remove(device_id).ok_or_else(|| unknown_device(device_id))
         })
     }
 
-    /// Sets the owner's name for a paired device.
-    pub fn rename(&self, device_id: &str, label: &str) -> DeviceResult<PairedDevice> {
+    /// Sets the owner's name for a paired device, when `by` may act on it.
+    pub fn rename(
+        &self,
+        device_id: &str,
+        label: &str,
+        by: &Authority,
+    ) -> DeviceResult<PairedDevice> {
         self.update_paired(|m| {
-            let d = m
-                .get_mut(device_id)
-                .ok_or_else(|| DeviceStoreError::NotFound {
-                    what: "unknown deviceId",
-                    id: crate::sanitize::sanitize(device_id),
-                    reason: "unknown",
-                })?;
+            let d = paired_device(m, device_id)?;
+            by.may_manage(d, None)?;
             d.operator_label = Some(label.to_string());
             Ok(d.clone())
         })
@@ -322,30 +347,34 @@ impl DeviceStore {
         Ok((removed, rejected))
     }
 
+    /// Changes a device's role, when `by` may act on that role of the device.
     fn with_role<R>(
         &self,
         device_id: &str,
         role: &str,
+        by: &Authority,
         change: impl FnOnce(&mut PairedDevice) -> R,
     ) -> DeviceResult<R> {
         self.update_paired(|m| {
             let d = device_with_role(m, device_id, role)?;
+            by.may_manage(d, Some(role))?;
             Ok(change(d))
         })
     }
 
-    /// Mints a new token for an approved role, replacing any old one. Returns the token text
-    /// (shown once) and its record.
+    /// Mints a new token for an approved role, replacing any old one, when `by` may act on
+    /// it (the token goes to `by`). Returns the token text (shown once) and its record.
     pub fn issue_token(
         &self,
         device_id: &str,
         role: &str,
+        by: &Authority,
         rng: &mut impl RngCore,
     ) -> DeviceResult<(String, TokenRecord)> {
         let now = self.clock.now_ms();
         let tok = token::new_token(rng);
         let hash = token::hash_token(&tok);
-        let rec = self.with_role(device_id, role, |d| {
+        let rec = self.with_role(device_id, role, by, |d| {
             let mut rec = device::install_token(d, role, hash, now);
             rec.last_used_at_ms = Some(now);
             d.tokens.insert(role.to_string(), rec.clone());
@@ -355,10 +384,11 @@ impl DeviceStore {
         Ok((tok, rec))
     }
 
-    /// Revokes a role's token; the device keeps its record but that token stops working.
-    pub fn revoke(&self, device_id: &str, role: &str) -> DeviceResult<Millis> {
+    /// Revokes a role's token (when `by` may act on it); the device keeps its record but that
+    /// token stops working.
+    pub fn revoke(&self, device_id: &str, role: &str, by: &Authority) -> DeviceResult<Millis> {
         let now = self.clock.now_ms();
-        self.with_role(device_id, role, |d| {
+        self.with_role(device_id, role, by, |d| {
             if let Some(t) = d.tokens.get_mut(role) {
                 t.revoked_at_ms.get_or_insert(now);
             }
@@ -470,23 +500,6 @@ impl DeviceStore {
         Ok(rec.clone())
     }
 
-    /// Binds a setup code to the device whose request it opened (checked again under the lock:
-    /// another device may have bound it meanwhile).
-    pub fn bootstrap_bind(
-        &self,
-        token_hash: &str,
-        device_id: &str,
-        public_key: &str,
-    ) -> DeviceResult<()> {
-        let now = self.clock.now_ms();
-        self.update_bootstrap(|m| {
-            let rec = m.get_mut(token_hash).ok_or(BootstrapRefusal::Unknown)?;
-            rec.check(device_id, now, REDEEM_AFTER_APPROVAL_MS)?;
-            rec.bind(device_id, public_key, now);
-            Ok(())
-        })
-    }
-
     /// Mints the first token of an approved role as the device connects. With a setup code,
     /// the code is consumed under the same locks that store the token: a code that cannot be
     /// consumed (revoked, used, expired meanwhile) mints nothing. A role that holds a token
@@ -585,18 +598,25 @@ impl DeviceStore {
 }
 
 /// The paired device `device_id`, which must hold `role`.
+fn unknown_device(device_id: &str) -> DeviceStoreError {
+    DeviceStoreError::NotFound {
+        what: "unknown deviceId",
+        id: crate::sanitize::sanitize(device_id),
+        reason: "unknown",
+    }
+}
+
+fn paired_device<'a>(m: &'a mut PairedMap, device_id: &str) -> DeviceResult<&'a mut PairedDevice> {
+    m.get_mut(device_id)
+        .ok_or_else(|| unknown_device(device_id))
+}
+
 fn device_with_role<'a>(
     m: &'a mut PairedMap,
     device_id: &str,
     role: &str,
 ) -> DeviceResult<&'a mut PairedDevice> {
-    let d = m
-        .get_mut(device_id)
-        .ok_or_else(|| DeviceStoreError::NotFound {
-            what: "unknown deviceId",
-            id: crate::sanitize::sanitize(device_id),
-            reason: "unknown",
-        })?;
+    let d = paired_device(m, device_id)?;
     if !d.roles.iter().any(|r| r == role) {
         return Err(DeviceStoreError::UnknownRole {
             device: d.device_id.clone(),
@@ -646,10 +666,12 @@ mod tests {
     #[test]
     fn approve_then_token_is_stored_only_as_a_hash() {
         let (tmp, s, _) = store();
-        s.request(req("r1", "d1"), TTL, 10).unwrap();
-        let (a, _) = s.approve("r1", &[], TTL).unwrap();
+        s.request(req("r1", "d1"), None, TTL, 10).unwrap();
+        let (a, _) = s.approve("r1", &[], &Authority::owner(), TTL).unwrap();
         assert_eq!(a.device.roles, vec!["node"]);
-        let (tok, rec) = s.issue_token("d1", "node", &mut rand::rngs::OsRng).unwrap();
+        let (tok, rec) = s
+            .issue_token("d1", "node", &Authority::owner(), &mut rand::rngs::OsRng)
+            .unwrap();
         assert!(token::token_matches(&tok, &rec.token_hash));
         let on_disk = std::fs::read_to_string(tmp.path().join("devices/paired.json")).unwrap();
         assert!(!on_disk.contains(&tok), "token text must never be on disk");
@@ -667,12 +689,21 @@ mod tests {
             DeviceStoreError::NotFound { reason, .. } => reason,
             other => panic!("{other}"),
         };
-        assert_eq!(reason(s.approve("nope", &[], TTL).unwrap_err()), "unknown");
-        s.request(req("r1", "d1"), TTL, 10).unwrap();
+        assert_eq!(
+            reason(
+                s.approve("nope", &[], &Authority::owner(), TTL)
+                    .unwrap_err()
+            ),
+            "unknown"
+        );
+        s.request(req("r1", "d1"), None, TTL, 10).unwrap();
         let mut other = req("r2", "d1");
         other.role = "operator".into();
-        s.request(other, TTL, 10).unwrap();
-        assert_eq!(reason(s.approve("r1", &[], TTL).unwrap_err()), "superseded");
+        s.request(other, None, TTL, 10).unwrap();
+        assert_eq!(
+            reason(s.approve("r1", &[], &Authority::owner(), TTL).unwrap_err()),
+            "superseded"
+        );
         clock.advance_ms(TTL);
         assert_eq!(reason(s.reject("r2", TTL).unwrap_err()), "expired");
     }
@@ -696,7 +727,9 @@ mod tests {
         // Checking binds nothing: a second device may still be the first to bind.
         s.bootstrap_check(&tok, "dev-a").unwrap();
         s.bootstrap_check(&tok, "dev-b").unwrap();
-        s.bootstrap_bind(&rec.token_hash, "dev-a", "pk-a").unwrap();
+        // Recording a request binds the code to its device.
+        s.request(req("r-a", "dev-a"), Some(&rec.token_hash), TTL, 10)
+            .unwrap();
         let bound_to_other = |r: DeviceResult<_>| {
             matches!(
                 r,
@@ -704,11 +737,19 @@ mod tests {
             )
         };
         assert!(bound_to_other(s.bootstrap_check(&tok, "dev-b").map(|_| ())));
-        assert!(bound_to_other(s.bootstrap_bind(
-            &rec.token_hash,
-            "dev-b",
-            "pk-b"
-        )));
+        // The loser of a race for the code leaves no request behind.
+        assert!(bound_to_other(
+            s.request(req("r-b", "dev-b"), Some(&rec.token_hash), TTL, 10)
+                .map(|_| ())
+        ));
+        let (pending, _) = s.pending(TTL).unwrap();
+        assert_eq!(
+            pending
+                .iter()
+                .map(|r| r.device_id.as_str())
+                .collect::<Vec<_>>(),
+            vec!["dev-a"]
+        );
         // A newer code from the same place retires it, bound or not; other places keep theirs.
         let (cli_tok, _, retired) = make("cli", true);
         assert_eq!(retired, 0);
@@ -724,7 +765,7 @@ mod tests {
         s.bootstrap_check(&cli_tok, "dev-c").unwrap();
         // Revoking for a device, and "invalidate codes" for every live one.
         let (mine, mine_rec, _) = make("telegram", false);
-        s.bootstrap_bind(&mine_rec.token_hash, "dev-d", "pk-d")
+        s.request(req("r-d", "dev-d"), Some(&mine_rec.token_hash), TTL, 10)
             .unwrap();
         assert_eq!(s.bootstrap_revoke_for_device("dev-d").unwrap(), 1);
         assert!(revoked(&mine, "dev-d"));
@@ -744,7 +785,6 @@ mod tests {
     #[test]
     fn a_connect_mints_only_a_roles_first_token_and_consumes_its_code_with_it() {
         let (_tmp, s, _) = store();
-        s.request(req("r1", "d1"), TTL, 10).unwrap();
         let (tok, rec, _) = s
             .bootstrap_create(
                 "ws://10.0.0.2:18789",
@@ -754,8 +794,9 @@ mod tests {
                 &mut rand::rngs::OsRng,
             )
             .unwrap();
-        s.bootstrap_bind(&rec.token_hash, "d1", "pk-d1").unwrap();
-        s.approve("r1", &[], TTL).unwrap();
+        s.request(req("r1", "d1"), Some(&rec.token_hash), TTL, 10)
+            .unwrap();
+        s.approve("r1", &[], &Authority::owner(), TTL).unwrap();
         s.issue_token_on_connect("d1", "node", Some(&rec.token_hash), &mut rand::rngs::OsRng)
             .unwrap();
         assert!(matches!(
@@ -771,18 +812,20 @@ mod tests {
     #[test]
     fn revoke_and_rotate_need_an_approved_role() {
         let (_tmp, s, _) = store();
-        s.request(req("r1", "d1"), TTL, 10).unwrap();
-        s.approve("r1", &[], TTL).unwrap();
+        s.request(req("r1", "d1"), None, TTL, 10).unwrap();
+        s.approve("r1", &[], &Authority::owner(), TTL).unwrap();
         assert!(matches!(
-            s.revoke("d1", "operator"),
+            s.revoke("d1", "operator", &Authority::owner()),
             Err(DeviceStoreError::UnknownRole { .. })
         ));
         assert!(matches!(
-            s.revoke("zz", "node"),
+            s.revoke("zz", "node", &Authority::owner()),
             Err(DeviceStoreError::NotFound { .. })
         ));
-        let (t1, _) = s.issue_token("d1", "node", &mut rand::rngs::OsRng).unwrap();
-        s.revoke("d1", "node").unwrap();
+        let (t1, _) = s
+            .issue_token("d1", "node", &Authority::owner(), &mut rand::rngs::OsRng)
+            .unwrap();
+        s.revoke("d1", "node", &Authority::owner()).unwrap();
         let d = s.paired().unwrap().get("d1").cloned().unwrap();
         assert_eq!(
             device::check_device_token(&d, "node", &t1),

@@ -251,13 +251,12 @@ pub fn connect_signed_at(
 ) -> Value {
     use clawpair::pairing::device::SignedFields;
     let device_id = id.device_id();
-    let scopes: Vec<String> = vec![];
     let fields = SignedFields {
         device_id: &device_id,
         client_id: "clawpair-node",
         client_mode: "node",
         role: "node",
-        scopes: &scopes,
+        scopes: "",
         signed_at,
         token: auth_token,
         nonce: nonce_signed,

@@ -1,61 +1,87 @@
-//! The greeting after a granted `connect`: the `hello-ok` payload for the negotiated protocol,
-//! and the session it opens (registrations that let a removal or rotation close it, the event
-//! subscription, the caller the audit log records).
+//! The greeting after a granted `connect`: the session's bounds (per device, per address), its
+//! registration under every credential it used (so that taking any away closes it), the
+//! `hello-ok` payload for the negotiated protocol, the event subscription, and the caller the
+//! audit log records.
 
 use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use super::handshake::Conn;
+use super::handshake::{end, Conn};
 use super::session::Session;
-use super::wire::send;
+use super::wire::{refuse_with, send};
 use super::Ws;
-use crate::gateway::connect::{self, Grant};
+use crate::gateway::connect::{AuthMethod, Grant, Refusal};
 use crate::gateway::frames;
+use crate::gateway::registry::{Credential, TooManySessions};
 use crate::gateway::Shared;
+use crate::pairing::scope::Role;
 use crate::rpc::{self, Caller};
 
 impl Conn {
-    /// Sends hello-ok (consuming a setup code once it is sent) and sets up the session.
+    /// Binds the session to every credential it used and to its bounds (sessions per device
+    /// and per address), then sends hello-ok (consuming a setup code once it is sent).
     pub(super) async fn greet(self, mut ws: Ws, g: Grant) -> Option<Session> {
-        let shared = self.shared;
+        let shared = self.shared.clone();
+        let limits = &shared.limits;
+        let Some(address) =
+            shared
+                .guard
+                .enter_session(self.ip, self.exempt, limits.max_sessions_per_ip)
+        else {
+            let r = Refusal::too_many_sessions("this address", limits.max_sessions_per_ip as usize);
+            return end(refuse_with(&mut ws, &self.id, r)).await;
+        };
         let conn_id = shared.next_conn_id();
+        let now = shared.service.now_ms();
+        // The admin token, and the device key that came with it (if any): taking either away
+        // ends the session.
+        let mut credentials = Vec::with_capacity(2);
+        if g.method == AuthMethod::Token {
+            credentials.push(Credential::AdminToken);
+        }
+        if let Some(d) = &g.device_id {
+            credentials.push(Credential::Device {
+                device_id: d.clone(),
+                role: g.role.as_str().to_string(),
+            });
+        }
+        let registration = match shared.registry.register(
+            conn_id,
+            now,
+            &credentials,
+            limits.max_sessions_per_device,
+        ) {
+            Ok(r) => r,
+            Err(TooManySessions(max)) => {
+                let r = Refusal::too_many_sessions("this device", max);
+                return end(refuse_with(&mut ws, &self.id, r)).await;
+            }
+        };
         let payload = hello_ok(&shared, self.protocol, conn_id, &g);
         if !send(&mut ws, frames::ok(&self.id, payload)).await {
             return None;
         }
         ws.get_mut().set_budget(None);
-        let device = g.device_id.as_ref().map(|d| {
-            let now = shared.service.now_ms();
-            shared.touches.touch(d, &g.role, now);
-            (
-                shared.registry.register(d, &g.role, conn_id, now),
-                g.role.clone(),
-            )
+        let seen = g.device_id.as_ref().map(|d| {
+            shared.touches.touch(d, g.role.as_str(), now);
+            (d.clone(), g.role.as_str().to_string())
         });
-        // Sessions of the admin token close when it is rotated.
-        let admin = (g.method == connect::AuthMethod::Token).then(|| {
-            shared.registry.register(
-                crate::gateway::registry::ADMIN_SESSIONS,
-                &g.role,
-                conn_id,
-                0,
-            )
-        });
-        let events = (g.role == crate::pairing::device::ROLE_OPERATOR
-            && rpc::sees_events(&g.scopes))
-        .then(|| shared.service.events().subscribe());
+        let events = (g.role == Role::Operator && rpc::sees_events(&g.scopes))
+            .then(|| shared.service.events().subscribe());
         // Only what the session needs is kept: not the connect params, not a new token's text.
         // The audit log gets what the connection proved beside the name its client gave, so
         // no remote client is ever recorded as the window or the CLI on the files.
         let credential = match (g.method, &g.device_id) {
-            (connect::AuthMethod::Token, _) | (_, None) => "admin-token".to_string(),
+            (AuthMethod::Token, _) | (_, None) => "admin-token".to_string(),
             (_, Some(d)) => format!("device:{}/{}", &d[..d.len().min(16)], g.role),
         };
         let caller = Caller {
-            role: g.role.clone(),
+            role: g.role,
             scopes: g.scopes,
-            device_id: g.device_id.clone(),
+            // The device speaks for itself only when its own token (or setup code) let it in;
+            // with the admin token, the key beside it is just a key.
+            device_id: g.device_id.filter(|_| g.method != AuthMethod::Token),
             via: crate::store::audit::actor(
                 &crate::sanitize::sanitize(&self.params.client.id),
                 &credential,
@@ -63,14 +89,17 @@ impl Conn {
             listening: Some(shared.local_addr),
         };
         Some(Session {
+            kick: registration.kick.clone(),
             shared,
             ws,
             caller,
             events,
             seq: 1,
             last_rx: Instant::now(),
-            device,
-            admin,
+            seen,
+            sent_large: false,
+            _registration: registration,
+            _address: address,
         })
     }
 }
@@ -93,7 +122,7 @@ fn hello_ok(shared: &Shared, protocol: u32, conn_id: u64, g: &Grant) -> Value {
         "protocol": protocol,
         "server": server,
         "features": {
-            "methods": rpc::method_names(&g.role, protocol),
+            "methods": rpc::method_names(g.role, protocol),
             "events": crate::events::WIRE_EVENTS,
         },
         "snapshot": {

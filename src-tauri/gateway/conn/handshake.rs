@@ -192,18 +192,9 @@ pub(super) async fn handshake(
         r.details = Some(json!({ "code": "AUTH_RATE_LIMITED", "retryAfterMs": ms }));
         return end(refuse_with(&mut ws, &req.id, r)).await;
     }
-    let params: ConnectParams = match serde_json::from_value(req.params) {
+    let params = match connect::parse(req.params) {
         Ok(p) => p,
-        Err(e) => {
-            return end(refuse(
-                &mut ws,
-                &req.id,
-                Code::InvalidRequest,
-                &format!("invalid connect params: {e}"),
-                None,
-            ))
-            .await
-        }
+        Err(r) => return end(refuse_with(&mut ws, &req.id, r)).await,
     };
     let protocol = match connect::validate(&params) {
         Ok(v) => v,

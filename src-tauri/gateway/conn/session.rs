@@ -1,5 +1,8 @@
 //! An authenticated connection: requests in, answers and events out, pings and `tick`s, and its
-//! end when the socket closes, the credential is revoked or the gateway shuts down.
+//! end when the socket closes, a credential it used is taken away or the gateway shuts down.
+//! A kick is looked at before anything else, and every write has a deadline, so a client that
+//! stops reading holds its session no longer than that. After a large message the session's
+//! WebSocket buffers are given back.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,6 +17,9 @@ use super::wire::{close, refuse, send};
 use super::Ws;
 use crate::events::Event;
 use crate::gateway::frames;
+use crate::gateway::guard::AddressSlot;
+use crate::gateway::limits::LARGE_FRAME;
+use crate::gateway::registry::{Kick, Registration};
 use crate::gateway::Shared;
 use crate::protocol::Code;
 use crate::rpc::{self, Caller};
@@ -26,10 +32,16 @@ pub(super) struct Session {
     pub(super) events: Option<broadcast::Receiver<Event>>,
     pub(super) seq: u64,
     pub(super) last_rx: Instant,
-    /// A device's registration (how its removal closes this socket) and role.
-    pub(super) device: Option<(crate::gateway::registry::Registration, String)>,
-    /// The admin token's registration (how its rotation closes this socket).
-    pub(super) admin: Option<crate::gateway::registry::Registration>,
+    /// Fired when a credential the session used is taken away.
+    pub(super) kick: Arc<Kick>,
+    /// The device and role to record as last seen when the session ends.
+    pub(super) seen: Option<(String, String)>,
+    /// A message larger than [`LARGE_FRAME`] went out since the buffers were last renewed.
+    pub(super) sent_large: bool,
+    /// Its place under every credential it used; unregistered when the session ends.
+    pub(super) _registration: Registration,
+    /// Its slot among its address's sessions.
+    pub(super) _address: AddressSlot,
 }
 
 async fn next_event(
@@ -37,13 +49,6 @@ async fn next_event(
 ) -> Result<Event, broadcast::error::RecvError> {
     match rx {
         Some(r) => r.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn kicked(kick: &Option<Arc<tokio::sync::Notify>>) {
-    match kick {
-        Some(k) => k.notified().await,
         None => std::future::pending().await,
     }
 }
@@ -61,23 +66,26 @@ enum Wake {
 impl Session {
     /// Until the socket closes; then records when the device was last seen.
     pub(super) async fn run(mut self) {
-        let kick = self
-            .device
-            .as_ref()
-            .map(|(r, _)| r.kick.clone())
-            .or_else(|| self.admin.as_ref().map(|r| r.kick.clone()));
         let mut shutdown = self.shared.shutdown.clone();
         let mut ping = tokio::time::interval_at(
             tokio::time::Instant::now() + self.shared.limits.ping_interval,
             self.shared.limits.ping_interval,
         );
         loop {
+            if self.ws.get_ref().at_boundary()
+                && (self.ws.get_mut().take_large(LARGE_FRAME) || self.sent_large)
+            {
+                self.ws = renew(self.ws, &self.shared).await;
+                self.sent_large = false;
+            }
+            // Biased: a kick (or shutdown) is seen before one more request is served.
             let wake = tokio::select! {
+                biased;
+                _ = self.kick.wait() => Wake::Kicked,
+                _ = shutdown.changed() => Wake::Shutdown,
                 msg = self.ws.next() => Wake::Frame(msg),
                 ev = next_event(&mut self.events) => Wake::Event(Box::new(ev)),
                 _ = ping.tick() => Wake::Ping,
-                _ = kicked(&kick) => Wake::Kicked,
-                _ = shutdown.changed() => Wake::Shutdown,
             };
             // Handling is boxed: its future is large and brief, and an idle connection should
             // hold only the small wait above.
@@ -86,11 +94,24 @@ impl Session {
                 break;
             }
         }
-        if let Some((registration, role)) = &self.device {
+        if let Some((device, role)) = &self.seen {
             let now = self.shared.service.now_ms();
-            self.shared
-                .touches
-                .touch(registration.device_id(), role, now);
+            self.shared.touches.touch(device, role, now);
+        }
+    }
+
+    /// Sends one frame within the write deadline. A write that cannot go out is abandoned the
+    /// moment a kick comes (a client that stopped reading holds nothing past it); one that
+    /// can goes out first, so the answer to a caller's own rotation still reaches it. Returns
+    /// false when the connection is over.
+    async fn send(&mut self, text: String) -> bool {
+        self.sent_large |= text.len() > LARGE_FRAME;
+        let deadline = self.shared.limits.write_timeout;
+        let (kick, ws) = (&self.kick, &mut self.ws);
+        tokio::select! {
+            biased;
+            sent = tokio::time::timeout(deadline, send(ws, text)) => sent == Ok(true),
+            _ = kick.wait() => false,
         }
     }
 
@@ -100,6 +121,8 @@ impl Session {
             Wake::Frame(msg) => {
                 self.last_rx = Instant::now();
                 match msg {
+                    // Read before the kick landed, looked at after: not served.
+                    Some(Ok(_)) if self.kick.fired() => self.close_kicked().await,
                     Some(Ok(Message::Text(t))) => self.request(t.as_str()).await,
                     Some(Ok(Message::Binary(_))) => {
                         refuse(
@@ -135,23 +158,26 @@ impl Session {
                     json!({ "ts": self.shared.service.now_ms() }),
                     self.seq,
                 );
-                send(&mut self.ws, tick).await
-                    && self.ws.send(Message::Ping(Vec::new().into())).await.is_ok()
+                if !self.send(tick).await {
+                    return false;
+                }
+                let deadline = self.shared.limits.write_timeout;
+                let ping = self.ws.send(Message::Ping(Vec::new().into()));
+                matches!(tokio::time::timeout(deadline, ping).await, Ok(Ok(())))
             }
-            Wake::Kicked => {
-                close(
-                    &mut self.ws,
-                    CloseCode::Policy,
-                    "credential revoked: device removed, or its token rotated or revoked",
-                )
-                .await;
-                false
-            }
+            Wake::Kicked => self.close_kicked().await,
             Wake::Shutdown => {
                 close(&mut self.ws, CloseCode::Away, "gateway shutting down").await;
                 false
             }
         }
+    }
+
+    /// Closes the session of a credential taken away. Returns false (the connection is over).
+    async fn close_kicked(&mut self) -> bool {
+        let why = "credential revoked: the admin token rotated, or the device removed, or its token rotated or revoked";
+        close(&mut self.ws, CloseCode::Policy, why).await;
+        false
     }
 
     /// Forwards an event the caller may see. Returns false when the connection is over.
@@ -162,16 +188,14 @@ impl Session {
                     return true;
                 }
                 self.seq += 1;
-                send(&mut self.ws, frames::event(e.name(), e.payload(), self.seq)).await
+                self.send(frames::event(e.name(), e.payload(), self.seq))
+                    .await
             }
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 self.seq += 1;
                 let dropped = json!({ "count": n });
-                send(
-                    &mut self.ws,
-                    frames::event("events.dropped", dropped, self.seq),
-                )
-                .await
+                self.send(frames::event("events.dropped", dropped, self.seq))
+                    .await
             }
             Err(broadcast::error::RecvError::Closed) => {
                 self.events = None;
@@ -191,7 +215,7 @@ impl Session {
         };
         if req.method == "connect" {
             let e = frames::error_body("INVALID_REQUEST", "already connected", None);
-            return send(&mut self.ws, frames::err(&req.id, e)).await;
+            return self.send(frames::err(&req.id, e)).await;
         }
         if let Some(r) =
             rpc::call_in_memory(&self.shared.service, &self.caller, &req.method, &req.params)
@@ -200,7 +224,7 @@ impl Session {
                 Ok(v) => frames::ok(&req.id, v),
                 Err(e) => frames::err(&req.id, e.to_json()),
             };
-            return send(&mut self.ws, frame).await;
+            return self.send(frame).await;
         }
         let (s, c, m, p) = (
             self.shared.service.clone(),
@@ -217,6 +241,19 @@ impl Session {
                 frames::error_body("UNAVAILABLE", "the request failed inside the gateway", None),
             ),
         };
-        send(&mut self.ws, frame).await
+        self.send(frame).await
     }
+}
+
+/// The same connection over fresh WebSocket buffers: the library's grow for a large message
+/// and are never given back. Only called at a frame boundary, where they hold nothing (see
+/// [`crate::gateway::stream`]); what the client sent ahead waits in the stream.
+async fn renew(ws: Ws, shared: &Shared) -> Ws {
+    let stream = ws.into_inner();
+    tokio_tungstenite::WebSocketStream::from_raw_socket(
+        stream,
+        tokio_tungstenite::tungstenite::protocol::Role::Server,
+        Some(shared.limits.ws_config()),
+    )
+    .await
 }

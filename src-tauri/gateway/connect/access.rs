@@ -3,6 +3,7 @@
 
 use super::Refusal;
 use crate::clock::Millis;
+use crate::pairing::scope::{Role, Scope};
 
 /// A device whose signature checked out.
 #[derive(Debug, Clone)]
@@ -33,8 +34,8 @@ impl AuthMethod {
 /// What the gateway grants. Its `Debug` hides a new token.
 #[derive(Clone)]
 pub struct Grant {
-    pub role: String,
-    pub scopes: Vec<String>,
+    pub role: Role,
+    pub scopes: Vec<Scope>,
     pub method: AuthMethod,
     pub device_id: Option<String>,
     /// A token minted now (shown once in hello-ok), with its issue time.

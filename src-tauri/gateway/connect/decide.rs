@@ -8,9 +8,9 @@ use super::{
 };
 use crate::config::Settings;
 use crate::pairing::device::{
-    self, check_device_token, pairing_need, role_can_hold, scopes_within, PairedMap, TokenCheck,
-    ROLE_NODE, SCOPE_ADMIN,
+    self, check_device_token, pairing_need, scopes_within, PairedMap, TokenCheck,
 };
+use crate::pairing::scope::{Role, Scope};
 use crate::pairing::token::secrets_equal;
 use crate::protocol::Code;
 use crate::service::{DeviceAsk, Service, ServiceError};
@@ -34,7 +34,7 @@ fn admin_access(
             "wrong gateway token",
         ));
     }
-    if p.role == ROLE_NODE {
+    if p.role == Role::Node {
         return Access::Refused(
             Refusal::new(
                 Code::InvalidRequest,
@@ -44,12 +44,12 @@ fn admin_access(
         );
     }
     let scopes = if p.scopes.is_empty() {
-        vec![SCOPE_ADMIN.to_string()]
+        vec![Scope::admin()]
     } else {
         p.scopes.clone()
     };
     Access::Granted(Grant {
-        role: p.role.clone(),
+        role: p.role,
         scopes,
         method: AuthMethod::Token,
         device_id: dev.map(|d| d.device_id.clone()),
@@ -77,7 +77,7 @@ fn device_token_step(
             "unknown device",
         )));
     };
-    match check_device_token(d, &p.role, token) {
+    match check_device_token(d, p.role.as_str(), token) {
         TokenCheck::Refused => TokenStep::Settled(Access::Refused(Refusal::auth_failed(
             AuthFailure::DeviceTokenMismatch,
             "device token revoked or unknown",
@@ -85,13 +85,13 @@ fn device_token_step(
         TokenCheck::RoleToken => {
             let token_scopes = d
                 .tokens
-                .get(&p.role)
+                .get(p.role.as_str())
                 .map(|t| t.scopes.as_slice())
                 .unwrap_or_default();
             let scopes = d.grantable(&p.scopes);
             if scopes_within(token_scopes, &scopes) {
                 TokenStep::Settled(Access::Granted(Grant {
-                    role: p.role.clone(),
+                    role: p.role,
                     scopes,
                     method: AuthMethod::DeviceToken,
                     device_id: Some(dev.device_id.clone()),
@@ -102,9 +102,9 @@ fn device_token_step(
             }
         }
         TokenCheck::OtherRoleToken => {
-            match pairing_need(Some(d), &dev.public_key, &p.role, &p.scopes) {
+            match pairing_need(Some(d), &dev.public_key, p.role.as_str(), &p.scopes) {
                 // A role approved but never connected: its first token, now.
-                None if !d.tokens.contains_key(&p.role) => TokenStep::Mint,
+                None if !d.tokens.contains_key(p.role.as_str()) => TokenStep::Mint,
                 // The role has its own token: another role's token never stands in for it.
                 None => TokenStep::Settled(Access::Refused(Refusal::auth_failed(
                     AuthFailure::DeviceTokenMismatch,
@@ -132,15 +132,11 @@ fn without_device(a: &AuthParams) -> Access {
 
 /// Refuses a device asking for a scope its role can never hold (no owner could grant it).
 fn role_scope_refusal(p: &ConnectParams) -> Option<Access> {
-    let s = p.scopes.iter().find(|s| !role_can_hold(&p.role, s))?;
+    let s = p.scopes.iter().find(|s| s.holder() != p.role)?;
     Some(Access::Refused(
         Refusal::new(
             Code::InvalidRequest,
-            format!(
-                "a {} cannot hold scope {}",
-                p.role,
-                crate::sanitize::sanitize(s)
-            ),
+            format!("a {} cannot hold scope {}", p.role, s),
         )
         .detail("AUTH_SCOPE_MISMATCH"),
     ))
@@ -230,9 +226,9 @@ pub fn decide(
         };
         // A setup code may ask for any scope its role allows: the request carries exactly
         // that, and the owner decides (admin is never one click on a notification).
-        return match pairing_need(paired, &dev.public_key, &p.role, &p.scopes) {
+        return match pairing_need(paired, &dev.public_key, p.role.as_str(), &p.scopes) {
             // Approved and never connected: the first token, and the code is used up with it.
-            None if paired.is_some_and(|d| !d.tokens.contains_key(&p.role)) => mint(
+            None if paired.is_some_and(|d| !d.tokens.contains_key(p.role.as_str())) => mint(
                 service,
                 p,
                 dev,
@@ -266,17 +262,18 @@ fn mint(
     paired: Option<&device::PairedDevice>,
 ) -> Access {
     let scopes = paired.map_or_else(|| p.scopes.clone(), |d| d.grantable(&p.scopes));
-    match service.token_issue_redeeming(&dev.device_id, &p.role, bootstrap_hash) {
+    match service.token_issue_redeeming(&dev.device_id, p.role.as_str(), bootstrap_hash) {
         Ok((token, at)) => Access::Granted(Grant {
-            role: p.role.clone(),
+            role: p.role,
             scopes,
             method,
             device_id: Some(dev.device_id.clone()),
             new_token: Some((token, at)),
         }),
-        Err(crate::service::ServiceError::Refused(why)) if bootstrap_hash.is_some() => {
-            Access::Refused(Refusal::auth_failed(AuthFailure::BootstrapInvalid, &why))
-        }
+        Err(ServiceError::SetupCode(why)) => Access::Refused(Refusal::auth_failed(
+            AuthFailure::BootstrapInvalid,
+            &why.to_string(),
+        )),
         Err(e) => Access::Refused(service_refusal(e)),
     }
 }
@@ -292,7 +289,7 @@ fn pending(
 ) -> Access {
     let repair = paired.is_some();
     let regains = need == device::PairingNeed::RoleUpgrade
-        && paired.is_some_and(|d| d.tokens.get(&p.role).is_some_and(|t| !t.is_live()));
+        && paired.is_some_and(|d| d.tokens.get(p.role.as_str()).is_some_and(|t| !t.is_live()));
     let ask = DeviceAsk {
         device_id: dev.device_id.clone(),
         public_key: dev.public_key.clone(),
@@ -302,35 +299,26 @@ fn pending(
         device_family: p.client.device_family.clone().unwrap_or_default(),
         client_id: p.client.id.clone(),
         client_mode: p.client.mode.clone(),
-        role: p.role.clone(),
-        scopes: p.scopes.clone(),
+        role: p.role.as_str().to_string(),
+        scopes: p.scopes.iter().map(Scope::to_string).collect(),
         remote_ip: remote_ip.to_string(),
         reason: need.as_str().to_string(),
         is_repair: repair,
         regains,
+        setup_code: bootstrap_hash.map(str::to_string),
     };
     let (approved_roles, approved_scopes) = paired
         .filter(|d| d.public_key == dev.public_key)
         .map(|d| (d.roles.clone(), d.approved_scopes.clone()))
         .unwrap_or_default();
     let recorded = service.device_request(ask);
-    if let (Ok(_), Some(code)) = (&recorded, bootstrap_hash) {
-        // The request passed every check: now the code is this device's.
-        match service
-            .devices
-            .bootstrap_bind(code, &dev.device_id, &dev.public_key)
-        {
-            Ok(()) => {}
-            Err(DeviceStoreError::Bootstrap(b)) => {
-                return Access::Refused(Refusal::auth_failed(
-                    AuthFailure::BootstrapInvalid,
-                    &b.to_string(),
-                ))
-            }
-            Err(other) => return Access::Refused(service_refusal(crate::service::dev_err(other))),
-        }
-    }
     match recorded {
+        // The code went to another device a moment ago, or was used up or revoked: this
+        // device left no request behind.
+        Err(ServiceError::SetupCode(why)) => Access::Refused(Refusal::auth_failed(
+            AuthFailure::BootstrapInvalid,
+            &why.to_string(),
+        )),
         Ok((rec, expires)) => Access::Pending(PendingAccess {
             request_id: rec.request.request_id,
             fingerprint: rec.request.fingerprint,
@@ -350,7 +338,7 @@ fn pending(
 mod tests {
     use super::*;
     use crate::client::Identity;
-    use crate::pairing::device::ROLE_OPERATOR;
+    use crate::pairing::device::{ROLE_NODE, ROLE_OPERATOR};
     use serde_json::{json, Value};
 
     fn service() -> (tempfile::TempDir, Service) {
@@ -378,7 +366,7 @@ mod tests {
             );
         }
         let g = Grant {
-            role: "node".into(),
+            role: Role::Node,
             scopes: vec![],
             method: AuthMethod::DeviceToken,
             device_id: None,

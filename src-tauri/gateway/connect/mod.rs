@@ -12,7 +12,9 @@ use crate::pairing::device::decode_public_key;
 
 pub use access::{Access, AuthMethod, Grant, PendingAccess, VerifiedDevice};
 pub use decide::{decide, decide_cached};
-pub use params::{validate, verify_device, AuthParams, ClientInfo, ConnectParams, DeviceProof};
+pub use params::{
+    parse, validate, verify_device, AuthParams, ClientInfo, ConnectParams, DeviceProof,
+};
 pub use refusal::{AuthFailure, Refusal};
 
 pub use crate::protocol::{MAX_PROTOCOL, MIN_PROTOCOL};

@@ -1,14 +1,16 @@
-//! The `connect` request's parameters as they arrive, the checks of shape and size serde
-//! cannot make, and the device's proof of identity (its signature over the challenge).
+//! The `connect` request's parameters, parsed where they arrive (the role and scopes into
+//! their types, refused with the reason when they are not exactly names this gateway knows),
+//! the checks of size serde cannot make, and the device's proof of identity (its signature
+//! over the challenge).
 
 use serde::Deserialize;
+use serde_json::Value;
 
 use super::{negotiate, Refusal, VerifiedDevice};
 use crate::clock::Millis;
-use crate::gateway::limits::{MAX_CONNECT_FIELD, MAX_SCOPES, MAX_SCOPE_LEN};
-use crate::pairing::device::{
-    self, device_id_for, fingerprint_for, SignedFields, ROLE_NODE, ROLE_OPERATOR,
-};
+use crate::gateway::limits::{MAX_CONNECT_FIELD, MAX_SCOPES};
+use crate::pairing::device::{self, device_id_for, fingerprint_for, SignedFields};
+use crate::pairing::scope::{Role, Scope};
 use crate::protocol::Code;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -70,9 +72,9 @@ pub struct ConnectParams {
     pub min_protocol: u32,
     pub max_protocol: u32,
     pub client: ClientInfo,
-    pub role: String,
+    pub role: Role,
     #[serde(default)]
-    pub scopes: Vec<String>,
+    pub scopes: Vec<Scope>,
     #[serde(default)]
     pub auth: AuthParams,
     #[serde(default)]
@@ -85,29 +87,41 @@ fn too_long(s: &str) -> bool {
     s.len() > MAX_CONNECT_FIELD
 }
 
-/// Checks shapes and sizes that serde cannot: protocol range, role, field lengths. Returns
-/// the protocol version the connection speaks.
+/// Parses `connect`'s params. The role and each scope are looked at first, so a refusal names
+/// the one that is wrong and why (`details.code` `INVALID_ROLE` or `INVALID_SCOPES`); nothing
+/// is trimmed or normalised.
+pub fn parse(params: Value) -> Result<ConnectParams, Refusal> {
+    if let Some(Value::String(role)) = params.get("role") {
+        if let Err(e) = Role::parse(role) {
+            return Err(Refusal::new(Code::InvalidRequest, e.to_string()).detail("INVALID_ROLE"));
+        }
+    }
+    if let Some(Value::Array(scopes)) = params.get("scopes") {
+        if scopes.len() > MAX_SCOPES {
+            return Err(Refusal::new(
+                Code::InvalidRequest,
+                format!("at most {MAX_SCOPES} scopes may be asked for"),
+            )
+            .detail("INVALID_SCOPES"));
+        }
+        for name in scopes.iter().filter_map(Value::as_str) {
+            if let Err(e) = Scope::parse(name) {
+                return Err(
+                    Refusal::new(Code::InvalidRequest, e.to_string()).detail("INVALID_SCOPES")
+                );
+            }
+        }
+    }
+    serde_json::from_value(params)
+        .map_err(|e| Refusal::new(Code::InvalidRequest, format!("invalid connect params: {e}")))
+}
+
+/// Checks what serde cannot: the protocol range and field lengths. Returns the protocol
+/// version the connection speaks.
 pub fn validate(p: &ConnectParams) -> Result<u32, Refusal> {
     let Some(protocol) = negotiate(p.min_protocol, p.max_protocol) else {
         return Err(Refusal::protocol_mismatch(p));
     };
-    if p.role != ROLE_OPERATOR && p.role != ROLE_NODE {
-        return Err(
-            Refusal::new(Code::InvalidRequest, "role must be operator or node")
-                .detail("INVALID_ROLE"),
-        );
-    }
-    if p.scopes.len() > MAX_SCOPES
-        || p.scopes
-            .iter()
-            .any(|s| s.is_empty() || s.len() > MAX_SCOPE_LEN || s.contains(['|', ',']))
-    {
-        return Err(Refusal::new(
-            Code::InvalidRequest,
-            "scopes must be at most 32 names of 1-64 characters",
-        )
-        .detail("INVALID_SCOPES"));
-    }
     let c = &p.client;
     let strings = [
         Some(c.id.as_str()),
@@ -145,12 +159,18 @@ pub fn verify_device(
     now: Millis,
 ) -> Result<Option<VerifiedDevice>, Refusal> {
     let Some(d) = &p.device else { return Ok(None) };
+    let scopes = p
+        .scopes
+        .iter()
+        .map(Scope::as_str)
+        .collect::<Vec<_>>()
+        .join(",");
     let fields = SignedFields {
         device_id: &d.id,
         client_id: &p.client.id,
         client_mode: &p.client.mode,
-        role: &p.role,
-        scopes: &p.scopes,
+        role: p.role.as_str(),
+        scopes: &scopes,
         signed_at: d.signed_at,
         token: first_token(&p.auth),
         nonce: &d.nonce,

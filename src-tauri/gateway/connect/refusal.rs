@@ -97,6 +97,15 @@ impl Refusal {
     pub fn rate_limited(message: impl Into<String>) -> Self {
         Refusal::new(Code::RateLimited, message)
     }
+    /// `who` (this device, this address) holds as many sessions as it may already.
+    pub fn too_many_sessions(who: &str, max: usize) -> Self {
+        let mut r = Refusal::new(
+            Code::RateLimited,
+            format!("{who} already holds {max} sessions with this gateway; close one first"),
+        );
+        r.details = Some(json!({ "code": "TOO_MANY_SESSIONS", "limit": max }));
+        r
+    }
     /// The gateway could not decide (a failed thread): try again, not counted.
     pub fn internal() -> Self {
         Refusal::new(Code::Unavailable, "the gateway could not decide; try again")
