@@ -315,3 +315,45 @@ async fn after_a_large_frame_the_session_keeps_every_request_sent_behind_it() {
     }
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_message_in_fragments_with_pings_between_them_arrives_whole() {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    let st = State::new();
+    let gw = TestGateway::start(st.path()).await;
+    let opts = paired(&gw, "node", &[]).await;
+    let c = Client::connect(&opts, |_, _| {}).await.expect("node");
+    let (mut ws, _) = c.into_socket();
+    let text = json!({ "type": "req", "id": "frag", "method": "node.event",
+                       "params": { "blob": "y".repeat(200_000) } })
+    .to_string();
+    let (first, rest) = text.as_bytes().split_at(100_000);
+    let (second, third) = rest.split_at(50_000);
+    let frame = |bytes: &[u8], op, fin| {
+        Message::Frame(Frame::message(bytes.to_vec(), OpCode::Data(op), fin))
+    };
+    ws.send(frame(first, Data::Text, false)).await.unwrap();
+    // Between the fragments: a ping, and time for the session to go round its loop.
+    ws.send(Message::Ping(Vec::new().into())).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ws.send(frame(second, Data::Continue, false)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ws.send(frame(third, Data::Continue, true)).await.unwrap();
+    let answer = loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("an answer")
+            .expect("open")
+            .unwrap();
+        if let Message::Text(t) = m {
+            let v: Value = serde_json::from_str(t.as_str()).unwrap();
+            if v["type"] == "res" {
+                break v;
+            }
+        }
+    };
+    assert_eq!(answer["id"], "frag", "{answer}");
+    assert_eq!(answer["ok"], true, "{answer}");
+    gw.stop().await;
+}

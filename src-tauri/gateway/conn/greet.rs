@@ -98,6 +98,8 @@ impl Conn {
             last_rx: Instant::now(),
             seen,
             sent_large: false,
+            // The connect request was one: a large one's buffers go now.
+            after_message: true,
             _registration: registration,
             _address: address,
         })

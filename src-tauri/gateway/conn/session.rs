@@ -38,6 +38,8 @@ pub(super) struct Session {
     pub(super) seen: Option<(String, String)>,
     /// A message larger than [`LARGE_FRAME`] went out since the buffers were last renewed.
     pub(super) sent_large: bool,
+    /// A whole message was just read (the buffers may be renewed now).
+    pub(super) after_message: bool,
     /// Its place under every credential it used; unregistered when the session ends.
     pub(super) _registration: Registration,
     /// Its slot among its address's sessions.
@@ -72,7 +74,10 @@ impl Session {
             self.shared.limits.ping_interval,
         );
         loop {
-            if self.ws.get_ref().at_boundary()
+            // Right after a whole message (never between the fragments of one, whose first
+            // part the library holds), and only at a frame boundary.
+            if std::mem::take(&mut self.after_message)
+                && self.ws.get_ref().at_boundary()
                 && (self.ws.get_mut().take_large(LARGE_FRAME) || self.sent_large)
             {
                 self.ws = renew(self.ws, &self.shared).await;
@@ -123,7 +128,10 @@ impl Session {
                 match msg {
                     // Read before the kick landed, looked at after: not served.
                     Some(Ok(_)) if self.kick.fired() => self.close_kicked().await,
-                    Some(Ok(Message::Text(t))) => self.request(t.as_str()).await,
+                    Some(Ok(Message::Text(t))) => {
+                        self.after_message = true;
+                        self.request(t.as_str()).await
+                    }
                     Some(Ok(Message::Binary(_))) => {
                         refuse(
                             &mut self.ws,
