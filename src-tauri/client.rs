@@ -241,6 +241,24 @@ impl Client {
     /// (e.g. `device.pair.pending` while waiting for approval).
     pub async fn connect(
         opts: &ConnectOptions,
+        on_event: impl FnMut(&str, &Value),
+    ) -> Result<Client, ClientError> {
+        Self::connect_on(opts, None, on_event).await
+    }
+
+    /// The same over a TCP connection already made to the gateway, for a caller that checks
+    /// where it leads before anything is sent (companion mode on loopback).
+    pub async fn connect_over(
+        opts: &ConnectOptions,
+        stream: TcpStream,
+        on_event: impl FnMut(&str, &Value),
+    ) -> Result<Client, ClientError> {
+        Self::connect_on(opts, Some(stream), on_event).await
+    }
+
+    async fn connect_on(
+        opts: &ConnectOptions,
+        stream: Option<TcpStream>,
         mut on_event: impl FnMut(&str, &Value),
     ) -> Result<Client, ClientError> {
         let secure = opts.url.starts_with("wss:");
@@ -283,22 +301,36 @@ impl Client {
         let cfg = WebSocketConfig::default()
             .read_buffer_size(4096)
             .max_message_size(Some(16 << 20));
-        let (mut ws, _) = tokio::time::timeout(
-            opts.timeout,
-            tokio_tungstenite::connect_async_tls_with_config(req, Some(cfg), true, connector),
-        )
-        .await
-        .map_err(|_| ClientError::Timeout)?
-        .map_err(|e| match &pin {
-            Some(p) if p.saw_another_certificate() => ClientError::CertificateMismatch {
-                url: opts.url.clone(),
-                expected: p.fingerprint().to_string(),
-            },
-            _ => ClientError::Connect {
-                url: opts.url.clone(),
-                reason: e.to_string(),
-            },
-        })?;
+        let handshake = async {
+            match stream {
+                None => {
+                    tokio_tungstenite::connect_async_tls_with_config(
+                        req,
+                        Some(cfg),
+                        true,
+                        connector,
+                    )
+                    .await
+                }
+                Some(s) => {
+                    tokio_tungstenite::client_async_tls_with_config(req, s, Some(cfg), connector)
+                        .await
+                }
+            }
+        };
+        let (mut ws, _) = tokio::time::timeout(opts.timeout, handshake)
+            .await
+            .map_err(|_| ClientError::Timeout)?
+            .map_err(|e| match &pin {
+                Some(p) if p.saw_another_certificate() => ClientError::CertificateMismatch {
+                    url: opts.url.clone(),
+                    expected: p.fingerprint().to_string(),
+                },
+                _ => ClientError::Connect {
+                    url: opts.url.clone(),
+                    reason: e.to_string(),
+                },
+            })?;
         let challenge = tokio::time::timeout(opts.timeout, next_json(&mut ws))
             .await
             .map_err(|_| ClientError::Timeout)??;

@@ -342,6 +342,10 @@ pub struct AttachSettings {
     /// (never copied here).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// The SHA-256 of a `wss://` gateway's certificate, pinned (as OpenClaw's own
+    /// `gateway.remote.tlsFingerprint`); required for a gateway not on loopback.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_fingerprint: Option<String>,
 }
 
 impl fmt::Debug for AttachSettings {
@@ -350,6 +354,7 @@ impl fmt::Debug for AttachSettings {
             .field("enabled", &self.enabled)
             .field("url", &self.url)
             .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("tls_fingerprint", &self.tls_fingerprint)
             .finish()
     }
 }

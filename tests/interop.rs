@@ -585,6 +585,8 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
                 state_dir: found.state_dir.clone(),
                 config: found.config.clone(),
             },
+            // Plain ws:// on loopback: OpenClaw's listener belongs to this user, as checked.
+            tls_pin: None,
             local_state: Some(state.clone()),
         },
         service.events().clone(),

@@ -4,9 +4,15 @@
 //!
 //! [`Backend`] is what the window, the tray and the notifications call: ClawPair's own core,
 //! or the attached gateway for what lives there.
+//!
+//! OpenClaw's admin token never travels in clear over a network ([`transport`]): `wss://` with
+//! a pinned certificate to any gateway not on loopback, plain `ws://` only to a loopback socket
+//! this user or root owns ([`owner`]).
 
 pub mod discover;
+mod owner;
 pub mod remote;
+pub mod transport;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -29,7 +35,8 @@ pub fn current(b: &SharedBackend) -> Backend {
 
 /// What to attach to, from the settings (or `--attach URL`) and the OpenClaw installation
 /// found on this computer. The token stays where it is: typed into ClawPair's settings, or
-/// OpenClaw's own config, read at each connect.
+/// OpenClaw's own config, read at each connect. How it may travel is checked at each connect
+/// too ([`transport::plan`]), so a refusal shows as the attachment's status.
 pub fn target(
     settings: &crate::config::AttachSettings,
     url_override: Option<&str>,
@@ -67,6 +74,10 @@ pub fn target(
     Ok(remote::Target {
         url,
         token,
+        tls_pin: settings
+            .tls_fingerprint
+            .clone()
+            .filter(|p| !p.trim().is_empty()),
         local_state: local.map(|i| i.state_dir.clone()),
     })
 }

@@ -39,6 +39,9 @@ use crate::rpc::RpcError;
 pub struct Target {
     pub url: String,
     pub token: TokenSource,
+    /// The SHA-256 of the gateway's certificate, for `wss://` (`attach.tlsFingerprint`);
+    /// required for any gateway not on loopback ([`crate::attach::transport::plan`]).
+    pub tls_pin: Option<String>,
     /// OpenClaw's state directory, when the gateway runs on this computer (for the database
     /// watch and the read-only allowlists).
     pub local_state: Option<PathBuf>,

@@ -1,6 +1,7 @@
-//! The socket to the attached gateway: connecting as an operator with the admin token, one
-//! session with several requests in flight (answers matched by id, events handed on), and
-//! reconnecting with backoff while calls made in between fail at once.
+//! The socket to the attached gateway: connecting as an operator with the admin token (over the
+//! transport [`crate::attach::transport`] allows, checked at every attempt), one session with
+//! several requests in flight (answers matched by id, events handed on), and reconnecting with
+//! backoff while calls made in between fail at once.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -11,7 +12,8 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::{unavailable, Remote, Reply, Status, Target};
-use crate::client::{Auth, Client, ConnectOptions, Socket};
+use crate::attach::transport::{self, Transport};
+use crate::client::{Auth, Client, ClientError, ConnectOptions, Socket};
 use crate::protocol::ErrorCode;
 use crate::rpc::RpcError;
 use crate::sanitize::sanitize;
@@ -66,6 +68,10 @@ pub(super) async fn drive(
 }
 
 async fn connect(target: &Target) -> Result<(Socket, Value), String> {
+    // How the token may travel is settled at every attempt, before it is read: the settings
+    // file can be edited by hand, and a refusal must send nothing.
+    let transport =
+        transport::plan(&target.url, target.tls_pin.as_deref()).map_err(|e| e.to_string())?;
     let token = target.token.read()?;
     // OpenClaw accepts only client ids from its own list: a generic gateway client, as an
     // operator with the powers an approval desk needs.
@@ -73,11 +79,28 @@ async fn connect(target: &Target) -> Result<(Socket, Value), String> {
     opts.client_mode = "backend".into();
     opts.display_name = Some("ClawPair".into());
     opts.auth = Auth::Token(token);
-    match Client::connect(&opts, |_, _| {}).await {
+    opts.tls_pin = transport.pin();
+    let connected = match &transport {
+        Transport::Tls { .. } => Client::connect(&opts, |_, _| {}).await,
+        Transport::Loopback { candidates } => {
+            // Who listens is looked at last, just before connecting, to keep the window in
+            // which the port could change hands small; the connection made is checked too.
+            let stream = transport::connect_loopback(candidates, opts.timeout)
+                .await
+                .map_err(|e| e.to_string())?;
+            Client::connect_over(&opts, stream, |_, _| {}).await
+        }
+    };
+    match connected {
         Ok(c) => {
             let hello = c.hello.clone();
             Ok((c.into_socket().0, hello))
         }
+        // The client's own wording sends the owner for a new setup code; here it is the pin
+        // given for this gateway that does not match.
+        Err(ClientError::CertificateMismatch { url, expected }) => Err(format!(
+            "the gateway at {url} presented a certificate other than the pinned one (SHA-256 {expected}), so the token was not sent: check the fingerprint given with --tls-fingerprint (or in Settings), or whether the gateway's certificate was replaced"
+        )),
         Err(e) => Err(e.to_string()),
     }
 }
