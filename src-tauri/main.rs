@@ -31,6 +31,7 @@ fn start_app(cli: clawpair::cli::Cli) -> ExitCode {
         hidden: cli.hidden,
         show: cli.show,
         attach: cli.attach,
+        tls_fingerprint: cli.tls_fingerprint,
     };
     match clawpair::app::run(args) {
         Ok(()) => ExitCode::SUCCESS,

@@ -586,6 +586,7 @@ async function renderOpenClaw() {
     ? "OpenClaw is installed here (" + o.stateDir + "), its gateway at " + o.url + (o.tokenInConfig ? "; its config holds the token, which ClawPair reads each time and never copies." : "; its config has no token ClawPair can read: type it below.")
     : "No OpenClaw installation found on this computer" + (o.problem ? " (" + o.problem + ")" : "") + ". To attach to a gateway elsewhere, give its URL and token.";
   $("set-oc-url").value = o.attach.url || "";
+  $("set-oc-pin").value = o.attach.tlsFingerprint || "";
   $("set-oc-token").value = "";
   $("set-oc-token").placeholder = o.attach.tokenSet ? "A token is stored (type to replace it)" : "";
   $("set-oc-attach").hidden = o.attach.enabled;
@@ -596,7 +597,8 @@ async function renderOpenClaw() {
 }
 
 async function setAttach(enabled) {
-  const r = await act("set_attach", { enabled, url: $("set-oc-url").value.trim() || null, token: $("set-oc-token").value || null },
+  const r = await act("set_attach", { enabled, url: $("set-oc-url").value.trim() || null, token: $("set-oc-token").value || null,
+    tlsFingerprint: $("set-oc-pin").value.trim() || null },
     enabled ? "Attaching to OpenClaw" : "Detached: ClawPair runs its own gateway");
   await renderStatus();
   renderOpenClaw();

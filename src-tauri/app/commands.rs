@@ -140,34 +140,33 @@ pub async fn openclaw_info(state: State<'_, AppState>) -> CmdResult {
         "stateDir": found.as_ref().ok().map(|i| i.state_dir.display().to_string()),
         "tokenInConfig": found.as_ref().is_ok_and(|i| i.token.is_some()),
         "problem": found.as_ref().err().map(|e| e.to_string()),
-        "attach": { "enabled": s.attach.enabled, "url": s.attach.url, "tokenSet": s.attach.token.is_some() },
+        "attach": { "enabled": s.attach.enabled, "url": s.attach.url, "tokenSet": s.attach.token.is_some(),
+                    "tlsFingerprint": s.attach.tls_fingerprint },
     }))
 }
 
 /// Attaches to an OpenClaw gateway (or detaches): saved in the settings, and switched at once
 /// (ClawPair's own gateway stops while attached, and starts again after). A token typed here
-/// is kept in `clawpair.json` (`0600`) and never sent back.
+/// is kept in `clawpair.json` (`0600`) and never sent back. A URL the token may not travel to
+/// (plain `ws://` off loopback, `wss://` without a certificate pin) is refused, not saved.
 #[tauri::command]
 pub async fn set_attach(
     state: State<'_, AppState>,
     enabled: bool,
     url: Option<String>,
     token: Option<String>,
+    tls_fingerprint: Option<String>,
 ) -> CmdResult {
     let url = url.map(|u| u.trim().to_string()).filter(|u| !u.is_empty());
-    if let Some(u) = &url {
-        if !(u.starts_with("ws://") || u.starts_with("wss://")) {
-            return Err(CmdError::from(format!(
-                "{u:?} is not a ws:// or wss:// URL"
-            )));
-        }
-    }
+    let pin = crate::attach::transport::check(url.as_deref(), tls_fingerprint.as_deref())
+        .map_err(|e| CmdError::from(e.to_string()))?;
     let token = token
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty());
     edit_settings(&state, move |s| {
         s.attach.enabled = enabled;
         s.attach.url = url;
+        s.attach.tls_fingerprint = pin;
         if token.is_some() {
             s.attach.token = token;
         }

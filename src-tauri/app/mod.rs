@@ -32,6 +32,8 @@ pub struct AppArgs {
     /// `--attach [URL]`: be the approval desk of an OpenClaw gateway (empty: the one OpenClaw's
     /// config on this computer names).
     pub attach: Option<String>,
+    /// `--tls-fingerprint SHA256`: the attached gateway's certificate, pinned.
+    pub tls_fingerprint: Option<String>,
 }
 
 /// What the window's commands work with.
@@ -181,11 +183,18 @@ pub fn run(args: AppArgs) -> Result<(), String> {
     if let Some(url) = &args.attach {
         // `--attach` is remembered: ClawPair stays the approval desk until detached.
         let url = Some(url.trim().to_string()).filter(|u| !u.is_empty());
+        // Refused here, before it is remembered: a gateway the token may not travel to.
+        let pin = crate::attach::transport::check(url.as_deref(), args.tls_fingerprint.as_deref())
+            .map_err(|e| e.to_string())?;
         service
             .update_settings("cli", |s| {
                 s.attach.enabled = true;
                 if url.is_some() {
+                    // A pin belongs to the gateway it was given with.
                     s.attach.url = url.clone();
+                    s.attach.tls_fingerprint = pin.clone();
+                } else if pin.is_some() {
+                    s.attach.tls_fingerprint = pin.clone();
                 }
                 Ok(())
             })

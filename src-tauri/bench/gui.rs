@@ -35,6 +35,7 @@ pub fn child_app(dir: Option<&str>) -> ExitCode {
         hidden: true,
         show: false,
         attach: None,
+        tls_fingerprint: None,
     };
     match clawpair::app::run(args) {
         Ok(()) => ExitCode::SUCCESS,

@@ -41,6 +41,10 @@ pub struct Cli {
     /// one OpenClaw's config on this computer names), instead of running ClawPair's own
     #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
     pub attach: Option<String>,
+    /// With --attach wss://…: the SHA-256 of the gateway's certificate, pinned (needed for any
+    /// gateway not on this computer; plain ws:// is for loopback only)
+    #[arg(long, value_name = "SHA256", requires = "attach")]
+    pub tls_fingerprint: Option<String>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
