@@ -84,6 +84,10 @@ pub struct Caller {
     /// The paired device whose token (or setup code) the session was let in with. `None` for
     /// the owner and for the admin token, whatever device block came with it.
     pub device_id: Option<String>,
+    /// The owner: on this computer, or through the admin token (which may ask for any scope
+    /// at any time, so the scopes a session of it asked for bound the methods it calls, not
+    /// what it may grant).
+    pub owner: bool,
     /// For the audit log: `cli`, `gateway`, `window`, `telegram`, …
     pub via: String,
     /// Where the gateway listens, for setup-code URLs derived from the bind address.
@@ -98,13 +102,18 @@ impl Caller {
             role: Role::Operator,
             scopes: vec![Scope::admin()],
             device_id: None,
+            owner: true,
             via: via.into(),
             listening,
         }
     }
 
-    /// What this caller may grant (the approval ceiling).
+    /// What this caller may grant (the approval ceiling): the owner's whole authority, or a
+    /// device's own role and scopes.
     pub fn authority(&self) -> Authority {
+        if self.owner {
+            return Authority::owner();
+        }
         Authority {
             role: self.role,
             scopes: self.scopes.clone(),
@@ -641,6 +650,7 @@ mod tests {
             role: Role::Operator,
             scopes: vec![Scope::parse(SCOPE_CHANNEL_INGEST).unwrap()],
             device_id: None,
+            owner: false,
             via: "telegram".into(),
             listening: None,
         }

@@ -697,3 +697,49 @@ async fn every_method_as_every_kind_of_caller_follows_the_policy_table() {
     tokio::time::sleep(Duration::from_millis(10)).await;
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_token_is_the_owners_whatever_scopes_its_session_asked_for() {
+    let st = State::new();
+    let gw = TestGateway::start(st.path()).await;
+    // As OpenClaw's `openclaw devices … --token` connects: the admin token, least privilege.
+    let mut opts = gw.operator_options("cli");
+    opts.scopes = vec!["operator.pairing".into()];
+    opts.identity = Some(Identity::generate());
+    let mut owner = Client::connect(&opts, |_, _| {})
+        .await
+        .expect("admin token");
+    let (phone, _) = pair(&gw, "node", &[]).await;
+    owner
+        .call(
+            "device.pair.rename",
+            json!({ "deviceId": phone.device_id(), "label": "Kitchen" }),
+        )
+        .await
+        .expect("rename a node");
+    owner
+        .call(
+            "device.token.rotate",
+            json!({ "deviceId": phone.device_id(), "role": "node" }),
+        )
+        .await
+        .expect("rotate a node's token");
+    let id = Identity::generate();
+    let request = request_of(&device(
+        &gw,
+        &id,
+        Auth::BootstrapToken(gw.setup_token()),
+        "operator",
+        &["operator.admin"],
+    ))
+    .await;
+    owner
+        .call("device.pair.approve", json!({ "requestId": request }))
+        .await
+        .expect("approve admin");
+    // The methods it may call are still those its scopes allow.
+    let e = refusal(owner.call("gateway.token.rotate", json!({})).await);
+    assert_eq!(e.code, "FORBIDDEN");
+    owner.close().await;
+    gw.stop().await;
+}

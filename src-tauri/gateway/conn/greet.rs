@@ -82,6 +82,7 @@ impl Conn {
             // The device speaks for itself only when its own token (or setup code) let it in;
             // with the admin token, the key beside it is just a key.
             device_id: g.device_id.filter(|_| g.method != AuthMethod::Token),
+            owner: g.method == AuthMethod::Token,
             via: crate::store::audit::actor(
                 &crate::sanitize::sanitize(&self.params.client.id),
                 &credential,
