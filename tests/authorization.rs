@@ -33,7 +33,6 @@ fn detail(e: &clawpair::rpc::RpcError, key: &str) -> Value {
     e.details.clone().unwrap_or_default()[key].clone()
 }
 
-/// What a device of `role` asking for `scopes` sends.
 fn device(
     gw: &TestGateway,
     id: &Identity,
@@ -41,36 +40,16 @@ fn device(
     role: &str,
     scopes: &[&str],
 ) -> ConnectOptions {
-    let mut o = gw.phone(id, auth);
-    o.role = role.into();
-    if role == "operator" {
-        o.client_mode = "backend".into();
-    }
-    o.scopes = scopes.iter().map(|s| s.to_string()).collect();
-    o
+    gw.device(id, auth, role, scopes)
 }
 
 /// A device paired through a setup code with the owner's approval; returns it and its token.
 async fn pair(gw: &TestGateway, role: &str, scopes: &[&str]) -> (Identity, String) {
-    let id = Identity::generate();
-    let opts = device(
-        gw,
-        &id,
-        Auth::BootstrapToken(gw.setup_token()),
-        role,
-        scopes,
-    );
-    let e = rejected(Client::connect(&opts, |_, _| {}).await);
-    assert_eq!(e.code, "NOT_PAIRED", "{e:?}");
-    gw.service
-        .device_approve(detail(&e, "requestId").as_str().unwrap(), "test")
-        .unwrap();
-    let c = Client::connect(&opts, |_, _| {})
-        .await
-        .expect("approved device connects");
-    let token = c.hello["auth"]["deviceToken"].as_str().unwrap().to_string();
-    c.close().await;
-    (id, token)
+    let opts = gw.pair_device(role, scopes).await;
+    let Auth::DeviceToken(token) = opts.auth else {
+        panic!("a device token")
+    };
+    (opts.identity.expect("an identity"), token)
 }
 
 async fn connect(
@@ -88,12 +67,7 @@ async fn connect(
     .expect("paired device connects")
 }
 
-/// A connect that needs the owner: its request id.
-async fn request_of(opts: &ConnectOptions) -> String {
-    let e = rejected(Client::connect(opts, |_, _| {}).await);
-    assert_eq!(e.code, "NOT_PAIRED", "{e:?}");
-    detail(&e, "requestId").as_str().unwrap().to_string()
-}
+use common::gw::request_id as request_of;
 
 fn pending_ids(gw: &TestGateway) -> Vec<String> {
     gw.service
@@ -183,30 +157,14 @@ async fn a_device_never_approves_its_own_upgrade_and_grants_only_what_it_holds()
     c.close().await;
 
     // A phone (role node) needs admin to approve; another operator within Q's scopes does not.
-    let phone = Identity::generate();
-    let node_request = request_of(&device(
-        &gw,
-        &phone,
-        Auth::BootstrapToken(gw.setup_token()),
-        "node",
-        &[],
-    ))
-    .await;
+    let (_, node_request) = gw.device_request("node", &[]).await;
     let e = refusal(
         q_session
             .call("device.pair.approve", json!({ "requestId": node_request }))
             .await,
     );
     assert_eq!(detail(&e, "reason"), "role-beyond-caller", "{e:?}");
-    let desk = Identity::generate();
-    let desk_request = request_of(&device(
-        &gw,
-        &desk,
-        Auth::BootstrapToken(gw.setup_token()),
-        "operator",
-        &["operator.pairing"],
-    ))
-    .await;
+    let (_, desk_request) = gw.device_request("operator", &["operator.pairing"]).await;
     q_session
         .call("device.pair.approve", json!({ "requestId": desk_request }))
         .await
@@ -724,15 +682,7 @@ async fn the_admin_token_is_the_owners_whatever_scopes_its_session_asked_for() {
         )
         .await
         .expect("rotate a node's token");
-    let id = Identity::generate();
-    let request = request_of(&device(
-        &gw,
-        &id,
-        Auth::BootstrapToken(gw.setup_token()),
-        "operator",
-        &["operator.admin"],
-    ))
-    .await;
+    let (_, request) = gw.device_request("operator", &["operator.admin"]).await;
     owner
         .call("device.pair.approve", json!({ "requestId": request }))
         .await

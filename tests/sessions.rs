@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use clawpair::client::{Auth, Client, ClientError, ConnectOptions, Identity};
+use clawpair::client::{Client, ClientError, ConnectOptions, Identity};
 use clawpair::gateway::Limits;
 use clawpair::pairing::authority::Authority;
 use common::gw::{self, TestGateway};
@@ -25,33 +25,9 @@ fn rejected(r: Result<Client, ClientError>) -> clawpair::rpc::RpcError {
     }
 }
 
-fn as_operator(gw: &TestGateway, id: &Identity, auth: Auth, scopes: &[&str]) -> ConnectOptions {
-    let mut o = gw.phone(id, auth);
-    o.role = "operator".into();
-    o.client_mode = "backend".into();
-    o.scopes = scopes.iter().map(|s| s.to_string()).collect();
-    o
-}
-
 /// A device paired by the owner through a setup code; its options with its token.
 async fn paired(gw: &TestGateway, role: &str, scopes: &[&str]) -> ConnectOptions {
-    let id = Identity::generate();
-    let code = Auth::BootstrapToken(gw.setup_token());
-    let mut opts = match role {
-        "node" => gw.phone(&id, code),
-        _ => as_operator(gw, &id, code, scopes),
-    };
-    let e = rejected(Client::connect(&opts, |_, _| {}).await);
-    let request = e.details.unwrap()["requestId"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    gw.service.device_approve(&request, "test").unwrap();
-    let c = Client::connect(&opts, |_, _| {}).await.expect("approved");
-    let token = c.hello["auth"]["deviceToken"].as_str().unwrap().to_string();
-    c.close().await;
-    opts.auth = Auth::DeviceToken(token);
-    opts
+    gw.pair_device(role, scopes).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,19 +272,7 @@ async fn after_a_large_frame_the_session_keeps_every_request_sent_behind_it() {
             format!("a{round}"),
             format!("b{round}"),
         ] {
-            let v = loop {
-                let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
-                    .await
-                    .expect("an answer")
-                    .expect("open")
-                    .unwrap();
-                if let Message::Text(t) = m {
-                    let v: Value = serde_json::from_str(t.as_str()).unwrap();
-                    if v["type"] == "res" {
-                        break v;
-                    }
-                }
-            };
+            let v = gw::next_answer(&mut ws).await;
             assert_eq!(v["id"], want.as_str(), "{v}");
             assert_eq!(v["ok"], true, "{v}");
         }
@@ -340,19 +304,7 @@ async fn a_large_message_in_fragments_with_pings_between_them_arrives_whole() {
     ws.send(frame(second, Data::Continue, false)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     ws.send(frame(third, Data::Continue, true)).await.unwrap();
-    let answer = loop {
-        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("an answer")
-            .expect("open")
-            .unwrap();
-        if let Message::Text(t) = m {
-            let v: Value = serde_json::from_str(t.as_str()).unwrap();
-            if v["type"] == "res" {
-                break v;
-            }
-        }
-    };
+    let answer = gw::next_answer(&mut ws).await;
     assert_eq!(answer["id"], "frag", "{answer}");
     assert_eq!(answer["ok"], true, "{answer}");
     gw.stop().await;

@@ -128,6 +128,45 @@ impl TestGateway {
         o
     }
 
+    /// What a device of `role` asking for `scopes` sends (an operator in `backend` mode).
+    pub fn device(&self, id: &Identity, auth: Auth, role: &str, scopes: &[&str]) -> ConnectOptions {
+        let mut o = self.phone(id, auth);
+        o.role = role.into();
+        if role == "operator" {
+            o.client_mode = "backend".into();
+        }
+        o.scopes = scopes.iter().map(|s| s.to_string()).collect();
+        o
+    }
+
+    /// A new device's first connect with a fresh setup code, which the owner must decide:
+    /// its identity and request id.
+    pub async fn device_request(&self, role: &str, scopes: &[&str]) -> (Identity, String) {
+        let id = Identity::generate();
+        let opts = self.device(&id, Auth::BootstrapToken(self.setup_token()), role, scopes);
+        (id, request_id(&opts).await)
+    }
+
+    /// A device paired by the owner through a setup code: its options, now with its token.
+    pub async fn pair_device(&self, role: &str, scopes: &[&str]) -> ConnectOptions {
+        let id = Identity::generate();
+        let mut opts = self.device(&id, Auth::BootstrapToken(self.setup_token()), role, scopes);
+        let request = request_id(&opts).await;
+        self.service
+            .device_approve(&request, "test")
+            .expect("owner approves");
+        let c = Client::connect(&opts, |_, _| {})
+            .await
+            .expect("approved device connects");
+        let token = c.hello["auth"]["deviceToken"]
+            .as_str()
+            .expect("a token")
+            .to_string();
+        c.close().await;
+        opts.auth = Auth::DeviceToken(token);
+        opts
+    }
+
     /// Whether the gateway still answers a fresh operator.
     pub async fn answers(&self) -> bool {
         match tokio::time::timeout(
@@ -138,6 +177,31 @@ impl TestGateway {
         {
             Ok(Ok(mut c)) => c.call("pairing.list", json!({})).await.is_ok(),
             _ => false,
+        }
+    }
+}
+
+/// A connect the owner must decide first: the request id of its `NOT_PAIRED` answer.
+pub async fn request_id(opts: &ConnectOptions) -> String {
+    match Client::connect(opts, |_, _| {}).await {
+        Err(clawpair::client::ClientError::Rejected(e)) => {
+            assert_eq!(e.code, "NOT_PAIRED", "{e:?}");
+            e.details.unwrap_or_default()["requestId"]
+                .as_str()
+                .expect("a request id")
+                .to_string()
+        }
+        Err(other) => panic!("expected NOT_PAIRED, got {other:?}"),
+        Ok(c) => panic!("expected NOT_PAIRED, got hello-ok {}", c.hello),
+    }
+}
+
+/// The next answer (`res`) on a raw socket, skipping events; panics after 10 s.
+pub async fn next_answer(ws: &mut Raw) -> Value {
+    loop {
+        let v = recv(ws).await.expect("an answer before the socket closed");
+        if v["type"] == "res" {
+            return v;
         }
     }
 }
