@@ -82,8 +82,34 @@ pub(crate) fn append_with_limit(path: &Path, entry: &AuditEntry, limit: u64) -> 
     }
     let mut f =
         super::fs::open_append_nofollow(path).map_err(|e| StoreError::io("open", path, e))?;
+    // A last line left unfinished (a write cut short by a crash or a full disk, an edit)
+    // would run into this entry and hide it from `tail`: finish that line first.
+    if ends_unfinished(path)? {
+        line.insert(0, b'\n');
+    }
     f.write_all(&line)
         .map_err(|e| StoreError::io("append to", path, e))
+}
+
+/// Whether the file's last byte is something other than a newline (a line left unfinished).
+fn ends_unfinished(path: &Path) -> StoreResult<bool> {
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| StoreError::io("open", path, e))?;
+    let len = f
+        .metadata()
+        .map_err(|e| StoreError::io("stat", path, e))?
+        .len();
+    if len == 0 {
+        return Ok(false);
+    }
+    let mut last = [0u8];
+    f.read_exact_at(&mut last, len - 1)
+        .map_err(|e| StoreError::io("read", path, e))?;
+    Ok(last[0] != b'\n')
 }
 
 /// The last `limit` entries, oldest first (current file, then the rotated ones if needed).
@@ -138,6 +164,25 @@ mod tests {
         let t = tail(&p, 3).unwrap();
         assert_eq!(t.iter().map(|e| e.ts_ms).collect::<Vec<_>>(), vec![2, 3, 4]);
         assert_eq!(crate::store::fs::mode_of(&p).unwrap(), 0o600);
+    }
+
+    #[test]
+    fn an_entry_appended_after_an_unfinished_line_reads_back() {
+        // Found by the audit_log fuzz target (its seed `regression-unfinished-line`): a log
+        // whose last line had no newline swallowed the next entry.
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("logs/audit.jsonl");
+        append(&p, &entry(1)).unwrap();
+        let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+        f.write_all(br#"{"ts":"2026-01-01T00:00:00.000Z","tsMs":2,"act"#)
+            .unwrap();
+        append(&p, &entry(3)).unwrap();
+        let t = tail(&p, 10).unwrap();
+        assert_eq!(t.iter().map(|e| e.ts_ms).collect::<Vec<_>>(), vec![1, 3]);
+        // A log that is only a fragment, too.
+        std::fs::write(&p, b":").unwrap();
+        append(&p, &entry(4)).unwrap();
+        assert_eq!(tail(&p, 10).unwrap(), vec![entry(4)]);
     }
 
     #[test]
