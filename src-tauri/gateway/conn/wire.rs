@@ -42,10 +42,24 @@ pub(super) async fn send(ws: &mut Ws, text: String) -> bool {
     ws.send(Message::text(text)).await.is_ok()
 }
 
+/// The most a close frame's reason may hold: a control frame carries 125 bytes, the code two.
+const MAX_CLOSE_REASON: usize = 123;
+
+/// `reason` cut to fit a close frame, at a character boundary. A longer one (a refusal that
+/// quotes what the client sent, in a script of two-byte letters) makes the frame one every
+/// client refuses as a protocol error, and the close code is lost.
+fn fit_close_reason(reason: &str) -> &str {
+    let mut end = reason.len().min(MAX_CLOSE_REASON);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
+}
+
 pub(super) async fn close(ws: &mut Ws, code: CloseCode, reason: &str) {
     let frame = CloseFrame {
         code,
-        reason: reason.to_owned().into(),
+        reason: fit_close_reason(reason).to_owned().into(),
     };
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(Some(frame))).await;
 }
@@ -89,4 +103,24 @@ pub(super) fn http_refusal(status: StatusCode, why: &str) -> ErrorResponse {
     let mut r = ErrorResponse::new(Some(why.into()));
     *r.status_mut() = status;
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_close_reason_fits_a_control_frame_whatever_the_message_quotes() {
+        // A connect whose params quote 80 two-byte letters back ("invalid connect params:
+        // invalid type: string \"ééé…\"") closed with a 156-byte reason.
+        let message = format!(
+            "invalid connect params: invalid type: string \"{}\"",
+            "é".repeat(80)
+        );
+        let reason: String = message.chars().take(100).collect();
+        let fitted = fit_close_reason(&reason);
+        assert!(fitted.len() <= MAX_CLOSE_REASON, "{} bytes", fitted.len());
+        assert!(reason.starts_with(fitted) && fitted.ends_with('é'));
+        assert_eq!(fit_close_reason("handshake timeout"), "handshake timeout");
+    }
 }
