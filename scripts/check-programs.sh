@@ -14,6 +14,12 @@ while read -r program package _; do
   case "$program" in "" | "#"*) continue ;; esac
   listed[$program]=1
   [ "$package" != - ] || continue
+  if [[ "$package" == rustup-toolchain:* ]]; then
+    toolchain=${package#rustup-toolchain:}
+    rustup run "$toolchain" rustc --version >/dev/null 2>&1 && continue
+    problems+=("the $toolchain Rust toolchain is not installed (rustup toolchain install $toolchain --profile minimal; scripts/install-deps.sh does)")
+    continue
+  fi
   command -v "$program" >/dev/null 2>&1 && continue
   case "$package" in
     rustup:*) how="rustup component add ${package#rustup:}" ;;

@@ -2,7 +2,8 @@
 # Installs what building and testing ClawPair needs on Debian/Ubuntu, skipping what is present:
 # the Tauri system libraries, the Rust toolchain and its components, and (unless
 # CLAWPAIR_WITH_TEST_TOOLS=0) every program the test suite runs, as listed in
-# scripts/test-programs.txt. Safe to run again; does nothing when all is there.
+# scripts/test-programs.txt, and the nightly toolchain its fuzzing step builds with. Safe to
+# run again; does nothing when all is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -47,4 +48,15 @@ fi
 if [ "${CLAWPAIR_WITH_TEST_TOOLS:-1}" != 0 ] && ! command -v tauri-driver >/dev/null 2>&1; then
   echo "==> installing tauri-driver"
   cargo install tauri-driver --locked --version '^2'
+fi
+# scripts/fuzz.sh: cargo-fuzz, and the nightly toolchain it builds with (sanitizer flags).
+if [ "${CLAWPAIR_WITH_TEST_TOOLS:-1}" != 0 ]; then
+  if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+    echo "==> installing the nightly Rust toolchain (for cargo fuzz)"
+    rustup toolchain install nightly --profile minimal
+  fi
+  if ! command -v cargo-fuzz >/dev/null 2>&1; then
+    echo "==> installing cargo-fuzz"
+    cargo install cargo-fuzz --locked
+  fi
 fi

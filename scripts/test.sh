@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
-total=10
+total=11
 n=0
 started=$SECONDS
 step_started=$SECONDS
@@ -32,6 +32,8 @@ step "cargo clippy, the core and CLI without the GUI (-D warnings)"
 cargo clippy --no-default-features --all-targets -- -D warnings
 step "tests: unit, integration, CLI, gateway, window commands on the mock runtime"
 cargo test --all-targets --features mock-runtime,devtools
+step "fuzzing: every target in fuzz/ for 60s (cargo +nightly fuzz, the first frame, setup codes, state files)"
+scripts/fuzz.sh 60
 step "the desktop app end to end (Xvfb, a private D-Bus session, tauri-driver + WebKitWebDriver)"
 dbus-run-session -- env NO_AT_BRIDGE=1 xvfb-run -a -s "-screen 0 1280x1024x24" \
   cargo test --features mock-runtime,devtools --test gui_e2e -- --ignored --test-threads=1
