@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
@@ -93,6 +93,25 @@ pub async fn echo_handshake(addr: SocketAddr) -> Result<Ws, String> {
         return Err(format!("echo said {back:?}"));
     }
     Ok(ws)
+}
+
+/// Sends one request and returns the answer to it (events before it are skipped).
+pub async fn request(ws: &mut Ws, req: Message) -> Result<String, String> {
+    ws.send(req).await.map_err(|e| e.to_string())?;
+    loop {
+        let text = next_text(ws).await?;
+        if !text.contains(r#""type":"event""#) {
+            return Ok(text);
+        }
+    }
+}
+
+/// The same connection over fresh buffers: tungstenite keeps a write buffer as large as the
+/// largest message sent, which the harness, holding a thousand connections after a 1 MiB
+/// message each, need not keep. Only once a request is answered, when nothing else is on its
+/// way (a node gets no events, and its first `tick` comes after 30 s).
+pub async fn renewed(ws: Ws) -> Ws {
+    WebSocketStream::from_raw_socket(ws.into_inner(), Role::Client, Some(client_config())).await
 }
 
 /// Drops a connection with a reset (`SO_LINGER` 0), so a storm of short connections does not

@@ -27,8 +27,10 @@ use std::time::Duration;
 use clap::Parser;
 use clawpair::client::{Auth, Client, ConnectOptions, Identity};
 use clawpair::clock::SystemClock;
-use clawpair::service::{DeviceAsk, Service};
+use clawpair::pairing::device::PairedDevice;
+use clawpair::service::Service;
 use clawpair::store::StatePaths;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use load::Run;
 use proc::Server;
@@ -82,7 +84,8 @@ enum Peer {
 pub struct Plan {
     pub quick: bool,
     pub only: Option<Phase>,
-    /// Devices paired before the run (their tokens are reused round-robin).
+    /// Devices paired before the run (their tokens are reused round-robin): enough that no
+    /// device is asked for more sessions than the gateway allows one ([`devices_needed`]).
     pub devices: usize,
     /// Allowed senders on the allowlist.
     pub allowed: usize,
@@ -92,8 +95,15 @@ pub struct Plan {
     pub rate_window: Duration,
     pub open_loop_window: Duration,
     pub idle_connections: usize,
+    /// Idle connections held after each sent one ~1 MiB message: as many as the quick run's
+    /// plain idle row holds, in both runs. A few hundred would mostly land in the memory the
+    /// warm-up's closed sessions left free, and read as almost nothing.
+    pub large_connections: usize,
     /// Handshakes in flight while opening the idle connections.
     pub opening_pace: usize,
+    /// Large messages in flight while opening those connections: one, so that the free memory
+    /// a burst of them leaves in the allocator is not counted as what each session keeps.
+    pub large_pace: usize,
     pub idle_cpu_window: Duration,
     /// Sockets and requests in flight per socket for `channel.inbound`.
     pub inbound_sockets: usize,
@@ -107,17 +117,26 @@ impl Plan {
     fn new(a: &Args) -> Plan {
         let quick = a.quick;
         let pick = |q: u64, f: u64| Duration::from_millis(if quick { q } else { f });
+        let handshake_clients = 32;
+        let idle_connections = a.connections.unwrap_or(if quick { 1_000 } else { 10_000 });
+        let large_connections = 1_000;
         Plan {
             quick,
             only: a.only,
-            devices: if quick { 32 } else { 256 },
+            devices: devices_needed(
+                if quick { 32 } else { 256 },
+                idle_connections.max(large_connections),
+                handshake_clients,
+            ),
             allowed: 1_000,
-            handshake_clients: 32,
+            handshake_clients,
             warmup: pick(500, 1_500),
             rate_window: pick(2_000, 10_000),
             open_loop_window: pick(2_000, 10_000),
-            idle_connections: a.connections.unwrap_or(if quick { 1_000 } else { 10_000 }),
+            idle_connections,
+            large_connections,
             opening_pace: 64,
+            large_pace: 1,
             idle_cpu_window: pick(2_000, 10_000),
             inbound_sockets: 4,
             inbound_window: 32,
@@ -126,6 +145,31 @@ impl Plan {
             approvals: if quick { 100 } else { 500 },
         }
     }
+}
+
+/// Devices to pair: at least `least`, enough that `held` connections spread round-robin put
+/// no more on one device than the gateway lets it hold (`Limits::max_sessions_per_device`),
+/// and a multiple of the closed-loop `clients`, so that each device is only ever used by one
+/// of them (client `c` takes the attempts `c`, `c + clients`, …: the devices `≡ c` modulo
+/// `clients`, see [`clients_per_device`]).
+fn devices_needed(least: usize, held: usize, clients: usize) -> usize {
+    let per_device = clawpair::gateway::Limits::default().max_sessions_per_device;
+    least
+        .max(held.div_ceil(per_device.max(1)))
+        .next_multiple_of(clients.max(1))
+}
+
+/// The most closed-loop clients that ever use one device when `clients` take the attempts
+/// round-robin over `devices` devices: those congruent modulo gcd(clients, devices).
+pub fn clients_per_device(clients: usize, devices: usize) -> usize {
+    fn gcd(a: usize, b: usize) -> usize {
+        if b == 0 {
+            a
+        } else {
+            gcd(b, a % b)
+        }
+    }
+    clients / gcd(clients, devices).max(1)
 }
 
 fn main() -> ExitCode {
@@ -227,16 +271,28 @@ fn child_cli(args: &[String]) -> ExitCode {
     clawpair::cli::run(cli)
 }
 
-/// Pairs `n` devices through the service (request, owner approval, token issue: the same
-/// calls the gateway makes), so every benchmark handshake is a paired device's reconnect.
-fn pair_devices(service: &Service, n: usize) -> Result<Vec<ConnectOptions>, String> {
+/// Pairs `n` node devices, each with its own token, so every benchmark handshake is a paired
+/// device's reconnect. The records are made by the pairing rules the gateway's own approval and
+/// token issue apply (`approve_into`, `install_token`), then written in one go
+/// (`DeviceStore::add_paired`): going through request, approval and token issue per device
+/// would rewrite a growing paired.json three times each, with fsync, for over a thousand
+/// devices. Returns the devices ready to reconnect, and their records (for another state
+/// directory, [`fresh_gateway`]).
+fn pair_devices(
+    service: &Service,
+    n: usize,
+) -> Result<(Vec<ConnectOptions>, Vec<PairedDevice>), String> {
+    use clawpair::pairing::device::{self, PairedMap, PendingDevice};
+    use clawpair::pairing::token;
+    let now = service.now_ms();
+    let mut paired = PairedMap::new();
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let id = Identity::generate();
-        let ask = DeviceAsk {
+        let request = PendingDevice {
+            request_id: format!("bench-{i}"),
             device_id: id.device_id(),
             public_key: id.public_key(),
-            fingerprint: id.fingerprint(),
             display_name: format!("bench phone {i}"),
             platform: std::env::consts::OS.into(),
             device_family: "computer".into(),
@@ -245,25 +301,45 @@ fn pair_devices(service: &Service, n: usize) -> Result<Vec<ConnectOptions>, Stri
             role: "node".into(),
             scopes: vec![],
             remote_ip: "127.0.0.1".into(),
-            reason: "not-paired".into(),
+            fingerprint: id.fingerprint(),
             is_repair: false,
+            reason: "not-paired".into(),
             regains: false,
-            setup_code: None,
+            ts: now,
+            extra: Default::default(),
         };
-        let (rec, _) = service.device_request(ask).map_err(|e| e.to_string())?;
-        service
-            .device_approve(&rec.request.request_id, "bench")
-            .map_err(|e| e.to_string())?;
-        let (token, _) = service
-            .token_issue_on_connect(&id.device_id(), "node")
-            .map_err(|e| e.to_string())?;
+        device::approve_into(&mut paired, &request, now);
+        let secret = token::new_token(&mut rand::rngs::OsRng);
+        let record = paired
+            .get_mut(&request.device_id)
+            .ok_or("the approved device is not in the map")?;
+        device::install_token(record, &request.role, token::hash_token(&secret), now);
         out.push(ConnectOptions::node(
             "ws://unused/",
             id,
-            Auth::DeviceToken(token),
+            Auth::DeviceToken(secret),
         ));
     }
-    Ok(out)
+    let records: Vec<PairedDevice> = paired.into_values().collect();
+    add_paired(service, records.clone())?;
+    Ok((out, records))
+}
+
+/// Writes paired devices' records in one go; every one must be new.
+fn add_paired(service: &Service, records: Vec<PairedDevice>) -> Result<(), String> {
+    let n = records.len();
+    let (added, kept) = service
+        .devices
+        .add_paired(records)
+        .map_err(|e| e.to_string())?;
+    if added.len() != n {
+        return Err(format!(
+            "paired {} of {n} devices ({} ids already paired)",
+            added.len(),
+            kept.len()
+        ));
+    }
+    Ok(())
 }
 
 fn allowed_sender(i: u64, allowed: usize) -> String {
@@ -288,6 +364,8 @@ struct Setup {
     admin_token: String,
     /// Paired devices, ready to reconnect with their tokens.
     devices: Arc<Vec<ConnectOptions>>,
+    /// Their records, as the gateway keeps them.
+    paired: Vec<PairedDevice>,
 }
 
 fn setup(plan: &Plan) -> Result<Setup, String> {
@@ -296,14 +374,27 @@ fn setup(plan: &Plan) -> Result<Setup, String> {
     let paths = StatePaths::new(dir.join("state"));
     let (service, _) =
         Service::open(paths.clone(), Arc::new(SystemClock)).map_err(|e| e.to_string())?;
-    let devices = pair_devices(&service, plan.devices)?;
+    let (devices, paired) = pair_devices(&service, plan.devices)?;
     allow_senders(&paths, plan.allowed)?;
     Ok(Setup {
         admin_token: service.settings().gateway.auth.token.clone(),
         dir,
         paths,
         devices: Arc::new(devices),
+        paired,
     })
+}
+
+/// Another gateway, started fresh on a state directory of its own (`name`, beside the main
+/// one) that holds the same paired devices: for a memory reading that nothing measured before
+/// has blurred (sessions closed earlier leave free memory the next ones reuse).
+fn fresh_gateway(s: &Setup, name: &str, env: &[(&str, &str)]) -> Result<Server, String> {
+    let paths = StatePaths::new(s.dir.join(name));
+    let (service, _) =
+        Service::open(paths.clone(), Arc::new(SystemClock)).map_err(|e| e.to_string())?;
+    add_paired(&service, s.paired.clone())?;
+    drop(service);
+    proc::start_gateway_with(paths.root(), &s.dir.join(format!("{name}.log")), env)
 }
 
 async fn run(plan: Plan, keep: bool) -> Result<(), String> {
@@ -371,7 +462,7 @@ async fn measure(plan: &Plan, s: &Setup, gw: &Server, echo: &Server) -> Result<T
     let mut t = Table::new(plan);
     let on = |p: Phase| plan.only.is_none_or(|o| o == p);
     let idle_rows = if on(Phase::Idle) {
-        idle_phase(plan, s, gw, echo, &mut t).await
+        idle_phase(plan, s, gw, echo, &mut t).await?
     } else {
         vec![]
     };
@@ -395,19 +486,110 @@ async fn measure(plan: &Plan, s: &Setup, gw: &Server, echo: &Server) -> Result<T
     Ok(t)
 }
 
-/// Idle connections: memory per connection, and CPU while they sit there.
-async fn idle_phase(plan: &Plan, s: &Setup, gw: &Server, echo: &Server, t: &mut Table) -> Vec<Row> {
+/// Idle connections: memory per connection, and CPU while they sit there; then, on a fresh
+/// gateway, memory per connection once each has carried one ~1 MiB message.
+async fn idle_phase(
+    plan: &Plan,
+    s: &Setup,
+    gw: &Server,
+    echo: &Server,
+    t: &mut Table,
+) -> Result<Vec<Row>, String> {
     let n = plan.idle_connections;
+    let window = plan.idle_cpu_window;
     eprintln!("idle: {n} connections on each server");
-    let base = idle(echo, n, plan, echo_attempt(echo.addr)).await;
-    let ours = idle(gw, n, plan, device_attempt(gw.addr, s.devices.clone())).await;
+    let opening = || Opening {
+        n,
+        pace: plan.opening_pace,
+        cpu_window: window,
+    };
+    let base = idle(echo, plan, opening(), echo_attempt(echo.addr)).await;
+    let devices = s.devices.clone();
+    let ours = idle(gw, plan, opening(), device_attempt(gw.addr, devices)).await;
     t.note_errors("idle device connections", &ours.run);
     t.note_errors("idle echo connections", &base.run);
-    vec![
+    let m = plan.large_connections;
+    eprintln!("idle: {m} connections after one ~1 MiB message each, on a fresh gateway");
+    // Measured like the row above, on a gateway as fresh as that one was: on this one, the
+    // sessions just closed have left free memory that new ones would reuse.
+    let large = idle_after_large(plan, s, "state-large", &[]).await?;
+    t.note_errors("idle device connections after a 1 MiB message", &large.run);
+    // The same again with large buffers mapped and unmapped on their own: glibc otherwise
+    // serves them from its heap once one was freed, and the sessions' small allocations then
+    // land in the freed space and keep it resident. What is left is what the sessions keep.
+    let mapped = [("MALLOC_MMAP_THRESHOLD_", "131072")];
+    let apart = idle_after_large(plan, s, "state-large-mapped", &mapped).await?;
+    t.note_errors("the same, large buffers mapped apart", &apart.run);
+    t.note(format!(
+        "RSS per idle connection after one 1 MiB message, with glibc's mmap threshold pinned at its default 128 KiB (`MALLOC_MMAP_THRESHOLD_=131072` for that gateway only, so large buffers never enter the heap): {:.1} KiB (VmRSS {} → {} MiB), against {:.1} KiB with the allocator as it is",
+        apart.kib_per_conn(),
+        apart.rss_before_kib / 1024,
+        apart.rss_after_kib / 1024,
+        large.kib_per_conn()
+    ));
+    Ok(vec![
         Row::idle_held(&ours, &base, n),
         Row::idle_rss(&ours, &base),
-        Row::idle_cpu(&ours, &base, plan.idle_cpu_window),
-    ]
+        Row::idle_rss_after_large(&large, &ours, &base, LARGE_MESSAGE),
+        Row::idle_cpu(&ours, &base, window),
+    ])
+}
+
+/// Idle connections that each sent one large message first, held on a fresh gateway (state
+/// directory `name`, `env` added to its environment); the messages go one at a time, so that
+/// a burst of them does not leave free memory in the allocator to blur the reading.
+async fn idle_after_large(
+    plan: &Plan,
+    s: &Setup,
+    name: &str,
+    env: &[(&str, &str)],
+) -> Result<Idle, String> {
+    let gw = fresh_gateway(s, name, env)?;
+    let opening = Opening {
+        n: plan.large_connections,
+        pace: plan.large_pace,
+        cpu_window: Duration::ZERO,
+    };
+    let attempt = large_message_attempt(gw.addr, s.devices.clone());
+    let large = idle(&gw, plan, opening, attempt).await;
+    gw.stop();
+    Ok(large)
+}
+
+/// The size of the request each connection of the large-message row sends: 1 KiB under the
+/// gateway's largest message (`Limits::max_message`, 1 MiB).
+const LARGE_MESSAGE: usize = 1024 * 1024 - 1024;
+
+/// A `node.event` request of exactly [`LARGE_MESSAGE`] bytes (a node may report events; the
+/// gateway answers without looking at the params).
+fn large_event() -> String {
+    let head = r#"{"type":"req","id":"large","method":"node.event","params":{"blob":""#;
+    let tail = r#""}}"#;
+    let blob = "x".repeat(LARGE_MESSAGE - head.len() - tail.len());
+    format!("{head}{blob}{tail}")
+}
+
+/// A paired device's reconnect that then sends one ~1 MiB `node.event` and reads its answer,
+/// the devices taken round-robin.
+fn large_message_attempt(
+    addr: SocketAddr,
+    devices: Arc<Vec<ConnectOptions>>,
+) -> impl Fn(u64) -> Attempt + Send + Sync + 'static {
+    // One copy, shared by every connection's message.
+    let body = Utf8Bytes::from(large_event());
+    move |i| {
+        let d = devices[(i as usize) % devices.len()].clone();
+        let body = body.clone();
+        Box::pin(async move {
+            let mut ws = load::handshake(addr, &d).await?;
+            let answer = load::request(&mut ws, Message::Text(body)).await?;
+            if !answer.contains(r#""ok":true"#) {
+                let end = answer.len().min(300);
+                return Err(format!("node.event refused: {}", &answer[..end]));
+            }
+            Ok(load::renewed(ws).await)
+        })
+    }
 }
 
 /// Handshakes, closed loop (as many as the clients can complete), then open loop at half that
@@ -616,7 +798,19 @@ impl Idle {
     }
 }
 
-async fn idle<F, Fut>(server: &Server, n: usize, plan: &Plan, attempt: F) -> Idle
+/// How [`idle`] opens the connections it holds.
+struct Opening {
+    /// Connections held for the reading.
+    n: usize,
+    /// Handshakes (and whatever else `attempt` does) in flight at a time.
+    pace: usize,
+    /// How long to read the server's CPU for while they sit there.
+    cpu_window: Duration,
+}
+
+/// Holds connections made by `attempt` after a warm-up of the same (closed again before the
+/// reading), reads the server's memory before and after, then its CPU while they sit there.
+async fn idle<F, Fut>(server: &Server, plan: &Plan, open: Opening, attempt: F) -> Idle
 where
     F: Fn(u64) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<load::Ws, String>> + Send + 'static,
@@ -625,15 +819,15 @@ where
     // what any first connection costs.
     let attempt = Arc::new(attempt);
     let a = attempt.clone();
-    let (warm, _) = load::hold(plan.opening_pace * 4, plan.opening_pace, move |i| a(i)).await;
+    let (warm, _) = load::hold(plan.opening_pace * 4, open.pace, move |i| a(i)).await;
     warm.into_iter().for_each(load::reset);
     settle().await;
     let rss_before_kib = server.rss_kib();
-    let (held, run) = load::hold(n, plan.opening_pace, move |i| attempt(i)).await;
+    let (held, run) = load::hold(open.n, open.pace, move |i| attempt(i)).await;
     settle().await;
     let rss_after_kib = server.rss_kib();
     let before = server.cpu();
-    tokio::time::sleep(plan.idle_cpu_window).await;
+    tokio::time::sleep(open.cpu_window).await;
     let cpu = server.cpu().saturating_sub(before);
     let count = held.len();
     for ws in held {
@@ -651,4 +845,42 @@ where
 /// Lets closed sockets and finished tasks be cleaned up before a reading.
 async fn settle() {
     tokio::time::sleep(Duration::from_millis(1_000)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn most_per_device(held: usize, devices: usize) -> usize {
+        held.div_ceil(devices)
+    }
+
+    #[test]
+    fn no_device_is_asked_for_more_sessions_than_the_gateway_allows() {
+        let max = clawpair::gateway::Limits::default().max_sessions_per_device;
+        for (least, held) in [(32, 1_000), (256, 10_000), (32, 50), (256, 20_000)] {
+            let devices = devices_needed(least, held, 32);
+            assert!(devices >= least);
+            assert!(most_per_device(held, devices) <= max, "{held} on {devices}");
+            assert_eq!(clients_per_device(32, devices), 1, "{devices} devices");
+        }
+        // `--peer openclaw`: 16 clients over 8 (quick) or 24 (full) devices.
+        let vs = [
+            versus::VsPlan::new(true, None),
+            versus::VsPlan::new(false, None),
+        ];
+        for plan in vs {
+            let per = clients_per_device(plan.handshake_clients, plan.devices);
+            assert!(per <= max, "{per} clients on one device");
+        }
+    }
+
+    #[test]
+    fn the_large_message_is_as_long_as_it_says_and_within_the_gateway_limit() {
+        let m = large_event();
+        assert_eq!(m.len(), LARGE_MESSAGE);
+        assert!(m.len() <= clawpair::gateway::Limits::default().max_message);
+        let v: serde_json::Value = serde_json::from_str(&m).expect("JSON");
+        assert_eq!(v["method"], "node.event");
+    }
 }

@@ -100,7 +100,16 @@ fn this_exe() -> PathBuf {
 /// Starts the gateway on loopback, port 0, on `state_dir`, and waits for its run record
 /// (`run/gateway.json`) to learn the port.
 pub fn start_gateway(state_dir: &Path, log: &Path) -> Result<Server, String> {
-    let mut server = spawn_gateway_on(state_dir, log, 0)?;
+    start_gateway_with(state_dir, log, &[])
+}
+
+/// [`start_gateway`] with these variables added to the gateway's environment.
+pub fn start_gateway_with(
+    state_dir: &Path,
+    log: &Path,
+    env: &[(&str, &str)],
+) -> Result<Server, String> {
+    let mut server = spawn_gateway(state_dir, log, 0, env)?;
     let pid = server.pid();
     let record = state_dir.join("run/gateway.json");
     let until = Instant::now() + Duration::from_secs(15);
@@ -127,6 +136,15 @@ pub fn start_gateway(state_dir: &Path, log: &Path) -> Result<Server, String> {
 /// Starts the gateway on `state_dir` at 127.0.0.1:`port` and returns at once: the caller
 /// times how long it takes to answer.
 pub fn spawn_gateway_on(state_dir: &Path, log: &Path, port: u16) -> Result<Server, String> {
+    spawn_gateway(state_dir, log, port, &[])
+}
+
+fn spawn_gateway(
+    state_dir: &Path,
+    log: &Path,
+    port: u16,
+    env: &[(&str, &str)],
+) -> Result<Server, String> {
     let log_file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
     let child = Command::new(this_exe())
         .arg(super::CHILD_GATEWAY)
@@ -135,6 +153,7 @@ pub fn spawn_gateway_on(state_dir: &Path, log: &Path, port: u16) -> Result<Serve
         .env("RUST_LOG", "warn")
         .env_remove("OPENCLAW_STATE_DIR")
         .env_remove("CLAWPAIR_STATE_DIR")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log_file)

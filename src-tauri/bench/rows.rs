@@ -249,6 +249,30 @@ impl Row {
         }
     }
 
+    /// Idle connections that each carried one large message: what a session keeps of it.
+    /// Judged against a plain idle session of the same run (`idle`), shown beside the bare
+    /// echo server's idle connection.
+    pub fn idle_rss_after_large(large: &Idle, idle: &Idle, base: &Idle, bytes: usize) -> Row {
+        let limit = idle.kib_per_conn() * 1.1;
+        Row {
+            metric: format!(
+                "RSS per idle connection after one 1 MiB message ({} connections on a fresh gateway, each a `node.event` of {} bytes sent one at a time and answered; VmRSS {} → {} MiB); baseline: idle echo connection",
+                thousands(large.held as f64),
+                thousands(bytes as f64),
+                large.rss_before_kib / 1024,
+                large.rss_after_kib / 1024
+            ),
+            ours: format!("{:.1} KiB", large.kib_per_conn()),
+            baseline: format!("{:.1} KiB", base.kib_per_conn()),
+            ratio: times(large.kib_per_conn() / base.kib_per_conn().max(1e-9)),
+            target: format!(
+                "≤ 1.1 × an idle session's {:.1} KiB = {limit:.1} KiB",
+                idle.kib_per_conn()
+            ),
+            met: yes(large.kib_per_conn() <= limit && large.held > 0 && large.run.errors == 0),
+        }
+    }
+
     pub fn idle_cpu(ours: &Idle, base: &Idle, window: Duration) -> Row {
         let share = |i: &Idle| i.cpu.as_secs_f64() / window.as_secs_f64();
         Row {

@@ -35,7 +35,9 @@ pub struct VsPlan {
     pub window: Duration,
     pub concurrency: [usize; 2],
     pub handshake_clients: usize,
-    /// Devices paired through the owner's approval (each one an approve-latency sample).
+    /// Devices paired through the owner's approval (each one an approve-latency sample). The
+    /// device handshakes take them round-robin: with 16 clients, each device is used by two
+    /// at most (`crate::clients_per_device`), well within the sessions the gateway allows one.
     pub devices: usize,
     pub idle_connections: usize,
     pub opening_pace: usize,
