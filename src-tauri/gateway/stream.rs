@@ -97,10 +97,10 @@ impl LimitedStream {
         self.budget = budget;
     }
 
-    /// Whether every byte handed on ends a frame: the WebSocket library, having just returned
-    /// a message, holds nothing beyond it.
+    /// Whether every byte handed on ends a frame, and no message is half read (its first
+    /// fragments in the library's hands): the library holds nothing of the client's then.
     pub fn at_boundary(&self) -> bool {
-        self.framer.at_boundary()
+        self.framer.at_boundary() && !self.framer.in_message
     }
 
     /// Whether a frame larger than `limit` was handed on since the last call.
@@ -113,6 +113,8 @@ impl LimitedStream {
 struct Framer {
     framing: Framing,
     header: [u8; MAX_HEADER],
+    /// A data frame without FIN went by: the rest of its message is still to come.
+    in_message: bool,
     /// The largest frame payload seen since [`LimitedStream::take_large`] last looked.
     largest: u64,
 }
@@ -122,6 +124,7 @@ impl Default for Framer {
         Framer {
             framing: Framing::Request { matched: 0 },
             header: [0; MAX_HEADER],
+            in_message: false,
             largest: 0,
         }
     }
@@ -164,6 +167,12 @@ impl Framer {
                     }
                     let len = payload_len(&self.header[..have]);
                     self.largest = self.largest.max(len);
+                    // Data frames (continuation, text, binary) carry a message's parts;
+                    // control frames may come between them and change nothing.
+                    let (fin, opcode) = (self.header[0] & 0x80 != 0, self.header[0] & 0x0f);
+                    if opcode <= 2 {
+                        self.in_message = !fin;
+                    }
                     if len == 0 {
                         self.framing = Framing::Header { have: 0 };
                         return i;
@@ -339,6 +348,23 @@ mod tests {
         assert_eq!(sizes, want);
         assert!(s.at_boundary());
         assert_eq!(s.largest, 70_000);
+    }
+
+    #[test]
+    fn a_message_in_fragments_is_half_read_until_its_last_one() {
+        let (_, mut f) = handed_on(b"GET / HTTP/1.1\r\n\r\n");
+        let mut first = frame(1, 10);
+        first[0] &= 0x7f; // no FIN
+        let mut more = frame(0, 10);
+        more[0] &= 0x7f;
+        f.walk(&first);
+        assert!(f.at_boundary() && f.in_message);
+        f.walk(&frame(9, 0)); // a ping between the fragments
+        assert!(f.in_message);
+        f.walk(&more);
+        assert!(f.in_message);
+        f.walk(&frame(0, 10)); // the last part, with FIN
+        assert!(f.at_boundary() && !f.in_message);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use super::wire::{refuse_with, send};
 use super::Ws;
 use crate::gateway::connect::{AuthMethod, Grant, Refusal};
 use crate::gateway::frames;
+use crate::gateway::limits::LARGE_FRAME;
 use crate::gateway::registry::{Credential, TooManySessions};
 use crate::gateway::Shared;
 use crate::pairing::scope::Role;
@@ -63,6 +64,7 @@ impl Conn {
             return None;
         }
         ws.get_mut().set_budget(None);
+        let ws_large = ws.get_mut().take_large(LARGE_FRAME);
         let seen = g.device_id.as_ref().map(|d| {
             shared.touches.touch(d, g.role.as_str(), now);
             (d.clone(), g.role.as_str().to_string())
@@ -98,9 +100,8 @@ impl Conn {
             seq: 1,
             last_rx: Instant::now(),
             seen,
-            sent_large: false,
-            // The connect request was one: a large one's buffers go now.
-            after_message: true,
+            // A large connect request's buffers go once hello-ok is out.
+            renew_due: ws_large,
             _registration: registration,
             _address: address,
         })

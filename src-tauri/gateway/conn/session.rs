@@ -36,10 +36,9 @@ pub(super) struct Session {
     pub(super) kick: Arc<Kick>,
     /// The device and role to record as last seen when the session ends.
     pub(super) seen: Option<(String, String)>,
-    /// A message larger than [`LARGE_FRAME`] went out since the buffers were last renewed.
-    pub(super) sent_large: bool,
-    /// A whole message was just read (the buffers may be renewed now).
-    pub(super) after_message: bool,
+    /// A message larger than [`LARGE_FRAME`] went in or out: the buffers are renewed at the
+    /// next chance.
+    pub(super) renew_due: bool,
     /// Its place under every credential it used; unregistered when the session ends.
     pub(super) _registration: Registration,
     /// Its slot among its address's sessions.
@@ -74,14 +73,11 @@ impl Session {
             self.shared.limits.ping_interval,
         );
         loop {
-            // Right after a whole message (never between the fragments of one, whose first
-            // part the library holds), and only at a frame boundary.
-            if std::mem::take(&mut self.after_message)
-                && self.ws.get_ref().at_boundary()
-                && (self.ws.get_mut().take_large(LARGE_FRAME) || self.sent_large)
-            {
+            // After a large message in or out, once what it left is written out (a pong owed
+            // goes with any write) and nothing of the client's is half read.
+            if self.renew_due && self.ws.get_ref().at_boundary() {
                 self.ws = renew(self.ws, &self.shared).await;
-                self.sent_large = false;
+                self.renew_due = false;
             }
             // Biased: a kick (or shutdown) is seen before one more request is served.
             let wake = tokio::select! {
@@ -110,7 +106,7 @@ impl Session {
     /// can goes out first, so the answer to a caller's own rotation still reaches it. Returns
     /// false when the connection is over.
     async fn send(&mut self, text: String) -> bool {
-        self.sent_large |= text.len() > LARGE_FRAME;
+        self.renew_due |= text.len() > LARGE_FRAME;
         let deadline = self.shared.limits.write_timeout;
         let (kick, ws) = (&self.kick, &mut self.ws);
         tokio::select! {
@@ -128,8 +124,9 @@ impl Session {
                 match msg {
                     // Read before the kick landed, looked at after: not served.
                     Some(Ok(_)) if self.kick.fired() => self.close_kicked().await,
+                    // Its answer goes out before the next chance to renew.
                     Some(Ok(Message::Text(t))) => {
-                        self.after_message = true;
+                        self.renew_due |= self.ws.get_mut().take_large(LARGE_FRAME);
                         self.request(t.as_str()).await
                     }
                     Some(Ok(Message::Binary(_))) => {
