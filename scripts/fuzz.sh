@@ -89,7 +89,7 @@ for t in "${targets[@]}"; do
     grep -E '^==[0-9]+==|^thread .* panicked|^SUMMARY|^Test unit written to|^artifact_prefix|Base64' "$log" | sed 's/^/      /' || true
     tail -n 30 "$log" | sed 's/^/      | /'
     for a in $(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log"); do
-      echo "      input: fuzz/$a (replay: cargo +nightly fuzz run $t fuzz/$a)"
+      echo "      input: fuzz/$a (replay: cargo +nightly fuzz run -a $t fuzz/$a)"
     done
   fi
 done
