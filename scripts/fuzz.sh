@@ -28,7 +28,7 @@ fi
 # Release with debug assertions (an overflow is a finding too) and AddressSanitizer (for the
 # unsafe code and the C underneath: libc calls, SQLite).
 build_flags=(--debug-assertions)
-echo "==> building ${#targets[@]} fuzz targets (cargo +nightly fuzz build ${build_flags[*]})"
+echo "==> building every fuzz target (cargo +nightly fuzz build ${build_flags[*]})"
 build_started=$SECONDS
 cargo +nightly fuzz build "${build_flags[@]}"
 echo "    built in $((SECONDS - build_started))s"
