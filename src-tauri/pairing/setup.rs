@@ -311,15 +311,17 @@ impl BootstrapRecord {
     }
 }
 
-/// Finds the record for a presented token by constant-time comparison against every stored hash.
+/// Finds the record for a presented token: the one filed under the token's hash, whose own
+/// `tokenHash` matches it (compared in constant time). Every write finds a record by that key,
+/// so a record filed under another key (a file edited by hand, or by another program) is never
+/// the one a connect is checked against; otherwise a stale copy of a code under a stray key
+/// could answer for the live one.
 pub fn find_bootstrap<'a>(map: &'a BootstrapMap, presented: &str) -> Option<&'a BootstrapRecord> {
-    let mut found = None;
-    for rec in map.values() {
-        if crate::pairing::token::token_matches(presented, &rec.token_hash) {
-            found = Some(rec);
-        }
+    if presented.is_empty() {
+        return None;
     }
-    found
+    let rec = map.get(&crate::pairing::token::hash_token(presented))?;
+    crate::pairing::token::token_matches(presented, &rec.token_hash).then_some(rec)
 }
 
 /// Drops records that can never be used again (consumed or expired, kept a day for the log).
@@ -567,5 +569,20 @@ mod tests {
         assert!(find_bootstrap(&m, "tok").is_some());
         assert!(find_bootstrap(&m, "tok2").is_none());
         assert!(find_bootstrap(&m, "").is_none());
+    }
+
+    #[test]
+    fn a_copy_of_a_code_under_a_stray_key_never_answers_for_it() {
+        // As the fuzzer left devices/bootstrap.json: the live code under its hash, and an
+        // expired copy of it under a key that is not its hash.
+        let mut m = BootstrapMap::new();
+        let live = record();
+        let mut stale = record();
+        stale.expires_at_ms = 0;
+        m.insert(format!("{}/96", live.token_hash), stale.clone());
+        m.insert("~after-it".into(), stale);
+        assert!(find_bootstrap(&m, "tok").is_none(), "only strays: unknown");
+        m.insert(live.token_hash.clone(), live.clone());
+        assert_eq!(find_bootstrap(&m, "tok"), Some(&live));
     }
 }
