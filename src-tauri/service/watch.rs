@@ -11,17 +11,22 @@
 //! devices, the settings) and compares it with what it read last ([`Snapshot::changes`]). A change this process made itself was
 //! published when it was made; its copy from the files is
 //! dropped by [`EventBus::publish_unless_recent`](crate::events::EventBus::publish_unless_recent).
+//!
+//! What it read last is kept up to date with this process's own changes as they are published
+//! ([`Snapshot::own`]): a request made here and decided by the CLI a few milliseconds later, in
+//! one burst of writes, is still a request that was decided, not one that never was.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use notify::Watcher;
 
 use crate::clock::Millis;
-use crate::events::{DmRequestView, Event};
+use crate::events::{DmRequestView, Event, HookGuard};
 use crate::pairing::device::PendingDevice;
 use crate::protocol::{DeviceChange, Resolution};
 use crate::service::{PairedDeviceView, Service};
@@ -96,6 +101,22 @@ fn is_state_file(p: &Path) -> bool {
 /// The watch on a service's state directory; stops when the last holder drops it.
 pub struct StateWatch {
     _dirs: DirWatch,
+    _own: HookGuard,
+}
+
+/// Changes this process published since the watcher last looked (at most [`OWN_MAX`]; past
+/// that the next look reads everything again).
+#[derive(Default)]
+struct OwnChanges {
+    events: Vec<Event>,
+    overflowed: bool,
+}
+
+const OWN_MAX: usize = 4096;
+
+thread_local! {
+    /// Set on the watcher's own thread: what it publishes came from the files already.
+    static ON_WATCHER: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Starts watching `service`'s state directory, publishing what other processes change on its
@@ -104,15 +125,35 @@ pub fn start(service: &Arc<Service>) -> Result<StateWatch, String> {
     let p = service.paths();
     let dirs = [p.root().to_path_buf(), p.devices_dir(), p.credentials_dir()];
     let (dirs, rx) = DirWatch::new(&dirs, is_state_file)?;
+    let own = Arc::new(Mutex::new(OwnChanges::default()));
+    let hook = service.events().on_publish({
+        let own = own.clone();
+        move |e| {
+            if ON_WATCHER.with(Cell::get) || !Snapshot::follows(e) {
+                return;
+            }
+            if let Ok(mut o) = own.lock() {
+                if o.events.len() < OWN_MAX {
+                    o.events.push(e.clone());
+                } else {
+                    o.overflowed = true;
+                }
+            }
+        }
+    });
     let weak = Arc::downgrade(service);
     std::thread::Builder::new()
         .name("state-watch".into())
-        .spawn(move || follow(rx, weak))
+        .spawn(move || follow(rx, weak, own))
         .map_err(|e| format!("cannot start the state watcher: {e}"))?;
-    Ok(StateWatch { _dirs: dirs })
+    Ok(StateWatch {
+        _dirs: dirs,
+        _own: hook,
+    })
 }
 
-fn follow(rx: mpsc::Receiver<PathBuf>, service: Weak<Service>) {
+fn follow(rx: mpsc::Receiver<PathBuf>, service: Weak<Service>, own: Arc<Mutex<OwnChanges>>) {
+    ON_WATCHER.with(|w| w.set(true));
     let mut seen = match service.upgrade() {
         Some(s) => Snapshot::read(&s).unwrap_or_default(),
         None => return,
@@ -120,20 +161,48 @@ fn follow(rx: mpsc::Receiver<PathBuf>, service: Weak<Service>) {
     // Only once the burst settles: this process publishes its own changes just after writing
     // them, and a look taken sooner would publish the copy first, as news.
     while let Some(changed) = next_burst(&rx) {
-        if !look(&service, &mut seen, &changed) {
+        if !look(&service, &mut seen, &changed, &own) {
             return;
         }
     }
 }
 
+/// Takes what this process published since the last call.
+fn drain(own: &Mutex<OwnChanges>) -> OwnChanges {
+    own.lock()
+        .map(|mut o| std::mem::take(&mut *o))
+        .unwrap_or_default()
+}
+
 /// Reads again what `changed` holds and publishes what differs from `seen`. False once the
 /// service is gone.
-fn look(service: &Weak<Service>, seen: &mut Snapshot, changed: &BTreeSet<PathBuf>) -> bool {
+fn look(
+    service: &Weak<Service>,
+    seen: &mut Snapshot,
+    changed: &BTreeSet<PathBuf>,
+    own: &Mutex<OwnChanges>,
+) -> bool {
     let Some(s) = service.upgrade() else {
         return false;
     };
-    match seen.refresh(&s, changed) {
-        Ok(now) => {
+    let ttl = s.settings().device_pending_ttl_ms();
+    // This process's changes made before the files are read: part of what was known.
+    let before = drain(own);
+    let synced = seen.own(&before.events, ttl);
+    let read = if before.overflowed {
+        Snapshot::read(&s)
+    } else {
+        seen.refresh(&s, changed)
+    };
+    match read {
+        Ok(mut now) => {
+            // Those published while the files were being read may or may not be in what was
+            // read: taken as known on both sides, so they are news on neither.
+            let during = drain(own);
+            let late = seen.own(&during.events, ttl);
+            let _ = now.own(&during.events, ttl);
+            seen.sync(&now, &synced, true);
+            seen.sync(&now, &late, false);
             for ev in seen.changes(&now, s.now_ms()) {
                 s.events().publish_unless_recent(ev);
             }
@@ -143,6 +212,16 @@ fn look(service: &Weak<Service>, seen: &mut Snapshot, changed: &BTreeSet<PathBuf
         Err(e) => tracing::warn!("state watcher could not read the store: {e}"),
     }
     true
+}
+
+/// What this process's own changes say to copy from what the files hold, once read.
+#[derive(Debug, Default)]
+struct Synced {
+    /// Devices approved or changed here.
+    devices: BTreeSet<String>,
+    /// Allowlists changed here.
+    allow: BTreeSet<(String, String)>,
+    settings: bool,
 }
 
 /// One device as far as changes to it matter.
@@ -289,6 +368,111 @@ impl Snapshot {
             next.settings = serde_json::to_value(&*s.settings()).unwrap_or_default();
         }
         Ok(next)
+    }
+
+    /// Whether [`Snapshot::own`] takes account of `e`.
+    fn follows(e: &Event) -> bool {
+        matches!(
+            e,
+            Event::DevicePairRequested(_)
+                | Event::DevicePairResolved { .. }
+                | Event::DevicePairChanged { .. }
+                | Event::DeviceChanged { .. }
+                | Event::PairingRequested(_)
+                | Event::PairingResolved { .. }
+                | Event::AllowlistChanged { .. }
+                | Event::SettingsChanged {}
+        )
+    }
+
+    /// Takes in the changes this process made (`events`, as published): the requests they
+    /// open or close directly; what else they touched is returned, to copy from the files.
+    fn own(&mut self, events: &[Event], ttl_ms: Millis) -> Synced {
+        let mut synced = Synced::default();
+        for e in events {
+            match e {
+                Event::DevicePairRequested(r) => {
+                    self.pending
+                        .insert(r.request_id.clone(), (r.clone(), r.expires_ms(ttl_ms)));
+                }
+                Event::DevicePairResolved {
+                    request_id,
+                    device_id,
+                    decision,
+                    ..
+                } => {
+                    self.pending.remove(request_id);
+                    if *decision == Resolution::Approved {
+                        synced.devices.insert(device_id.clone());
+                    }
+                }
+                Event::DeviceChanged {
+                    device_id,
+                    change: DeviceChange::Removed,
+                    ..
+                } => {
+                    self.paired.remove(device_id);
+                    synced.devices.remove(device_id);
+                }
+                Event::DeviceChanged { device_id, .. }
+                | Event::DevicePairChanged { device_id, .. } => {
+                    synced.devices.insert(device_id.clone());
+                }
+                Event::PairingRequested(r) => {
+                    self.dm.insert(
+                        (r.channel.clone(), r.account_id.clone(), r.code.clone()),
+                        r.clone(),
+                    );
+                }
+                Event::PairingResolved {
+                    channel,
+                    account_id,
+                    code,
+                    ..
+                } => {
+                    self.dm
+                        .remove(&(channel.clone(), account_id.clone(), code.clone()));
+                    synced.allow.insert((channel.clone(), account_id.clone()));
+                }
+                Event::AllowlistChanged {
+                    channel,
+                    account_id,
+                } => {
+                    synced.allow.insert((channel.clone(), account_id.clone()));
+                }
+                Event::SettingsChanged {} => synced.settings = true,
+                _ => {}
+            }
+        }
+        synced
+    }
+
+    /// Copies from `now` what this process's own changes touched. A device changed here that
+    /// the files no longer hold was removed by another process since: when `before_read`, it
+    /// is kept (so the removal is news); otherwise it may have been written after the read.
+    fn sync(&mut self, now: &Snapshot, synced: &Synced, before_read: bool) {
+        for id in &synced.devices {
+            match now.paired.get(id) {
+                Some(d) => {
+                    self.paired.insert(id.clone(), d.clone());
+                }
+                None if before_read => {
+                    self.paired.entry(id.clone()).or_default();
+                }
+                None => {
+                    self.paired.remove(id);
+                }
+            }
+        }
+        for k in &synced.allow {
+            match now.allow.get(k) {
+                Some(l) => self.allow.insert(k.clone(), l.clone()),
+                None => self.allow.remove(k),
+            };
+        }
+        if synced.settings {
+            self.settings = now.settings.clone();
+        }
     }
 
     /// The events that turn `self` into `now`. Requests that vanished because they expired
