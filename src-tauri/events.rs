@@ -32,6 +32,23 @@ pub struct DmRequestView {
     pub meta: Map<String, Value>,
 }
 
+impl DmRequestView {
+    /// Who is asking, as shown to the owner: their name (from the channel's metadata) and
+    /// their id, or the id alone; sanitised.
+    pub fn who(&self) -> String {
+        let name = ["username", "name", "firstName"]
+            .iter()
+            .find_map(|k| self.meta.get(*k).and_then(|v| v.as_str()))
+            .map(crate::sanitize::sanitize)
+            .filter(|n| !n.is_empty());
+        let id = crate::sanitize::sanitize(&self.id);
+        match name {
+            Some(n) => format!("{n} ({id})"),
+            None => id,
+        }
+    }
+}
+
 /// Everything that changes, in wire names (`event` and `payload` of an event frame).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", content = "payload")]

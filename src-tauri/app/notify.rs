@@ -63,14 +63,7 @@ pub enum Subject {
 
 /// The text of a notification for a DM request.
 pub fn dm_text(r: &DmRequestView) -> (String, String) {
-    let name = ["username", "name", "firstName"]
-        .iter()
-        .find_map(|k| r.meta.get(*k).and_then(|v| v.as_str()).map(sanitize))
-        .filter(|n| !n.is_empty());
-    let who = match name {
-        Some(n) => format!("{n} ({})", sanitize(&r.id)),
-        None => sanitize(&r.id),
-    };
+    let who = r.who();
     (
         format!("Pairing request · {}", r.channel),
         escape_markup(&format!(

@@ -26,6 +26,72 @@ fn pending_rows(now: i64, pending: &[Value]) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// The fingerprint as typed, compared without case or dash (`dlsm l6kv` is `DLSM-L6KV`).
+fn fingerprint_key(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
+}
+
+/// The pending request `arg` names: its id, a unique start of its id, or its device's
+/// fingerprint. An argument that names none is passed on as it is (the gateway then says why
+/// it is unknown: approved already, expired…); one that names several is refused with them.
+fn pick_request(pending: &[Value], arg: &str) -> Result<String, CliError> {
+    let arg = arg.trim();
+    if pending.iter().any(|r| s(r, "requestId") == arg) {
+        return Ok(arg.to_string());
+    }
+    let fp = fingerprint_key(arg);
+    let by_fingerprint: Vec<&Value> = pending
+        .iter()
+        .filter(|r| fp.len() == 8 && fingerprint_key(&s(r, "fingerprint")) == fp)
+        .collect();
+    let by_prefix: Vec<&Value> = pending
+        .iter()
+        .filter(|r| arg.len() >= 4 && s(r, "requestId").starts_with(&arg.to_ascii_lowercase()))
+        .collect();
+    let found = if by_fingerprint.is_empty() {
+        by_prefix
+    } else {
+        by_fingerprint
+    };
+    match found.as_slice() {
+        [] => Ok(arg.to_string()),
+        [one] => Ok(s(one, "requestId")),
+        many => {
+            let list: Vec<String> = many
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} ({}, {})",
+                        s(r, "requestId"),
+                        or_dash(s(r, "name")),
+                        s(r, "fingerprint")
+                    )
+                })
+                .collect();
+            Err(CliError::refused(format!(
+                "{arg:?} matches {} requests: {}; give more of the request id",
+                many.len(),
+                list.join(", ")
+            )))
+        }
+    }
+}
+
+/// `arg` as an exact request id (looked up among the pending requests when it is not one
+/// already).
+fn request_named(ctx: &Ctx, arg: &str) -> Result<String, CliError> {
+    // A whole request id (a UUID) needs no lookup.
+    if arg.trim().len() == 36 {
+        return Ok(arg.trim().to_string());
+    }
+    let v = ctx.call("device.pair.list", json!({}))?;
+    let pending = v["pending"].as_array().cloned().unwrap_or_default();
+    pick_request(&pending, arg)
+}
+
 /// What an approved device may do, for the confirmation line.
 fn scopes_in_words(d: &Value) -> String {
     let scopes: Vec<&str> = d["scopes"]
@@ -174,7 +240,7 @@ pub fn run(ctx: &Ctx, cmd: DevicesCmd) -> CliResult {
             json,
         } => {
             let id = match request_id {
-                Some(id) if !latest => id,
+                Some(id) if !latest => request_named(ctx, &id)?,
                 _ => {
                     // Never approve "whatever came last": show it and ask for the exact id.
                     let v = ctx.call("device.pair.list", json!({}))?;
@@ -206,7 +272,7 @@ pub fn run(ctx: &Ctx, cmd: DevicesCmd) -> CliResult {
         }
         DevicesCmd::Reject { request_id, json } => ctx.act(
             "device.pair.reject",
-            json!({ "requestId": request_id }),
+            json!({ "requestId": request_named(ctx, &request_id)? }),
             json,
             |v| {
                 println!(
@@ -276,5 +342,38 @@ pub fn run(ctx: &Ctx, cmd: DevicesCmd) -> CliResult {
                 );
             },
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending() -> Vec<Value> {
+        vec![
+            json!({ "requestId": "5f0c1a2b-0000-4000-8000-000000000001", "name": "Pixel", "fingerprint": "DLSM-L6KV" }),
+            json!({ "requestId": "5f0c9999-0000-4000-8000-000000000002", "name": "iPad", "fingerprint": "AB2C-DE3F" }),
+        ]
+    }
+
+    #[test]
+    fn a_request_is_named_by_fingerprint_or_a_unique_start_of_its_id() {
+        let p = pending();
+        let first = "5f0c1a2b-0000-4000-8000-000000000001";
+        assert_eq!(pick_request(&p, "DLSM-L6KV").unwrap(), first);
+        assert_eq!(pick_request(&p, "dlsm l6kv").unwrap(), first);
+        assert_eq!(pick_request(&p, "5f0c1a").unwrap(), first);
+        assert_eq!(
+            pick_request(&p, "AB2CDE3F").unwrap(),
+            "5f0c9999-0000-4000-8000-000000000002"
+        );
+        let e = pick_request(&p, "5f0c").unwrap_err().message;
+        assert!(
+            e.contains("matches 2 requests") && e.contains("Pixel") && e.contains("iPad"),
+            "{e}"
+        );
+        // Too short to be a prefix, or naming nothing: passed on for the gateway to answer.
+        assert_eq!(pick_request(&p, "5f").unwrap(), "5f");
+        assert_eq!(pick_request(&p, "nope").unwrap(), "nope");
     }
 }

@@ -53,6 +53,23 @@ pub fn run(
         if gw.local_addr().ip().is_loopback() {
             println!("Only this computer can connect. To pair a phone, bind to the LAN: clawpair gateway --bind 0.0.0.0");
         }
+        // What the owner must decide, and each decision, where a server's owner looks.
+        let mut announcer = super::announce::Announcer::new(state_dir);
+        let mut events = service.events().subscribe();
+        tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                match events.recv().await {
+                    Ok(e) => {
+                        if let Some(line) = announcer.line(&e) {
+                            println!("{line}");
+                        }
+                    }
+                    Err(RecvError::Lagged(n)) => println!("({n} events were missed; clawpair devices list and clawpair pairing list show what waits)"),
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
         let (stop_channels, stopped) = tokio::sync::watch::channel(false);
         let telegram = start_telegram(&service, gw.local_addr(), stopped);
         tokio::spawn(async move {

@@ -1,6 +1,7 @@
 //! The command line: parse, dispatch, print. Logic lives in the core ([`crate::rpc`],
 //! [`crate::service`]); these files only turn answers into tables or JSON.
 
+mod announce;
 mod audit;
 mod devices;
 mod dm;
@@ -170,8 +171,12 @@ pub enum DevicesCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Approve a request by its exact id (no id or --latest only previews)
+    /// Approve a request by its id, a unique start of it, or the device's fingerprint (no id
+    /// or --latest only previews)
     Approve {
+        /// The request id (or a unique start of it), or the fingerprint shown on the device
+        /// (`DLSM-L6KV`)
+        #[arg(value_name = "REQUEST")]
         request_id: Option<String>,
         /// Preview the newest request and print the command that approves it
         #[arg(long)]
@@ -182,8 +187,9 @@ pub enum DevicesCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Reject a pending request
+    /// Reject a pending request (by id, a unique start of it, or the device's fingerprint)
     Reject {
+        #[arg(value_name = "REQUEST")]
         request_id: String,
         #[arg(long)]
         json: bool,
