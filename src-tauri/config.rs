@@ -405,32 +405,33 @@ impl Settings {
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
         if self.gateway.bind.trim().is_empty() {
-            out.push("gateway.bind is empty".to_string());
+            out.push("Listen on is empty: give an address (127.0.0.1 for this computer only, 0.0.0.0 for the local network)".to_string());
         }
         if self.pairing.ttl_minutes == 0 {
-            out.push("pairing.ttlMinutes must be at least 1".into());
+            out.push("A chat code's lifetime must be at least 1 minute".into());
         }
         if self.pairing.max_pending == 0 {
-            out.push("pairing.maxPending must be at least 1".into());
+            out.push("Pending per account must be at least 1".into());
         }
         if self.devices.pending_ttl_minutes == 0 || self.devices.setup_code_ttl_minutes == 0 {
             out.push(
-                "devices.pendingTtlMinutes and devices.setupCodeTtlMinutes must be at least 1"
-                    .into(),
+                "A device request's and a setup code's lifetimes must be at least 1 minute".into(),
             );
         }
         if self.devices.max_pending == 0 {
-            out.push("devices.maxPending must be at least 1".into());
+            out.push(
+                "At least 1 device request must be allowed to wait (devices.maxPending)".into(),
+            );
         }
         if self
             .devices
             .stale_after_days
             .is_some_and(|d| !(1..=3650).contains(&d))
         {
-            out.push("devices.staleAfterDays must be between 1 and 3650".into());
+            out.push("Devices not seen for a while are flagged after 1 to 3650 days".into());
         }
         if self.devices.expire_stale && self.devices.stale_after_days.is_none() {
-            out.push("devices.expireStale needs devices.staleAfterDays".into());
+            out.push("Removing devices not seen for a while needs the number of days after which they are flagged".into());
         }
         for e in &self.gateway.trusted_proxies {
             if let Err(e) = crate::net::Cidr::parse(e) {
@@ -442,7 +443,7 @@ impl Settings {
         }
         if let Some(u) = &self.gateway.public_url {
             if let Err(e) = crate::pairing::setup::check_url(u) {
-                out.push(format!("gateway.publicUrl: {e}"));
+                out.push(format!("Public URL: {e}"));
             }
         }
         for name in self.channels.keys() {
@@ -610,7 +611,7 @@ mod tests {
             Ok(())
         })
         .unwrap_err();
-        assert!(err.contains("maxPending"), "{err}");
+        assert!(err.contains("Pending per account"), "{err}");
         let err = update(&paths, &SystemClock, |s| {
             s.gateway.trusted_proxies = vec!["127.0.0.1".into(), "10.0.0.0/33".into()];
             Ok(())

@@ -106,7 +106,7 @@ fn unknown_code_is_refused_with_exit_1_and_a_reason() {
     let o = st.run(&["pairing", "approve", "telegram", "ZZZZ2222"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        stderr(&o).contains("ZZZZ2222") && stderr(&o).contains("not found"),
+        stderr(&o).contains("code ZZZZ2222 on telegram: no sender waits with it"),
         "{}",
         stderr(&o)
     );
@@ -194,7 +194,8 @@ fn path_like_names_are_refused_and_nothing_is_written_outside() {
         .flatten()
         .map(|e| e.file_name())
         .collect();
-    for bad in ["../evil", "a/b", "/etc", "Telegram", ".hidden", "x..y/z"] {
+    // (`Telegram` is not among them: a channel typed with capitals is lowercased.)
+    for bad in ["../evil", "a/b", "/etc", ".hidden", "x..y/z"] {
         let o = st.run(&["allowlist", "add", bad, "1"]);
         assert_eq!(o.status.code(), Some(1), "{bad}: {}", stderr(&o));
         assert!(
@@ -372,7 +373,12 @@ fn devices_approve_without_id_only_previews() {
     assert!(list["pending"].as_array().unwrap().is_empty());
     let o = st.run(&["devices", "approve", "r-1"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("not found"));
+    // (This process cannot know it was approved by another: the id is simply unknown here.)
+    assert!(
+        stderr(&o).contains("unknown requestId r-1: no device request has this id"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -403,7 +409,7 @@ fn device_tokens_are_shown_once_and_never_stored_or_listed() {
     let out = st.ok(&["devices", "revoke", "--device", "d1", "--role", "node"]);
     assert!(out.contains("Revoked"));
     let o = st.run(&["devices", "revoke", "--device", "d1", "--role", "admin"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2), "not a role: a usage error");
     let o = st.run(&["devices", "clear"]);
     assert_eq!(o.status.code(), Some(1), "clear needs --yes");
     assert!(stderr(&o).contains("--yes"));
@@ -602,4 +608,48 @@ fn a_stale_or_unreachable_gateway_record_falls_back_to_the_files() {
     );
     let v = st.json(&["allowlist", "list", "telegram", "--json"]);
     assert_eq!(v["entries"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn what_a_person_types_is_understood_and_each_refusal_says_what_to_do() {
+    let st = State::new();
+    // A channel typed with capitals is the channel.
+    st.ok(&["allowlist", "add", "Telegram", "42"]);
+    let v = st.json(&["allowlist", "list", "TELEGRAM", "--json"]);
+    assert_eq!(v["entries"][0]["channel"], "telegram", "{v}");
+    assert_eq!(v["entries"][0]["senderId"], "42");
+    // An id that names nothing, and a code when nobody waits: what happened, where to look.
+    let o = st.run(&["devices", "approve", "nope"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("unknown requestId nope: no device request has this id")
+            && stderr(&o).contains("clawpair devices list"),
+        "{}",
+        stderr(&o)
+    );
+    let o = st.run(&["pairing", "approve", "ABCD2345"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("no chat sender is waiting for a decision"),
+        "{}",
+        stderr(&o)
+    );
+    // The scheme as typed, not as converted.
+    let o = st.run(&["qr", "--url", "http://203.0.113.5:18789/"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("unencrypted (http://)") && stderr(&o).contains("wss://"),
+        "{}",
+        stderr(&o)
+    );
+    // Help names every argument.
+    let help = st.ok(&["allowlist", "add", "--help"]);
+    for said in [
+        "<CHANNEL>  The channel",
+        "<SENDER>   The sender's id",
+        "--json",
+        "Print JSON",
+    ] {
+        assert!(help.contains(said), "{said}: {help}");
+    }
 }

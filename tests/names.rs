@@ -277,6 +277,10 @@ fn the_cli_refuses_path_like_names_and_creates_nothing() {
             vec!["allowlist", "remove", b, "42"],
             vec!["allowlist", "remove", "telegram", "42", "--account", b],
         ] {
+            // A channel typed with capitals is lowercased (a person's typing), an account is not.
+            if b == "Upper" && !args.contains(&"--account") {
+                continue;
+            }
             let o = st.run(&args);
             assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
             let err = stderr(&o);

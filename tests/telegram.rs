@@ -1147,7 +1147,7 @@ async fn pair_qr_sends_a_png_of_a_working_code_and_approve_reject_cleanup_act_on
         .remove(0)
         .text();
     assert!(
-        gone.starts_with("Could not approve") && gone.contains("not found"),
+        gone.starts_with("Could not approve") && gone.contains("it was rejected already"),
         "{gone}"
     );
     assert_eq!(

@@ -697,7 +697,13 @@ mod tests {
             json!({ "patch": { "pairingMaxPending": 0 } }),
         )
         .unwrap_err();
-        assert!(e["message"].as_str().unwrap().contains("maxPending"), "{e}");
+        assert!(
+            e["message"]
+                .as_str()
+                .unwrap()
+                .contains("Pending per account must be at least 1"),
+            "{e}"
+        );
         let e = invoke(
             &w,
             "save_settings",

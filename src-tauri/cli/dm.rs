@@ -10,7 +10,7 @@ use crate::clock::ms_from_iso;
 fn channel_and_code(args: &[String]) -> Result<(Option<String>, String), CliError> {
     match args {
         [code] => Ok((None, code.clone())),
-        [channel, code] => Ok((Some(channel.clone()), code.clone())),
+        [channel, code] => Ok((Some(channel.trim().to_ascii_lowercase()), code.clone())),
         _ => Err(CliError::usage("expected [CHANNEL] CODE")),
     }
 }

@@ -97,6 +97,7 @@ pub enum TokenCmd {
     /// Replace the admin token: sessions that used the old one are closed, and it is refused
     /// from now on (the new one is in clawpair.json, never printed)
     Rotate {
+        /// Print JSON for scripts instead of text
         #[arg(long)]
         json: bool,
     },
@@ -106,9 +107,13 @@ pub enum TokenCmd {
 pub enum PairingCmd {
     /// List pending requests
     List {
+        /// Only this channel (telegram, or a bridge's name; case does not matter)
+        #[arg(value_parser = channel_arg)]
         channel: Option<String>,
+        /// The channel account, when the bot has several (default: the default account)
         #[arg(long, value_name = "ID")]
         account: Option<String>,
+        /// Print JSON for scripts instead of text
         #[arg(long)]
         json: bool,
     },
@@ -117,11 +122,13 @@ pub enum PairingCmd {
         /// CHANNEL (optional when only one channel has pending requests) and CODE
         #[arg(num_args = 1..=2, required = true, value_names = ["CHANNEL", "CODE"])]
         args: Vec<String>,
+        /// The channel account, when the bot has several (default: the default account)
         #[arg(long, value_name = "ID")]
         account: Option<String>,
         /// Tell the sender they were approved
         #[arg(long)]
         notify: bool,
+        /// Print JSON for scripts instead of text
         #[arg(long)]
         json: bool,
     },
@@ -129,8 +136,10 @@ pub enum PairingCmd {
     Reject {
         #[arg(num_args = 1..=2, required = true, value_names = ["CHANNEL", "CODE"])]
         args: Vec<String>,
+        /// The channel account, when the bot has several (default: the default account)
         #[arg(long, value_name = "ID")]
         account: Option<String>,
+        /// Print JSON for scripts instead of text
         #[arg(long)]
         json: bool,
     },
@@ -140,25 +149,38 @@ pub enum PairingCmd {
 pub enum AllowlistCmd {
     /// List allowed senders
     List {
+        /// Only this channel (telegram, or a bridge's name; case does not matter)
+        #[arg(value_parser = channel_arg)]
         channel: Option<String>,
+        /// Print JSON for scripts instead of text
         #[arg(long)]
         json: bool,
     },
     /// Allow a sender by hand
     Add {
+        /// The channel (telegram, or a bridge's name; case does not matter)
+        #[arg(value_parser = channel_arg)]
         channel: String,
+        /// The sender's id on that channel (as `pairing list` and `allowlist list` show it)
         sender: String,
+        /// The channel account, when the bot has several (default: the default account)
         #[arg(long, value_name = "ID")]
         account: Option<String>,
+        /// Print JSON for scripts instead of text
         #[arg(long)]
         json: bool,
     },
     /// Remove a sender (they are challenged again on their next message)
     Remove {
+        /// The channel (telegram, or a bridge's name; case does not matter)
+        #[arg(value_parser = channel_arg)]
         channel: String,
+        /// The sender's id on that channel (as `pairing list` and `allowlist list` show it)
         sender: String,
+        /// The channel account, when the bot has several (default: the default account)
         #[arg(long, value_name = "ID")]
         account: Option<String>,
+        /// Print JSON for scripts instead of text
         #[arg(long)]
         json: bool,
     },
@@ -168,6 +190,7 @@ pub enum AllowlistCmd {
 pub enum DevicesCmd {
     /// List pending requests and paired devices
     List {
+        /// Print JSON for scripts instead of text
         #[arg(long)]
         json: bool,
     },
@@ -184,6 +207,7 @@ pub enum DevicesCmd {
         /// Grant what the device asked for less operator.admin
         #[arg(long)]
         without_admin: bool,
+        /// Print JSON for scripts instead of text
         #[arg(long)]
         json: bool,
     },
@@ -191,12 +215,15 @@ pub enum DevicesCmd {
     Reject {
         #[arg(value_name = "REQUEST")]
         request_id: String,
+        /// Print JSON for scripts instead of text
         #[arg(long)]
         json: bool,
     },
     /// Forget a paired device (its connections close at once)
     Remove {
+        /// The device id (`devices list` shows it)
         device_id: String,
+        /// Print JSON for scripts instead of text
         #[arg(long)]
         json: bool,
     },
@@ -208,24 +235,31 @@ pub enum DevicesCmd {
         /// Also reject every pending request
         #[arg(long)]
         pending: bool,
+        /// Print JSON for scripts instead of text
         #[arg(long)]
         json: bool,
     },
     /// Issue a new token for a device's role (the old one stops working)
     Rotate {
+        /// The device id (`devices list` shows it)
         #[arg(long, value_name = "ID")]
         device: String,
-        #[arg(long)]
+        /// The role whose token it is: operator or node
+        #[arg(long, value_parser = ["operator", "node"])]
         role: String,
+        /// Print JSON for scripts instead of text
         #[arg(long)]
         json: bool,
     },
     /// Revoke a device's token for a role
     Revoke {
+        /// The device id (`devices list` shows it)
         #[arg(long, value_name = "ID")]
         device: String,
-        #[arg(long)]
+        /// The role whose token it is: operator or node
+        #[arg(long, value_parser = ["operator", "node"])]
         role: String,
+        /// Print JSON for scripts instead of text
         #[arg(long)]
         json: bool,
     },
@@ -259,6 +293,7 @@ pub struct QrArgs {
     #[arg(long)]
     pub url: Option<String>,
     /// Print {setupCode, url, expiresAtMs}
+    /// Print JSON for scripts instead of text
     #[arg(long)]
     pub json: bool,
     /// Print only the setup code
@@ -277,6 +312,7 @@ pub struct ImportArgs {
     /// Only report what would be imported; write nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Print JSON for scripts instead of text
     #[arg(long)]
     pub json: bool,
 }
@@ -286,11 +322,17 @@ pub struct AuditArgs {
     /// Keep printing new entries
     #[arg(long)]
     pub follow: bool,
+    /// Print JSON for scripts instead of text
     #[arg(long)]
     pub json: bool,
     /// How many recent entries to show
     #[arg(long, default_value_t = 50)]
     pub limit: usize,
+}
+
+/// A channel as typed: `Telegram` is `telegram` (stored channel names are lowercase).
+fn channel_arg(s: &str) -> Result<String, String> {
+    Ok(s.trim().to_ascii_lowercase())
 }
 
 /// A refusal to print: one line, and the exit code (1 refused/not found, 2 usage).

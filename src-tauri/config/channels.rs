@@ -35,7 +35,7 @@ pub mod telegram {
         if let Some(t) = c.bot_token.as_deref().filter(|t| !t.trim().is_empty()) {
             if !token_looks_valid(t) {
                 out.push(
-                    "channels.telegram.botToken does not look like a token from @BotFather \
+                    "The Telegram bot token does not look like one from @BotFather \
                      (digits, a colon, then letters, digits, '_' or '-')"
                         .to_string(),
                 );

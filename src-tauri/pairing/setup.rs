@@ -105,8 +105,8 @@ pub enum UrlError {
     NotAUrl(String),
     #[error("{0:?} must start with ws:// or wss://")]
     Scheme(String),
-    #[error("{0:?} uses plain ws:// for a host outside the local network; use wss:// (TLS) for public or tailnet hosts")]
-    InsecureRemote(String),
+    #[error("{0:?} is unencrypted ({1}) to a host outside the local network: a phone would send its setup code in clear; use wss:// (TLS) for public or tailnet hosts")]
+    InsecureRemote(String, &'static str),
     #[error(
         "the gateway listens on {bind} only, which a phone cannot reach. Bind it to your LAN \
          (`clawpair gateway --bind 0.0.0.0`, or gateway.bind in clawpair.json), set gateway.publicUrl, \
@@ -131,6 +131,10 @@ fn ip_is_local(ip: IpAddr) -> bool {
 /// link-local or `.local` host. `http(s)` is accepted and mapped to `ws(s)`.
 pub fn check_url(url: &str) -> Result<String, UrlError> {
     let parsed = url::Url::parse(url.trim()).map_err(|_| UrlError::NotAUrl(url.to_string()))?;
+    let typed = match parsed.scheme() {
+        "http" => "http://",
+        _ => "ws://",
+    };
     let scheme = match parsed.scheme() {
         "ws" | "http" => "ws",
         "wss" | "https" => "wss",
@@ -149,7 +153,7 @@ pub fn check_url(url: &str) -> Result<String, UrlError> {
             }
         };
         if !local {
-            return Err(UrlError::InsecureRemote(url.to_string()));
+            return Err(UrlError::InsecureRemote(url.to_string(), typed));
         }
     }
     let mut out = parsed.clone();
@@ -426,7 +430,7 @@ mod tests {
         let public = r#"{"url":"ws://example.com/","bootstrapToken":"x"}"#;
         assert!(matches!(
             decode_setup_code(public),
-            Err(SetupCodeError::Url(UrlError::InsecureRemote(_)))
+            Err(SetupCodeError::Url(UrlError::InsecureRemote(..)))
         ));
     }
 

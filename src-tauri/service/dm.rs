@@ -258,8 +258,8 @@ impl Service {
         match with_pending.as_slice() {
             [one] => channel_name(one),
             [] => Err(ServiceError::NotFound {
-                what: "pending pairing request",
-                id: "in any channel".into(),
+                what: "nothing to decide",
+                id: String::new(),
                 reason: "none pending".into(),
             }),
             many => Err(ServiceError::Invalid(format!(
@@ -296,8 +296,8 @@ impl Service {
         )?;
         let Some(a) = approved else {
             return Err(ServiceError::NotFound {
-                what: "pending pairing request with code",
-                id: format!("{code_n} in {channel}"),
+                what: "code",
+                id: format!("{code_n} on {channel}"),
                 reason: "unknown or expired".into(),
             });
         };
@@ -352,8 +352,8 @@ impl Service {
         )?
         else {
             return Err(ServiceError::NotFound {
-                what: "pending pairing request with code",
-                id: format!("{} in {channel}", sanitize(&code_n)),
+                what: "code",
+                id: format!("{} on {channel}", sanitize(&code_n)),
                 reason: "unknown or expired".into(),
             });
         };

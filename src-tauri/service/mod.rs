@@ -43,7 +43,7 @@ use crate::store::{AccountId, ChannelName, InvalidName, StatePaths, StoreError};
 pub enum ServiceError {
     #[error("{0}")]
     Invalid(String),
-    #[error("{what} {id} not found ({reason})")]
+    #[error("{}", not_found_in_words(what, id, reason))]
     NotFound {
         what: &'static str,
         id: String,
@@ -84,6 +84,41 @@ impl ServiceError {
 }
 
 pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// A `NOT_FOUND` as a person reads it: what was looked for, why it is not there (as far as
+/// the store knows) and where to look instead. `what` leads, as OpenClaw's CLI matches on
+/// "unknown requestId".
+fn not_found_in_words(what: &str, id: &str, reason: &str) -> String {
+    let why = match (what, reason) {
+        (_, "approved") => "it was approved already".to_string(),
+        (_, "rejected") => "it was rejected already".to_string(),
+        (_, "expired") => {
+            "it expired before anyone decided; the device asks again when it reconnects".into()
+        }
+        (_, "superseded") => {
+            "the same device sent a newer request, which replaced it (clawpair devices list)".into()
+        }
+        ("unknown deviceId", _) => {
+            "no paired device has this id (clawpair devices list shows them)".into()
+        }
+        ("unknown requestId", _) => {
+            "no device request has this id (clawpair devices list shows those waiting)".into()
+        }
+        (_, "none pending") => {
+            "no chat sender is waiting for a decision (a code approved already waits no more)"
+                .into()
+        }
+        (_, "unknown or expired") => "no sender waits with it: it was approved or rejected \
+             already, or it expired (clawpair pairing list shows who waits)"
+            .into(),
+        (_, other) => other.to_string(),
+    };
+    if id.is_empty() {
+        format!("{what}: {why}")
+    } else {
+        format!("{what} {id}: {why}")
+    }
+}
 
 /// The core of one state directory.
 pub struct Service {
@@ -386,4 +421,32 @@ pub(crate) fn test_service(now_ms: Millis) -> (tempfile::TempDir, Service) {
     let clock = Arc::new(crate::clock::ManualClock::new(now_ms));
     let (s, _) = Service::open(StatePaths::new(tmp.path()), clock).expect("open state");
     (tmp, s)
+}
+
+#[cfg(test)]
+mod words {
+    use super::*;
+
+    #[test]
+    fn not_found_says_what_happened_and_where_to_look() {
+        let e = |what, id: &str, reason: &str| {
+            ServiceError::NotFound {
+                what,
+                id: id.into(),
+                reason: reason.into(),
+            }
+            .to_string()
+        };
+        assert_eq!(
+            e("unknown requestId", "nope", "unknown"),
+            "unknown requestId nope: no device request has this id (clawpair devices list shows those waiting)"
+        );
+        assert_eq!(
+            e("unknown requestId", "r1", "approved"),
+            "unknown requestId r1: it was approved already"
+        );
+        assert!(e("nothing to decide", "", "none pending")
+            .starts_with("nothing to decide: no chat sender"));
+        assert!(!e("code", "ABCD2345 on telegram", "unknown or expired").contains("not found"));
+    }
 }

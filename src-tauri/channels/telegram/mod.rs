@@ -202,7 +202,7 @@ mod tests {
         assert!(
             all.contains("apiBase")
                 && all.contains("pollTimeoutSeconds")
-                && all.contains("botToken")
+                && all.contains("bot token does not look like one from @BotFather")
         );
         for ok in [
             "https://api.telegram.org",
