@@ -7,6 +7,10 @@ fn main() {
         // Every command the window may call; capabilities/main.json grants them to it.
         let commands: &[&str] = &[
             "app_info",
+            "settings_problem",
+            "open_settings_file",
+            "check_settings_again",
+            "restore_settings",
             "app_status",
             "list_requests",
             "approve_dm",

@@ -474,6 +474,7 @@ pub fn load_or_init(paths: &StatePaths, clock: &dyn Clock) -> Result<(Settings, 
     if path.exists() {
         let s: Settings = sfs::read_json(&path, clock)?;
         if !s.gateway.auth.token.is_empty() {
+            keep_last_good(paths)?;
             return Ok((s, false));
         }
     }
@@ -487,7 +488,67 @@ pub fn load_or_init(paths: &StatePaths, clock: &dyn Clock) -> Result<(Settings, 
         }
         Ok::<_, StoreError>(s.clone())
     })?;
+    keep_last_good(paths)?;
     Ok((s, created))
+}
+
+/// Copies `clawpair.json`, which just parsed, to `clawpair.json.last-good` (`0600`) when that
+/// holds something else: the last settings ClawPair read or wrote whole, for `doctor` to offer
+/// back after an edit breaks the file.
+fn keep_last_good(paths: &StatePaths) -> Result<(), StoreError> {
+    let Some(now) = sfs::read_bytes(&paths.settings())? else {
+        return Ok(());
+    };
+    if serde_json::from_slice::<Settings>(&now).is_err() {
+        return Ok(());
+    }
+    let kept = paths.settings_last_good();
+    if sfs::read_bytes(&kept)?.as_deref() != Some(now.as_slice()) {
+        sfs::write_atomic(&kept, &now)?;
+    }
+    Ok(())
+}
+
+/// The last settings ClawPair wrote, when `clawpair.json` no longer parses.
+#[derive(Debug, Clone)]
+pub struct LastGood {
+    pub path: PathBuf,
+    /// When they were kept, in local time (`2026-12-07 09:41`), if the file system says.
+    pub when: Option<String>,
+    bytes: Vec<u8>,
+}
+
+/// The settings kept in `clawpair.json.last-good`, if they are there and parse.
+pub fn last_good(paths: &StatePaths) -> Option<LastGood> {
+    let path = paths.settings_last_good();
+    let bytes = sfs::read_bytes(&path).ok().flatten()?;
+    serde_json::from_slice::<Settings>(&bytes).ok()?;
+    let when = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .ok()
+        .map(|t| {
+            chrono::DateTime::<chrono::Local>::from(t)
+                .format("%Y-%m-%d %H:%M")
+                .to_string()
+        });
+    Some(LastGood { path, when, bytes })
+}
+
+/// Puts `last` back as `clawpair.json`, keeping the file it replaces as
+/// `clawpair.json.invalid-<time>`; returns that path.
+pub fn restore_last_good(
+    paths: &StatePaths,
+    last: &LastGood,
+    clock: &dyn Clock,
+) -> Result<PathBuf, String> {
+    let file = paths.settings();
+    let _lock = sfs::FileLock::acquire(&file).map_err(|e| e.to_string())?;
+    let stamp = crate::clock::file_stamp(clock.now_ms());
+    let aside = file.with_file_name(format!("clawpair.json.invalid-{stamp}"));
+    std::fs::rename(&file, &aside)
+        .map_err(|e| format!("cannot keep {} aside: {e}", file.display()))?;
+    sfs::write_atomic(&file, &last.bytes).map_err(|e| e.to_string())?;
+    Ok(aside)
 }
 
 /// Reads `clawpair.json` without creating it (for `doctor` and read-only tools).
@@ -511,7 +572,9 @@ pub fn update<R>(
                 Err(SettingsUpdateError(problems.join("; ")))
             }
         });
-    r.map_err(|e| e.0)
+    let r = r.map_err(|e| e.0)?;
+    keep_last_good(paths).map_err(|e| e.to_string())?;
+    Ok(r)
 }
 
 struct SettingsUpdateError(String);

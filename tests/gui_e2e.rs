@@ -530,6 +530,128 @@ fn first_run_opens_on_the_guide_and_never_again() {
     }
 }
 
+/// A settings file broken by hand: the app starts no gateway on defaults, its window says
+/// which file, line and column and what is wrong, leaves the file as it is, and puts back the
+/// last settings ClawPair wrote only when asked, keeping the broken file, then starts as itself.
+#[test]
+#[ignore = "needs Xvfb, a D-Bus session and tauri-driver: run by scripts/test.sh"]
+fn a_settings_file_broken_by_hand_is_shown_in_the_window_and_nothing_is_replaced() {
+    let st = State::new();
+    let port = free_port();
+    let (service, _) = clawpair::service::Service::open(
+        clawpair::store::StatePaths::new(st.path()),
+        std::sync::Arc::new(clawpair::clock::SystemClock),
+    )
+    .expect("open state");
+    service
+        .update_settings("test", |s| {
+            s.gateway.port = port;
+            Ok(())
+        })
+        .expect("settings");
+    drop(service);
+    let good = st.read("clawpair.json");
+    let broken = good.replacen(
+        &format!("\"port\": {port}"),
+        &format!("\"port\": \"{port}x\""),
+        1,
+    );
+    assert_ne!(broken, good, "the port is in the file");
+    std::fs::write(st.file("clawpair.json"), &broken).unwrap();
+    let line = broken
+        .lines()
+        .position(|l| l.contains(&format!("{port}x")))
+        .unwrap()
+        + 1;
+
+    let app = env!("CARGO_BIN_EXE_clawpair").to_string();
+    let args = vec![
+        "--state-dir".to_string(),
+        st.path().display().to_string(),
+        "--show".into(),
+    ];
+    let (dport, nport) = (free_port(), free_port());
+    let _driver = tauri_driver(dport, nport, &[]);
+    let s = Session::start(&format!("http://127.0.0.1:{dport}"), &app, &args);
+    s.wait_until(
+        "document.getElementById('problem-line').textContent !== ''",
+        WAIT,
+    );
+    let path = st.file("clawpair.json").display().to_string();
+    assert_eq!(s.text("#problem-path"), path);
+    assert!(
+        s.text("#problem-line")
+            .starts_with(&format!("line {line}, column")),
+        "{}",
+        s.text("#problem-line")
+    );
+    assert!(
+        s.text("#problem-what").contains("invalid type"),
+        "{}",
+        s.text("#problem-what")
+    );
+    assert!(
+        s.displayed(&s.find("#problem-last").unwrap()),
+        "the way back is offered"
+    );
+    std::thread::sleep(Duration::from_millis(300)); // painted, for the screenshot
+    keep(&s.screenshot(), "settings-problem.png");
+    // No gateway on defaults, and the file exactly as the owner left it.
+    assert!(!st.file("run/gateway.json").exists(), "no gateway started");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "nothing listens on the configured port"
+    );
+    assert_eq!(st.read("clawpair.json"), broken);
+
+    // Checking again without a change says so.
+    s.click("#problem-retry");
+    s.wait_until(
+        "document.getElementById('problem-status').textContent.startsWith('Still a mistake at line')",
+        WAIT,
+    );
+    assert_eq!(st.read("clawpair.json"), broken);
+
+    // Putting back the last settings keeps the broken file; the app then starts as itself.
+    s.click("#problem-restore");
+    wait_file(
+        &st.file("clawpair.json"),
+        |t| t == good,
+        "the last good settings put back",
+    );
+    let kept: Vec<_> = std::fs::read_dir(st.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("clawpair.json.invalid-")
+        })
+        .collect();
+    assert_eq!(kept.len(), 1, "the broken file is kept beside them");
+    assert_eq!(std::fs::read_to_string(kept[0].path()).unwrap(), broken);
+    let end = Instant::now() + WAIT;
+    let pid = loop {
+        let pid = std::fs::read_to_string(st.file("run/gateway.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|v| v["pid"].as_u64());
+        if let Some(pid) = pid {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break pid;
+            }
+        }
+        assert!(
+            Instant::now() < end,
+            "the app did not start on the settings put back"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    s.close();
+    let _ = Command::new("kill").arg(pid.to_string()).status();
+    wait_app_gone(&st);
+}
+
 /// Waits until no app serves this state dir any more (its run record is removed on exit).
 fn wait_app_gone(st: &State) {
     let end = Instant::now() + WAIT;

@@ -646,5 +646,8 @@ fn a_device_not_seen_for_the_set_days_is_flagged_and_removed_when_asked() {
             Ok(())
         })
         .unwrap_err();
-    assert!(e.to_string().contains("staleAfterDays"), "{e}");
+    assert!(
+        e.to_string().contains("flagged after 1 to 3650 days"),
+        "{e}"
+    );
 }

@@ -6,6 +6,7 @@ pub mod autostart;
 pub mod commands;
 pub mod gateway_ctl;
 pub mod notify;
+pub mod problem;
 pub mod tray;
 
 use std::path::PathBuf;
@@ -178,6 +179,11 @@ pub fn run(args: AppArgs) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     tauri::async_runtime::set(rt.handle().clone());
+    // A settings file the owner broke by hand stops the app, with a window that says where.
+    if let Some(problem) = problem::find(&args) {
+        let _runtime = rt.enter();
+        return problem::run(problem);
+    }
     let (service, first_run) = open_state(&args)?;
     let _runtime = rt.enter();
     if let Some(url) = &args.attach {

@@ -11,7 +11,7 @@ use crate::pairing::dm::PairingFile;
 use crate::sanitize::sanitize;
 use crate::service::Service;
 use crate::store::dm::stored_account;
-use crate::store::fs::{mode_of, read_bytes, set_mode, DIR_MODE, FILE_MODE};
+use crate::store::fs::{mode_of, owner_edited, read_bytes, set_mode, DIR_MODE, FILE_MODE};
 use crate::store::legacy::{self, OPENCLAW_STORE};
 use crate::store::{ChannelName, StatePaths};
 
@@ -213,6 +213,72 @@ fn names(r: &mut Report, svc: &Service, paths: &StatePaths, now: crate::clock::M
     }
 }
 
+/// `doctor` on a state directory: the whole check, or, when `clawpair.json` does not parse
+/// (and nothing else can start), what is wrong with it and the way back.
+pub fn open_and_run(state_dir: Option<&Path>, fix: bool, restore_settings: bool) -> CliResult {
+    let dir = crate::config::resolve_state_dir(state_dir)
+        .map_err(|e| CliError::refused(e.to_string()))?;
+    let paths = StatePaths::new(dir);
+    match crate::config::read(&paths, &SystemClock) {
+        Err(e @ crate::store::StoreError::Invalid { .. }) => {
+            broken_settings(&paths, &e, restore_settings || (fix && asked_to_restore()))
+        }
+        _ if restore_settings => Err(CliError::refused(format!(
+            "{} parses: nothing to restore",
+            paths.settings().display()
+        ))),
+        _ => run(&Ctx::open(state_dir)?, fix),
+    }
+}
+
+/// `doctor --fix` at a terminal, with settings that do not parse: asks before putting back
+/// the last ones that did (never without a yes; off a terminal, `--restore-settings` says it).
+fn asked_to_restore() -> bool {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return false;
+    }
+    print!("clawpair.json does not parse. Put back the last settings ClawPair wrote? [y/N] ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    matches!(answer.trim(), "y" | "Y" | "yes" | "Yes")
+}
+
+/// `clawpair.json` does not parse: say where and what, and offer the last settings ClawPair
+/// wrote. With `restore`, put them back, keeping the broken file beside them.
+fn broken_settings(paths: &StatePaths, e: &crate::store::StoreError, restore: bool) -> CliResult {
+    let file = paths.settings();
+    println!("State directory: {}", paths.root().display());
+    println!("FAIL   {e}");
+    let Some(last) = crate::config::last_good(paths) else {
+        return Err(CliError::refused(format!(
+            "no earlier settings were kept ({} is missing or unreadable): correct {} by hand; ClawPair starts again once it parses",
+            paths.settings_last_good().display(),
+            file.display()
+        )));
+    };
+    let when = last.when.clone().unwrap_or_else(|| "earlier".into());
+    if !restore {
+        println!(
+            "note   the last settings ClawPair wrote ({when}) are in {}",
+            last.path.display()
+        );
+        return Err(CliError::refused(format!(
+            "{} does not parse; correct it, or run `clawpair doctor --restore-settings` to put back the settings of {when} (your file is kept beside them)",
+            file.display()
+        )));
+    }
+    let aside =
+        crate::config::restore_last_good(paths, &last, &SystemClock).map_err(CliError::refused)?;
+    println!(
+        "fixed  put back the settings of {when} from {}; your file is kept as {}",
+        last.path.display(),
+        aside.display()
+    );
+    Ok(())
+}
+
 pub fn run(ctx: &Ctx, fix: bool) -> CliResult {
     let mut r = Report { fix, problems: 0 };
     let paths = ctx.service.paths().clone();
@@ -263,7 +329,7 @@ pub fn run(ctx: &Ctx, fix: bool) -> CliResult {
                 ),
                 None,
             );
-        } else if name.ends_with(".json") && p.is_file() {
+        } else if name.ends_with(".json") && p.is_file() && !owner_edited(p) {
             if let Ok(Some(bytes)) = read_bytes(p) {
                 if let Err(e) = serde_json::from_slice::<serde_json::Value>(&bytes) {
                     corrupt_seen = true;

@@ -89,6 +89,10 @@ pub enum Command {
         /// Repair what can be repaired safely
         #[arg(long)]
         fix: bool,
+        /// When clawpair.json does not parse: put back the last settings ClawPair wrote
+        /// (clawpair.json.last-good); the broken file is kept beside it
+        #[arg(long)]
+        restore_settings: bool,
     },
 }
 
@@ -484,6 +488,11 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match command {
         Command::Gateway { bind, port } => gateway::run(state_dir, bind, port),
         Command::Node(c) => node::run(state_dir, c),
+        // It must speak even when the settings do not parse (every other command refuses).
+        Command::Doctor {
+            fix,
+            restore_settings,
+        } => doctor::open_and_run(state_dir, fix, restore_settings),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "clawpair", &mut std::io::stdout());
@@ -520,7 +529,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> CliResult {
                 )
             },
         ),
-        Command::Doctor { fix } => doctor::run(ctx, fix),
+        Command::Doctor { fix, .. } => doctor::run(ctx, fix),
         Command::Gateway { .. } | Command::Node(_) | Command::Completions { .. } => {
             Err(CliError::usage("not a state command"))
         }

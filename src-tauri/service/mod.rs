@@ -130,6 +130,8 @@ pub struct Service {
     events: EventBus,
     /// The state watcher, while anyone holds it ([`Service::watch_state`]).
     watching: std::sync::Mutex<std::sync::Weak<crate::service::watch::StateWatch>>,
+    /// The last mistake found in the settings file, said once rather than at every read.
+    settings_mistake: std::sync::Mutex<Option<String>>,
 }
 
 /// Maps a DM-store error to the service's (and so the wire's) error.
@@ -228,6 +230,7 @@ impl Service {
             settings: JsonCache::default(),
             events: EventBus::default(),
             watching: Default::default(),
+            settings_mistake: Default::default(),
         };
         Ok((s, created))
     }
@@ -261,14 +264,28 @@ impl Service {
         Ok(w)
     }
 
-    /// Current settings (re-read when the file changes). A corrupt file is moved aside and
-    /// reported; defaults apply then, with no admin token: fail closed.
+    /// Current settings (re-read when the file changes). When an edit leaves the file
+    /// unreadable, the settings it held before stay in force (the file is left as it is, the
+    /// mistake logged, and every write refused until it is corrected); with none read before,
+    /// defaults with no admin token: fail closed.
     pub fn settings(&self) -> Arc<Settings> {
-        match self.settings.get(&self.paths.settings(), &*self.clock) {
+        let path = self.paths.settings();
+        match self.settings.get(&path, &*self.clock) {
             Ok(s) => s,
             Err(e) => {
                 self.report(&e);
-                Arc::new(Settings::default())
+                if matches!(e, StoreError::Invalid { .. }) {
+                    let said = e.to_string();
+                    if let Ok(mut last) = self.settings_mistake.lock() {
+                        if last.as_deref() != Some(said.as_str()) {
+                            tracing::error!("{said}; the settings read before stay in force");
+                            *last = Some(said);
+                        }
+                    }
+                }
+                self.settings
+                    .last(&path)
+                    .unwrap_or_else(|| Arc::new(Settings::default()))
             }
         }
     }

@@ -53,6 +53,14 @@ pub enum StoreError {
     /// `reason` says what is wrong and the command that fixes it.
     #[error("refusing to use {}: {reason}", path.display())]
     Untrusted { path: PathBuf, reason: String },
+    /// A file the owner edits ([`OWNER_EDITED`]) that does not parse: left exactly as it is.
+    #[error("{} has a mistake at line {line}, column {column}: {reason}. Nothing was changed: correct it, or run `clawpair doctor` for the last settings ClawPair wrote", path.display())]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        reason: String,
+    },
 }
 
 impl StoreError {
@@ -344,6 +352,34 @@ pub fn read_bytes(path: &Path) -> StoreResult<Option<Vec<u8>>> {
     Ok(Some(buf))
 }
 
+/// The files the owner edits by hand (`clawpair.json`). One that does not parse is never
+/// moved aside nor replaced by defaults: reading it fails with [`StoreError::Invalid`] (the
+/// line, the column, what is wrong), and whoever read it refuses to go on. Every other state
+/// file is ClawPair's own, and a corrupt one is moved aside.
+pub const OWNER_EDITED: &[&str] = &["clawpair.json"];
+
+pub fn owner_edited(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| OWNER_EDITED.contains(&n))
+}
+
+/// A parse error of an owner-edited file, with where it is and what it is.
+fn invalid(path: &Path, e: &serde_json::Error) -> StoreError {
+    let text = e.to_string();
+    // serde_json ends its message with " at line L column C": said once, in the fields.
+    let reason = text
+        .rsplit_once(" at line ")
+        .map_or(text.as_str(), |(what, _)| what)
+        .to_string();
+    StoreError::Invalid {
+        path: path.to_path_buf(),
+        line: e.line(),
+        column: e.column(),
+        reason,
+    }
+}
+
 /// Moves a file that does not parse to `<file>.corrupt-<timestamp>` so its content is kept.
 pub fn move_aside(path: &Path, clock: &dyn Clock) -> StoreResult<PathBuf> {
     let mut name = path
@@ -393,6 +429,9 @@ fn parse_or_move_aside<T: DeserializeOwned + Default>(
         },
         Some(_) => e,
     };
+    if owner_edited(path) {
+        return Err(invalid(path, &e));
+    }
     let moved_to = move_aside(path, clock)?;
     Err(StoreError::Corrupt {
         path: path.to_path_buf(),
@@ -557,6 +596,12 @@ impl<T: DeserializeOwned + Default> JsonCache<T> {
             );
         }
         Ok(value)
+    }
+
+    /// The value last read from `path`, whatever the file holds now (a settings file that an
+    /// edit broke keeps the settings it held before).
+    pub fn last(&self, path: &Path) -> Option<Arc<T>> {
+        self.entries.lock().ok()?.get(path).map(|e| e.value.clone())
     }
 
     /// The cached value if the file has not changed since it was read, at the cost of one

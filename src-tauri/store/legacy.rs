@@ -144,6 +144,7 @@ enum Done {
 }
 
 const SETTINGS: &str = "clawpair.json";
+const LAST_GOOD_SETTINGS: &str = "clawpair.json.last-good";
 
 /// Whether `dir` holds an earlier ClawPair's state.
 pub fn holds_clawpair_state(dir: &Path) -> bool {
@@ -249,7 +250,8 @@ fn plan(old: &Path) -> Vec<Item> {
         }
     }
     for name in file_names(old) {
-        if name != SETTINGS && without_corrupt(&name) == SETTINGS {
+        // Moved-aside copies, and the last settings ClawPair wrote (`doctor` offers them).
+        if name != SETTINGS && (without_corrupt(&name) == SETTINGS || name == LAST_GOOD_SETTINGS) {
             items.push(Item::plain(name, Some(SETTINGS.into())));
         }
     }

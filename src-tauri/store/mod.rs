@@ -51,6 +51,11 @@ impl StatePaths {
     pub fn settings(&self) -> PathBuf {
         self.root.join("clawpair.json")
     }
+    /// The last settings ClawPair wrote successfully, kept for `doctor` to offer back when
+    /// `clawpair.json` no longer parses.
+    pub fn settings_last_good(&self) -> PathBuf {
+        self.root.join("clawpair.json.last-good")
+    }
     pub fn credentials_dir(&self) -> PathBuf {
         self.root.join("credentials")
     }
