@@ -15,6 +15,7 @@ pub mod import;
 pub mod logging;
 pub mod net;
 pub mod pairing;
+pub mod ports;
 pub mod protocol;
 pub mod qr;
 pub mod rpc;

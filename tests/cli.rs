@@ -653,3 +653,27 @@ fn what_a_person_types_is_understood_and_each_refusal_says_what_to_do() {
         assert!(help.contains(said), "{said}: {help}");
     }
 }
+
+/// `doctor` with no gateway running names the program holding the configured port, so the
+/// owner knows why the gateway cannot start and what to stop.
+#[test]
+fn doctor_names_the_program_holding_the_gateways_port() {
+    let st = State::new();
+    st.ok(&["doctor"]);
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let mut v: serde_json::Value = serde_json::from_str(&st.read("clawpair.json")).unwrap();
+    v["gateway"]["port"] = port.into();
+    st.write("clawpair.json", &serde_json::to_string_pretty(&v).unwrap());
+    let o = st.run(&["doctor"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains(&format!("port {port} is in use by"))
+            && out.contains(&format!("(pid {})", std::process::id())),
+        "the test process holds it: {out}"
+    );
+    assert!(out.contains("choose another port"), "{out}");
+    drop(held);
+    st.ok(&["doctor"]);
+}

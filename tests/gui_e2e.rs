@@ -652,6 +652,83 @@ fn a_settings_file_broken_by_hand_is_shown_in_the_window_and_nothing_is_replaced
     wait_app_gone(&st);
 }
 
+/// Settings → Save with a port another program holds: nothing is saved, the gateway that works
+/// keeps listening, and the window says which program holds the port. Once it is free, the
+/// same Save moves the gateway.
+#[test]
+#[ignore = "needs Xvfb, a D-Bus session and tauri-driver: run by scripts/test.sh"]
+fn saving_a_port_another_program_holds_keeps_the_gateway_and_names_the_program() {
+    let st = State::new();
+    let port = free_port();
+    let (service, _) = clawpair::service::Service::open(
+        clawpair::store::StatePaths::new(st.path()),
+        std::sync::Arc::new(clawpair::clock::SystemClock),
+    )
+    .expect("open state");
+    service
+        .update_settings("test", |s| {
+            s.gateway.port = port;
+            s.ui.show_guide = false;
+            Ok(())
+        })
+        .expect("settings");
+    drop(service);
+    let listens = |p: u16| std::net::TcpStream::connect(("127.0.0.1", p)).is_ok();
+    let app = env!("CARGO_BIN_EXE_clawpair").to_string();
+    let args = vec![
+        "--state-dir".to_string(),
+        st.path().display().to_string(),
+        "--show".into(),
+    ];
+    let (dport, nport) = (free_port(), free_port());
+    let _driver = tauri_driver(dport, nport, &[]);
+    let s = Session::start(&format!("http://127.0.0.1:{dport}"), &app, &args);
+    s.wait_for("#view-requests", WAIT);
+    let end = Instant::now() + WAIT;
+    while !listens(port) {
+        assert!(Instant::now() < end, "the gateway listens on {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = held.local_addr().unwrap().port();
+    s.click("#nav-settings");
+    s.wait_until("document.getElementById('set-port').value !== ''", WAIT);
+    s.execute(&format!(
+        "const p = document.getElementById('set-port'); p.value = '{taken}'; p.dispatchEvent(new Event('input', {{bubbles: true}})); return null;"
+    ));
+    s.click("#settings-form button[type=submit]");
+    s.wait_until("!document.getElementById('settings-error').hidden", WAIT);
+    let said = s.text("#settings-error");
+    assert!(
+        said.starts_with("Not saved")
+            && said.contains(&format!("port {taken} is in use by"))
+            && said.contains(&format!("(pid {})", std::process::id())),
+        "the window names the program: {said}"
+    );
+    assert!(s.find("#toast.ok").is_none() || !s.text("#toast").contains("Settings saved"));
+    std::thread::sleep(Duration::from_millis(300)); // painted, for the screenshot
+    keep(&s.screenshot(), "settings-port-taken.png");
+    assert!(listens(port), "the gateway that worked still listens");
+    let saved: Value = serde_json::from_str(&st.read("clawpair.json")).unwrap();
+    assert_eq!(saved["gateway"]["port"], port, "nothing saved");
+
+    drop(held);
+    s.click("#settings-form button[type=submit]");
+    wait_file(
+        &st.file("clawpair.json"),
+        |t| t.contains(&format!("\"port\": {taken}")),
+        "the new port saved once it is free",
+    );
+    let end = Instant::now() + WAIT;
+    while !listens(taken) || listens(port) {
+        assert!(Instant::now() < end, "the gateway moved to {taken}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    s.end();
+    wait_app_gone(&st);
+}
+
 /// Waits until no app serves this state dir any more (its run record is removed on exit).
 fn wait_app_gone(st: &State) {
     let end = Instant::now() + WAIT;

@@ -584,7 +584,7 @@ async function renderOpenClaw() {
   if (!o) return;
   $("set-oc-found").textContent = o.found
     ? "OpenClaw is installed here (" + o.stateDir + "), its gateway at " + o.url + (o.tokenInConfig ? "; its config holds the token, which ClawPair reads each time and never copies." : "; its config has no token ClawPair can read: type it below.")
-    : "No OpenClaw installation found on this computer" + (o.problem ? " (" + o.problem + ")" : "") + ". To attach to a gateway elsewhere, give its URL and token.";
+    : "No OpenClaw installation found on this computer" + (o.problem ? " (" + o.problem.replace(/^no OpenClaw installation here \((.*)\)$/, "$1") + ")" : "") + ". To attach to a gateway elsewhere, give its URL and token.";
   $("set-oc-url").value = o.attach.url || "";
   $("set-oc-pin").value = o.attach.tlsFingerprint || "";
   $("set-oc-token").value = "";
@@ -670,6 +670,7 @@ async function saveSettings(ev) {
   } catch (e) {
     $("settings-error").textContent = (e && e.message) || String(e);
     $("settings-error").hidden = false;
+    $("settings-error").scrollIntoView({ block: "nearest" });
   }
 }
 

@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tauri::State;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::AppState;
@@ -446,15 +447,48 @@ fn settings_view(s: &Settings, start_at_login: bool) -> Value {
 #[tauri::command]
 pub async fn save_settings(state: State<'_, AppState>, patch: SettingsPatch) -> CmdResult {
     patch.check()?;
+    let patch = Arc::new(patch);
+    let p = patch.clone();
     let service = state.service.clone();
-    let (before, after) = off_thread(move || {
-        let before = super::gateway_ctl::settings_addr(&service).ok();
-        let saved = service.update_settings("window", |s| patch.apply(s));
-        saved.map(|_| (before, super::gateway_ctl::settings_addr(&service).ok()))
+    // Where the gateway would listen with the change, found before anything is written.
+    let moved = off_thread(move || {
+        let now = service.settings();
+        let mut next = (*now).clone();
+        p.apply(&mut next)?;
+        let at = |s: &Settings| -> Result<SocketAddr, String> {
+            let host = s.gateway.bind.trim();
+            let ip = crate::net::bind_ip(host)
+                .ok_or_else(|| format!("Listen on: {host:?} is not an address of this computer"))?;
+            Ok(SocketAddr::new(ip, s.gateway.port))
+        };
+        let (before, after) = (at(&now).ok(), at(&next)?);
+        Ok::<_, String>((before != Some(after) && !next.attach.enabled).then_some((before, after)))
     })
     .await?
-    .map_err(|e| CmdError::from(RpcError::from(e)))?;
-    if before != after {
+    .map_err(CmdError::from)?;
+    // A new address is tried first: the gateway that works stays until the new one listens,
+    // and nothing is saved when it cannot.
+    if let Some((before, after)) = moved {
+        if state.gateway.listening().is_some() || before.is_none() {
+            state
+                .gateway
+                .start(after)
+                .await
+                .map_err(|e| CmdError::from(format!("Not saved: {e}")))?;
+        }
+    }
+    let service = state.service.clone();
+    let saved = off_thread(move || service.update_settings("window", |s| patch.apply(s)))
+        .await?
+        .map_err(|e| CmdError::from(RpcError::from(e)));
+    if let Err(e) = saved {
+        if let Some((Some(before), _)) = moved {
+            let _ = state.gateway.start(before).await;
+        }
+        return Err(e);
+    }
+    if moved.is_some() && state.gateway.listening().is_none() {
+        // Not running before (it could not start): try again where the settings now say.
         state.gateway.start_from_settings().await;
     }
     get_settings(state).await
@@ -484,12 +518,20 @@ pub async fn set_autostart(state: State<'_, AppState>, enabled: bool) -> CmdResu
 /// The one-click fix for a loopback-only gateway: listen on every interface (same port).
 #[tauri::command]
 pub async fn expose_on_lan(state: State<'_, AppState>) -> CmdResult {
+    let port = settings(&state).await?.gateway.port;
+    let everywhere = SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), port);
+    // Listening first, saved after: a port taken on the network side leaves the gateway
+    // where it was, and the settings as they were.
+    state
+        .gateway
+        .start(everywhere)
+        .await
+        .map_err(|e| CmdError::from(format!("Still on this computer only: {e}")))?;
     edit_settings(&state, |s| {
         s.gateway.bind = "0.0.0.0".into();
         Ok(())
     })
     .await?;
-    state.gateway.start_from_settings().await;
     Ok(json!({ "gateway": state.gateway.status() }))
 }
 

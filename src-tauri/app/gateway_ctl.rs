@@ -44,6 +44,58 @@ pub struct GatewayCtl {
     status: Mutex<GatewayStatus>,
 }
 
+/// Whether a gateway could listen on `addr` while the one on `old` still does: a trial bind,
+/// or, where the two would share the port (so the trial meets the running gateway itself), a
+/// look for any other program on it.
+async fn can_listen(addr: SocketAddr, old: SocketAddr) -> Result<(), String> {
+    let overlap = old.port() == addr.port()
+        && (old.ip() == addr.ip() || old.ip().is_unspecified() || addr.ip().is_unspecified());
+    tokio::task::spawn_blocking(move || {
+        if overlap {
+            let me = std::process::id();
+            match crate::ports::port_holders(addr)
+                .into_iter()
+                .find(|h| h.pid != Some(me))
+            {
+                Some(h) => Err(crate::ports::in_use(addr, &h)),
+                None => Ok(()),
+            }
+        } else {
+            match std::net::TcpListener::bind(addr) {
+                Ok(_) => Ok(()),
+                Err(e) => Err(held_or(addr, e)),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| Err(format!("could not check {addr}")))
+}
+
+/// Why binding `addr` failed, naming the program on the port when that is the reason.
+async fn why_not(addr: SocketAddr, e: std::io::Error) -> String {
+    tokio::task::spawn_blocking(move || held_or(addr, e))
+        .await
+        .unwrap_or_else(|e| e.to_string())
+}
+
+fn held_or(addr: SocketAddr, e: std::io::Error) -> String {
+    if e.kind() == std::io::ErrorKind::AddrInUse {
+        let me = std::process::id();
+        if let Some(h) = crate::ports::port_holders(addr)
+            .into_iter()
+            .find(|h| h.pid != Some(me))
+        {
+            return crate::ports::in_use(addr, &h);
+        }
+    }
+    let said = e.to_string();
+    if said.contains(&addr.to_string()) {
+        said
+    } else {
+        format!("cannot listen on {addr}: {said}")
+    }
+}
+
 /// Where the settings say to listen.
 pub fn settings_addr(service: &Service) -> Result<SocketAddr, String> {
     let s = service.settings();
@@ -88,7 +140,9 @@ impl GatewayCtl {
             .await
             .unwrap_or_else(|_| Err("could not read the settings".into()));
         match addr {
-            Ok(addr) => self.start(addr).await,
+            Ok(addr) => {
+                let _ = self.start(addr).await;
+            }
             Err(e) => self.set_status(GatewayStatus {
                 listening: false,
                 address: None,
@@ -97,52 +151,88 @@ impl GatewayCtl {
         }
     }
 
-    /// (Re)starts the gateway on `addr`. A failure (port taken, say) is shown, not fatal: the
-    /// window and the CLI keep working on the files.
-    pub async fn start(&self, addr: SocketAddr) {
+    /// (Re)starts the gateway on `addr`. A gateway already listening elsewhere keeps listening
+    /// until the new address is known to work: when it does not (a port another program holds,
+    /// an address this computer does not have), the old one stays and the reason is returned.
+    /// With none running, a failure is shown, not fatal: the window and the CLI keep working on
+    /// the files.
+    pub async fn start(&self, addr: SocketAddr) -> Result<SocketAddr, String> {
         let mut running = self.running.lock().await;
+        let old = running.as_ref().map(|r| r.addr);
+        if let Some(old) = old {
+            if old == addr {
+                return Ok(addr);
+            }
+            // Checked while the old gateway still serves.
+            if let Err(e) = can_listen(addr, old).await {
+                tracing::warn!("{e}; the gateway stays on {old}");
+                return Err(e);
+            }
+        }
         if let Some(r) = running.take() {
             r.stop().await;
         }
         if let Err(e) = crate::store::runrec::refuse_if_served_elsewhere(self.service.paths()) {
-            return self.set_status(GatewayStatus {
+            self.set_status(GatewayStatus {
                 listening: false,
                 address: None,
                 error: Some(e.to_string()),
             });
+            return Err(e.to_string());
         }
-        match Gateway::bind(self.service.clone(), addr, Limits::default()).await {
-            Ok(gw) => {
-                let addr = gw.local_addr();
-                let handle = gw.shutdown_handle();
-                let task = tokio::spawn(gw.run());
-                // The Telegram bot runs beside the gateway; it follows clawpair.json, so enabling
-                // it in Settings starts it without a restart.
-                let (stop_channels, stopped) = tokio::sync::watch::channel(false);
-                let telegram =
-                    crate::channels::telegram::spawn(self.service.clone(), addr, stopped);
-                *running = Some(Running {
-                    handle,
-                    task,
-                    addr,
-                    stop_channels,
-                    telegram,
-                });
-                self.set_status(GatewayStatus {
-                    listening: true,
-                    address: Some(addr.to_string()),
-                    error: None,
-                });
+        match self.launch(addr).await {
+            Ok(r) => {
+                let at = r.addr;
+                *running = Some(r);
+                Ok(at)
             }
             Err(e) => {
-                tracing::warn!("{e}");
+                // Taken between the check and the bind: back where it was.
+                if let Some(old) = old {
+                    if let Ok(r) = self.launch(old).await {
+                        *running = Some(r);
+                        return Err(format!("{e}; the gateway stays on {old}"));
+                    }
+                }
                 self.set_status(GatewayStatus {
                     listening: false,
                     address: None,
-                    error: Some(e.to_string()),
+                    error: Some(e.clone()),
                 });
+                Err(e)
             }
         }
+    }
+
+    /// Binds and runs a gateway on `addr`, with the chat channels beside it.
+    async fn launch(&self, addr: SocketAddr) -> Result<Running, String> {
+        let gw = match Gateway::bind(self.service.clone(), addr, Limits::default()).await {
+            Ok(gw) => gw,
+            Err(e) => {
+                let said = why_not(addr, e).await;
+                tracing::warn!("{said}");
+                return Err(said);
+            }
+        };
+        let addr = gw.local_addr();
+        let handle = gw.shutdown_handle();
+        let task = tokio::spawn(gw.run());
+        // The Telegram bot runs beside the gateway; it follows clawpair.json, so enabling
+        // it in Settings starts it without a restart.
+        let (stop_channels, stopped) = tokio::sync::watch::channel(false);
+        let telegram = crate::channels::telegram::spawn(self.service.clone(), addr, stopped);
+        self.set_status(GatewayStatus {
+            listening: true,
+            address: Some(addr.to_string()),
+            error: None,
+        });
+        Ok(Running {
+            handle,
+            task,
+            addr,
+            stop_channels,
+            telegram,
+        })
     }
 
     /// Stops the gateway, waiting for its writes to finish.

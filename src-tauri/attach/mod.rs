@@ -10,7 +10,7 @@
 //! this user or root owns ([`owner`]).
 
 pub mod discover;
-mod owner;
+pub mod owner;
 pub mod remote;
 pub mod transport;
 

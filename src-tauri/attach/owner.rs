@@ -21,6 +21,9 @@ pub struct SocketEntry {
     pub state: u8,
     /// The socket's owner (as this process's user namespace names it).
     pub uid: u32,
+    /// The socket's inode: `/proc/<pid>/fd/*` of the process holding it link to
+    /// `socket:[<inode>]`. 0 for sockets no process holds (TIME_WAIT, not yet accepted).
+    pub inode: u64,
 }
 
 /// The entries of one table; the header and lines that do not parse are left out.
@@ -37,6 +40,7 @@ pub fn parse_table(text: &str) -> Vec<SocketEntry> {
                 remote: parse_addr(f.get(2)?)?,
                 state: u8::from_str_radix(f.get(3)?, 16).ok()?,
                 uid: f.get(7)?.parse().ok()?,
+                inode: f.get(9).and_then(|i| i.parse().ok()).unwrap_or(0),
             })
         })
         .collect()
@@ -83,6 +87,21 @@ pub fn listeners_for(entries: &[SocketEntry], to: SocketAddr) -> Vec<SocketEntry
                     IpAddr::V4(a) => a.is_unspecified() && want.is_ipv4(),
                     IpAddr::V6(a) => a.is_unspecified(),
                 }
+        })
+        .copied()
+        .collect()
+}
+
+/// The listeners that keep a gateway from binding `bind`: on its port, at its address or at
+/// the wildcard, or anywhere on the port when `bind` is the wildcard itself.
+pub fn holding(entries: &[SocketEntry], bind: SocketAddr) -> Vec<SocketEntry> {
+    let want = canonical(bind.ip());
+    entries
+        .iter()
+        .filter(|e| e.state == LISTEN && e.local.port() == bind.port())
+        .filter(|e| {
+            let at = canonical(e.local.ip());
+            at == want || at.is_unspecified() || want.is_unspecified()
         })
         .copied()
         .collect()
@@ -182,7 +201,8 @@ mod tests {
                 local: sa("127.0.0.1:18789"),
                 remote: sa("0.0.0.0:0"),
                 state: LISTEN,
-                uid: 1000
+                uid: 1000,
+                inode: 53471,
             }
         );
         assert_eq!(v4[1].local, sa("0.0.0.0:8080"));
@@ -193,6 +213,28 @@ mod tests {
         assert_eq!(v6[1].local, sa("[::ffff:127.0.0.1]:34199"));
         assert_eq!(v6[2].local, sa("[::1]:18790"));
         assert_eq!(v6[2].uid, 1000);
+    }
+
+    #[test]
+    #[cfg(target_endian = "little")]
+    fn what_holds_a_port_is_found_at_the_address_or_the_wildcard() {
+        let e = all();
+        let inodes =
+            |bind: &str| -> Vec<u64> { holding(&e, sa(bind)).iter().map(|h| h.inode).collect() };
+        assert_eq!(inodes("127.0.0.1:18789"), vec![53471]);
+        assert_eq!(
+            inodes("0.0.0.0:18789"),
+            vec![53471],
+            "the wildcard meets every address"
+        );
+        assert_eq!(
+            inodes("192.168.1.5:8080"),
+            vec![53472],
+            "a wildcard listener holds every address"
+        );
+        assert_eq!(inodes("[::1]:18790"), vec![54370]);
+        assert_eq!(inodes("127.0.0.1:34199"), vec![54369], "dual-stack [::]");
+        assert!(inodes("127.0.0.1:18800").is_empty());
     }
 
     #[test]

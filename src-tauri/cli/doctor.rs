@@ -441,7 +441,25 @@ pub fn run(ctx: &Ctx, fix: bool) -> CliResult {
                 "gateway running (pid {}, {})",
                 rec.pid, rec.address
             )),
-            None => r.ok("no gateway running"),
+            None => {
+                let s = ctx.service.settings();
+                let at = crate::net::bind_ip(s.gateway.bind.trim())
+                    .map(|ip| std::net::SocketAddr::new(ip, s.gateway.port));
+                match at.and_then(|at| {
+                    crate::ports::port_holders(at)
+                        .first()
+                        .map(|h| (at, h.clone()))
+                }) {
+                    Some((at, h)) => r.problem(
+                        &format!(
+                            "no gateway running, and it cannot start: {}",
+                            crate::ports::in_use(at, &h)
+                        ),
+                        None,
+                    ),
+                    None => r.ok("no gateway running"),
+                }
+            }
         }
     }
 
