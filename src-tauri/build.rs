@@ -33,6 +33,7 @@ fn main() {
             "set_paused",
             "set_autostart",
             "expose_on_lan",
+            "retry_gateway",
             "dismiss_guide",
             "show_guide",
             "open_logs",

@@ -677,3 +677,41 @@ fn doctor_names_the_program_holding_the_gateways_port() {
     drop(held);
     st.ok(&["doctor"]);
 }
+
+/// A setup code that cannot work is still made (a gateway may start before the phone scans),
+/// but the CLI says why on stderr: an address that is not this computer's, loopback, and no
+/// gateway running. stdout keeps the code alone for scripts.
+#[test]
+fn qr_warns_when_the_code_cannot_reach_this_gateway() {
+    let st = State::new();
+    let o = st.run(&[
+        "qr",
+        "--url",
+        "ws://192.168.77.77:18789/",
+        "--setup-code-only",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("warning: 192.168.77.77 is not an address of this computer"),
+        "{err}"
+    );
+    assert!(err.contains("warning: no gateway is running here"), "{err}");
+    assert_eq!(
+        stdout(&o).lines().count(),
+        1,
+        "the code alone: {}",
+        stdout(&o)
+    );
+    let v = st.json(&["qr", "--url", "ws://127.0.0.1:18789/", "--json"]);
+    let w: Vec<String> = v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        w.iter().any(|w| w.contains("is this computer only")),
+        "{w:?}"
+    );
+}

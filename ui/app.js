@@ -231,15 +231,20 @@ async function renderStatus() {
     box.querySelector(".text").textContent = a.line;
     box.querySelector(".dot").className = "dot " + (a.attached ? "ok" : "bad");
   } else {
-    box.querySelector(".text").textContent = g.listening ? "Gateway on " + g.address : g.error ? "Gateway stopped: " + g.error : "Gateway starting…";
+    // The reason is in the banner above every view; the sidebar stays short.
+    box.querySelector(".text").textContent = g.listening ? "Gateway on " + g.address : g.error ? "Gateway not running" : "Gateway starting…";
     box.querySelector(".dot").className = "dot " + (g.listening ? "ok" : g.error ? "bad" : "");
   }
+  // Not running (and not attached): said in every view, with the two ways out.
+  const down = !a && !g.listening && !!g.error;
+  $("gateway-banner").hidden = !down;
+  if (down) $("gateway-banner-reason").textContent = g.error.charAt(0).toUpperCase() + g.error.slice(1).replace(/\.?$/, ".");
   $("attached-note").hidden = !a;
   if (a) {
     $("attached-line").textContent = a.line + " — what differs";
     $("attached-limits").replaceChildren(...(a.limits || []).map((t) => el("li", { text: t })));
   }
-  box.title = box.querySelector(".text").textContent;
+  box.title = down ? g.error : box.querySelector(".text").textContent;
   $("paused-status").hidden = !s.paused;
   const badge = $("badge-requests");
   badge.replaceChildren(String(s.pending), el("span", { class: "visually-hidden", text: " waiting" }));
@@ -495,6 +500,9 @@ async function renderPair(fresh) {
 function showPair(r) {
   stopPairTimer();
   $("pair-error").hidden = true;
+  const warnings = (!r.error && r.warnings) || [];
+  $("pair-warnings").hidden = !warnings.length;
+  $("pair-warnings-list").replaceChildren(...warnings.map((w) => el("li", { text: w.charAt(0).toUpperCase() + w.slice(1) + "." })));
   if (r.error) {
     $("pair-code").hidden = true;
     $("pair-loopback").hidden = !r.loopbackOnly;
@@ -781,6 +789,26 @@ async function start() {
   });
   $("activity-search").addEventListener("input", renderActivity);
   $("activity-kind").addEventListener("change", renderActivity);
+  $("gateway-retry").addEventListener("click", async (e) => {
+    const b = e.currentTarget;
+    b.disabled = true;
+    try {
+      const r = await invoke("retry_gateway");
+      if (r && r.gateway && r.gateway.listening) toast("Gateway on " + r.gateway.address, "ok");
+      else toast("Still not running: " + ((r && r.gateway && r.gateway.error) || "unknown reason"), "bad");
+    } catch (err) {
+      toast((err && err.message) || String(err), "bad");
+    } finally {
+      b.disabled = false;
+      await renderStatus();
+    }
+  });
+  $("gateway-change-port").addEventListener("click", async () => {
+    show("settings");
+    await renderSettings(true);
+    $("set-port").focus();
+    $("set-port").select();
+  });
   $("settings-form").addEventListener("submit", saveSettings);
   $("settings-form").addEventListener("input", () => { settingsDirty = true; });
   $("settings-form").addEventListener("change", () => { settingsDirty = true; });

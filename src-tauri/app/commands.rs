@@ -360,6 +360,15 @@ pub async fn token_revoke(
 #[tauri::command]
 pub async fn setup_create(state: State<'_, AppState>, url: Option<String>) -> CmdResult {
     let url = url.filter(|u| !u.trim().is_empty());
+    let attached = crate::attach::current(&state.backend).remote().is_some();
+    let listening = state.gateway.listening();
+    if !attached && listening.is_none() {
+        // A code no phone could use: none is made.
+        return Ok(json!({
+            "error": "The gateway is not running, so a phone could not connect with a setup code. Start it first (Retry in the banner above), then come back here.",
+            "loopbackOnly": false,
+        }));
+    }
     match call(
         &state,
         "device.setup.create",
@@ -372,6 +381,10 @@ pub async fn setup_create(state: State<'_, AppState>, url: Option<String>) -> Cm
             let svg = crate::qr::svg(&code).map_err(|e| CmdError::from(e.to_string()))?;
             v["qrSvg"] = svg.into();
             v["now"] = state.service.now_ms().into();
+            if !attached {
+                let url = v["url"].as_str().unwrap_or_default().to_string();
+                v["warnings"] = crate::service::setup_warnings(&url, listening).into();
+            }
             Ok(v)
         }
         Err(e) if crate::attach::current(&state.backend).remote().is_some() => {
@@ -513,6 +526,18 @@ pub async fn set_autostart(state: State<'_, AppState>, enabled: bool) -> CmdResu
     })
     .await?;
     Ok(json!({ "startAtLogin": off_thread(super::autostart::is_enabled).await? }))
+}
+
+/// Starts the gateway again where the settings say (the banner's Retry).
+#[tauri::command]
+pub async fn retry_gateway(state: State<'_, AppState>) -> CmdResult {
+    if settings(&state).await?.attach.enabled {
+        return Err(CmdError::from(
+            "Attached to OpenClaw: ClawPair runs no gateway of its own".to_string(),
+        ));
+    }
+    state.gateway.start_from_settings().await;
+    Ok(json!({ "gateway": state.gateway.status() }))
 }
 
 /// The one-click fix for a loopback-only gateway: listen on every interface (same port).

@@ -154,6 +154,7 @@ pub fn build_app<R: Runtime>(builder: tauri::Builder<R>, state: AppState) -> tau
             commands::set_paused,
             commands::set_autostart,
             commands::expose_on_lan,
+            commands::retry_gateway,
             commands::dismiss_guide,
             commands::show_guide,
             commands::open_logs,

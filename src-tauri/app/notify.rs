@@ -57,8 +57,15 @@ impl NotifyStatus {
 /// What a notification is about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Subject {
-    Dm { channel: String, code: String },
-    Device { request_id: String },
+    Dm {
+        channel: String,
+        code: String,
+    },
+    Device {
+        request_id: String,
+    },
+    /// ClawPair's own gateway could not start (or stopped): one note, replaced by the next.
+    Gateway,
 }
 
 /// The text of a notification for a DM request.
@@ -156,15 +163,33 @@ pub fn spawn<R: Runtime>(
                         channel: r.channel.clone(),
                         code: r.code.clone(),
                     };
-                    show(&n, subject, summary, body, false, Duration::from_secs(3600));
+                    show(
+                        &n,
+                        subject,
+                        summary,
+                        body,
+                        Buttons::Approve,
+                        Duration::from_secs(3600),
+                    );
                 }
                 Event::DevicePairRequested(r) => {
                     let (summary, body) = device_text(&r);
                     let subject = Subject::Device {
                         request_id: r.request_id.clone(),
                     };
-                    let review = needs_review(&r);
-                    show(&n, subject, summary, body, review, Duration::from_secs(600));
+                    let buttons = if needs_review(&r) {
+                        Buttons::Review
+                    } else {
+                        Buttons::Approve
+                    };
+                    show(
+                        &n,
+                        subject,
+                        summary,
+                        body,
+                        buttons,
+                        Duration::from_secs(600),
+                    );
                 }
                 Event::PairingResolved { channel, code, .. } => {
                     close(&n, &Subject::Dm { channel, code })
@@ -172,6 +197,26 @@ pub fn spawn<R: Runtime>(
                 Event::DevicePairResolved { request_id, .. } => {
                     close(&n, &Subject::Device { request_id })
                 }
+                Event::GatewayStatus {
+                    listening: false,
+                    error: Some(e),
+                    ..
+                } => {
+                    close(&n, &Subject::Gateway);
+                    show(
+                        &n,
+                        Subject::Gateway,
+                        "ClawPair's gateway is not running".into(),
+                        escape_markup(&format!(
+                            "{e}. Nothing can pair until it runs: open ClawPair to retry or change the port."
+                        )),
+                        Buttons::OpenOnly,
+                        Duration::from_secs(3600),
+                    );
+                }
+                Event::GatewayStatus {
+                    listening: true, ..
+                } => close(&n, &Subject::Gateway),
                 _ => {}
             }
         }
@@ -224,7 +269,11 @@ async fn close_settled<R: Runtime>(n: &Notifier<R>) {
         )
         .collect();
     let settled: Vec<Subject> = match n.shown.lock() {
-        Ok(m) => m.keys().filter(|k| !pending.contains(k)).cloned().collect(),
+        Ok(m) => m
+            .keys()
+            .filter(|k| **k != Subject::Gateway && !pending.contains(k))
+            .cloned()
+            .collect(),
         Err(_) => return,
     };
     for s in settled {
@@ -283,31 +332,44 @@ async fn listen_for_clicks<R: Runtime>(n: Arc<Notifier<R>>) {
     }
 }
 
+/// The buttons a notification offers besides opening the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Buttons {
+    Approve,
+    /// An admin-level ask: decided in the window only.
+    Review,
+    /// Nothing to decide, only to look at.
+    OpenOnly,
+}
+
 fn show<R: Runtime>(
     n: &Arc<Notifier<R>>,
     subject: Subject,
     summary: String,
     body: String,
-    review: bool,
+    buttons: Buttons,
     life: Duration,
 ) {
     let n = n.clone();
-    let first = if review {
-        ("review", "Review…")
-    } else {
-        ("approve", "Approve")
-    };
     tauri::async_runtime::spawn(async move {
         if !n.service.settings_off_thread().await.ui.notifications {
             return;
         }
-        let shown = Notification::new()
-            .appname("ClawPair")
+        let mut note = Notification::new();
+        note.appname("ClawPair")
             .summary(&summary)
             .body(&body)
-            .icon("clawpair")
-            .action(first.0, first.1)
-            .action("reject", "Reject")
+            .icon("clawpair");
+        match buttons {
+            Buttons::Approve => {
+                note.action("approve", "Approve").action("reject", "Reject");
+            }
+            Buttons::Review => {
+                note.action("review", "Review…").action("reject", "Reject");
+            }
+            Buttons::OpenOnly => {}
+        }
+        let shown = note
             .action("default", "Open ClawPair")
             .timeout(Timeout::Never)
             .show_async()
@@ -371,6 +433,9 @@ async fn respond<R: Runtime>(
         NotificationResponse::Action(a) if a == "review" => {
             handle.close_async().await;
             super::show_window(&n.app, Some("requests"));
+        }
+        NotificationResponse::Default if subject == Subject::Gateway => {
+            super::show_window(&n.app, Some("settings"))
         }
         NotificationResponse::Default => super::show_window(&n.app, Some("requests")),
         _ => {}
@@ -441,6 +506,7 @@ async fn act(
             )
             .await
         }
+        (Subject::Gateway, _) => Err("nothing to approve or reject".into()),
     }
 }
 

@@ -69,10 +69,8 @@ pub fn telegram_text(configured: bool, connected: bool, error: Option<&str>) -> 
 pub fn status_text(s: &GatewayStatus) -> String {
     match (&s.address, &s.error) {
         (Some(a), _) if s.listening => format!("Gateway: listening on {a}"),
-        (_, Some(e)) => format!(
-            "Gateway stopped: {}",
-            e.chars().take(60).collect::<String>()
-        ),
+        // Whole: the menu is where the owner looks when the window is closed.
+        (_, Some(e)) => format!("Gateway not running: {e}"),
         _ => "Gateway: starting…".into(),
     }
 }
@@ -313,5 +311,12 @@ mod tests {
             error: None,
         };
         assert_eq!(status_text(&st), "Gateway: listening on 127.0.0.1:18789");
+        let long = "cannot listen on 127.0.0.1:18789: port 18789 is in use by `python3 -m http.server 18789` (pid 4242); choose another port, or stop that program";
+        let down = GatewayStatus {
+            listening: false,
+            address: None,
+            error: Some(long.into()),
+        };
+        assert_eq!(status_text(&down), format!("Gateway not running: {long}"));
     }
 }

@@ -6,7 +6,21 @@ use super::output::{print_json, s, until};
 use super::{CliError, CliResult, Ctx, QrArgs};
 
 pub fn run(ctx: &Ctx, a: QrArgs) -> CliResult {
-    let v = ctx.call("device.setup.create", json!({ "url": a.url }))?;
+    let mut v = ctx.call("device.setup.create", json!({ "url": a.url }))?;
+    // What would keep a phone from using it, said before it is scanned (on stderr: the code
+    // itself stays alone on stdout for scripts).
+    let live = crate::store::runrec::read_live(ctx.service.paths());
+    let listening = live.as_ref().and_then(|r| r.address.parse().ok());
+    let mut warnings = crate::service::setup_warnings(&s(&v, "url"), listening);
+    if live.is_none() {
+        warnings.push(
+            "no gateway is running here: start it (`clawpair gateway`, or the app) before the phone scans this code".into(),
+        );
+    }
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    v["warnings"] = warnings.into();
     // The code is ours, not requester text: print it whole.
     let code = v["setupCode"].as_str().unwrap_or_default().to_string();
     if let Some(path) = &a.png {
@@ -33,8 +47,9 @@ pub fn run(ctx: &Ctx, a: QrArgs) -> CliResult {
         println!("QR image:   {}", p.display());
     }
     println!(
-        "Scan it with the phone, check that the fingerprint the phone shows matches, then run"
+        "Scan it with the OpenClaw app on the phone (or `clawpair node pair <code>` on a computer),"
     );
+    println!("check that the fingerprint the phone shows matches what `clawpair devices list` shows, then run");
     println!("`clawpair devices list` and `clawpair devices approve <requestId>`.");
     Ok(())
 }

@@ -15,6 +15,7 @@ pub mod watch;
 
 pub use devices::DeviceAsk;
 pub use dm::InboundDm;
+pub use setup::setup_warnings;
 pub use views::{
     AllowView, DeviceList, DmApproved, PairedDeviceView, PendingDeviceView, SetupCode, TokenView,
 };

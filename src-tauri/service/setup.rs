@@ -128,3 +128,41 @@ impl Service {
         Ok(n)
     }
 }
+
+/// What would keep a phone from reaching `url` with a setup code, said before it is scanned:
+/// an IP address that is not one of this computer's, a loopback address (the phone's own, from
+/// the phone), a port other than the one the gateway listens on. Host names (a tunnel, a
+/// proxy) are not second-guessed.
+pub fn setup_warnings(url: &str, listening: Option<SocketAddr>) -> Vec<String> {
+    let Ok(u) = url::Url::parse(url) else {
+        return vec![];
+    };
+    let ip = match u.host() {
+        Some(url::Host::Ipv4(a)) => std::net::IpAddr::V4(a),
+        Some(url::Host::Ipv6(a)) => std::net::IpAddr::V6(a),
+        _ => return vec![],
+    };
+    let mut out = Vec::new();
+    let ours = lan_addresses();
+    if ip.is_loopback() {
+        out.push(format!(
+            "{ip} is this computer only: on a phone it means the phone itself, so the code cannot reach this gateway; listen on your local network or give a public URL"
+        ));
+    } else if !ip.is_unspecified() && !ours.contains(&ip) {
+        let have: Vec<String> = ours.iter().map(ToString::to_string).collect();
+        out.push(format!(
+            "{ip} is not an address of this computer (its addresses: {}): a phone would look for the gateway on another machine",
+            if have.is_empty() { "none but loopback".to_string() } else { have.join(", ") }
+        ));
+        return out;
+    }
+    if let (Some(at), Some(port)) = (listening, u.port_or_known_default()) {
+        if port != at.port() {
+            out.push(format!(
+                "the gateway listens on port {}, not {port}: nothing here answers the code's URL",
+                at.port()
+            ));
+        }
+    }
+    out
+}
