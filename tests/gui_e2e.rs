@@ -1169,7 +1169,8 @@ fn every_view_passes_axe_core_in_both_themes_and_fits_at_200_percent_zoom() {
         ),
         (
             "#dm-list input[type=checkbox]",
-            "Notify sender: @dave on telegram",
+            // No bot is set up here: the sender could not be told, and the box says why.
+            "Notify sender: @dave on telegram (unavailable: No Telegram bot is set up (Settings → Telegram bot), so the sender cannot be told)",
         ),
         (
             "#device-list [data-action='approve-device']",

@@ -1415,3 +1415,32 @@ async fn the_headless_gateway_runs_the_bot_and_stops_it_on_sigterm() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approving_with_notify_and_no_bot_set_up_warns_that_nobody_tells_the_sender() {
+    let st = State::new();
+    let gw = common::gw::TestGateway::start(st.path()).await;
+    let d = gw
+        .service
+        .dm_inbound(&InboundDm {
+            channel: "telegram".into(),
+            sender: "1003".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let Decision::Challenge { code, .. } = d else {
+        panic!("{d:?}")
+    };
+    let o = common::gw::cli(
+        st.path(),
+        &["pairing", "approve", "telegram", &code, "--notify"],
+    )
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no Telegram bot is set up"),
+        "{}",
+        stderr(&o)
+    );
+    gw.stop().await;
+}

@@ -276,7 +276,11 @@ function deviceSubject(r) {
 function dmCard(r) {
   const key = r.channel + ":" + r.accountId + ":" + r.code;
   const subject = dmSubject(r);
-  const notify = el("input", { type: "checkbox", id: "notify-" + r.channel + "-" + r.code, "aria-label": "Notify sender: " + subject, "data-focus-key": "notify-dm:" + key });
+  // Only a channel that can send says "you are approved": the built-in Telegram bot when it
+  // is set up (a bridge for another channel sends its own).
+  const noBot = !(status && status.attach) && r.channel === "telegram" && !(status && status.telegram && status.telegram.configured);
+  const notifyWhy = noBot ? "No Telegram bot is set up (Settings → Telegram bot), so the sender cannot be told" : "";
+  const notify = el("input", { type: "checkbox", id: "notify-" + r.channel + "-" + r.code, "aria-label": "Notify sender: " + subject + (noBot ? " (unavailable: " + notifyWhy + ")" : ""), "data-focus-key": "notify-dm:" + key, disabled: noBot, title: notifyWhy || null });
   const name = metaName(r.meta);
   return el("article", { class: "card", "data-code": r.code, "data-channel": r.channel },
     el("div", { class: "card-main" },
@@ -291,7 +295,7 @@ function dmCard(r) {
       el("div", { class: "muted small", text: "Requested " + ago(iso(r.createdAt)) + " · last message " + ago(iso(r.lastSeenAt)) + " · expires " + until(iso(r.expiresAt)) }),
       r.invalidName ? el("div", { class: "line warn", text: "Its pairing file names an account that is not a valid name, so it cannot be approved: reject it, or correct the file." }) : null),
     el("div", { class: "card-actions" },
-      el("label", { class: "check small" }, notify, "Notify sender"),
+      el("label", { class: "check small" + (noBot ? " muted" : ""), title: notifyWhy || null }, notify, noBot ? "Notify sender (no bot set up)" : "Notify sender"),
       el("button", { class: "primary", "data-action": "approve-dm", "aria-label": "Approve " + subject, "data-focus-key": "approve-dm:" + key, disabled: !!r.invalidName, onclick: async () => {
         const res = await act("approve_dm", { channel: r.channel, code: r.code, notify: notify.checked }, "Approved " + (name || r.id));
         if (res) renderRequests();
@@ -688,6 +692,10 @@ function onCoreEvent(ev) {
   const { event } = ev.payload || {};
   if (!event) return;
   if (event === "pairing.dropped") drops += 1;
+  const entry = (ev.payload && ev.payload.payload) || {};
+  if (event === "audit.appended" && entry.action === "dm.notified" && entry.delivered === false) {
+    toast("Approved, but " + (entry.channel || "the chat") + " did not deliver the confirmation to " + (entry.senderId || "the sender") + ": tell them yourself.", "bad");
+  }
   const touches = {
     requests: /^(pairing\.|device\.pair\.|settings\.)/,
     allowlists: /^(allowlist\.|pairing\.resolved)/,

@@ -104,6 +104,14 @@ pub fn pairing(ctx: &Ctx, cmd: PairingCmd) -> CliResult {
                     "warning: no gateway is running, so nobody can deliver the confirmation; \
                      the sender is approved but was not told"
                 );
+            } else if notify
+                && s(&v, "channel") == crate::channels::telegram::CHANNEL
+                && !crate::channels::telegram::configured(&ctx.service.settings())
+            {
+                eprintln!(
+                    "warning: no Telegram bot is set up (channels.telegram in clawpair.json), so \
+                     nobody can deliver the confirmation; the sender is approved but was not told"
+                );
             }
             if json {
                 print_json(&v);
