@@ -715,3 +715,41 @@ fn qr_warns_when_the_code_cannot_reach_this_gateway() {
         "{w:?}"
     );
 }
+
+/// `clawpair audit` reads as sentences, with names and where each decision was made; the
+/// record stays whole under `--json`. Settings changes say what changed, never a secret.
+#[test]
+fn audit_reads_as_sentences_and_json_keeps_the_record() {
+    let st = State::new();
+    st.ok(&["allowlist", "add", "telegram", "4242"]);
+    let (service, _) = clawpair::service::Service::open(
+        clawpair::store::StatePaths::new(st.path()),
+        std::sync::Arc::new(clawpair::clock::SystemClock),
+    )
+    .unwrap();
+    let token = service.settings().gateway.auth.token.clone();
+    service
+        .update_settings("window", |s| {
+            s.gateway.port = 18790;
+            s.gateway.auth.token = "x".repeat(43);
+            Ok(())
+        })
+        .unwrap();
+    let out = st.ok(&["audit"]);
+    assert!(
+        out.contains("You allowed Telegram sender 4242 on the command line."),
+        "{out}"
+    );
+    assert!(
+        out.contains("You changed the settings in the window: gateway.auth.token: replaced; gateway.port: 18789 → 18790."),
+        "{out}"
+    );
+    assert!(
+        !out.contains(&token) && !out.contains(&"x".repeat(43)),
+        "{out}"
+    );
+    let v = st.json(&["audit", "--json"]);
+    let last = v["entries"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["action"], "settings.changed", "{last}");
+    assert_eq!(last["via"], "window");
+}

@@ -411,6 +411,17 @@ async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
             "document.querySelectorAll('#activity-list tbody tr').length > 3",
             WAIT,
         );
+        // Sentences with names and where, the record one click away.
+        let what = s.text("#activity-list");
+        assert!(
+            what.contains("You approved Telegram sender 4242 from a notification."),
+            "{what}"
+        );
+        assert_eq!(
+            s.execute("return document.querySelectorAll('#activity-list details.record').length > 3 && !document.querySelector('#activity-list details.record[open]');"),
+            json!(true),
+            "every row keeps its record, folded"
+        );
         keep(&s.screenshot(), "activity.png");
         // Readable at 800×600: nothing wider than the window on the busiest pages.
         s.set_window_size(800, 600);

@@ -573,12 +573,14 @@ async function renderActivity() {
     .filter((e) => !kind || e.action.startsWith(kind))
     .filter((e) => !q || JSON.stringify(e).toLowerCase().includes(q));
   const shown = entries.slice(0, 300);
-  replaceKeepingFocus($("activity-list"), entries.length ? [el("div", { class: "table-wrap" }, table("table activity", "Activity, newest first (" + shown.length + " shown)", ["When", "What", "By", "Details"],
+  replaceKeepingFocus($("activity-list"), entries.length ? [el("div", { class: "table-wrap" }, table("table activity", "Activity, newest first (" + shown.length + " shown)", ["When", "What happened"],
     shown.map((e) => el("tr", { class: e.action === "store.corrupt" ? "bad" : "" },
       el("td", { class: "nowrap", text: date(e.tsMs) }),
-      el("td", {}, el("code", { text: e.action })),
-      el("td", { text: e.credential && e.credential !== "local" ? e.via + " (" + e.credential + ")" : e.via }),
-      el("td", { class: "details", text: describe(e) })))))] : [el("p", { class: "empty", text: "Nothing recorded yet." })]);
+      el("td", { class: "what" },
+        el("span", { class: "sentence", text: e.sentence || (e.action + (describe(e) ? ": " + describe(e) : "")) }),
+        // The record as it is in the log, one click away.
+        el("details", { class: "record" }, el("summary", { text: "Record" }),
+          el("pre", { text: JSON.stringify(e, (k, v) => (k === "sentence" ? undefined : v), 2) })))))))] : [el("p", { class: "empty", text: "Nothing recorded yet." })]);
 }
 
 // ------------------------------------------------------------------ settings

@@ -411,12 +411,25 @@ pub async fn setup_cleanup(state: State<'_, AppState>) -> CmdResult {
 
 #[tauri::command]
 pub async fn audit_tail(state: State<'_, AppState>, limit: Option<usize>) -> CmdResult {
-    call(
+    let mut v = call(
         &state,
         "audit.tail",
         json!({ "limit": limit.unwrap_or(200) }),
     )
-    .await
+    .await?;
+    // Each record with its sentence; the devices named as the owner named them.
+    let entries: Vec<crate::store::audit::AuditEntry> =
+        serde_json::from_value(v["entries"].clone()).unwrap_or_default();
+    let service = state.service.clone();
+    let paired =
+        off_thread(move || service.device_list().map(|l| l.paired).unwrap_or_default()).await?;
+    let names = crate::service::activity::Names::gather(&entries, &paired);
+    if let Some(list) = v["entries"].as_array_mut() {
+        for (raw, e) in list.iter_mut().zip(&entries) {
+            raw["sentence"] = crate::service::activity::sentence(e, &names).into();
+        }
+    }
+    Ok(v)
 }
 
 /// Settings as the window edits them; secrets are never sent, only whether they are set.

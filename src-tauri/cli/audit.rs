@@ -7,30 +7,14 @@ use serde_json::json;
 
 use super::output::{print_json, table};
 use super::{AuditArgs, CliError, CliResult, Ctx};
+use crate::service::activity::Names;
 use crate::store::audit::AuditEntry;
 
-fn row(e: &AuditEntry) -> Vec<String> {
-    let details: Vec<String> = e
-        .details
-        .iter()
-        .map(|(k, v)| {
-            format!(
-                "{k}={}",
-                v.as_str()
-                    .map(crate::sanitize::sanitize)
-                    .unwrap_or_else(|| v.to_string())
-            )
-        })
-        .collect();
+/// One entry for a person: when, and what happened in a sentence (`--json` keeps the record).
+fn row(e: &AuditEntry, names: &Names) -> Vec<String> {
     vec![
         super::output::short_time(&e.ts),
-        e.action.clone(),
-        if e.credential.is_empty() || e.credential == "local" {
-            e.via.clone()
-        } else {
-            format!("{} ({})", e.via, e.credential)
-        },
-        details.join(" "),
+        crate::service::activity::sentence(e, names),
     ]
 }
 
@@ -39,6 +23,12 @@ pub fn run(ctx: &Ctx, a: AuditArgs) -> CliResult {
         .service
         .audit_tail(a.limit.max(1))
         .map_err(|e| CliError::refused(e.to_string()))?;
+    let paired = ctx
+        .service
+        .device_list()
+        .map(|l| l.paired)
+        .unwrap_or_default();
+    let mut names = Names::gather(&entries, &paired);
     if a.json && !a.follow {
         print_json(&json!({ "entries": entries }));
     } else if a.json {
@@ -48,8 +38,8 @@ pub fn run(ctx: &Ctx, a: AuditArgs) -> CliResult {
     } else if entries.is_empty() && !a.follow {
         println!("The audit log is empty.");
     } else {
-        let rows: Vec<Vec<String>> = entries.iter().map(row).collect();
-        print!("{}", table(&["TIME", "ACTION", "VIA", "DETAILS"], &rows));
+        let rows: Vec<Vec<String>> = entries.iter().map(|e| row(e, &names)).collect();
+        print!("{}", table(&["TIME", "WHAT HAPPENED"], &rows));
     }
     if !a.follow {
         return Ok(());
@@ -96,7 +86,8 @@ pub fn run(ctx: &Ctx, a: AuditArgs) -> CliResult {
                 if a.json {
                     println!("{}", serde_json::to_string(&e).unwrap_or_default());
                 } else {
-                    println!("{}", row(&e).join("  "));
+                    names = Names::gather(std::slice::from_ref(&e), &[]).over(names);
+                    println!("{}", row(&e, &names).join("  "));
                 }
             }
         }

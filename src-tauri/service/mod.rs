@@ -7,6 +7,7 @@
 //! token), [`views`] (what callers are shown), [`watch`] (changes other processes make); this
 //! file holds the service itself, its errors, settings, audit and the expiry sweep.
 
+pub mod activity;
 mod devices;
 mod dm;
 mod setup;
@@ -315,8 +316,15 @@ impl Service {
         via: &str,
         change: impl FnOnce(&mut Settings) -> Result<R, String>,
     ) -> ServiceResult<R> {
+        let before = serde_json::to_value(&*self.settings()).unwrap_or_default();
         let r = config::update(&self.paths, &*self.clock, change).map_err(ServiceError::Invalid)?;
-        self.audit("settings.changed", via, Map::new());
+        let after = serde_json::to_value(&*self.settings()).unwrap_or_default();
+        let mut details = Map::new();
+        details.insert(
+            "changed".into(),
+            activity::settings_changes(&before, &after).into(),
+        );
+        self.audit("settings.changed", via, details);
         self.events.publish(Event::SettingsChanged {});
         Ok(r)
     }
