@@ -34,7 +34,7 @@ step "tests: unit, integration, CLI, gateway, window commands on the mock runtim
 cargo test --all-targets --features mock-runtime,devtools
 step "fuzzing: every target in fuzz/ for 60s (cargo +nightly fuzz, the first frame, setup codes, state files)"
 scripts/fuzz.sh 60
-step "the desktop app end to end (Xvfb, a private D-Bus session, tauri-driver + WebKitWebDriver)"
+step "the desktop app end to end (Xvfb and a headless Wayland weston, a private D-Bus session, tauri-driver + WebKitWebDriver)"
 dbus-run-session -- env NO_AT_BRIDGE=1 xvfb-run -a -s "-screen 0 1280x1024x24" \
   cargo test --features mock-runtime,devtools --test gui_e2e -- --ignored --test-threads=1
 step "interop with the real OpenClaw 2026.9.6 from npm, and the app attached to it (a loopback-only network namespace)"

@@ -847,6 +847,120 @@ async fn a_gateway_that_cannot_start_is_said_in_every_view_and_in_a_notification
     wait_app_gone(&st);
 }
 
+/// On Wayland (Debian's weston, headless; no X server in reach): the window renders — not a
+/// blank surface — and a request still reaches the owner as a notification with its buttons.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs weston, a D-Bus session and tauri-driver: run by scripts/test.sh"]
+async fn the_window_renders_and_notifies_on_wayland() {
+    let st = State::new();
+    let port = free_port();
+    st.write(
+        "clawpair.json",
+        &json!({ "gateway": { "bind": "127.0.0.1", "port": port }, "ui": { "notifications": true, "showGuide": false } }).to_string(),
+    );
+    st.ok(&["doctor", "--fix"]);
+    let notifyd = Notifyd::start()
+        .await
+        .expect("stand-in notification server");
+    let weston = common::desktop::Weston::start();
+    let (dport, nport) = (free_port(), free_port());
+    let runtime = weston.runtime_dir.path().as_os_str().to_owned();
+    let socket = std::ffi::OsString::from(&weston.socket);
+    let _driver = common::desktop::tauri_driver_with(
+        dport,
+        nport,
+        &[
+            ("XDG_RUNTIME_DIR", &runtime),
+            ("WAYLAND_DISPLAY", &socket),
+            ("GDK_BACKEND", std::ffi::OsStr::new("wayland")),
+        ],
+        &["DISPLAY"],
+    );
+    let app = env!("CARGO_BIN_EXE_clawpair").to_string();
+    let args = vec![
+        "--state-dir".to_string(),
+        st.path().display().to_string(),
+        "--show".into(),
+    ];
+    let s = std::sync::Arc::new(
+        tokio::task::spawn_blocking(move || {
+            Session::start(&format!("http://127.0.0.1:{dport}"), &app, &args)
+        })
+        .await
+        .unwrap(),
+    );
+    let ui = |f: Box<dyn FnOnce(&Session) -> Value + Send>| {
+        let s = s.clone();
+        async move { tokio::task::spawn_blocking(move || f(&s)).await.unwrap() }
+    };
+    let png = ui(Box::new(|s| {
+        s.wait_for("#view-requests:not([hidden])", WAIT);
+        s.wait_until(
+            "document.querySelector('#gateway-status .text').textContent.includes('Gateway on')",
+            WAIT,
+        );
+        assert_eq!(
+            s.execute(
+                "return navigator.userAgent.length > 0 && document.fonts.status !== undefined;"
+            ),
+            json!(true)
+        );
+        std::thread::sleep(Duration::from_millis(500)); // painted, for the screenshot
+        let png = s.screenshot();
+        keep(&png, "wayland.png");
+        Value::from(png)
+    }))
+    .await;
+    let png: Vec<u8> = serde_json::from_value(png).unwrap();
+    // Rendered in the page: the sidebar, the text and the accent colour make many colours.
+    let img = image::load_from_memory(&png).expect("a PNG").to_rgb8();
+    let colours: std::collections::HashSet<[u8; 3]> = img.pixels().map(|p| p.0).collect();
+    assert!(
+        img.width() >= 400 && colours.len() > 50,
+        "the page painted ({}×{}, {} colours)",
+        img.width(),
+        img.height(),
+        colours.len()
+    );
+    // And on the screen, as the compositor shows it (a blank surface is what goes wrong on
+    // Wayland): the window's light page covers a good part of weston's dark desktop.
+    let screen = weston.screenshot();
+    keep(&screen, "wayland-screen.png");
+    let shown = image::load_from_memory(&screen).expect("a PNG").to_rgb8();
+    let light = shown
+        .pixels()
+        .filter(|p| p.0.iter().all(|c| *c > 230))
+        .count();
+    let share = light as f64 / f64::from(shown.width() * shown.height());
+    assert!(
+        share > 0.2,
+        "the compositor shows the window's page ({:.0}% light pixels)",
+        share * 100.0
+    );
+
+    // A chat sender's request reaches the owner with its buttons.
+    let token = serde_json::from_str::<Value>(&st.read("clawpair.json")).unwrap()["gateway"]
+        ["auth"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut bridge = Client::connect(
+        &ConnectOptions::operator(&format!("ws://127.0.0.1:{port}/"), &token, "test-bridge"),
+        |_, _| {},
+    )
+    .await
+    .expect("bridge connects");
+    inbound(&mut bridge, "7777", "wendy").await;
+    let n = notifyd.wait_shown("wendy", WAIT).await.unwrap();
+    assert!(n.actions.iter().any(|a| a == "approve"), "{:?}", n.actions);
+    bridge.close().await;
+    if let Ok(s) = std::sync::Arc::try_unwrap(s) {
+        tokio::task::spawn_blocking(move || s.end()).await.unwrap();
+    }
+    wait_app_gone(&st);
+    drop(weston);
+}
+
 /// Waits until no app serves this state dir any more (its run record is removed on exit).
 fn wait_app_gone(st: &State) {
     let end = Instant::now() + WAIT;
