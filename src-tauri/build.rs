@@ -34,6 +34,8 @@ fn main() {
             "set_autostart",
             "expose_on_lan",
             "retry_gateway",
+            "close_approval_window",
+            "open_main_window",
             "dismiss_guide",
             "show_guide",
             "open_logs",

@@ -961,6 +961,92 @@ async fn the_window_renders_and_notifies_on_wayland() {
     drop(weston);
 }
 
+/// A notification server without buttons (as dunst): the notification says where to decide,
+/// and ClawPair's own small window opens with Approve / Reject — the main window stays closed.
+/// The app starts in the tray only, so the approval window is the first webview WebDriver sees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Xvfb, a D-Bus session and tauri-driver: run by scripts/test.sh"]
+async fn without_notification_buttons_a_small_window_asks_instead() {
+    let st = State::new();
+    let port = free_port();
+    st.write(
+        "clawpair.json",
+        &json!({ "gateway": { "bind": "127.0.0.1", "port": port }, "ui": { "notifications": true, "showGuide": false } }).to_string(),
+    );
+    st.ok(&["doctor", "--fix"]);
+    let token = serde_json::from_str::<Value>(&st.read("clawpair.json")).unwrap()["gateway"]
+        ["auth"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let notifyd = Notifyd::start_without_buttons()
+        .await
+        .expect("stand-in notification server");
+    let (dport, nport) = (free_port(), free_port());
+    let _driver = tauri_driver(dport, nport, &[]);
+    let app = env!("CARGO_BIN_EXE_clawpair").to_string();
+    let args = vec![
+        "--state-dir".to_string(),
+        st.path().display().to_string(),
+        "--hidden".into(),
+    ];
+    // The session starts once a webview exists: the one a request will open.
+    let session = tokio::task::spawn_blocking(move || {
+        Session::start(&format!("http://127.0.0.1:{dport}"), &app, &args)
+    });
+    let url = format!("ws://127.0.0.1:{port}/");
+    let end = Instant::now() + WAIT;
+    let mut bridge = loop {
+        match Client::connect(
+            &ConnectOptions::operator(&url, &token, "test-bridge"),
+            |_, _| {},
+        )
+        .await
+        {
+            Ok(c) => break c,
+            Err(e) => {
+                assert!(Instant::now() < end, "the gateway did not start: {e:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    inbound(&mut bridge, "5151", "yara").await;
+    let n = notifyd.wait_shown("yara", WAIT).await.unwrap();
+    assert!(
+        !n.actions.iter().any(|a| a == "approve" || a == "reject"),
+        "no buttons offered to a server without them: {:?}",
+        n.actions
+    );
+    assert!(n.body.contains("ClawPair window"), "{}", n.body);
+    let s = session.await.unwrap();
+    s.wait_for("#approve-list [data-action='approve-dm']", WAIT);
+    assert!(
+        s.text("#approve-list").contains("yara"),
+        "{}",
+        s.text("#approve-list")
+    );
+    std::thread::sleep(Duration::from_millis(300)); // painted, for the screenshot
+    keep(&s.screenshot(), "approval-window.png");
+    s.click("#approve-list [data-action='approve-dm']");
+    wait_file(
+        &st.file("credentials/telegram-allowFrom.json"),
+        |t| t.contains("5151"),
+        "approved from the small window",
+    );
+    bridge.close().await;
+    tokio::task::spawn_blocking(move || s.end()).await.unwrap();
+    // Started in the tray only: it lives on after the session; stopped here.
+    if let Ok(t) = std::fs::read_to_string(st.file("run/gateway.json")) {
+        if let Some(pid) = serde_json::from_str::<Value>(&t)
+            .ok()
+            .and_then(|v| v["pid"].as_u64())
+        {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+        }
+    }
+    wait_app_gone(&st);
+}
+
 /// Waits until no app serves this state dir any more (its run record is removed on exit).
 fn wait_app_gone(st: &State) {
     let end = Instant::now() + WAIT;

@@ -2,6 +2,7 @@
 //! inside its own process (one tokio runtime shared with Tauri), forwards the core's events to
 //! the window and to notifications, and offers every decision one click away.
 
+pub mod approval;
 pub mod autostart;
 pub mod commands;
 pub mod gateway_ctl;
@@ -155,6 +156,8 @@ pub fn build_app<R: Runtime>(builder: tauri::Builder<R>, state: AppState) -> tau
             commands::set_autostart,
             commands::expose_on_lan,
             commands::retry_gateway,
+            approval::close_approval_window,
+            approval::open_main_window,
             commands::dismiss_guide,
             commands::show_guide,
             commands::open_logs,

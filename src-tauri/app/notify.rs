@@ -355,12 +355,22 @@ fn show<R: Runtime>(
         if !n.service.settings_off_thread().await.ui.notifications {
             return;
         }
+        // A server that shows no buttons (dunst and others): the notification says so, and
+        // ClawPair's own small window asks instead.
+        let asks_here =
+            buttons != Buttons::OpenOnly && !super::approval::server_shows_buttons().await;
+        let body = if asks_here {
+            format!("{body}\nApprove or reject it in the ClawPair window that opened.")
+        } else {
+            body
+        };
         let mut note = Notification::new();
         note.appname("ClawPair")
             .summary(&summary)
             .body(&body)
             .icon("clawpair");
         match buttons {
+            _ if asks_here => {}
             Buttons::Approve => {
                 note.action("approve", "Approve").action("reject", "Reject");
             }
@@ -368,6 +378,9 @@ fn show<R: Runtime>(
                 note.action("review", "Review…").action("reject", "Reject");
             }
             Buttons::OpenOnly => {}
+        }
+        if asks_here {
+            super::approval::open(&n.app);
         }
         let shown = note
             .action("default", "Open ClawPair")

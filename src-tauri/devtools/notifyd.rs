@@ -40,12 +40,18 @@ fn lock(log: &SharedLog) -> MutexGuard<'_, Log> {
 struct Server {
     next: AtomicU32,
     log: SharedLog,
+    /// Whether it advertises `actions` (buttons), as most servers do and dunst does not.
+    buttons: bool,
 }
 
 #[zbus::interface(name = "org.freedesktop.Notifications")]
 impl Server {
     async fn get_capabilities(&self) -> Vec<String> {
-        vec!["actions".into(), "body".into()]
+        if self.buttons {
+            vec!["actions".into(), "body".into()]
+        } else {
+            vec!["body".into()]
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -116,10 +122,20 @@ const POLL: Duration = Duration::from_millis(20);
 impl Notifyd {
     /// Owns `org.freedesktop.Notifications` on the session bus (`DBUS_SESSION_BUS_ADDRESS`).
     pub async fn start() -> Result<Notifyd, String> {
+        Self::serve(true).await
+    }
+
+    /// A server that shows no buttons: `GetCapabilities` has no `actions`.
+    pub async fn start_without_buttons() -> Result<Notifyd, String> {
+        Self::serve(false).await
+    }
+
+    async fn serve(buttons: bool) -> Result<Notifyd, String> {
         let log = SharedLog::default();
         let server = Server {
             next: AtomicU32::new(0),
             log: log.clone(),
+            buttons,
         };
         let conn = zbus::connection::Builder::session()
             .and_then(|b| b.name("org.freedesktop.Notifications"))
