@@ -742,6 +742,42 @@ fn saving_a_port_another_program_holds_keeps_the_gateway_and_names_the_program()
         assert!(Instant::now() < end, "the gateway moved to {taken}");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // An edit not saved is said beside Save, and leaving asks first; Discard puts back
+    // what is saved. "Listen on" is a choice, with an address only when asked for.
+    s.execute("const p = document.getElementById('set-port'); p.value = '1'; p.dispatchEvent(new Event('input', {bubbles: true})); return null;");
+    assert_eq!(s.text("#settings-unsaved"), "Unsaved changes");
+    s.click("#nav-requests");
+    s.wait_until("document.getElementById('dialog').open", WAIT);
+    assert!(s.text("#dialog-title").contains("without saving"));
+    s.click("#dialog-cancel");
+    s.wait_until("!document.getElementById('dialog').open", WAIT);
+    assert!(
+        s.displayed(&s.find("#view-settings").unwrap()),
+        "still on Settings"
+    );
+    assert_eq!(
+        s.execute("return document.getElementById('set-port').value;"),
+        json!("1")
+    );
+    std::thread::sleep(Duration::from_millis(300)); // painted, for the screenshot
+    keep(&s.screenshot(), "settings-unsaved.png");
+    s.click("#settings-discard");
+    s.wait_until(
+        &format!("document.getElementById('set-port').value === '{taken}'"),
+        WAIT,
+    );
+    assert_eq!(
+        s.execute("return document.getElementById('settings-unsaved').textContent;"),
+        json!("")
+    );
+    assert_eq!(
+        s.execute("return document.getElementById('set-bind-choice').value;"),
+        json!("127.0.0.1")
+    );
+    assert!(
+        !s.displayed(&s.find("#set-bind").unwrap()),
+        "no free text unless asked"
+    );
     s.end();
     wait_app_gone(&st);
 }

@@ -160,6 +160,7 @@ function confirmDialog(title, body, okLabel) {
   $("dialog-title").textContent = title;
   $("dialog-body").replaceChildren(typeof body === "string" ? el("p", { text: body }) : body);
   $("dialog-ok").textContent = okLabel || "OK";
+  $("dialog-ok").className = "danger";
   $("dialog-cancel").hidden = false;
   return new Promise((resolve) => openDialog((v) => resolve(v === "ok")));
 }
@@ -168,6 +169,7 @@ function infoDialog(title, body) {
   $("dialog-title").textContent = title;
   $("dialog-body").replaceChildren(body);
   $("dialog-ok").textContent = "Done";
+  $("dialog-ok").className = "primary";
   $("dialog-cancel").hidden = true;
   openDialog(null);
 }
@@ -193,6 +195,16 @@ function trapFocus(e) {
 
 function show(view) {
   if (!VIEWS.includes(view)) return;
+  if (current === "settings" && view !== "settings" && settingsDirty) {
+    // Edits are never dropped without a word.
+    confirmDialog("Leave Settings without saving?", "Your changes to the settings are not saved yet.", "Discard changes").then((leave) => {
+      if (leave) {
+        markSettings(false);
+        show(view);
+      }
+    });
+    return;
+  }
   current = view;
   for (const v of VIEWS) $("view-" + v).hidden = v !== view;
   for (const b of document.querySelectorAll(".nav")) {
@@ -200,7 +212,7 @@ function show(view) {
     if (b.dataset.view === view) b.setAttribute("aria-current", "page"); else b.removeAttribute("aria-current");
   }
   if (view !== "pair") stopPairTimer();
-  if (view === "settings") settingsDirty = false; // opening Settings shows what is saved
+  if (view === "settings") markSettings(false); // opening Settings shows what is saved
   refresh(view);
   // The heading, so a screen reader says where the owner now is and Tab goes on from there.
   focusView();
@@ -439,14 +451,24 @@ async function renderDevices() {
         const token = (d.tokens || []).find((t) => t.role === role);
         const revoked = Boolean(token && token.revokedAtMs);
         return [
-          el("button", { class: "small", "data-action": "rotate", "data-role": role, "aria-label": many ? "Rotate " + role + " token of " + name : "Rotate " + name + " (" + role + ")",
+          el("button", { class: "small", "data-action": "rotate", "data-role": role, title: "A new " + role + " token; the old one stops working", "aria-label": many ? "Rotate " + role + " token of " + name : "Rotate " + name + " (" + role + ")",
             "data-focus-key": "rotate:" + d.deviceId + ":" + role, onclick: async () => {
             if (!(await confirmDialog("Rotate the " + role + " token of " + name + "?", "The old token stops working and the device is disconnected. You get the new token once, to give to the device.", "Rotate"))) return;
             const t = await act("token_rotate", { deviceId: d.deviceId, role });
-            if (t) infoDialog("New " + role + " token", el("div", {}, el("p", { text: "Shown once. Give it to " + name + "; ClawPair keeps only its hash." }), el("p", {}, el("code", { class: "token", text: t.token }))));
+            if (t) {
+              const copy = el("button", { type: "button", class: "small", "data-action": "copy-token", onclick: async () => {
+                await copyText(t.token);
+                copy.textContent = "Copied";
+              } }, "Copy token");
+              infoDialog("New " + role + " token", el("div", {},
+                el("p", { text: "Shown once. Give it to " + name + " (copy it, or let its camera read the code); ClawPair keeps only its hash." }),
+                el("p", {}, el("code", { class: "token", text: t.token })),
+                t.qrSvg ? el("img", { class: "token-qr", alt: "QR code with the new token", src: "data:image/svg+xml;base64," + btoa(t.qrSvg) }) : null,
+                el("p", {}, copy)));
+            }
             renderDevices();
           } }, many ? "Rotate " + role : "Rotate"),
-          el("button", { class: "small", "data-action": "revoke", "data-role": role, disabled: revoked || undefined, "aria-label": many ? "Revoke " + role + " token of " + name : "Revoke " + name + " (" + role + ")",
+          el("button", { class: "small", "data-action": "revoke", "data-role": role, title: "Take the " + role + " role back until you approve it again", disabled: revoked || undefined, "aria-label": many ? "Revoke " + role + " token of " + name : "Revoke " + name + " (" + role + ")",
             "data-focus-key": "revoke:" + d.deviceId + ":" + role, onclick: async () => {
             if (!(await confirmDialog("Revoke the " + role + " token of " + name + "?", "The device is disconnected at once. It cannot use the " + role + " role again, whatever token or setup code it presents, until you approve a new request for it.", "Revoke"))) return;
             if (await act("token_revoke", { deviceId: d.deviceId, role }, "Revoked the " + role + " token of " + name)) renderDevices();
@@ -463,7 +485,7 @@ async function renderDevices() {
         el("td", {}, ago(d.lastSeenAtMs), d.stale ? el("span", { class: "chip warn-chip", title: "Not seen for longer than Settings allow", text: "stale" }) : null),
         el("td", { class: "right nowrap" },
           ...roleButtons,
-          el("button", { class: "small danger", "data-action": "remove-device", "aria-label": "Remove " + name, "data-focus-key": "remove-device:" + d.deviceId, onclick: async () => {
+          el("button", { class: "small danger", "data-action": "remove-device", title: "Forget the device: it must pair again", "aria-label": "Remove " + name, "data-focus-key": "remove-device:" + d.deviceId, onclick: async () => {
             if (!(await confirmDialog("Remove " + name + "?", "It is disconnected at once and must be paired again to come back.", "Remove"))) return;
             if (await act("device_remove", { deviceId: d.deviceId }, "Removed " + name)) renderDevices();
           } }, "Remove")));
@@ -619,6 +641,13 @@ async function setAttach(enabled) {
   return r;
 }
 
+/** Whether Settings holds edits not saved yet: said beside Save, with a way to drop them. */
+function markSettings(dirty) {
+  settingsDirty = dirty;
+  $("settings-unsaved").textContent = dirty ? "Unsaved changes" : "";
+  $("settings-discard").hidden = !dirty;
+}
+
 async function renderSettings(force) {
   renderTelegramStatus();
   renderOpenClaw();
@@ -626,6 +655,10 @@ async function renderSettings(force) {
   const s = await act("get_settings");
   if (!s || (settingsDirty && !force)) return;
   $("set-bind").value = s.bind;
+  const known = ["127.0.0.1", "0.0.0.0"].includes(s.bind);
+  $("set-bind-choice").value = known ? s.bind : "custom";
+  $("set-bind-custom").hidden = known;
+  markSettings(false);
   $("set-port").value = s.port;
   $("set-public-url").value = s.publicUrl || "";
   $("set-dm-ttl").value = s.pairingTtlMinutes;
@@ -647,7 +680,7 @@ async function renderSettings(force) {
       el("select", { "data-channel": c.name, "data-focus-key": "policy:" + c.name },
         ...[["pairing", "Pairing: strangers get a code"], ["allowlist", "Allowlist only: no codes"], ["open", "Open: everyone"], ["disabled", "Disabled: ignore all DMs"]]
           .map(([v, t]) => el("option", { value: v, selected: v === c.dmPolicy, text: t })))))]);
-  settingsDirty = false;
+  markSettings(false);
 }
 
 async function saveSettings(ev) {
@@ -655,7 +688,7 @@ async function saveSettings(ev) {
   const policies = {};
   for (const s of document.querySelectorAll("#set-policies select")) policies[s.dataset.channel] = s.value;
   const patch = {
-    bind: $("set-bind").value.trim(),
+    bind: $("set-bind-choice").value === "custom" ? $("set-bind").value.trim() : $("set-bind-choice").value,
     port: Number($("set-port").value),
     publicUrl: $("set-public-url").value.trim(),
     pairingTtlMinutes: Number($("set-dm-ttl").value),
@@ -678,7 +711,7 @@ async function saveSettings(ev) {
     const wantPause = $("set-paused").checked;
     if (wantPause !== !!(status && status.paused)) await act("set_paused", { paused: wantPause });
     toast("Settings saved", "ok");
-    settingsDirty = false;
+    markSettings(false);
     await renderStatus();
     renderSettings(true);
   } catch (e) {
@@ -820,8 +853,17 @@ async function start() {
     $("set-port").select();
   });
   $("settings-form").addEventListener("submit", saveSettings);
-  $("settings-form").addEventListener("input", () => { settingsDirty = true; });
-  $("settings-form").addEventListener("change", () => { settingsDirty = true; });
+  $("settings-form").addEventListener("input", () => markSettings(true));
+  $("settings-form").addEventListener("change", () => markSettings(true));
+  $("set-bind-choice").addEventListener("change", () => {
+    const custom = $("set-bind-choice").value === "custom";
+    $("set-bind-custom").hidden = !custom;
+    if (custom) $("set-bind").focus();
+  });
+  $("settings-discard").addEventListener("click", () => {
+    $("settings-error").hidden = true;
+    renderSettings(true);
+  });
 
   await tauri.event.listen("clawpair://event", onCoreEvent);
   await tauri.event.listen("clawpair://navigate", (e) => show(e.payload));

@@ -333,12 +333,18 @@ pub async fn token_rotate(
     device_id: String,
     role: String,
 ) -> CmdResult {
-    call(
+    let mut v = call(
         &state,
         "device.token.rotate",
         json!({ "deviceId": device_id, "role": role }),
     )
-    .await
+    .await?;
+    // Shown once: as text to copy and as a QR code for the device's camera.
+    if let Some(token) = v["token"].as_str() {
+        let svg = crate::qr::svg(token).map_err(|e| CmdError::from(e.to_string()))?;
+        v["qrSvg"] = svg.into();
+    }
+    Ok(v)
 }
 
 #[tauri::command]
