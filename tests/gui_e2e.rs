@@ -898,6 +898,9 @@ async fn the_window_renders_and_notifies_on_wayland() {
     let notifyd = Notifyd::start()
         .await
         .expect("stand-in notification server");
+    let trayd = clawpair::devtools::trayd::Trayd::start()
+        .await
+        .expect("stand-in tray host");
     let weston = common::desktop::Weston::start();
     let (dport, nport) = (free_port(), free_port());
     let runtime = weston.runtime_dir.path().as_os_str().to_owned();
@@ -973,6 +976,29 @@ async fn the_window_renders_and_notifies_on_wayland() {
         "the compositor shows the window's page ({:.0}% light pixels)",
         share * 100.0
     );
+
+    // The tray icon registers with the desktop's tray host (over D-Bus, as on any Wayland
+    // panel) and says it is active.
+    let item = trayd.wait_item(WAIT).await.unwrap();
+    let (bus, path) = item
+        .find('/')
+        .map(|i| item.split_at(i))
+        .unwrap_or((item.as_str(), "/StatusNotifierItem"));
+    let conn = zbus::Connection::session().await.unwrap();
+    let status: zbus::zvariant::OwnedValue = conn
+        .call_method(
+            Some(bus),
+            path,
+            Some("org.freedesktop.DBus.Properties"),
+            "Get",
+            &("org.kde.StatusNotifierItem", "Status"),
+        )
+        .await
+        .expect("the tray item answers")
+        .body()
+        .deserialize()
+        .unwrap();
+    assert_eq!(String::try_from(status).unwrap(), "Active", "{item}");
 
     // A chat sender's request reaches the owner with its buttons.
     let token = serde_json::from_str::<Value>(&st.read("clawpair.json")).unwrap()["gateway"]

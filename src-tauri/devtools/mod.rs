@@ -2,3 +2,4 @@
 //! the shipped app.
 
 pub mod notifyd;
+pub mod trayd;
