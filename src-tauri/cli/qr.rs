@@ -47,9 +47,11 @@ pub fn run(ctx: &Ctx, a: QrArgs) -> CliResult {
         println!("QR image:   {}", p.display());
     }
     println!(
-        "Scan it with the OpenClaw app on the phone (or `clawpair node pair <code>` on a computer),"
+        "Scan it with the OpenClaw app on the phone (or run `clawpair node pair <code>` on a computer)."
     );
-    println!("check that the fingerprint the phone shows matches what `clawpair devices list` shows, then run");
-    println!("`clawpair devices list` and `clawpair devices approve <requestId>`.");
+    println!(
+        "The phone shows a fingerprint: approve only if `clawpair devices list` shows the same, with"
+    );
+    println!("`clawpair devices approve <fingerprint or request id>`.");
     Ok(())
 }
