@@ -406,6 +406,34 @@ async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
         s.wait_for(&row, WAIT);
         assert!(s.text(&row).contains(&fp));
         keep(&s.screenshot(), "devices.png");
+        // Rotate says what it does; the new token comes once, with Copy and a QR code, and
+        // the dialog closes with a plain Done.
+        let rotate = format!("{row} [data-action='rotate']");
+        assert!(s
+            .execute(&format!(
+                "return document.querySelector(\"{rotate}\").title;"
+            ))
+            .as_str()
+            .is_some_and(|t| t.contains("the old one stops working")));
+        s.click(&rotate);
+        s.wait_until("document.getElementById('dialog').open", WAIT);
+        s.click("#dialog-ok");
+        s.wait_until(
+            "document.getElementById('dialog').open && document.getElementById('dialog-title').textContent.startsWith('New ')",
+            WAIT,
+        );
+        assert!(s.find("#dialog [data-action='copy-token']").is_some());
+        s.wait_until(
+            "document.querySelector('#dialog img.token-qr') && document.querySelector('#dialog img.token-qr').naturalWidth > 0",
+            WAIT,
+        );
+        assert_eq!(
+            s.execute("return document.getElementById('dialog-ok').className;"),
+            json!("primary"),
+            "Done is not a warning"
+        );
+        s.click("#dialog-ok");
+        s.wait_until("!document.getElementById('dialog').open", WAIT);
         s.click("#nav-activity");
         s.wait_until(
             "document.querySelectorAll('#activity-list tbody tr').length > 3",
