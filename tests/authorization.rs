@@ -43,15 +43,6 @@ fn device(
     gw.device(id, auth, role, scopes)
 }
 
-/// A device paired through a setup code with the owner's approval; returns it and its token.
-async fn pair(gw: &TestGateway, role: &str, scopes: &[&str]) -> (Identity, String) {
-    let opts = gw.pair_device(role, scopes).await;
-    let Auth::DeviceToken(token) = opts.auth else {
-        panic!("a device token")
-    };
-    (opts.identity.expect("an identity"), token)
-}
-
 async fn connect(
     gw: &TestGateway,
     id: &Identity,
@@ -83,7 +74,7 @@ fn pending_ids(gw: &TestGateway) -> Vec<String> {
 async fn a_device_never_approves_its_own_upgrade_and_grants_only_what_it_holds() {
     let st = State::new();
     let gw = TestGateway::start(st.path()).await;
-    let (p, p_token) = pair(&gw, "operator", &["operator.pairing"]).await;
+    let (p, p_token) = gw.paired("operator", &["operator.pairing"]).await;
     let mut p_session = connect(&gw, &p, &p_token, "operator", &["operator.pairing"]).await;
 
     // It asks for admin, then for read: two upgrade requests of its own.
@@ -122,7 +113,7 @@ async fn a_device_never_approves_its_own_upgrade_and_grants_only_what_it_holds()
     assert_eq!(e.code, "FORBIDDEN");
 
     // Another pairing-only device may not grant what it lacks either…
-    let (q, q_token) = pair(&gw, "operator", &["operator.pairing"]).await;
+    let (q, q_token) = gw.paired("operator", &["operator.pairing"]).await;
     let mut q_session = connect(&gw, &q, &q_token, "operator", &["operator.pairing"]).await;
     let wants_admin = request_of(&device(
         &gw,
@@ -172,7 +163,7 @@ async fn a_device_never_approves_its_own_upgrade_and_grants_only_what_it_holds()
 
     // The owner's admin device: Q may neither rotate its token (that would hand Q admin) nor
     // revoke, rename or remove it; its own token it may rotate.
-    let (admin_dev, _) = pair(&gw, "operator", &["operator.admin"]).await;
+    let (admin_dev, _) = gw.paired("operator", &["operator.admin"]).await;
     for (method, params) in [
         (
             "device.token.rotate",
@@ -223,7 +214,7 @@ async fn a_device_never_approves_its_own_upgrade_and_grants_only_what_it_holds()
 async fn a_device_cannot_give_itself_back_a_role_the_owner_revoked() {
     let st = State::new();
     let gw = TestGateway::start(st.path()).await;
-    let (p, operator_token) = pair(&gw, "operator", &["operator.pairing"]).await;
+    let (p, operator_token) = gw.paired("operator", &["operator.pairing"]).await;
     // The same device is a node too (approved by the owner), then the owner revokes the node.
     let node_request = request_of(&device(
         &gw,
@@ -280,7 +271,7 @@ async fn a_device_cannot_give_itself_back_a_role_the_owner_revoked() {
 async fn a_channel_bridge_paired_as_a_device_reconnects_with_its_token() {
     let st = State::new();
     let gw = TestGateway::start(st.path()).await;
-    let (bridge, token) = pair(&gw, "operator", &["channel.ingest"]).await;
+    let (bridge, token) = gw.paired("operator", &["channel.ingest"]).await;
     for _ in 0..2 {
         let mut c = connect(&gw, &bridge, &token, "operator", &["channel.ingest"]).await;
         assert_eq!(
@@ -587,11 +578,11 @@ async fn every_method_as_every_kind_of_caller_follows_the_policy_table() {
     let st = State::new();
     let gw = TestGateway::start(st.path()).await;
     let paired = Paired {
-        admin: pair(&gw, "operator", &["operator.admin"]).await,
-        pairing: pair(&gw, "operator", &["operator.pairing"]).await,
-        read: pair(&gw, "operator", &["operator.read"]).await,
-        node: pair(&gw, "node", &[]).await,
-        bridge: pair(&gw, "operator", &["channel.ingest"]).await,
+        admin: gw.paired("operator", &["operator.admin"]).await,
+        pairing: gw.paired("operator", &["operator.pairing"]).await,
+        read: gw.paired("operator", &["operator.read"]).await,
+        node: gw.paired("node", &[]).await,
+        bridge: gw.paired("operator", &["channel.ingest"]).await,
     };
     // The rotation of the admin token ends the sessions that used it: it goes last.
     let mut methods: Vec<_> = METHODS.iter().collect();
@@ -667,7 +658,7 @@ async fn the_admin_token_is_the_owners_whatever_scopes_its_session_asked_for() {
     let mut owner = Client::connect(&opts, |_, _| {})
         .await
         .expect("admin token");
-    let (phone, _) = pair(&gw, "node", &[]).await;
+    let (phone, _) = gw.paired("node", &[]).await;
     owner
         .call(
             "device.pair.rename",

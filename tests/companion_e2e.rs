@@ -13,14 +13,10 @@ use std::time::Duration;
 
 use clawpair::devtools::notifyd::Notifyd;
 use common::desktop::{keep, tauri_driver};
-use common::openclaw::{peer, text, OpenClawGateway, WAIT};
+use common::openclaw::{peer, OpenClawGateway, WAIT};
 use common::webdriver::Session;
-use common::State;
+use common::{free_port, State};
 use serde_json::{json, Value};
-
-fn free_port() -> u16 {
-    common::openclaw::free_port()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the real OpenClaw, Xvfb, a D-Bus session and tauri-driver: run by scripts/interop.sh"]
@@ -116,29 +112,7 @@ async fn attached_to_openclaw_the_desktop_approves_its_requests() {
 
     // A device pairs with OpenClaw's own setup code: ClawPair's notification shows its
     // fingerprint, and its Approve approves it on OpenClaw.
-    let setup = |p: &common::openclaw::Peer| {
-        let o = p.run(
-            &home,
-            &[
-                "qr",
-                "--setup-code-only",
-                "--url",
-                &oc.url,
-                "--token",
-                &oc.token,
-            ],
-        );
-        assert!(o.status.success(), "{}", text(&o));
-        let code = String::from_utf8_lossy(&o.stdout)
-            .trim()
-            .lines()
-            .last()
-            .unwrap()
-            .to_string();
-        clawpair::pairing::setup::decode_setup_code(&code)
-            .unwrap()
-            .bootstrap_token
-    };
+    let setup = |p: &common::openclaw::Peer| oc.bootstrap_token(p);
     let phone = |name: &str, bootstrap: String| {
         json!({ "url": oc.url, "stateDir": st.dir.path().join(name), "bootstrapToken": bootstrap,
                 "role": "node", "scopes": [], "displayName": name })

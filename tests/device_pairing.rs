@@ -299,41 +299,12 @@ async fn bootstrap_token_is_refused_for_a_second_device_and_once_consumed() {
     assert_eq!(e.code, "AUTH_FAILED");
     gw.stop().await;
 }
-
-async fn paired_phone(gw: &TestGateway) -> (Identity, String) {
-    let phone = Identity::generate();
-    let setup = gw.setup_token();
-    let _ = Client::connect(
-        &gw.phone(&phone, Auth::BootstrapToken(setup.clone())),
-        |_, _| {},
-    )
-    .await;
-    let rid = gw
-        .service
-        .device_list()
-        .unwrap()
-        .pending
-        .iter()
-        .find(|p| p.request.device_id == phone.device_id())
-        .unwrap()
-        .request
-        .request_id
-        .clone();
-    gw.service.device_approve(&rid, "test").unwrap();
-    let c = Client::connect(&gw.phone(&phone, Auth::BootstrapToken(setup)), |_, _| {})
-        .await
-        .unwrap();
-    let token = c.hello["auth"]["deviceToken"].as_str().unwrap().to_string();
-    c.close().await;
-    (phone, token)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoke_rotate_and_remove_close_live_sockets_within_a_second() {
     let st = State::new();
     let gw = TestGateway::start(st.path()).await;
     for action in ["revoke", "rotate", "remove"] {
-        let (phone, token) = paired_phone(&gw).await;
+        let (phone, token) = gw.paired_phone().await;
         let mut live = Client::connect(
             &gw.phone(&phone, Auth::DeviceToken(token.clone())),
             |_, _| {},
@@ -388,7 +359,7 @@ async fn revoke_rotate_and_remove_close_live_sockets_within_a_second() {
 async fn revocation_survives_a_restart() {
     let st = State::new();
     let gw = TestGateway::start(st.path()).await;
-    let (phone, token) = paired_phone(&gw).await;
+    let (phone, token) = gw.paired_phone().await;
     gw.service
         .token_revoke(
             &phone.device_id(),
@@ -413,7 +384,7 @@ async fn revocation_survives_a_restart() {
 async fn upgrade_to_a_new_role_needs_the_owner_again() {
     let st = State::new();
     let gw = TestGateway::start(st.path()).await;
-    let (phone, token) = paired_phone(&gw).await;
+    let (phone, token) = gw.paired_phone().await;
     let mut opts = gw.phone(&phone, Auth::DeviceToken(token));
     opts.role = "operator".into();
     opts.scopes = vec!["operator.read".into()];
@@ -467,7 +438,7 @@ async fn unknown_request_ids_answer_not_found_with_a_reason() {
     );
     assert_eq!(e.code, "INVALID_REQUEST");
     // Listing never shows token material.
-    let (_phone, token) = paired_phone(&gw).await;
+    let (_phone, token) = gw.paired_phone().await;
     let list = op
         .call("device.pair.list", serde_json::json!({}))
         .await

@@ -16,18 +16,10 @@ use clawpair::devtools::notifyd::Notifyd;
 use common::a11y::Audit;
 use common::desktop::{keep, tauri_driver, Driver};
 use common::webdriver::{key, Session};
-use common::State;
+use common::{free_port, State};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn wait_file(path: &std::path::Path, pred: impl Fn(&str) -> bool, what: &str) {
     let end = Instant::now() + WAIT;

@@ -357,24 +357,7 @@ fn clawpairs_client_pairs_with_openclaws_gateway_and_keeps_working_after_an_impo
     let st = State::new();
     let home = st.dir.path().join("oc");
     let oc = OpenClawGateway::start(&p, &home);
-    let o = p.run(
-        &home,
-        &[
-            "qr",
-            "--setup-code-only",
-            "--url",
-            &oc.url,
-            "--token",
-            &oc.token,
-        ],
-    );
-    assert!(o.status.success(), "{}", text(&o));
-    let code = String::from_utf8_lossy(&o.stdout)
-        .trim()
-        .lines()
-        .last()
-        .unwrap()
-        .to_string();
+    let code = oc.setup_code(&p);
 
     // `clawpair node pair` with OpenClaw's setup code: it waits (retrying, since OpenClaw has
     // no waitForApproval) until `openclaw devices approve`.
@@ -646,29 +629,7 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
 
     // A device pairs with OpenClaw's own setup code: its request is announced; approving it
     // from ClawPair approves it on OpenClaw.
-    let setup = || {
-        let o = p.run(
-            &home,
-            &[
-                "qr",
-                "--setup-code-only",
-                "--url",
-                &oc.url,
-                "--token",
-                &oc.token,
-            ],
-        );
-        assert!(o.status.success(), "{}", text(&o));
-        let code = String::from_utf8_lossy(&o.stdout)
-            .trim()
-            .lines()
-            .last()
-            .unwrap()
-            .to_string();
-        clawpair::pairing::setup::decode_setup_code(&code)
-            .unwrap()
-            .bootstrap_token
-    };
+    let setup = || oc.bootstrap_token(&p);
     let phone_spec = |name: &str, bootstrap: String| {
         json!({ "url": oc.url, "stateDir": st.dir.path().join(name), "bootstrapToken": bootstrap,
                 "role": "node", "scopes": [], "displayName": name })

@@ -121,7 +121,7 @@ async fn idle_connections_get_tick_events_at_the_announced_interval() {
         .expect("a tick");
     assert!(tick["ts"].as_i64().unwrap() > 0);
     // Nodes and scope-less sessions hear no event stream, but still get ticks.
-    let (phone, token) = paired_phone(&gw).await;
+    let (phone, token) = gw.paired_phone().await;
     let mut node = Client::connect(&gw.phone(&phone, Auth::DeviceToken(token)), |_, _| {})
         .await
         .expect("node connects");
@@ -131,32 +131,6 @@ async fn idle_connections_get_tick_events_at_the_announced_interval() {
         .unwrap()
         .is_some());
     gw.stop().await;
-}
-
-/// A phone paired for `node`, and its device token.
-async fn paired_phone(gw: &TestGateway) -> (Identity, String) {
-    let phone = Identity::generate();
-    let setup = gw.setup_token();
-    let e = rejected(
-        Client::connect(
-            &gw.phone(&phone, Auth::BootstrapToken(setup.clone())),
-            |_, _| {},
-        )
-        .await
-        .err()
-        .unwrap(),
-    );
-    let request_id = e.details.unwrap()["requestId"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    gw.service.device_approve(&request_id, "test").unwrap();
-    let c = Client::connect(&gw.phone(&phone, Auth::BootstrapToken(setup)), |_, _| {})
-        .await
-        .expect("approved phone connects");
-    let token = c.hello["auth"]["deviceToken"].as_str().unwrap().to_string();
-    c.close().await;
-    (phone, token)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,7 +208,7 @@ async fn pairing_required_tells_a_long_lived_client_to_wait_and_retry() {
 async fn each_failed_credential_says_which_under_auth_failed() {
     let st = State::new();
     let gw = TestGateway::start(st.path()).await;
-    let (phone, token) = paired_phone(&gw).await;
+    let (phone, token) = gw.paired_phone().await;
     let stranger = Identity::generate();
     let cases: Vec<(ConnectOptions, &str, &str)> = vec![
         (
@@ -360,7 +334,7 @@ async fn a_scope_no_owner_could_grant_is_refused_with_a_reason() {
 async fn device_methods_answer_as_openclaw_cli_reads_them() {
     let st = State::new();
     let gw = TestGateway::start(st.path()).await;
-    let (phone, token) = paired_phone(&gw).await;
+    let (phone, token) = gw.paired_phone().await;
     let mut op = gw.operator().await;
 
     let list = op.call("device.pair.list", json!({})).await.unwrap();
@@ -437,7 +411,7 @@ async fn device_methods_answer_as_openclaw_cli_reads_them() {
 async fn the_node_hosts_reports_are_acknowledged_and_operators_methods_refused_to_it() {
     let st = State::new();
     let gw = TestGateway::start(st.path()).await;
-    let (phone, token) = paired_phone(&gw).await;
+    let (phone, token) = gw.paired_phone().await;
     let mut node = Client::connect(&gw.phone(&phone, Auth::DeviceToken(token)), |_, _| {})
         .await
         .unwrap();

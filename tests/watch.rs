@@ -35,31 +35,6 @@ async fn on_the_files(st: &State, args: &[&str]) {
     assert_eq!(last["credential"], "local", "acted on the files: {last}");
 }
 
-/// A phone paired for `node`, and its device token.
-async fn paired_phone(gw: &TestGateway) -> (Identity, String) {
-    let phone = Identity::generate();
-    let code = gw.setup_token();
-    let first = Client::connect(
-        &gw.phone(&phone, Auth::BootstrapToken(code.clone())),
-        |_, _| {},
-    )
-    .await;
-    let Err(ClientError::Rejected(e)) = first else {
-        panic!("expected NOT_PAIRED");
-    };
-    let rid = e.details.unwrap()["requestId"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    gw.service.device_approve(&rid, "test").unwrap();
-    let c = Client::connect(&gw.phone(&phone, Auth::BootstrapToken(code)), |_, _| {})
-        .await
-        .expect("approved phone connects");
-    let token = c.hello["auth"]["deviceToken"].as_str().unwrap().to_string();
-    c.close().await;
-    (phone, token)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_phone_waiting_for_approval_is_let_in_when_the_cli_approves_on_the_files() {
     let st = State::new();
@@ -131,8 +106,8 @@ async fn a_rejection_on_the_files_refuses_the_waiting_phone() {
 async fn removing_or_revoking_a_device_on_the_files_closes_its_live_connection() {
     let st = State::new();
     let gw = TestGateway::start_unrecorded(st.path()).await;
-    let (a, a_token) = paired_phone(&gw).await;
-    let (b, b_token) = paired_phone(&gw).await;
+    let (a, a_token) = gw.paired_phone().await;
+    let (b, b_token) = gw.paired_phone().await;
     let mut a_live = Client::connect(&gw.phone(&a, Auth::DeviceToken(a_token.clone())), |_, _| {})
         .await
         .unwrap();

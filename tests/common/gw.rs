@@ -167,6 +167,21 @@ impl TestGateway {
         opts
     }
 
+    /// A device paired for `role` and `scopes` through a setup code with the owner's
+    /// approval: its identity and device token.
+    pub async fn paired(&self, role: &str, scopes: &[&str]) -> (Identity, String) {
+        let opts = self.pair_device(role, scopes).await;
+        let Auth::DeviceToken(token) = opts.auth else {
+            panic!("a device token")
+        };
+        (opts.identity.expect("an identity"), token)
+    }
+
+    /// A phone paired for `node`: its identity and device token.
+    pub async fn paired_phone(&self) -> (Identity, String) {
+        self.paired("node", &[]).await
+    }
+
     /// Whether the gateway still answers a fresh operator.
     pub async fn answers(&self) -> bool {
         match tokio::time::timeout(

@@ -212,3 +212,12 @@ impl Drop for HeldLock {
         let _ = self.0.wait();
     }
 }
+
+/// A loopback port free right now (the OS picked it; another program may take it later).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a loopback port")
+        .local_addr()
+        .expect("its address")
+        .port()
+}

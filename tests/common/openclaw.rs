@@ -188,15 +188,36 @@ pub struct OpenClawGateway {
     pub home: PathBuf,
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl OpenClawGateway {
+    /// A fresh setup code from OpenClaw's own `openclaw qr` for this gateway.
+    pub fn setup_code(&self, p: &Peer) -> String {
+        let o = p.run(
+            &self.home,
+            &[
+                "qr",
+                "--setup-code-only",
+                "--url",
+                &self.url,
+                "--token",
+                &self.token,
+            ],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        String::from_utf8_lossy(&o.stdout)
+            .trim()
+            .lines()
+            .last()
+            .expect("openclaw qr printed a code")
+            .to_string()
+    }
+
+    /// The bootstrap token inside a fresh setup code of OpenClaw's.
+    pub fn bootstrap_token(&self, p: &Peer) -> String {
+        clawpair::pairing::setup::decode_setup_code(&self.setup_code(p))
+            .expect("OpenClaw's setup code decodes")
+            .bootstrap_token
+    }
+
     pub fn start(p: &Peer, home: &Path) -> OpenClawGateway {
         Self::start_with(p, home, json!({}))
     }
@@ -206,7 +227,7 @@ impl OpenClawGateway {
     pub fn start_with(p: &Peer, home: &Path, extra: Value) -> OpenClawGateway {
         let state = home.join(".openclaw");
         std::fs::create_dir_all(&state).unwrap();
-        let port = free_port().to_string();
+        let port = super::free_port().to_string();
         let token = "interop-token-0123456789abcdef".to_string();
         let mut config = json!({ "gateway": {
             "port": port.parse::<u16>().unwrap(),
