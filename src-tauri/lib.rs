@@ -14,6 +14,7 @@ pub mod gateway;
 pub mod import;
 pub mod logging;
 pub mod net;
+pub mod owner;
 pub mod pairing;
 pub mod ports;
 pub mod protocol;

@@ -528,6 +528,7 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
     use clawpair::attach::remote::{Remote, Status, Target, TokenSource};
     use clawpair::attach::{discover, Backend};
     use clawpair::events::Event;
+    use clawpair::owner::OwnerRequest;
 
     let p = peer();
     let st = State::new();
@@ -600,13 +601,17 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
         .call(
             "notification",
             None,
-            "pairing.approve",
-            json!({ "channel": "telegram", "code": dm.code }),
+            &OwnerRequest::DmApprove {
+                channel: Some("telegram".into()),
+                code: dm.code.clone(),
+                account_id: None,
+                notify: false,
+            },
         )
         .await
         .expect("approved on OpenClaw");
     let listed = backend
-        .call("window", None, "pairing.list", json!({}))
+        .call("window", None, &OwnerRequest::DmList { channel: None })
         .await
         .unwrap();
     assert_eq!(
@@ -615,7 +620,7 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
         "gone from OpenClaw's requests"
     );
     let allowed = backend
-        .call("window", None, "allowlist.list", json!({}))
+        .call("window", None, &OwnerRequest::AllowList { channel: None })
         .await
         .unwrap();
     assert!(
@@ -643,7 +648,7 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
     })
     .await;
     let pending = backend
-        .call("window", None, "device.pair.list", json!({}))
+        .call("window", None, &OwnerRequest::DeviceList {})
         .await
         .unwrap();
     assert_eq!(
@@ -654,8 +659,10 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
         .call(
             "window",
             None,
-            "device.pair.approve",
-            json!({ "requestId": req.request_id, "withoutAdmin": true }),
+            &OwnerRequest::DeviceApprove {
+                request_id: req.request_id.clone(),
+                without_admin: true,
+            },
         )
         .await
         .unwrap_err();
@@ -664,8 +671,10 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
         .call(
             "notification",
             None,
-            "device.pair.approve",
-            json!({ "requestId": req.request_id }),
+            &OwnerRequest::DeviceApprove {
+                request_id: req.request_id.clone(),
+                without_admin: false,
+            },
         )
         .await
         .expect("approved");
@@ -725,7 +734,7 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
     })
     .await;
     backend
-        .call("window", None, "device.pair.list", json!({}))
+        .call("window", None, &OwnerRequest::DeviceList {})
         .await
         .expect("answers again");
     // Nothing of OpenClaw's was written by ClawPair: its config is as the test wrote it.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use super::AppState;
 use crate::config::{Settings, SettingsPatch};
+use crate::owner::OwnerRequest;
 use crate::protocol::{Code, ErrorCode};
 use crate::rpc::RpcError;
 
@@ -71,10 +72,10 @@ async fn edit_settings(
 
 /// One method through the backend in use: ClawPair's core (off the UI thread), or the
 /// OpenClaw gateway it is attached to. Audited as `window`.
-async fn call(state: &AppState, method: &str, params: Value) -> CmdResult {
+async fn call(state: &AppState, req: OwnerRequest) -> CmdResult {
     let backend = crate::attach::current(&state.backend);
     Ok(backend
-        .call("window", state.gateway.listening(), method, params)
+        .call("window", state.gateway.listening(), &req)
         .await?)
 }
 
@@ -214,8 +215,8 @@ fn telegram_status(state: &AppState, s: &Settings) -> Value {
 
 #[tauri::command]
 pub async fn list_requests(state: State<'_, AppState>) -> CmdResult {
-    let dm = call(&state, "pairing.list", json!({})).await?;
-    let devices = call(&state, "device.pair.list", json!({})).await?;
+    let dm = call(&state, OwnerRequest::DmList { channel: None }).await?;
+    let devices = call(&state, OwnerRequest::DeviceList {}).await?;
     Ok(
         json!({ "dm": dm["requests"], "devices": devices["pending"], "now": state.service.now_ms() }),
     )
@@ -230,8 +231,12 @@ pub async fn approve_dm(
 ) -> CmdResult {
     call(
         &state,
-        "pairing.approve",
-        json!({ "channel": channel, "code": code, "notify": notify.unwrap_or(false) }),
+        OwnerRequest::DmApprove {
+            channel: Some(channel),
+            code,
+            account_id: None,
+            notify: notify.unwrap_or(false),
+        },
     )
     .await
 }
@@ -240,8 +245,11 @@ pub async fn approve_dm(
 pub async fn reject_dm(state: State<'_, AppState>, channel: String, code: String) -> CmdResult {
     call(
         &state,
-        "pairing.reject",
-        json!({ "channel": channel, "code": code }),
+        OwnerRequest::DmReject {
+            channel: Some(channel),
+            code,
+            account_id: None,
+        },
     )
     .await
 }
@@ -255,25 +263,22 @@ pub async fn approve_device(
 ) -> CmdResult {
     call(
         &state,
-        "device.pair.approve",
-        json!({ "requestId": request_id, "withoutAdmin": without_admin.unwrap_or(false) }),
+        OwnerRequest::DeviceApprove {
+            request_id,
+            without_admin: without_admin.unwrap_or(false),
+        },
     )
     .await
 }
 
 #[tauri::command]
 pub async fn reject_device(state: State<'_, AppState>, request_id: String) -> CmdResult {
-    call(
-        &state,
-        "device.pair.reject",
-        json!({ "requestId": request_id }),
-    )
-    .await
+    call(&state, OwnerRequest::DeviceReject { request_id }).await
 }
 
 #[tauri::command]
 pub async fn list_allowlist(state: State<'_, AppState>) -> CmdResult {
-    call(&state, "allowlist.list", json!({})).await
+    call(&state, OwnerRequest::AllowList { channel: None }).await
 }
 
 #[tauri::command]
@@ -285,8 +290,11 @@ pub async fn allow_add(
 ) -> CmdResult {
     call(
         &state,
-        "allowlist.add",
-        json!({ "channel": channel, "senderId": sender_id.trim(), "accountId": account_id }),
+        OwnerRequest::AllowAdd {
+            channel,
+            sender_id: sender_id.trim().to_string(),
+            account_id,
+        },
     )
     .await
 }
@@ -300,31 +308,29 @@ pub async fn allow_remove(
 ) -> CmdResult {
     call(
         &state,
-        "allowlist.remove",
-        json!({ "channel": channel, "senderId": sender_id, "accountId": account_id }),
+        OwnerRequest::AllowRemove {
+            channel,
+            sender_id,
+            account_id,
+        },
     )
     .await
 }
 
 #[tauri::command]
 pub async fn list_devices(state: State<'_, AppState>) -> CmdResult {
-    let v = call(&state, "device.pair.list", json!({})).await?;
+    let v = call(&state, OwnerRequest::DeviceList {}).await?;
     Ok(json!({ "paired": v["paired"], "now": state.service.now_ms() }))
 }
 
 #[tauri::command]
 pub async fn device_remove(state: State<'_, AppState>, device_id: String) -> CmdResult {
-    call(
-        &state,
-        "device.pair.remove",
-        json!({ "deviceId": device_id }),
-    )
-    .await
+    call(&state, OwnerRequest::DeviceRemove { device_id }).await
 }
 
 #[tauri::command]
 pub async fn device_clear(state: State<'_, AppState>) -> CmdResult {
-    call(&state, "device.pair.clear", json!({ "pending": false })).await
+    call(&state, OwnerRequest::DeviceClear { pending: false }).await
 }
 
 #[tauri::command]
@@ -333,12 +339,7 @@ pub async fn token_rotate(
     device_id: String,
     role: String,
 ) -> CmdResult {
-    let mut v = call(
-        &state,
-        "device.token.rotate",
-        json!({ "deviceId": device_id, "role": role }),
-    )
-    .await?;
+    let mut v = call(&state, OwnerRequest::TokenRotate { device_id, role }).await?;
     // Shown once: as text to copy and as a QR code for the device's camera.
     if let Some(token) = v["token"].as_str() {
         let svg = crate::qr::svg(token).map_err(|e| CmdError::from(e.to_string()))?;
@@ -353,12 +354,7 @@ pub async fn token_revoke(
     device_id: String,
     role: String,
 ) -> CmdResult {
-    call(
-        &state,
-        "device.token.revoke",
-        json!({ "deviceId": device_id, "role": role }),
-    )
-    .await
+    call(&state, OwnerRequest::TokenRevoke { device_id, role }).await
 }
 
 /// A new setup code with its QR (SVG); or, when the gateway is only on loopback, the reason
@@ -377,8 +373,10 @@ pub async fn setup_create(state: State<'_, AppState>, url: Option<String>) -> Cm
     }
     match call(
         &state,
-        "device.setup.create",
-        json!({ "url": url, "retirePrevious": true }),
+        OwnerRequest::SetupCreate {
+            url: url.clone(),
+            retire_previous: true,
+        },
     )
     .await
     {
@@ -412,15 +410,16 @@ pub async fn setup_create(state: State<'_, AppState>, url: Option<String>) -> Cm
 
 #[tauri::command]
 pub async fn setup_cleanup(state: State<'_, AppState>) -> CmdResult {
-    call(&state, "device.setup.cleanup", json!({})).await
+    call(&state, OwnerRequest::SetupCleanup {}).await
 }
 
 #[tauri::command]
 pub async fn audit_tail(state: State<'_, AppState>, limit: Option<usize>) -> CmdResult {
     let mut v = call(
         &state,
-        "audit.tail",
-        json!({ "limit": limit.unwrap_or(200) }),
+        OwnerRequest::AuditTail {
+            limit: limit.unwrap_or(200),
+        },
     )
     .await?;
     // Each record with its sentence; the devices named as the owner named them.
@@ -583,7 +582,7 @@ pub async fn expose_on_lan(state: State<'_, AppState>) -> CmdResult {
 /// closed. The new token never reaches the window.
 #[tauri::command]
 pub async fn rotate_admin_token(state: State<'_, AppState>) -> CmdResult {
-    call(&state, "gateway.token.rotate", json!({})).await
+    call(&state, OwnerRequest::AdminTokenRotate {}).await
 }
 
 /// Opens the logs folder in the file manager.
@@ -826,7 +825,20 @@ mod tests {
 
     #[test]
     fn loopback_gateway_gets_an_explanation_instead_of_a_code() {
-        let (_tmp, _service, _app, w) = app();
+        let (_tmp, _service, app, w) = app();
+        // No gateway running: no code a phone could not use.
+        let r = invoke(&w, "setup_create", json!({})).unwrap();
+        assert!(
+            r["error"]
+                .as_str()
+                .unwrap()
+                .contains("The gateway is not running"),
+            "{r}"
+        );
+        assert!(r["setupCode"].is_null());
+        let gateway = tauri::Manager::state::<AppState>(&app).gateway.clone();
+        tauri::async_runtime::block_on(gateway.start("127.0.0.1:0".parse().unwrap()))
+            .expect("the gateway listens");
         let r = invoke(&w, "setup_create", json!({})).unwrap();
         assert_eq!(r["loopbackOnly"], true);
         assert!(r["error"].as_str().unwrap().contains("127.0.0.1"));
@@ -838,6 +850,7 @@ mod tests {
         .unwrap();
         assert!(r["qrSvg"].as_str().unwrap().contains("<svg"));
         assert!(r["setupCode"].as_str().is_some());
+        tauri::async_runtime::block_on(gateway.stop());
     }
 
     #[test]

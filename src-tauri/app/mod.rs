@@ -18,6 +18,7 @@ use tauri::{AppHandle, Emitter, Manager, Runtime, WebviewWindowBuilder};
 
 use crate::clock::SystemClock;
 use crate::events::Event;
+use crate::owner::OwnerRequest;
 use crate::service::Service;
 use crate::store::StatePaths;
 
@@ -303,9 +304,11 @@ pub fn start_backend(service: &Arc<Service>) -> crate::attach::Backend {
 
 /// Counts what waits for the owner, for the tray and the window title.
 pub async fn pending_count(backend: &crate::attach::Backend) -> usize {
-    let dm = backend.call("tray", None, "pairing.list", json!({})).await;
+    let dm = backend
+        .call("tray", None, &OwnerRequest::DmList { channel: None })
+        .await;
     let dev = backend
-        .call("tray", None, "device.pair.list", json!({}))
+        .call("tray", None, &OwnerRequest::DeviceList {})
         .await;
     let n = |v: &Result<serde_json::Value, crate::rpc::RpcError>, k: &str| {
         v.as_ref()

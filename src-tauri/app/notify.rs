@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use notify_rust::{Notification, NotificationHandle, NotificationResponse, Timeout};
 use serde::Serialize;
-use serde_json::json;
 use tauri::{AppHandle, Runtime};
 
 use crate::events::{DmRequestView, Event};
+use crate::owner::OwnerRequest;
 use crate::pairing::device::{PendingDevice, SCOPE_ADMIN};
 use crate::sanitize::{escape_markup, sanitize};
 use crate::service::Service;
@@ -241,8 +241,12 @@ fn claim<R: Runtime>(
 /// Closes the notifications of requests that are no longer pending, as the backend lists them.
 async fn close_settled<R: Runtime>(n: &Notifier<R>) {
     let backend = crate::attach::current(&n.backend);
-    let devices = backend.call("notification", None, "device.pair.list", json!({}));
-    let dms = backend.call("notification", None, "pairing.list", json!({}));
+    let (list_devices, list_dms) = (
+        OwnerRequest::DeviceList {},
+        OwnerRequest::DmList { channel: None },
+    );
+    let devices = backend.call("notification", None, &list_devices);
+    let dms = backend.call("notification", None, &list_dms);
     let (Ok(devices), Ok(dms)) = (devices.await, dms.await) else {
         return;
     };
@@ -462,37 +466,35 @@ async fn act(
     subject: &Subject,
     approve: bool,
 ) -> Result<(), String> {
-    let call = |method: &'static str, params: serde_json::Value| async move {
+    let call = |req: OwnerRequest| async move {
         backend
-            .call("notification", None, method, params)
+            .call("notification", None, &req)
             .await
             .map(|_| ())
             .map_err(|e| e.message)
     };
     match (subject, approve) {
         (Subject::Dm { channel, code }, true) => {
-            call(
-                "pairing.approve",
-                serde_json::json!({ "channel": channel, "code": code }),
-            )
+            call(OwnerRequest::DmApprove {
+                channel: Some(channel.clone()),
+                code: code.clone(),
+                account_id: None,
+                notify: false,
+            })
             .await
         }
         (Subject::Dm { channel, code }, false) => {
-            call(
-                "pairing.reject",
-                serde_json::json!({ "channel": channel, "code": code }),
-            )
+            call(OwnerRequest::DmReject {
+                channel: Some(channel.clone()),
+                code: code.clone(),
+                account_id: None,
+            })
             .await
         }
         (Subject::Device { request_id }, true) => {
             // Whatever the server sent back, full access is decided in the window.
             let list = backend
-                .call(
-                    "notification",
-                    None,
-                    "device.pair.list",
-                    serde_json::json!({}),
-                )
+                .call("notification", None, &OwnerRequest::DeviceList {})
                 .await
                 .map_err(|e| e.message)?;
             let admin = list["pending"].as_array().is_some_and(|p| {
@@ -506,17 +508,16 @@ async fn act(
             if admin {
                 return Err("the device asks for operator.admin: review it in the window".into());
             }
-            call(
-                "device.pair.approve",
-                serde_json::json!({ "requestId": request_id }),
-            )
+            call(OwnerRequest::DeviceApprove {
+                request_id: request_id.clone(),
+                without_admin: false,
+            })
             .await
         }
         (Subject::Device { request_id }, false) => {
-            call(
-                "device.pair.reject",
-                serde_json::json!({ "requestId": request_id }),
-            )
+            call(OwnerRequest::DeviceReject {
+                request_id: request_id.clone(),
+            })
             .await
         }
         (Subject::Gateway, _) => Err("nothing to approve or reject".into()),

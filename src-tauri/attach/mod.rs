@@ -19,6 +19,7 @@ use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
 
+use crate::owner::OwnerRequest;
 use crate::rpc::{self, Caller, RpcError};
 use crate::service::Service;
 
@@ -109,22 +110,21 @@ impl Backend {
         }
     }
 
-    /// One of ClawPair's methods for the owner at this computer (`via` says where: `window`,
+    /// One of the owner's actions at this computer (`via` says where: `window`,
     /// `notification`, `tray`; `listening`: where ClawPair's own gateway listens, for setup
     /// URLs). File work runs off the async runtime's workers.
     pub async fn call(
         &self,
         via: &str,
         listening: Option<SocketAddr>,
-        method: &str,
-        params: Value,
+        req: &OwnerRequest,
     ) -> Result<Value, RpcError> {
         if let Backend::Attached { service, remote } = self {
-            if let Some(answer) = remote.call(method, params.clone()).await {
+            if let Some(answer) = remote.answer(req).await {
                 // Decisions taken here on OpenClaw's data are in ClawPair's activity log too.
-                if answer.is_ok() && !method.ends_with(".list") {
+                if answer.is_ok() && !req.reads_only() {
                     let mut details = serde_json::Map::new();
-                    details.insert("method".into(), method.into());
+                    details.insert("method".into(), req.method().into());
                     details.insert("gateway".into(), remote.url().into());
                     let s = service.clone();
                     let via = via.to_string();
@@ -136,9 +136,10 @@ impl Backend {
                 return answer;
             }
         }
-        let (s, m, via) = (self.service().clone(), method.to_string(), via.to_string());
+        let (s, via) = (self.service().clone(), via.to_string());
+        let (m, params) = (req.method(), req.params());
         tokio::task::spawn_blocking(move || {
-            rpc::call(&s, &Caller::owner(&via, listening), &m, params)
+            rpc::call(&s, &Caller::owner(&via, listening), m, params)
         })
         .await
         .unwrap_or_else(|_| {

@@ -4,6 +4,7 @@ use serde_json::{json, Value};
 
 use super::output::{ago, i, or_dash, print_json, s, short_ms, table, until};
 use super::{CliError, CliResult, Ctx, DevicesCmd};
+use crate::owner::OwnerRequest;
 
 fn pending_rows(now: i64, pending: &[Value]) -> Vec<Vec<String>> {
     pending
@@ -87,7 +88,7 @@ fn request_named(ctx: &Ctx, arg: &str) -> Result<String, CliError> {
     if arg.trim().len() == 36 {
         return Ok(arg.trim().to_string());
     }
-    let v = ctx.call("device.pair.list", json!({}))?;
+    let v = ctx.call(OwnerRequest::DeviceList {})?;
     let pending = v["pending"].as_array().cloned().unwrap_or_default();
     pick_request(&pending, arg)
 }
@@ -137,7 +138,7 @@ fn print_preview(newest: &Value, json: bool) {
 pub fn run(ctx: &Ctx, cmd: DevicesCmd) -> CliResult {
     match cmd {
         DevicesCmd::List { json } => {
-            let v = ctx.call("device.pair.list", json!({}))?;
+            let v = ctx.call(OwnerRequest::DeviceList {})?;
             if json {
                 print_json(&v);
                 return Ok(());
@@ -243,7 +244,7 @@ pub fn run(ctx: &Ctx, cmd: DevicesCmd) -> CliResult {
                 Some(id) if !latest => request_named(ctx, &id)?,
                 _ => {
                     // Never approve "whatever came last": show it and ask for the exact id.
-                    let v = ctx.call("device.pair.list", json!({}))?;
+                    let v = ctx.call(OwnerRequest::DeviceList {})?;
                     let pending = v["pending"].as_array().cloned().unwrap_or_default();
                     let Some(newest) = pending.iter().max_by_key(|r| i(r, "ts").unwrap_or(0))
                     else {
@@ -254,8 +255,10 @@ pub fn run(ctx: &Ctx, cmd: DevicesCmd) -> CliResult {
                 }
             };
             ctx.act(
-                "device.pair.approve",
-                json!({ "requestId": id, "withoutAdmin": without_admin }),
+                OwnerRequest::DeviceApprove {
+                    request_id: id,
+                    without_admin,
+                },
                 json,
                 |v| {
                     let d = &v["device"];
@@ -271,8 +274,9 @@ pub fn run(ctx: &Ctx, cmd: DevicesCmd) -> CliResult {
             )
         }
         DevicesCmd::Reject { request_id, json } => ctx.act(
-            "device.pair.reject",
-            json!({ "requestId": request_named(ctx, &request_id)? }),
+            OwnerRequest::DeviceReject {
+                request_id: request_named(ctx, &request_id)?,
+            },
             json,
             |v| {
                 println!(
@@ -282,17 +286,14 @@ pub fn run(ctx: &Ctx, cmd: DevicesCmd) -> CliResult {
                 );
             },
         ),
-        DevicesCmd::Remove { device_id, json } => ctx.act(
-            "device.pair.remove",
-            json!({ "deviceId": device_id }),
-            json,
-            |v| {
+        DevicesCmd::Remove { device_id, json } => {
+            ctx.act(OwnerRequest::DeviceRemove { device_id }, json, |v| {
                 println!("Removed device {}.", s(v, "deviceId"));
-            },
-        ),
+            })
+        }
         DevicesCmd::Clear { yes, pending, json } => {
             if !yes {
-                let v = ctx.call("device.pair.list", json!({}))?;
+                let v = ctx.call(OwnerRequest::DeviceList {})?;
                 let n = v["paired"].as_array().map_or(0, Vec::len);
                 let p = v["pending"].as_array().map_or(0, Vec::len);
                 let what = if pending {
@@ -304,22 +305,19 @@ pub fn run(ctx: &Ctx, cmd: DevicesCmd) -> CliResult {
                     "this would remove {what}; run again with --yes to do it"
                 )));
             }
-            ctx.act(
-                "device.pair.clear",
-                json!({ "pending": pending }),
-                json,
-                |v| {
-                    println!(
-                        "Removed {} paired devices; rejected {} pending requests.",
-                        s(v, "removed"),
-                        s(v, "rejected")
-                    );
-                },
-            )
+            ctx.act(OwnerRequest::DeviceClear { pending }, json, |v| {
+                println!(
+                    "Removed {} paired devices; rejected {} pending requests.",
+                    s(v, "removed"),
+                    s(v, "rejected")
+                );
+            })
         }
         DevicesCmd::Rotate { device, role, json } => ctx.act(
-            "device.token.rotate",
-            json!({ "deviceId": device, "role": role }),
+            OwnerRequest::TokenRotate {
+                device_id: device,
+                role,
+            },
             json,
             |v| {
                 println!(
@@ -331,8 +329,10 @@ pub fn run(ctx: &Ctx, cmd: DevicesCmd) -> CliResult {
             },
         ),
         DevicesCmd::Revoke { device, role, json } => ctx.act(
-            "device.token.revoke",
-            json!({ "deviceId": device, "role": role }),
+            OwnerRequest::TokenRevoke {
+                device_id: device,
+                role,
+            },
             json,
             |v| {
                 println!(

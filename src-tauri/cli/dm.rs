@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 use super::output::{ago, or_dash, print_json, s, short_time, table, until};
 use super::{AllowlistCmd, CliError, CliResult, Ctx, PairingCmd};
 use crate::clock::ms_from_iso;
+use crate::owner::OwnerRequest;
 
 /// `[CHANNEL] CODE` → (channel, code).
 fn channel_and_code(args: &[String]) -> Result<(Option<String>, String), CliError> {
@@ -22,7 +23,9 @@ pub fn pairing(ctx: &Ctx, cmd: PairingCmd) -> CliResult {
             account,
             json,
         } => {
-            let v = ctx.call("pairing.list", json!({ "channel": channel }))?;
+            let v = ctx.call(OwnerRequest::DmList {
+                channel: channel.clone(),
+            })?;
             let mut reqs: Vec<Value> = v["requests"].as_array().cloned().unwrap_or_default();
             if let Some(a) = &account {
                 reqs.retain(|r| r["accountId"] == a.as_str());
@@ -94,10 +97,12 @@ pub fn pairing(ctx: &Ctx, cmd: PairingCmd) -> CliResult {
             json,
         } => {
             let (channel, code) = channel_and_code(&args)?;
-            let v = ctx.call(
-                "pairing.approve",
-                json!({ "channel": channel, "code": code, "accountId": account, "notify": notify }),
-            )?;
+            let v = ctx.call(OwnerRequest::DmApprove {
+                channel,
+                code,
+                account_id: account,
+                notify,
+            })?;
             if notify && !ctx.via_gateway() {
                 // Only a running gateway's channels can reach the sender.
                 eprintln!(
@@ -131,8 +136,11 @@ pub fn pairing(ctx: &Ctx, cmd: PairingCmd) -> CliResult {
         } => {
             let (channel, code) = channel_and_code(&args)?;
             ctx.act(
-                "pairing.reject",
-                json!({ "channel": channel, "code": code, "accountId": account }),
+                OwnerRequest::DmReject {
+                    channel,
+                    code,
+                    account_id: account,
+                },
                 json,
                 |v| {
                     println!("Rejected {} sender {}.", s(v, "channel"), s(v, "senderId"));
@@ -145,7 +153,9 @@ pub fn pairing(ctx: &Ctx, cmd: PairingCmd) -> CliResult {
 pub fn allowlist(ctx: &Ctx, cmd: AllowlistCmd) -> CliResult {
     match cmd {
         AllowlistCmd::List { channel, json } => {
-            let v = ctx.call("allowlist.list", json!({ "channel": channel }))?;
+            let v = ctx.call(OwnerRequest::AllowList {
+                channel: channel.clone(),
+            })?;
             if json {
                 print_json(&v);
                 return Ok(());
@@ -195,10 +205,11 @@ pub fn allowlist(ctx: &Ctx, cmd: AllowlistCmd) -> CliResult {
             account,
             json,
         } => {
-            let v = ctx.call(
-                "allowlist.add",
-                json!({ "channel": channel, "senderId": sender, "accountId": account }),
-            )?;
+            let v = ctx.call(OwnerRequest::AllowAdd {
+                channel: channel.clone(),
+                sender_id: sender.clone(),
+                account_id: account,
+            })?;
             if json {
                 print_json(&v);
             } else if v["added"] == true {
@@ -220,10 +231,11 @@ pub fn allowlist(ctx: &Ctx, cmd: AllowlistCmd) -> CliResult {
             account,
             json,
         } => {
-            let v = ctx.call(
-                "allowlist.remove",
-                json!({ "channel": channel, "senderId": sender, "accountId": account }),
-            )?;
+            let v = ctx.call(OwnerRequest::AllowRemove {
+                channel: channel.clone(),
+                sender_id: sender.clone(),
+                account_id: account,
+            })?;
             if json {
                 print_json(&v);
             }

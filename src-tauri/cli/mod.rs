@@ -22,6 +22,7 @@ use serde_json::Value;
 
 use crate::client::{Client, ClientError, ConnectOptions};
 use crate::clock::SystemClock;
+use crate::owner::OwnerRequest;
 use crate::rpc::{self, Caller, RpcError};
 use crate::service::Service;
 use crate::store::StatePaths;
@@ -436,8 +437,9 @@ impl Ctx {
         self.remote.is_some()
     }
 
-    /// Calls a protocol method as the owner (through the gateway when one runs).
-    pub fn call(&self, method: &str, params: Value) -> Result<Value, CliError> {
+    /// One of the owner's actions (through the gateway when one runs, else on the files).
+    pub fn call(&self, req: OwnerRequest) -> Result<Value, CliError> {
+        let (method, params) = (req.method(), req.params());
         match &self.remote {
             Some(r) => {
                 let mut client = r.client.borrow_mut();
@@ -456,15 +458,9 @@ impl Ctx {
         }
     }
 
-    /// Calls a method, then prints the answer: as JSON for scripts, else through `human`.
-    pub fn act(
-        &self,
-        method: &str,
-        params: Value,
-        json: bool,
-        human: impl FnOnce(&Value),
-    ) -> CliResult {
-        let v = self.call(method, params)?;
+    /// An action, then its answer printed: as JSON for scripts, else through `human`.
+    pub fn act(&self, req: OwnerRequest, json: bool, human: impl FnOnce(&Value)) -> CliResult {
+        let v = self.call(req)?;
         if json {
             output::print_json(&v);
         } else {
@@ -518,8 +514,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> CliResult {
         Command::Audit(a) => audit::run(ctx, a),
         Command::Import(a) => import::run(ctx, a),
         Command::Token(TokenCmd::Rotate { json }) => ctx.act(
-            "gateway.token.rotate",
-            serde_json::json!({}),
+            OwnerRequest::AdminTokenRotate {},
             json,
             |_| {
                 println!(

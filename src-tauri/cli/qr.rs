@@ -1,12 +1,14 @@
 //! `clawpair qr`: a setup code for a phone, as a terminal QR, text, JSON or PNG.
 
-use serde_json::json;
-
 use super::output::{print_json, s, until};
 use super::{CliError, CliResult, Ctx, QrArgs};
+use crate::owner::OwnerRequest;
 
 pub fn run(ctx: &Ctx, a: QrArgs) -> CliResult {
-    let mut v = ctx.call("device.setup.create", json!({ "url": a.url }))?;
+    let mut v = ctx.call(OwnerRequest::SetupCreate {
+        url: a.url.clone(),
+        retire_previous: false,
+    })?;
     // What would keep a phone from using it, said before it is scanned (on stderr: the code
     // itself stays alone on stdout for scripts).
     let live = crate::store::runrec::read_live(ctx.service.paths());

@@ -5,38 +5,50 @@ use serde_json::{json, Map, Value};
 
 use super::views::{paired_view, pending_view};
 use super::{unsupported, Remote};
+use crate::owner::OwnerRequest;
 use crate::protocol::{Code, Resolution};
 use crate::rpc::RpcError;
 use crate::sanitize::sanitize;
 
 impl Remote {
-    /// Answers one of ClawPair's own methods (the ones the window, the tray and the
-    /// notifications use) on OpenClaw's data. `None`: not something OpenClaw's gateway holds
-    /// (settings, the activity log): ClawPair answers it itself.
-    pub async fn call(&self, method: &str, params: Value) -> Option<Result<Value, RpcError>> {
-        let p = |k: &str| params.get(k).cloned().unwrap_or(Value::Null);
-        Some(match method {
-            "device.pair.list" => self.device_list().await,
-            "device.pair.approve" => {
-                if params["withoutAdmin"] == true {
+    /// Answers one of the owner's actions on OpenClaw's data, each mapped onto OpenClaw's
+    /// method or refused with what to do instead. `None`: what ClawPair keeps itself (its
+    /// activity log, its own admin token), answered by ClawPair's own service. Every action is
+    /// named here, with no catch-all: a new one must be decided for companion mode.
+    pub async fn answer(&self, req: &OwnerRequest) -> Option<Result<Value, RpcError>> {
+        let method = req.method();
+        Some(match req {
+            OwnerRequest::DeviceList {} => self.device_list().await,
+            OwnerRequest::DeviceApprove {
+                request_id,
+                without_admin,
+            } => {
+                if *without_admin {
                     return Some(Err(unsupported(
                         "OpenClaw approves what the device asked for; to give it less, reject \
                          the request and let the device ask again with fewer scopes",
                     )));
                 }
-                self.call_raw(method, json!({ "requestId": p("requestId") })).await
+                self.call_raw(method, json!({ "requestId": request_id })).await
             }
-            "device.pair.reject" => self.call_raw(method, json!({ "requestId": p("requestId") })).await,
-            "device.pair.remove" => self.call_raw(method, json!({ "deviceId": p("deviceId") })).await,
-            "device.pair.rename" => {
-                self.call_raw(method, json!({ "deviceId": p("deviceId"), "label": p("label") })).await
+            OwnerRequest::DeviceReject { request_id } => {
+                self.call_raw(method, json!({ "requestId": request_id })).await
             }
-            "device.token.rotate" | "device.token.revoke" => {
-                self.call_raw(method, json!({ "deviceId": p("deviceId"), "role": p("role") })).await
+            OwnerRequest::DeviceRemove { device_id } => {
+                self.call_raw(method, json!({ "deviceId": device_id })).await
             }
-            "device.setup.create" => {
+            OwnerRequest::DeviceRename { device_id, label } => {
+                self.call_raw(method, json!({ "deviceId": device_id, "label": label }))
+                    .await
+            }
+            OwnerRequest::TokenRotate { device_id, role }
+            | OwnerRequest::TokenRevoke { device_id, role } => {
+                self.call_raw(method, json!({ "deviceId": device_id, "role": role }))
+                    .await
+            }
+            OwnerRequest::SetupCreate { url, .. } => {
                 let mut q = Map::new();
-                if let Some(u) = params["url"].as_str().filter(|u| !u.is_empty()) {
+                if let Some(u) = url.as_deref().filter(|u| !u.is_empty()) {
                     q.insert("publicUrl".into(), u.into());
                 }
                 self.call_raw("device.pair.setupCode", Value::Object(q))
@@ -45,38 +57,60 @@ impl Remote {
                         json!({ "setupCode": v["setupCode"], "url": v["gatewayUrl"], "expiresAtMs": v["expiresAtMs"] })
                     })
             }
-            "device.setup.cleanup" => Err(unsupported(
+            OwnerRequest::SetupCleanup {} => Err(unsupported(
                 "OpenClaw's protocol has no way to invalidate its setup codes; they expire on their own",
             )),
-            "device.pair.clear" => Err(unsupported(
+            OwnerRequest::DeviceClear { .. } => Err(unsupported(
                 "OpenClaw's protocol removes devices one at a time: remove them from the list",
             )),
-            "pairing.list" => self.dm_list(params["channel"].as_str()).await.map(|r| json!({ "requests": r })),
-            "pairing.approve" | "pairing.reject" => {
-                let id = params["code"].as_str().unwrap_or_default().to_string();
-                let known = self.dm_known.lock().ok().and_then(|m| m.get(&id).cloned());
-                let Some(r) = known else {
-                    return Some(Err(RpcError::new(Code::NotFound, format!("unknown request {}", sanitize(&id)))
-                        .with_details(json!({ "reason": "unknown" }))));
-                };
-                let mut q = json!({ "channel": r.channel, "accountId": r.account_id, "requestId": id });
-                let approve = method == "pairing.approve";
-                if approve && params["notify"] == true {
-                    q["notify"] = true.into();
-                }
-                let m = if approve { "channels.pairing.approve" } else { "channels.pairing.dismiss" };
-                let answer = self.call_raw(m, q).await;
-                if answer.is_ok() {
-                    self.settled_dm(&r, if approve { Resolution::Approved } else { Resolution::Rejected });
-                }
-                answer.map(|v| json!({ "channel": r.channel, "accountId": r.account_id, "senderId": v["senderId"], "code": id }))
-            }
-            "allowlist.list" => self.allow_list(params["channel"].as_str()),
-            "allowlist.add" | "allowlist.remove" => Err(unsupported(
+            OwnerRequest::DmList { channel } => self
+                .dm_list(channel.as_deref())
+                .await
+                .map(|r| json!({ "requests": r })),
+            OwnerRequest::DmApprove { code, notify, .. } => self.dm_decide(code, true, *notify).await,
+            OwnerRequest::DmReject { code, .. } => self.dm_decide(code, false, false).await,
+            OwnerRequest::AllowList { channel } => self.allow_list(channel.as_deref()),
+            OwnerRequest::AllowAdd { .. } | OwnerRequest::AllowRemove { .. } => Err(unsupported(
                 "OpenClaw's protocol does not change allowlists: add senders by approving their \
                  requests, or with openclaw config set channels.<channel>.allowFrom",
             )),
-            _ => return None,
+            // ClawPair's own: its activity log, and its own gateway's admin token.
+            OwnerRequest::AuditTail { .. } | OwnerRequest::AdminTokenRotate {} => return None,
+        })
+    }
+
+    /// Approves or dismisses a chat sender's request OpenClaw listed (`code` is its request id).
+    async fn dm_decide(&self, code: &str, approve: bool, notify: bool) -> Result<Value, RpcError> {
+        let known = self.dm_known.lock().ok().and_then(|m| m.get(code).cloned());
+        let Some(r) = known else {
+            return Err(RpcError::new(
+                Code::NotFound,
+                format!("unknown request {}", sanitize(code)),
+            )
+            .with_details(json!({ "reason": "unknown" })));
+        };
+        let mut q = json!({ "channel": r.channel, "accountId": r.account_id, "requestId": code });
+        if approve && notify {
+            q["notify"] = true.into();
+        }
+        let m = if approve {
+            "channels.pairing.approve"
+        } else {
+            "channels.pairing.dismiss"
+        };
+        let answer = self.call_raw(m, q).await;
+        if answer.is_ok() {
+            self.settled_dm(
+                &r,
+                if approve {
+                    Resolution::Approved
+                } else {
+                    Resolution::Rejected
+                },
+            );
+        }
+        answer.map(|v| {
+            json!({ "channel": r.channel, "accountId": r.account_id, "senderId": v["senderId"], "code": code })
         })
     }
 
