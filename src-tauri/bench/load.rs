@@ -197,6 +197,30 @@ impl Run {
     }
 }
 
+/// `n` attempts one after another, each reset once it is done, each allowed `limit`: one
+/// connection at a time, so that what a server does for each is the same from run to run.
+pub async fn one_by_one<F, Fut>(n: usize, limit: Duration, attempt: F) -> Run
+where
+    F: Fn(u64) -> Fut,
+    Fut: Future<Output = Result<Ws, String>>,
+{
+    let mut run = Run::default();
+    let start = Instant::now();
+    for i in 0..n as u64 {
+        let t0 = Instant::now();
+        match tokio::time::timeout(limit, attempt(i)).await {
+            Ok(Ok(ws)) => {
+                run.record(Ok(t0.elapsed()));
+                reset(ws);
+            }
+            Ok(Err(e)) => run.error(e),
+            Err(_) => run.error(format!("not done within {} s", limit.as_secs())),
+        }
+    }
+    run.elapsed = start.elapsed();
+    run
+}
+
 /// `conc` clients, each connecting, completing `attempt`, and resetting, back to back for `dur`.
 pub async fn closed_loop<F, Fut>(conc: usize, dur: Duration, attempt: F) -> Run
 where

@@ -4,12 +4,14 @@
 //! point, so the build measured is always the current one); this process is the load.
 //!
 //! `--quick` finishes well under a minute; without it, the full run holds 10,000 connections.
-//! `--peer openclaw` measures OpenClaw's own gateway beside ClawPair's instead (`versus`), and
-//! `--gui` the tray app (`gui`).
+//! `--peer openclaw` measures OpenClaw's own gateway beside ClawPair's instead (`versus`),
+//! `--gui` the tray app (`gui`), and `--instructions` adds the instructions each connection
+//! costs, counted under callgrind (`instructions`).
 
 mod echo;
 #[cfg(all(feature = "gui", feature = "devtools"))]
 mod gui;
+mod instructions;
 mod load;
 mod peer;
 mod proc;
@@ -59,6 +61,10 @@ struct Args {
     /// Run one phase only (for profiling)
     #[arg(long, value_enum, value_name = "PHASE")]
     only: Option<Phase>,
+    /// Also count the instructions per device handshake, per admin-token connect and per echo
+    /// connection under valgrind's callgrind (`--only instructions` for these alone)
+    #[arg(long)]
+    instructions: bool,
     /// Measure the tray app instead: request-to-notification latency and idle CPU/RSS (needs a
     /// build with the `gui` and `devtools` features, a D-Bus session and a display)
     #[arg(long)]
@@ -84,6 +90,8 @@ enum Peer {
 pub struct Plan {
     pub quick: bool,
     pub only: Option<Phase>,
+    /// Whether to count instructions under callgrind (`--instructions`, `--only instructions`).
+    pub instructions: bool,
     /// Devices paired before the run (their tokens are reused round-robin): enough that no
     /// device is asked for more sessions than the gateway allows one ([`devices_needed`]).
     pub devices: usize,
@@ -123,6 +131,7 @@ impl Plan {
         Plan {
             quick,
             only: a.only,
+            instructions: a.instructions || a.only == Some(Phase::Instructions),
             devices: devices_needed(
                 if quick { 32 } else { 256 },
                 idle_connections.max(large_connections),
@@ -456,6 +465,9 @@ pub enum Phase {
     Inbound,
     Challenges,
     Approve,
+    /// Only with `--instructions` or `--only instructions`: it needs valgrind, and takes its
+    /// own servers.
+    Instructions,
 }
 
 async fn measure(plan: &Plan, s: &Setup, gw: &Server, echo: &Server) -> Result<Table, String> {
@@ -482,8 +494,45 @@ async fn measure(plan: &Plan, s: &Setup, gw: &Server, echo: &Server) -> Result<T
     if on(Phase::Approve) {
         approve_phase(plan, s, gw, &mut t).await?;
     }
+    if plan.instructions {
+        instructions_phase(s, &mut t).await?;
+    }
     t.push(Row::notification());
     Ok(t)
+}
+
+/// Instructions per connection under callgrind, on servers of their own; without valgrind the
+/// rows are left out, with a note that says why.
+async fn instructions_phase(s: &Setup, t: &mut Table) -> Result<(), String> {
+    if let Err(why) = instructions::available() {
+        eprintln!("instructions: skipped, valgrind is needed ({why})");
+        t.note(format!(
+            "instruction counts skipped: they need valgrind and callgrind_control ({why})"
+        ));
+        return Ok(());
+    }
+    let c = instructions::count(s).await?;
+    eprintln!(
+        "instructions: dumps {}, {} and {} (kept with --keep, for callgrind_annotate)",
+        c.device.dump.display(),
+        c.token.dump.display(),
+        c.echo.dump.display()
+    );
+    t.note_errors("counted device handshakes", &c.device.run);
+    t.note_errors("counted admin-token connects", &c.token.run);
+    t.note_errors("counted echo connections", &c.echo.run);
+    t.note(format!(
+        "instructions (callgrind `Ir`, server process only, all its threads): {} over {} device handshakes, {} over {} admin-token connects, {} over {} echo connections",
+        rows::thousands(c.device.instructions as f64),
+        c.device.run.ok,
+        rows::thousands(c.token.instructions as f64),
+        c.token.run.ok,
+        rows::thousands(c.echo.instructions as f64),
+        c.echo.run.ok,
+    ));
+    t.push(Row::instructions_device(&c));
+    t.push(Row::instructions_token(&c));
+    Ok(())
 }
 
 /// Idle connections: memory per connection, and CPU while they sit there; then, on a fresh

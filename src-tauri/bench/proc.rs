@@ -2,6 +2,7 @@
 //! what `/proc` says about them: resident memory and CPU time. Each server runs in its own
 //! process so its memory and CPU are its own, not the load generator's.
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -109,10 +110,31 @@ pub fn start_gateway_with(
     log: &Path,
     env: &[(&str, &str)],
 ) -> Result<Server, String> {
-    let mut server = spawn_gateway(state_dir, log, 0, env)?;
+    start_gateway_as(state_dir, log, env, &[], Duration::from_secs(15))
+}
+
+/// [`start_gateway`] run by another program (`wrap`, its arguments before this binary's path:
+/// valgrind and its options), which may take `ready_within` to get it listening.
+pub fn start_gateway_under(
+    state_dir: &Path,
+    log: &Path,
+    wrap: &[OsString],
+    ready_within: Duration,
+) -> Result<Server, String> {
+    start_gateway_as(state_dir, log, &[], wrap, ready_within)
+}
+
+fn start_gateway_as(
+    state_dir: &Path,
+    log: &Path,
+    env: &[(&str, &str)],
+    wrap: &[OsString],
+    ready_within: Duration,
+) -> Result<Server, String> {
+    let mut server = spawn_gateway(state_dir, log, 0, env, wrap)?;
     let pid = server.pid();
     let record = state_dir.join("run/gateway.json");
-    let until = Instant::now() + Duration::from_secs(15);
+    let until = Instant::now() + ready_within;
     while Instant::now() < until {
         if let Ok(Some(status)) = server.child.try_wait() {
             let tail = std::fs::read_to_string(log).unwrap_or_default();
@@ -130,13 +152,16 @@ pub fn start_gateway_with(
         std::thread::sleep(Duration::from_millis(20));
     }
     server.stop();
-    Err("the gateway did not write run/gateway.json within 15 s".into())
+    Err(format!(
+        "the gateway did not write run/gateway.json within {} s",
+        ready_within.as_secs()
+    ))
 }
 
 /// Starts the gateway on `state_dir` at 127.0.0.1:`port` and returns at once: the caller
 /// times how long it takes to answer.
 pub fn spawn_gateway_on(state_dir: &Path, log: &Path, port: u16) -> Result<Server, String> {
-    spawn_gateway(state_dir, log, port, &[])
+    spawn_gateway(state_dir, log, port, &[], &[])
 }
 
 fn spawn_gateway(
@@ -144,9 +169,10 @@ fn spawn_gateway(
     log: &Path,
     port: u16,
     env: &[(&str, &str)],
+    wrap: &[OsString],
 ) -> Result<Server, String> {
     let log_file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
-    let child = Command::new(this_exe())
+    let child = this_exe_under(wrap)
         .arg(super::CHILD_GATEWAY)
         .arg(state_dir)
         .arg(port.to_string())
@@ -228,9 +254,27 @@ pub fn run_whole(mut c: Command, out: &Path) -> Result<ProcessRun, String> {
     })
 }
 
+/// This binary as a command, run by `wrap` if that is not empty (`wrap[0]` the program, the
+/// rest its arguments, this binary's path after them).
+fn this_exe_under(wrap: &[OsString]) -> Command {
+    match wrap.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(this_exe());
+            c
+        }
+        None => Command::new(this_exe()),
+    }
+}
+
 /// Starts the baseline echo server; it prints its address as its first line.
 pub fn start_echo() -> Result<Server, String> {
-    let mut child = Command::new(this_exe())
+    start_echo_under(&[])
+}
+
+/// [`start_echo`] run by another program (`wrap`, as for [`start_gateway_under`]).
+pub fn start_echo_under(wrap: &[OsString]) -> Result<Server, String> {
+    let mut child = this_exe_under(wrap)
         .arg(super::CHILD_ECHO)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -239,14 +283,21 @@ pub fn start_echo() -> Result<Server, String> {
         .map_err(|e| format!("cannot start the echo server: {e}"))?;
     let mut line = String::new();
     let out = child.stdout.take().expect("piped stdout");
-    BufReader::new(out)
-        .read_line(&mut line)
-        .map_err(|e| format!("echo server: {e}"))?;
-    let addr = line
-        .trim()
-        .parse()
-        .map_err(|_| format!("echo server printed {line:?} instead of its address"))?;
-    Ok(Server::spawned(addr, child))
+    let read = BufReader::new(out).read_line(&mut line);
+    let addr = read.map_err(|e| format!("echo server: {e}")).and_then(|_| {
+        line.trim()
+            .parse()
+            .map_err(|_| format!("echo server printed {line:?} instead of its address"))
+    });
+    match addr {
+        Ok(addr) => Ok(Server::spawned(addr, child)),
+        Err(e) => {
+            // Not left running (or, exited, unreaped) behind the error.
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(e)
+        }
+    }
 }
 
 /// `VmRSS` of a process, in KiB.

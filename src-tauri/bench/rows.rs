@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use clawpair::pairing::dm::{gate, Decision, DmPolicy, SenderFacts};
 
+use crate::instructions::{Count, Counts};
 use crate::load::{Answers, Run};
 use crate::proc::Usage;
 use crate::{Idle, Plan};
@@ -328,6 +329,39 @@ impl Row {
                 "p50 {}",
                 times(o50.as_secs_f64() / b50.as_secs_f64().max(1e-9))
             ),
+            target: "—".into(),
+            met: "—".into(),
+        }
+    }
+
+    /// Instructions per paired device's reconnect, beside an echo connection's.
+    pub fn instructions_device(c: &Counts) -> Row {
+        Row {
+            metric: format!(
+                "instructions per device handshake (callgrind, {} paired-device reconnects one at a time); baseline: per echo connection (upgrade, one message echoed)",
+                c.device.run.ok
+            ),
+            ..Row::instructions(&c.device, &c.echo)
+        }
+    }
+
+    /// Instructions per admin-token connect (an operator without a device identity).
+    pub fn instructions_token(c: &Counts) -> Row {
+        Row {
+            metric: format!(
+                "instructions per admin-token connect (callgrind, {} operator connects one at a time, no device identity); baseline: per echo connection",
+                c.token.run.ok
+            ),
+            ..Row::instructions(&c.token, &c.echo)
+        }
+    }
+
+    fn instructions(ours: &Count, echo: &Count) -> Row {
+        Row {
+            metric: String::new(),
+            ours: thousands(ours.per_connection()),
+            baseline: thousands(echo.per_connection()),
+            ratio: times(ours.per_connection() / echo.per_connection().max(1e-9)),
             target: "—".into(),
             met: "—".into(),
         }
