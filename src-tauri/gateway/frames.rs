@@ -1,5 +1,6 @@
 //! The wire format (SPEC §5.1): request, response and event frames as JSON text.
 
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 /// A client frame that parsed as a request.
@@ -43,12 +44,58 @@ pub fn parse_req(text: &str) -> Result<Req, (Value, String)> {
     Ok(Req { id, method, params })
 }
 
+/// A response frame, written straight from the borrowed payload (`json!` would first copy the
+/// whole payload into a second value). Fields in the order a JSON object of them prints.
+#[derive(Serialize)]
+struct Res<'a, P: Serialize> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a Value>,
+    id: &'a Value,
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload: Option<&'a P>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+/// An event frame, likewise.
+#[derive(Serialize)]
+struct Ev<'a> {
+    event: &'a str,
+    payload: &'a Value,
+    seq: u64,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+fn text(frame: &impl Serialize) -> String {
+    // Serialising a `Value` into a string cannot fail (its keys are strings).
+    serde_json::to_string(frame).unwrap_or_default()
+}
+
 pub fn ok(id: &Value, payload: Value) -> String {
-    json!({ "type": "res", "id": id, "ok": true, "payload": payload }).to_string()
+    ok_with(id, &payload)
+}
+
+/// A response with any payload that serialises (a typed one, printed without a `Value`).
+pub fn ok_with<P: Serialize>(id: &Value, payload: &P) -> String {
+    text(&Res {
+        error: None,
+        id,
+        ok: true,
+        payload: Some(payload),
+        kind: "res",
+    })
 }
 
 pub fn err(id: &Value, error: Value) -> String {
-    json!({ "type": "res", "id": id, "ok": false, "error": error }).to_string()
+    text(&Res::<Value> {
+        error: Some(&error),
+        id,
+        ok: false,
+        payload: None,
+        kind: "res",
+    })
 }
 
 pub fn error_body(code: &str, message: &str, details: Option<Value>) -> Value {
@@ -60,12 +107,36 @@ pub fn error_body(code: &str, message: &str, details: Option<Value>) -> Value {
 }
 
 pub fn event(name: &str, payload: Value, seq: u64) -> String {
-    json!({ "type": "event", "event": name, "payload": payload, "seq": seq }).to_string()
+    text(&Ev {
+        event: name,
+        payload: &payload,
+        seq,
+        kind: "event",
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frames_print_as_the_objects_they_are() {
+        let id = json!("7");
+        let payload = json!({ "b": [1, 2], "a": "x\u{1}" });
+        assert_eq!(
+            ok(&id, payload.clone()),
+            json!({ "type": "res", "id": id, "ok": true, "payload": payload }).to_string()
+        );
+        let e = error_body("NOT_FOUND", "gone", Some(json!({ "reason": "unknown" })));
+        assert_eq!(
+            err(&id, e.clone()),
+            json!({ "type": "res", "id": id, "ok": false, "error": e }).to_string()
+        );
+        assert_eq!(
+            event("tick", payload.clone(), 9),
+            json!({ "type": "event", "event": "tick", "payload": payload, "seq": 9 }).to_string()
+        );
+    }
 
     #[test]
     fn requests_parse_and_garbage_is_refused_with_a_reason() {

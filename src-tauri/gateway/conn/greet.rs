@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use super::handshake::{end, Conn};
 use super::session::Session;
@@ -15,7 +15,6 @@ use crate::gateway::connect::{AuthMethod, Grant, Refusal};
 use crate::gateway::frames;
 use crate::gateway::limits::LARGE_FRAME;
 use crate::gateway::registry::{Credential, TooManySessions};
-use crate::gateway::Shared;
 use crate::pairing::scope::Role;
 use crate::rpc::{self, Caller};
 
@@ -59,8 +58,9 @@ impl Conn {
                 return end(refuse_with(&mut ws, &self.id, r)).await;
             }
         };
-        let payload = hello_ok(&shared, self.protocol, conn_id, &g);
-        if !send(&mut ws, frames::ok(&self.id, payload)).await {
+        let uptime_ms = shared.started.elapsed().as_millis() as u64;
+        let payload = hello_ok(&shared.limits, uptime_ms, self.protocol, conn_id, &g);
+        if !send(&mut ws, frames::ok_with(&self.id, &payload)).await {
             return None;
         }
         ws.get_mut().set_budget(None);
@@ -110,36 +110,170 @@ impl Conn {
 
 /// The `hello-ok` payload. Protocol 4's is complete for OpenClaw's closed schema (features,
 /// snapshot, `auth.method`, `policy.maxBufferedBytes`; no `server.name`); 3's keeps its name.
-fn hello_ok(shared: &Shared, protocol: u32, conn_id: u64, g: &Grant) -> Value {
-    let limits = &shared.limits;
-    let mut auth = json!({ "role": g.role, "scopes": g.scopes, "method": g.method.as_str() });
-    if let Some((token, at)) = &g.new_token {
-        auth["deviceToken"] = token.clone().into();
-        auth["issuedAtMs"] = (*at).into();
+/// Written straight to the frame from what it borrows (no intermediate JSON value), fields in
+/// the order a JSON object of them prints.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HelloOk<'a> {
+    auth: HelloAuth<'a>,
+    features: Features,
+    policy: Policy,
+    protocol: u32,
+    server: Server,
+    snapshot: Snapshot,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HelloAuth<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issued_at_ms: Option<crate::clock::Millis>,
+    method: &'static str,
+    role: Role,
+    scopes: &'a [crate::pairing::scope::Scope],
+}
+
+#[derive(Serialize)]
+struct Features {
+    events: &'static [&'static str],
+    methods: Vec<&'static str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Policy {
+    max_buffered_bytes: usize,
+    max_payload: usize,
+    tick_interval_ms: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Server {
+    conn_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'static str>,
+    version: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Snapshot {
+    health: Empty,
+    presence: [u8; 0],
+    state_version: StateVersion,
+    uptime_ms: u64,
+}
+
+#[derive(Serialize)]
+struct Empty {}
+
+#[derive(Serialize)]
+struct StateVersion {
+    health: u64,
+    presence: u64,
+}
+
+fn hello_ok<'a>(
+    limits: &crate::gateway::Limits,
+    uptime_ms: u64,
+    protocol: u32,
+    conn_id: u64,
+    g: &'a Grant,
+) -> HelloOk<'a> {
+    HelloOk {
+        auth: HelloAuth {
+            device_token: g.new_token.as_ref().map(|(t, _)| t.as_str()),
+            issued_at_ms: g.new_token.as_ref().map(|(_, at)| *at),
+            method: g.method.as_str(),
+            role: g.role,
+            scopes: &g.scopes,
+        },
+        features: Features {
+            events: crate::events::WIRE_EVENTS,
+            methods: rpc::method_names(g.role, protocol),
+        },
+        policy: Policy {
+            max_buffered_bytes: limits.max_write_buffer,
+            max_payload: limits.max_message,
+            tick_interval_ms: limits.ping_interval.as_millis() as u64,
+        },
+        protocol,
+        server: Server {
+            conn_id: conn_id.to_string(),
+            name: (protocol < 4).then_some("clawpair"),
+            version: env!("CARGO_PKG_VERSION"),
+        },
+        snapshot: Snapshot {
+            health: Empty {},
+            presence: [],
+            state_version: StateVersion {
+                health: 0,
+                presence: 0,
+            },
+            uptime_ms,
+        },
+        kind: "hello-ok",
     }
-    let mut server = json!({ "version": env!("CARGO_PKG_VERSION"), "connId": conn_id.to_string() });
-    if protocol < 4 {
-        server["name"] = "clawpair".into();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::connect::AuthMethod;
+    use serde_json::json;
+
+    /// The typed hello-ok prints exactly what the object it stands for prints.
+    #[test]
+    fn hello_ok_prints_the_object_it_stands_for() {
+        let limits = crate::gateway::Limits::default();
+        for (protocol, new_token) in [(4, Some(("tok".to_string(), 17))), (3, None)] {
+            let g = Grant {
+                role: Role::Node,
+                scopes: vec![],
+                method: AuthMethod::BootstrapToken,
+                device_id: Some("d1".into()),
+                new_token: new_token.clone(),
+            };
+            let mut auth = json!({ "role": "node", "scopes": [], "method": "bootstrap-token" });
+            if let Some((t, at)) = &new_token {
+                auth["deviceToken"] = t.clone().into();
+                auth["issuedAtMs"] = (*at).into();
+            }
+            let mut server = json!({ "version": env!("CARGO_PKG_VERSION"), "connId": "5" });
+            if protocol < 4 {
+                server["name"] = "clawpair".into();
+            }
+            let expected = json!({
+                "type": "hello-ok",
+                "protocol": protocol,
+                "server": server,
+                "features": {
+                    "methods": rpc::method_names(Role::Node, protocol),
+                    "events": crate::events::WIRE_EVENTS,
+                },
+                "snapshot": {
+                    "presence": [],
+                    "health": {},
+                    "stateVersion": { "presence": 0, "health": 0 },
+                    "uptimeMs": 99,
+                },
+                "auth": auth,
+                "policy": {
+                    "maxPayload": limits.max_message,
+                    "maxBufferedBytes": limits.max_write_buffer,
+                    "tickIntervalMs": limits.ping_interval.as_millis() as u64,
+                },
+            });
+            let id = json!("c1");
+            assert_eq!(
+                frames::ok_with(&id, &hello_ok(&limits, 99, protocol, 5, &g)),
+                frames::ok(&id, expected)
+            );
+        }
     }
-    json!({
-        "type": "hello-ok",
-        "protocol": protocol,
-        "server": server,
-        "features": {
-            "methods": rpc::method_names(g.role, protocol),
-            "events": crate::events::WIRE_EVENTS,
-        },
-        "snapshot": {
-            "presence": [],
-            "health": {},
-            "stateVersion": { "presence": 0, "health": 0 },
-            "uptimeMs": shared.started.elapsed().as_millis() as u64,
-        },
-        "auth": auth,
-        "policy": {
-            "maxPayload": limits.max_message,
-            "maxBufferedBytes": limits.max_write_buffer,
-            "tickIntervalMs": limits.ping_interval.as_millis() as u64,
-        },
-    })
 }
