@@ -1353,6 +1353,59 @@ fn the_multipart_reader_of_the_stand_in_really_parses_bodies() {
     assert!(fake::parse_multipart("multipart/form-data", body).is_err());
 }
 
+/// The headless gateway starts its channels through the same registry as the app, and each
+/// follows clawpair.json: a bot enabled after the gateway started answers without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_headless_gateway_starts_a_bot_enabled_while_it_runs() {
+    let st = State::new();
+    let fake = FakeBotApi::start(TOKEN).await;
+    let mut cmd = st.cmd(&["gateway", "--port", "0"]);
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("start the gateway");
+    let pid = child.id() as libc::pid_t;
+    let end = std::time::Instant::now() + WAIT;
+    while !st.file("run/gateway.json").exists() {
+        assert!(std::time::Instant::now() < end, "the gateway did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (service, _) = Service::open(StatePaths::new(st.path()), Arc::new(SystemClock)).unwrap();
+    let base = fake.base_url();
+    service
+        .update_settings("test", move |s: &mut Settings| {
+            s.channels.insert(
+                "telegram".into(),
+                ChannelSettings {
+                    enabled: Some(true),
+                    bot_token: Some(TOKEN.into()),
+                    api_base: Some(base),
+                    owners: vec![OWNER.to_string()],
+                    ..Default::default()
+                },
+            );
+            Ok(())
+        })
+        .unwrap();
+    let dm = fake.private_text(STRANGER, "stranger", "hi");
+    let reply = fake.wait_sent_to(STRANGER, 1).await.remove(0);
+    assert!(reply.text().contains("clawpair pairing approve telegram"));
+    fake.handled(dm).await;
+    // SAFETY: signalling our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let out = tokio::time::timeout(
+        WAIT,
+        tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()),
+    )
+    .await
+    .expect("the gateway stops")
+    .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !stdout(&out).contains("Telegram channel on"),
+        "off at start"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_headless_gateway_runs_the_bot_and_stops_it_on_sigterm() {
     let st = State::new();

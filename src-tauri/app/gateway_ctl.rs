@@ -23,17 +23,19 @@ struct Running {
     handle: ShutdownHandle,
     task: tokio::task::JoinHandle<()>,
     addr: SocketAddr,
-    /// Stops the chat channels that run beside the gateway.
-    stop_channels: tokio::sync::watch::Sender<bool>,
-    telegram: tokio::task::JoinHandle<()>,
+    /// The chat channels that run beside the gateway.
+    channels: crate::channels::Running,
 }
 
 impl Running {
     async fn stop(self) {
-        let _ = self.stop_channels.send(true);
+        let wait = std::time::Duration::from_secs(8);
+        let channels = self.channels.stop(wait);
         self.handle.shutdown();
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(8), self.task).await;
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(8), self.telegram).await;
+        let _ = tokio::time::timeout(wait, self.task).await;
+        for name in channels.await {
+            tracing::warn!("the {name} channel did not stop in time");
+        }
         tracing::info!("gateway on {} stopped", self.addr);
     }
 }
@@ -217,10 +219,9 @@ impl GatewayCtl {
         let addr = gw.local_addr();
         let handle = gw.shutdown_handle();
         let task = tokio::spawn(gw.run());
-        // The Telegram bot runs beside the gateway; it follows clawpair.json, so enabling
-        // it in Settings starts it without a restart.
-        let (stop_channels, stopped) = tokio::sync::watch::channel(false);
-        let telegram = crate::channels::telegram::spawn(self.service.clone(), addr, stopped);
+        // The chat channels run beside the gateway; each follows clawpair.json, so enabling
+        // one in Settings starts it without a restart.
+        let channels = crate::channels::start_all(&self.service, addr);
         self.set_status(GatewayStatus {
             listening: true,
             address: Some(addr.to_string()),
@@ -230,8 +231,7 @@ impl GatewayCtl {
             handle,
             task,
             addr,
-            stop_channels,
-            telegram,
+            channels,
         })
     }
 

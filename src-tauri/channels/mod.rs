@@ -6,10 +6,74 @@
 
 pub mod telegram;
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::Settings;
 use crate::events::Event;
 use crate::service::Service;
+
+/// A chat channel built into the gateway. It runs beside a gateway for as long as that
+/// gateway runs, and follows the settings itself: idle while it is not configured, started,
+/// restarted or stopped as `clawpair.json` changes, so nothing outside it decides when.
+pub trait Channel: Sync {
+    /// Its name in the settings (`channels.<name>`) and in `channel.status`.
+    fn name(&self) -> &'static str;
+    /// Runs it beside the gateway listening on `listening`, until `stop` turns true.
+    fn spawn(
+        &self,
+        service: Arc<Service>,
+        listening: SocketAddr,
+        stop: watch::Receiver<bool>,
+    ) -> JoinHandle<()>;
+    /// What to say about it when a headless gateway starts (on, off with a reason), if anything.
+    fn describe(&self, settings: &Settings) -> Option<String>;
+}
+
+/// Every built-in channel: the one place a new one is added.
+pub static CHANNELS: &[&dyn Channel] = &[&telegram::Telegram];
+
+/// The channels running beside one gateway.
+pub struct Running {
+    stop: watch::Sender<bool>,
+    tasks: Vec<(&'static str, JoinHandle<()>)>,
+}
+
+/// Starts every built-in channel beside the gateway listening on `listening`.
+pub fn start_all(service: &Arc<Service>, listening: SocketAddr) -> Running {
+    let (stop, stopped) = watch::channel(false);
+    let tasks = CHANNELS
+        .iter()
+        .map(|c| {
+            (
+                c.name(),
+                c.spawn(service.clone(), listening, stopped.clone()),
+            )
+        })
+        .collect();
+    Running { stop, tasks }
+}
+
+impl Running {
+    /// Tells them to stop (at once), then gives each `wait` to finish what it is sending;
+    /// the future returns the names of those that did not stop in time.
+    pub fn stop(self, wait: Duration) -> impl std::future::Future<Output = Vec<&'static str>> {
+        let _ = self.stop.send(true);
+        async move {
+            let mut late = Vec::new();
+            for (name, task) in self.tasks {
+                if tokio::time::timeout(wait, task).await.is_err() {
+                    late.push(name);
+                }
+            }
+            late
+        }
+    }
+}
 
 /// A growing delay between attempts after network errors: doubles from `initial` up to `max`,
 /// back to `initial` after a success. No jitter: one adapter per bot, nobody to collide with.

@@ -70,18 +70,22 @@ pub fn run(
                 }
             }
         });
-        let (stop_channels, stopped) = tokio::sync::watch::channel(false);
-        let telegram = start_telegram(&service, gw.local_addr(), stopped);
+        // Every built-in channel, as the app starts them: each follows clawpair.json itself.
+        let settings = service.settings();
+        for line in crate::channels::CHANNELS
+            .iter()
+            .filter_map(|c| c.describe(&settings))
+        {
+            println!("{line}");
+        }
+        let channels = crate::channels::start_all(&service, gw.local_addr());
         tokio::spawn(async move {
             wait_for_signal().await;
             handle.shutdown();
         });
         gw.run().await;
-        let _ = stop_channels.send(true);
-        if let Some(task) = telegram {
-            if tokio::time::timeout(CHANNEL_STOP_WAIT, task).await.is_err() {
-                eprintln!("warning: the Telegram channel did not stop in time");
-            }
+        for name in channels.stop(CHANNEL_STOP_WAIT).await {
+            eprintln!("warning: the {name} channel did not stop in time");
         }
         println!("Gateway stopped.");
         Ok(())
@@ -90,30 +94,6 @@ pub fn run(
 
 /// How long a channel may take to finish what it is sending once the gateway stopped.
 const CHANNEL_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Starts the Telegram channel when `channels.telegram` is enabled with a bot token.
-fn start_telegram(
-    service: &Arc<Service>,
-    listening: SocketAddr,
-    stop: tokio::sync::watch::Receiver<bool>,
-) -> Option<tokio::task::JoinHandle<()>> {
-    use crate::channels::telegram;
-    let settings = service.settings();
-    if !telegram::configured(&settings) {
-        if settings
-            .channel(telegram::CHANNEL)
-            .is_some_and(|c| c.enabled == Some(true))
-        {
-            eprintln!("warning: channels.telegram.enabled is true but no botToken is set; the Telegram channel stays off");
-        }
-        return None;
-    }
-    let owners = settings
-        .channel(telegram::CHANNEL)
-        .map_or(0, |c| c.owners.len());
-    println!("Telegram channel on ({owners} owner(s) may use /pair).");
-    Some(telegram::spawn(service.clone(), listening, stop))
-}
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};

@@ -131,6 +131,41 @@ fn still(settings: &Settings, cfg: &BotConfig) -> bool {
 
 /// Starts the adapter on the current tokio runtime (see the module doc). It stops when
 /// `shutdown` becomes `true` or its sender is dropped, publishing a last `channel.status`.
+/// The Telegram channel, as the registry ([`crate::channels::CHANNELS`]) starts it.
+pub struct Telegram;
+
+impl crate::channels::Channel for Telegram {
+    fn name(&self) -> &'static str {
+        CHANNEL
+    }
+
+    fn spawn(
+        &self,
+        service: Arc<Service>,
+        listening: SocketAddr,
+        stop: watch::Receiver<bool>,
+    ) -> JoinHandle<()> {
+        spawn(service, listening, stop)
+    }
+
+    fn describe(&self, settings: &Settings) -> Option<String> {
+        let enabled = settings
+            .channel(CHANNEL)
+            .is_some_and(|c| c.enabled == Some(true));
+        if configured(settings) {
+            let owners = settings.channel(CHANNEL).map_or(0, |c| c.owners.len());
+            Some(format!(
+                "Telegram channel on ({owners} owner(s) may use /pair)."
+            ))
+        } else if enabled {
+            Some("warning: channels.telegram.enabled is true but no botToken is set; the Telegram channel stays off until one is".into())
+        } else {
+            None
+        }
+    }
+}
+
+/// Starts the Telegram adapter: it follows the settings, idle while no bot is configured.
 pub fn spawn(
     service: Arc<Service>,
     listening: SocketAddr,
