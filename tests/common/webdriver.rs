@@ -23,6 +23,14 @@ pub struct Session {
     id: String,
 }
 
+/// A session a test leaves behind (it panicked) still ends, and its app with it: an app left
+/// running would hold the single-instance lock and stall every later test's session.
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
 fn post(url: &str, body: Value) -> Result<Value, String> {
     match ureq::post(url)
         .timeout(Duration::from_secs(60))
