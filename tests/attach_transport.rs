@@ -377,3 +377,47 @@ async fn wss_to_another_computer_is_attached_only_with_its_pinned_certificate() 
     drop(remote);
     handle.shutdown();
 }
+
+/// A gateway on this computer that restarts is attached again as soon as it listens, not after
+/// the reconnect backoff has grown: its port is watched in the kernel's tables meanwhile
+/// (nothing is sent to it until it listens).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_gateway_that_comes_back_is_attached_again_at_once() {
+    let st = State::new();
+    let gw = TestGateway::start(st.path()).await;
+    let addr = gw.addr;
+    let token = gw.token.clone();
+    let (remote, status) = attach(target(&format!("ws://{addr}/"), None, &token)).await;
+    assert!(matches!(status, Status::Attached { .. }), "{status:?}");
+    gw.stop().await;
+    // Down long enough for the backoff to reach 8 s.
+    let end = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Status::Down { retry_in_s, .. } = remote.status() {
+            if retry_in_s >= 8 {
+                break;
+            }
+        }
+        assert!(tokio::time::Instant::now() < end, "{:?}", remote.status());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (service, _) =
+        Service::open(StatePaths::new(st.path()), Arc::new(SystemClock)).expect("open state");
+    let back = Gateway::bind(Arc::new(service), addr, Limits::default())
+        .await
+        .expect("the gateway listens again on its port");
+    let handle: ShutdownHandle = back.shutdown_handle();
+    let task = tokio::spawn(back.run());
+    let listening = std::time::Instant::now();
+    while !matches!(remote.status(), Status::Attached { .. }) {
+        assert!(
+            listening.elapsed() < Duration::from_secs(2),
+            "attached again within 2 s of the gateway listening: {:?}",
+            remote.status()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(remote);
+    handle.shutdown();
+    let _ = tokio::time::timeout(WAIT, task).await;
+}

@@ -49,12 +49,22 @@ pub(super) async fn drive(
             retry_in_s: backoff,
         });
         drop(r);
-        // Calls made while detached fail at once instead of waiting for the next attempt.
+        // Calls made while detached fail at once instead of waiting for the next attempt. A
+        // gateway on this computer that was not listening is watched for in the kernel's
+        // tables (nothing is sent to it): once it listens again, the next attempt is now.
         let until = tokio::time::sleep(Duration::from_secs(backoff));
         tokio::pin!(until);
+        let port = loopback_port(&target.url);
+        let was_down = port.is_some_and(|p| !listening(p));
+        let mut look = tokio::time::interval(WATCH_EVERY);
         loop {
             tokio::select! {
                 _ = &mut until => break,
+                _ = look.tick(), if was_down => {
+                    if port.is_some_and(listening) {
+                        break;
+                    }
+                }
                 req = requests.recv() => match req {
                     Some((_, _, reply)) => {
                         let _ = reply.send(Err(unavailable(format!("not attached to OpenClaw at {}", target.url))));
@@ -65,6 +75,32 @@ pub(super) async fn drive(
         }
         backoff = (backoff * 2).min(30);
     }
+}
+
+/// How often a gateway on this computer that went away is looked for.
+const WATCH_EVERY: Duration = Duration::from_millis(250);
+
+/// The port of a `ws://`/`wss://` URL on loopback (a gateway on this computer), if it is one.
+fn loopback_port(url: &str) -> Option<u16> {
+    let u = url::Url::parse(url).ok()?;
+    let local = match u.host()? {
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+        url::Host::Domain(d) => d == "localhost",
+    };
+    local.then(|| u.port_or_known_default()).flatten()
+}
+
+/// Whether anything listens on `port` on loopback now, from `/proc/net/tcp{,6}`.
+fn listening(port: u16) -> bool {
+    let mut entries = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        if let Ok(t) = std::fs::read_to_string(table) {
+            entries.extend(crate::attach::owner::parse_table(&t));
+        }
+    }
+    let to = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    !crate::attach::owner::listeners_for(&entries, to).is_empty()
 }
 
 async fn connect(target: &Target) -> Result<(Socket, Value), String> {
