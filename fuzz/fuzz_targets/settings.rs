@@ -1,7 +1,8 @@
 //! `clawpair.json` (the settings) as a person or another process left it: read without
 //! creating anything (`doctor`), checked for problems, loaded as every start loads it (a
 //! missing admin token minted and written) and edited under its lock. A file that does not
-//! parse is moved aside whole; what the store wrote reads back the same.
+//! parse is the owner's to correct: left exactly as it was, refused with where the mistake is;
+//! what the store wrote reads back the same.
 
 #![no_main]
 
@@ -26,6 +27,20 @@ fuzz_target!(|data: &[u8]| {
             let _ = s.stale_after_ms();
             let _ = s.gateway.tls_on().map(|t| t.problems());
             let _ = s.dm_policy("telegram");
+        }
+        Err(StoreError::Invalid { .. }) => {
+            // The owner's file: never moved aside nor rewritten, and every start refuses it
+            // too, saying where the mistake is.
+            assert_eq!(std::fs::read(&file).ok().as_deref(), Some(data), "left as it was");
+            assert!(
+                matches!(
+                    config::load_or_init(&paths, &*clock),
+                    Err(StoreError::Invalid { .. })
+                ),
+                "refused at start as well"
+            );
+            assert_eq!(std::fs::read(&file).ok().as_deref(), Some(data), "still as it was");
+            return;
         }
         Err(StoreError::Corrupt { .. }) => {
             assert!(moved_aside_with(&file, data), "moved aside whole");
