@@ -386,6 +386,11 @@ impl Settings {
     pub fn setup_code_ttl_ms(&self) -> Millis {
         minutes(self.devices.setup_code_ttl_minutes)
     }
+    /// Where the gateway listens by these settings, when `gateway.bind` is an address.
+    pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
+        crate::net::bind_ip(self.gateway.bind.trim())
+            .map(|ip| std::net::SocketAddr::new(ip, self.gateway.port))
+    }
     /// How long a paired device may go unseen before it is stale, when that is on.
     pub fn stale_after_ms(&self) -> Option<Millis> {
         self.devices

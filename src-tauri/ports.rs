@@ -27,7 +27,7 @@ impl std::fmt::Display for PortHolder {
                 write!(f, "OpenClaw's gateway (pid {pid}, `{c}`)")
             }
             (Some(c), Some(pid)) => write!(f, "`{c}` (pid {pid})"),
-            _ if self.uid != current_uid() => {
+            _ if self.uid != crate::attach::transport::current_uid() => {
                 write!(f, "a program of another user (uid {})", self.uid)
             }
             _ => write!(f, "a program that could not be identified"),
@@ -35,23 +35,11 @@ impl std::fmt::Display for PortHolder {
     }
 }
 
-/// This process's user id.
-pub fn current_uid() -> u32 {
-    std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
-        .unwrap_or(u32::MAX)
-}
-
 /// What holds the port `bind` asks for: the listener in the kernel's tables and, when this
 /// user may look, the process that has it open. Empty when nothing listens there (or `/proc`
 /// is not there to say).
 pub fn port_holders(bind: std::net::SocketAddr) -> Vec<PortHolder> {
-    let mut entries = Vec::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        if let Ok(t) = std::fs::read_to_string(table) {
-            entries.extend(crate::attach::owner::parse_table(&t));
-        }
-    }
+    let entries = crate::attach::transport::read_tables().unwrap_or_default();
     let held = crate::attach::owner::holding(&entries, bind);
     if held.is_empty() {
         return vec![];

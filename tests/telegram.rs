@@ -1353,6 +1353,26 @@ fn the_multipart_reader_of_the_stand_in_really_parses_bodies() {
     assert!(fake::parse_multipart("multipart/form-data", body).is_err());
 }
 
+/// Turns the bot on in the settings, talking to `fake`, with OWNER as its owner.
+fn enable_bot(service: &Service, fake: &FakeBotApi) {
+    let base = fake.base_url();
+    service
+        .update_settings("test", move |s: &mut Settings| {
+            s.channels.insert(
+                "telegram".into(),
+                ChannelSettings {
+                    enabled: Some(true),
+                    bot_token: Some(TOKEN.into()),
+                    api_base: Some(base),
+                    owners: vec![OWNER.to_string()],
+                    ..Default::default()
+                },
+            );
+            Ok(())
+        })
+        .unwrap();
+}
+
 /// The headless gateway starts its channels through the same registry as the app, and each
 /// follows clawpair.json: a bot enabled after the gateway started answers without a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1370,22 +1390,7 @@ async fn the_headless_gateway_starts_a_bot_enabled_while_it_runs() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (service, _) = Service::open(StatePaths::new(st.path()), Arc::new(SystemClock)).unwrap();
-    let base = fake.base_url();
-    service
-        .update_settings("test", move |s: &mut Settings| {
-            s.channels.insert(
-                "telegram".into(),
-                ChannelSettings {
-                    enabled: Some(true),
-                    bot_token: Some(TOKEN.into()),
-                    api_base: Some(base),
-                    owners: vec![OWNER.to_string()],
-                    ..Default::default()
-                },
-            );
-            Ok(())
-        })
-        .unwrap();
+    enable_bot(&service, &fake);
     let dm = fake.private_text(STRANGER, "stranger", "hi");
     let reply = fake.wait_sent_to(STRANGER, 1).await.remove(0);
     assert!(reply.text().contains("clawpair pairing approve telegram"));
@@ -1411,22 +1416,7 @@ async fn the_headless_gateway_runs_the_bot_and_stops_it_on_sigterm() {
     let st = State::new();
     let fake = FakeBotApi::start(TOKEN).await;
     let (service, _) = Service::open(StatePaths::new(st.path()), Arc::new(SystemClock)).unwrap();
-    let base = fake.base_url();
-    service
-        .update_settings("test", move |s: &mut Settings| {
-            s.channels.insert(
-                "telegram".into(),
-                ChannelSettings {
-                    enabled: Some(true),
-                    bot_token: Some(TOKEN.into()),
-                    api_base: Some(base),
-                    owners: vec![OWNER.to_string()],
-                    ..Default::default()
-                },
-            );
-            Ok(())
-        })
-        .unwrap();
+    enable_bot(&service, &fake);
     drop(service);
     let mut cmd = st.cmd(&["gateway", "--port", "0"]);
     cmd.env("RUST_LOG", "trace")

@@ -486,13 +486,13 @@ pub async fn save_settings(state: State<'_, AppState>, patch: SettingsPatch) -> 
         let now = service.settings();
         let mut next = (*now).clone();
         p.apply(&mut next)?;
-        let at = |s: &Settings| -> Result<SocketAddr, String> {
-            let host = s.gateway.bind.trim();
-            let ip = crate::net::bind_ip(host)
-                .ok_or_else(|| format!("Listen on: {host:?} is not an address of this computer"))?;
-            Ok(SocketAddr::new(ip, s.gateway.port))
-        };
-        let (before, after) = (at(&now).ok(), at(&next)?);
+        let before = now.listen_addr();
+        let after = next.listen_addr().ok_or_else(|| {
+            format!(
+                "Listen on: {:?} is not an address of this computer",
+                next.gateway.bind.trim()
+            )
+        })?;
         Ok::<_, String>((before != Some(after) && !next.attach.enabled).then_some((before, after)))
     })
     .await?

@@ -101,10 +101,12 @@ fn held_or(addr: SocketAddr, e: std::io::Error) -> String {
 /// Where the settings say to listen.
 pub fn settings_addr(service: &Service) -> Result<SocketAddr, String> {
     let s = service.settings();
-    let host = s.gateway.bind.trim();
-    let ip = crate::net::bind_ip(host)
-        .ok_or_else(|| format!("gateway.bind {host:?} is not an IP address"))?;
-    Ok(SocketAddr::new(ip, s.gateway.port))
+    s.listen_addr().ok_or_else(|| {
+        format!(
+            "gateway.bind {:?} is not an IP address",
+            s.gateway.bind.trim()
+        )
+    })
 }
 
 impl GatewayCtl {

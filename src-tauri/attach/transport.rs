@@ -195,14 +195,15 @@ pub async fn connect_loopback(
     }
 }
 
-fn current_uid() -> u32 {
+/// This process's effective user id.
+pub fn current_uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
 }
 
 /// This network namespace's TCP sockets, IPv4 and IPv6 (`/proc/self/net` is the namespace of
 /// the process reading it). No IPv6 table means IPv6 is off: no sockets there.
-fn read_tables() -> Result<Vec<SocketEntry>, String> {
+pub fn read_tables() -> Result<Vec<SocketEntry>, String> {
     let read = |path: &str, optional: bool| match std::fs::read_to_string(path) {
         Ok(t) => Ok(owner::parse_table(&t)),
         Err(e) if optional && e.kind() == std::io::ErrorKind::NotFound => Ok(vec![]),

@@ -443,8 +443,7 @@ pub fn run(ctx: &Ctx, fix: bool) -> CliResult {
             )),
             None => {
                 let s = ctx.service.settings();
-                let at = crate::net::bind_ip(s.gateway.bind.trim())
-                    .map(|ip| std::net::SocketAddr::new(ip, s.gateway.port));
+                let at = s.listen_addr();
                 match at.and_then(|at| {
                     crate::ports::port_holders(at)
                         .first()

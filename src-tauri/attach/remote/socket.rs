@@ -93,12 +93,7 @@ fn loopback_port(url: &str) -> Option<u16> {
 
 /// Whether anything listens on `port` on loopback now, from `/proc/net/tcp{,6}`.
 fn listening(port: u16) -> bool {
-    let mut entries = Vec::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        if let Ok(t) = std::fs::read_to_string(table) {
-            entries.extend(crate::attach::owner::parse_table(&t));
-        }
-    }
+    let entries = transport::read_tables().unwrap_or_default();
     let to = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     !crate::attach::owner::listeners_for(&entries, to).is_empty()
 }
