@@ -1,26 +1,8 @@
 // The small approval window: every request waiting, with Approve and Reject, for desktops
 // whose notifications show no buttons. Closes itself when nothing waits.
-"use strict";
-
-const tauri = window.__TAURI__;
-const invoke = (cmd, args) => tauri.core.invoke(cmd, args);
-const $ = (id) => document.getElementById(id);
-
-function el(tag, attrs, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "class") e.className = v;
-    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
-    else if (k === "text") e.textContent = v;
-    else e.setAttribute(k, v === true ? "" : v);
-  }
-  for (const c of children.flat()) {
-    if (c === null || c === undefined || c === false) continue;
-    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return e;
-}
+import { invoke, tauri } from "./lib/core.js";
+import { $, el } from "./lib/dom.js";
+import { metaName } from "./lib/format.js";
 
 function say(text) {
   $("approve-status").textContent = text;
@@ -31,47 +13,98 @@ async function decide(cmd, args, done) {
     await invoke(cmd, args);
     say(done);
   } catch (e) {
-    say((e && e.message) || String(e));
+    say(e?.message || String(e));
   }
   await render();
 }
 
-function who(meta, id) {
-  const m = meta || {};
-  const user = m.username ? "@" + m.username : "";
-  const full = [m.firstName, m.lastName].filter(Boolean).join(" ") || m.name || "";
-  return [full, user].filter(Boolean).join(" ") || id;
-}
-
 function dmCard(r) {
-  const name = who(r.meta, r.id) + " on " + r.channel;
-  return el("article", { class: "card" },
-    el("div", { class: "card-main" },
+  const name = `${metaName(r.meta) || r.id} on ${r.channel}`;
+  return el(
+    "article",
+    { class: "card" },
+    el(
+      "div",
+      { class: "card-main" },
       el("div", { class: "title" }, el("strong", { text: name })),
-      el("div", { class: "line" }, "Code ", el("code", { class: "code", text: r.code }))),
-    el("div", { class: "card-actions" },
-      el("button", { class: "primary", "data-action": "approve-dm", "aria-label": "Approve " + name,
-        onclick: () => decide("approve_dm", { channel: r.channel, code: r.code, notify: false }, "Approved " + name) }, "Approve"),
-      el("button", { "data-action": "reject-dm", "aria-label": "Reject " + name,
-        onclick: () => decide("reject_dm", { channel: r.channel, code: r.code }, "Rejected " + name) }, "Reject")));
+      el("div", { class: "line" }, "Code ", el("code", { class: "code", text: r.code })),
+    ),
+    el(
+      "div",
+      { class: "card-actions" },
+      el(
+        "button",
+        {
+          class: "primary",
+          "data-action": "approve-dm",
+          "aria-label": `Approve ${name}`,
+          onclick: () => decide("approve_dm", { channel: r.channel, code: r.code, notify: false }, `Approved ${name}`),
+        },
+        "Approve",
+      ),
+      el(
+        "button",
+        {
+          "data-action": "reject-dm",
+          "aria-label": `Reject ${name}`,
+          onclick: () => decide("reject_dm", { channel: r.channel, code: r.code }, `Rejected ${name}`),
+        },
+        "Reject",
+      ),
+    ),
+  );
 }
 
 function deviceCard(r) {
-  const name = r.name + " (" + r.role + ")";
+  const name = `${r.name} (${r.role})`;
   const admin = (r.scopes || []).includes("operator.admin");
-  return el("article", { class: "card" },
-    el("div", { class: "card-main" },
+  return el(
+    "article",
+    { class: "card" },
+    el(
+      "div",
+      { class: "card-main" },
       el("div", { class: "title" }, el("strong", { text: name })),
       el("div", { class: "line" }, "Fingerprint ", el("code", { class: "fingerprint", text: r.fingerprint })),
-      admin ? el("div", { class: "warn", text: "Asks for full access (operator.admin): decided in the main window." }) : null),
-    el("div", { class: "card-actions" },
       admin
-        ? el("button", { class: "primary", "data-action": "review-device", "aria-label": "Review " + name,
-          onclick: () => invoke("open_main_window", { section: "requests" }) }, "Review…")
-        : el("button", { class: "primary", "data-action": "approve-device", "aria-label": "Approve " + name,
-          onclick: () => decide("approve_device", { requestId: r.requestId }, "Approved " + name) }, "Approve"),
-      el("button", { "data-action": "reject-device", "aria-label": "Reject " + name,
-        onclick: () => decide("reject_device", { requestId: r.requestId }, "Rejected " + name) }, "Reject")));
+        ? el("div", { class: "warn", text: "Asks for full access (operator.admin): decided in the main window." })
+        : null,
+    ),
+    el(
+      "div",
+      { class: "card-actions" },
+      admin
+        ? el(
+            "button",
+            {
+              class: "primary",
+              "data-action": "review-device",
+              "aria-label": `Review ${name}`,
+              onclick: () => invoke("open_main_window", { section: "requests" }),
+            },
+            "Review…",
+          )
+        : el(
+            "button",
+            {
+              class: "primary",
+              "data-action": "approve-device",
+              "aria-label": `Approve ${name}`,
+              onclick: () => decide("approve_device", { requestId: r.requestId }, `Approved ${name}`),
+            },
+            "Approve",
+          ),
+      el(
+        "button",
+        {
+          "data-action": "reject-device",
+          "aria-label": `Reject ${name}`,
+          onclick: () => decide("reject_device", { requestId: r.requestId }, `Rejected ${name}`),
+        },
+        "Reject",
+      ),
+    ),
+  );
 }
 
 let rendering = null;
@@ -83,7 +116,7 @@ async function render() {
     try {
       r = await invoke("list_requests");
     } catch (e) {
-      say((e && e.message) || String(e));
+      say(e?.message || String(e));
       return;
     }
     const cards = [...(r.dm || []).map(dmCard), ...(r.devices || []).map(deviceCard)];

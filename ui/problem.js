@@ -1,9 +1,7 @@
 // The window shown when ClawPair cannot start on the owner's settings file: where the mistake
 // is, and the ways back. It changes nothing unless the owner asks.
-"use strict";
-
-const invoke = (cmd, args) => window.__TAURI__.core.invoke(cmd, args);
-const $ = (id) => document.getElementById(id);
+import { invoke } from "./lib/core.js";
+import { $ } from "./lib/dom.js";
 
 function say(text) {
   $("problem-status").textContent = text;
@@ -36,7 +34,7 @@ async function act(button, cmd, busy) {
   say(busy);
   try {
     const r = await invoke(cmd);
-    say(r && r.message ? r.message : "");
+    say(r?.message ? r.message : "");
   } catch (e) {
     say(e.message || String(e));
     await refresh();
@@ -46,8 +44,7 @@ async function act(button, cmd, busy) {
 }
 
 function start() {
-  $("problem-open").addEventListener("click", (e) =>
-    act(e.currentTarget, "open_settings_file", "Opening the file…"));
+  $("problem-open").addEventListener("click", (e) => act(e.currentTarget, "open_settings_file", "Opening the file…"));
   $("problem-copy").addEventListener("click", async () => {
     try {
       await navigator.clipboard.writeText($("problem-path").textContent);
@@ -57,9 +54,11 @@ function start() {
     }
   });
   $("problem-retry").addEventListener("click", (e) =>
-    act(e.currentTarget, "check_settings_again", "Checking the file…"));
+    act(e.currentTarget, "check_settings_again", "Checking the file…"),
+  );
   $("problem-restore").addEventListener("click", (e) =>
-    act(e.currentTarget, "restore_settings", "Putting back the last working settings…"));
+    act(e.currentTarget, "restore_settings", "Putting back the last working settings…"),
+  );
   refresh();
   $("main").focus();
 }

@@ -1,0 +1,255 @@
+// Requests: chat senders and devices waiting for the owner, each with Approve and Reject that
+// name what they act on; new ones are announced.
+import { act } from "../lib/core.js";
+import { $, announce, el, replaceKeepingFocus } from "../lib/dom.js";
+import { ago, iso, metaName, until } from "../lib/format.js";
+import { state } from "../lib/state.js";
+
+// Requests already seen (null until the first list), so only new ones are announced.
+let knownRequests = null;
+
+/** Who sent a DM request, as the buttons name them: "@dave on telegram". */
+function dmSubject(r) {
+  return `${metaName(r.meta) || r.id} on ${r.channel}${r.accountId !== "default" ? ` (account ${r.accountId})` : ""}`;
+}
+
+/** Which device asks, as the buttons name it: "Pixel 9 Pro (node)". */
+function deviceSubject(r) {
+  return `${r.name} (${r.role})`;
+}
+
+function dmCard(r) {
+  const key = `${r.channel}:${r.accountId}:${r.code}`;
+  const subject = dmSubject(r);
+  // Only a channel that can send says "you are approved": the built-in Telegram bot when it
+  // is set up (a bridge for another channel sends its own).
+  const noBot = !state.status?.attach && r.channel === "telegram" && !state.status?.telegram?.configured;
+  const notifyWhy = noBot ? "No Telegram bot is set up (Settings → Telegram bot), so the sender cannot be told" : "";
+  const notify = el("input", {
+    type: "checkbox",
+    id: `notify-${r.channel}-${r.code}`,
+    "aria-label": `Notify sender: ${subject}${noBot ? ` (unavailable: ${notifyWhy})` : ""}`,
+    "data-focus-key": `notify-dm:${key}`,
+    disabled: noBot,
+    title: notifyWhy || null,
+  });
+  const name = metaName(r.meta);
+  return el(
+    "article",
+    { class: "card", "data-code": r.code, "data-channel": r.channel },
+    el(
+      "div",
+      { class: "card-main" },
+      el(
+        "div",
+        { class: "title" },
+        el("span", { class: "chip", text: r.channel }),
+        " ",
+        el("strong", { text: name || r.id }),
+        name ? el("span", { class: "muted", text: ` · id ${r.id}` }) : null,
+      ),
+      // Attached to OpenClaw, requests are named by its request id (its protocol does not
+      // show the code the sender got).
+      state.status?.attach
+        ? el("div", { class: "line muted small", text: `OpenClaw request ${r.code.slice(0, 10)}…` })
+        : el(
+            "div",
+            { class: "line" },
+            "Code ",
+            el("code", { class: "code", text: r.code }),
+            r.accountId !== "default" ? el("span", { class: "muted", text: ` · account ${r.accountId}` }) : null,
+          ),
+      el("div", {
+        class: "muted small",
+        text: `Requested ${ago(iso(r.createdAt))} · last message ${ago(iso(r.lastSeenAt))} · expires ${until(iso(r.expiresAt))}`,
+      }),
+      r.invalidName
+        ? el("div", {
+            class: "line warn",
+            text: "Its pairing file names an account that is not a valid name, so it cannot be approved: reject it, or correct the file.",
+          })
+        : null,
+    ),
+    el(
+      "div",
+      { class: "card-actions" },
+      el(
+        "label",
+        { class: `check small${noBot ? " muted" : ""}`, title: notifyWhy || null },
+        notify,
+        noBot ? "Notify sender (no bot set up)" : "Notify sender",
+      ),
+      el(
+        "button",
+        {
+          class: "primary",
+          "data-action": "approve-dm",
+          "aria-label": `Approve ${subject}`,
+          "data-focus-key": `approve-dm:${key}`,
+          disabled: !!r.invalidName,
+          onclick: async () => {
+            const res = await act(
+              "approve_dm",
+              { channel: r.channel, code: r.code, notify: notify.checked },
+              `Approved ${name || r.id}`,
+            );
+            if (res) renderRequests();
+          },
+        },
+        "Approve",
+      ),
+      el(
+        "button",
+        {
+          "data-action": "reject-dm",
+          "aria-label": `Reject ${subject}`,
+          "data-focus-key": `reject-dm:${key}`,
+          onclick: async () => {
+            const res = await act("reject_dm", { channel: r.channel, code: r.code }, `Rejected ${name || r.id}`);
+            if (res) renderRequests();
+          },
+        },
+        "Reject",
+      ),
+    ),
+  );
+}
+
+function deviceCard(r) {
+  const name = r.name;
+  const admin = (r.scopes || []).includes("operator.admin");
+  const subject = deviceSubject(r);
+  const approve = (withoutAdmin, label) =>
+    el(
+      "button",
+      {
+        class: withoutAdmin || !admin ? "primary" : "",
+        "data-action": admin ? (withoutAdmin ? "approve-device-limited" : "approve-device-full") : "approve-device",
+        "aria-label": label + (admin ? ": " : " ") + subject,
+        "data-focus-key": `approve-device:${withoutAdmin}:${r.requestId}`,
+        onclick: async () => {
+          const res = await act(
+            "approve_device",
+            { requestId: r.requestId, withoutAdmin },
+            `Approved ${name}${withoutAdmin ? " without admin" : ""}`,
+          );
+          if (res) renderRequests();
+        },
+      },
+      label,
+    );
+  return el(
+    "article",
+    { class: "card", "data-request": r.requestId },
+    el(
+      "div",
+      { class: "card-main" },
+      el(
+        "div",
+        { class: "title" },
+        el("span", { class: "chip", text: r.kind || "new device" }),
+        " ",
+        el("strong", { text: name }),
+        el("span", {
+          class: "muted",
+          text: [r.platform, r.remoteIp]
+            .filter(Boolean)
+            .map((x) => ` · ${x}`)
+            .join(""),
+        }),
+      ),
+      el("div", { class: "line" }, "Fingerprint ", el("code", { class: "fingerprint", text: r.fingerprint })),
+      admin
+        ? el("div", {
+            class: "line warn",
+            text: "Asks for full access (operator.admin): it could approve other devices and change settings.",
+          })
+        : null,
+      el("div", {
+        class: "muted small",
+        text:
+          "Role " +
+          r.role +
+          (r.scopes?.length ? ` (${r.scopes.join(", ")})` : "") +
+          " · " +
+          (r.reason || "") +
+          " · requested " +
+          ago(r.ts) +
+          " · expires " +
+          until(r.expiresAtMs),
+      }),
+    ),
+    el(
+      "div",
+      { class: "card-actions" },
+      admin ? approve(true, "Approve without admin") : null,
+      approve(false, admin ? "Approve full access" : "Approve"),
+      el(
+        "button",
+        {
+          "data-action": "reject-device",
+          "aria-label": `Reject ${subject}`,
+          "data-focus-key": `reject-device:${r.requestId}`,
+          onclick: async () => {
+            const res = await act("reject_device", { requestId: r.requestId }, `Rejected ${name}`);
+            if (res) renderRequests();
+          },
+        },
+        "Reject",
+      ),
+    ),
+  );
+}
+
+async function renderRequests() {
+  const r = await act("list_requests");
+  if (!r) return;
+  const dm = r.dm || [];
+  const dev = r.devices || [];
+  $("dm-count").textContent = dm.length ? `(${dm.length})` : "";
+  $("device-count").textContent = dev.length ? `(${dev.length})` : "";
+  noteRequests(r);
+  replaceKeepingFocus(
+    $("dm-list"),
+    dm.length ? dm.map(dmCard) : [el("p", { class: "empty", text: "No chat senders are waiting." })],
+  );
+  replaceKeepingFocus(
+    $("device-list"),
+    dev.length ? dev.map(deviceCard) : [el("p", { class: "empty", text: "No devices are waiting." })],
+  );
+  $("drop-note").hidden = !state.drops;
+  $("drop-note").textContent =
+    `${state.drops} more sender${state.drops === 1 ? " was" : "s were"} ignored because three requests were already waiting.`;
+}
+
+/** Announces the requests that were not in the last list (none on the first). */
+function noteRequests(r) {
+  const fresh = [];
+  const seen = new Set();
+  for (const d of r.dm || []) {
+    const k = `dm:${d.channel}:${d.accountId}:${d.code}`;
+    seen.add(k);
+    if (knownRequests && !knownRequests.has(k)) fresh.push(`New chat sender waiting: ${dmSubject(d)}`);
+  }
+  for (const d of r.devices || []) {
+    const k = `device:${d.requestId}`;
+    seen.add(k);
+    if (knownRequests && !knownRequests.has(k))
+      fresh.push(`New device waiting: ${deviceSubject(d)}${d.platform ? `, ${d.platform}` : ""}`);
+  }
+  knownRequests = seen;
+  for (const m of fresh) announce(m);
+}
+
+/** Lists the requests only to announce what is new (when another view is showing). */
+export async function watchRequests() {
+  const r = await act("list_requests");
+  if (r) noteRequests(r);
+}
+
+export const view = {
+  name: "requests",
+  shortcut: "1",
+  touches: /^(pairing\.|device\.pair\.|settings\.)/,
+  render: renderRequests,
+};
