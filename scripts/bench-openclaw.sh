@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
 peer=$(scripts/openclaw-peer.sh | tail -n 1)
-cargo build --release --no-default-features --bin clawpair-bench
+cargo build --release -p clawpair-bench
 work=$PWD/target/bench-tmp
 mkdir -p "$work"
 exec scripts/loopback-ns.sh env TMPDIR="$work" CLAWPAIR_OPENCLAW_HOME="$peer" \

@@ -20,6 +20,11 @@ while read -r program package _; do
     problems+=("the $toolchain Rust toolchain is not installed (rustup toolchain install $toolchain --profile minimal; scripts/install-deps.sh does)")
     continue
   fi
+  if [[ "$package" == npm:* ]]; then
+    [ -x "target/tools/$program/node_modules/.bin/$program" ] && continue
+    problems+=("$program is not installed under target/tools/$program (npm install --prefix target/tools/$program ${package#npm:}; scripts/install-deps.sh does)")
+    continue
+  fi
   command -v "$program" >/dev/null 2>&1 && continue
   case "$package" in
     rustup:*) how="rustup component add ${package#rustup:}" ;;
@@ -39,7 +44,7 @@ done <"$list"
 # Programs the code starts by a literal name must be on the list, or a fresh machine lacks them.
 while read -r program; do
   [ -n "${listed[$program]:-}" ] || problems+=("$program is started by the code (Command::new) but $list does not name it, so scripts/install-deps.sh never installs it")
-done < <(grep -rhoE 'Command::new\("[A-Za-z0-9_.+-]+"\)' tests src-tauri | sed -E 's/Command::new\("(.*)"\)/\1/' | sort -u)
+done < <(grep -rhoE 'Command::new\("[A-Za-z0-9_.+-]+"\)' tests src-tauri crates | sed -E 's/Command::new\("(.*)"\)/\1/' | sort -u)
 
 if [ ${#problems[@]} -gt 0 ]; then
   printf 'check-programs: %s\n' "${problems[@]}" >&2

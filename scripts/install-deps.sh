@@ -22,7 +22,7 @@ done
 if [ "${CLAWPAIR_WITH_TEST_TOOLS:-1}" != 0 ]; then
   while read -r program package _; do
     case "$program" in "" | "#"*) continue ;; esac
-    case "$package" in - | rustup* | cargo:*) continue ;; esac
+    case "$package" in - | rustup* | cargo:* | npm:*) continue ;; esac
     command -v "$program" >/dev/null 2>&1 && continue
     [[ " ${missing[*]} " == *" $package "* ]] || missing+=("$package")
   done <scripts/test-programs.txt
@@ -59,4 +59,14 @@ if [ "${CLAWPAIR_WITH_TEST_TOOLS:-1}" != 0 ]; then
     echo "==> installing cargo-fuzz"
     cargo install cargo-fuzz --locked
   fi
+fi
+# Programs from npm (`npm:` in scripts/test-programs.txt), each pinned, under target/tools/NAME.
+if [ "${CLAWPAIR_WITH_TEST_TOOLS:-1}" != 0 ]; then
+  while read -r program package _; do
+    case "$package" in npm:*) ;; *) continue ;; esac
+    [ -x "target/tools/$program/node_modules/.bin/$program" ] && continue
+    echo "==> installing $program from npm (${package#npm:})"
+    mkdir -p "target/tools/$program"
+    npm install --prefix "target/tools/$program" --no-save --no-audit --no-fund --loglevel=error "${package#npm:}"
+  done <scripts/test-programs.txt
 fi

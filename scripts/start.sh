@@ -8,10 +8,10 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 if [ -n "${DISPLAY:-}" ] || [ -n "${WAYLAND_DISPLAY:-}" ]; then
   echo "==> building the tray app (release)"
-  cargo build --release --features custom-protocol
-  exec target/release/clawpair "$@"
+  cargo build --release -p clawpair-app --features custom-protocol
+  exec target/release/clawpair-app "$@"
 else
   echo "==> no display: building the headless gateway (release)"
-  cargo build --release --no-default-features
+  cargo build --release -p clawpair-core
   exec target/release/clawpair gateway "$@"
 fi

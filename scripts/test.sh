@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what is missing, checks that every program the
-# suite runs is there, then formatting, lints, the core without the GUI, and every test (unit,
-# integration, CLI, gateway, OpenClaw's own clients and gateway, the app end to end, the
-# Debian package). Each build is made once:
-# the lints share build scripts and macros with the tests, the end-to-end and package tests
-# reuse the test build, and the package test checks the one release build.
+# suite runs is there, then formatting, lints, and every test (unit, integration, CLI, gateway,
+# OpenClaw's own clients and gateway, the app end to end, the Debian package). Each build is
+# made once: the lints share build scripts and macros with the tests, the end-to-end and
+# package tests reuse the test build, and the package test checks the one release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -26,21 +25,21 @@ step "checking the programs the suite runs"
 scripts/check-programs.sh
 step "cargo fmt --check"
 cargo fmt --all -- --check
-step "cargo clippy, all targets, with the GUI (-D warnings)"
-cargo clippy --all-targets --features mock-runtime,devtools -- -D warnings
-step "cargo clippy, the core and CLI without the GUI (-D warnings)"
-cargo clippy --no-default-features --all-targets -- -D warnings
-step "tests: unit, integration, CLI, gateway, window commands on the mock runtime"
-cargo test --all-targets --features mock-runtime,devtools
+step "the window's JavaScript: formatted and linted (biome ci)"
+target/tools/biome/node_modules/.bin/biome ci --colors=off
+step "cargo clippy, the workspace, all targets and features (-D warnings)"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+step "tests: the core (unit, integration, CLI, gateway), the app's window commands on the mock runtime"
+cargo test --workspace --all-targets
 step "fuzzing: every target in fuzz/ for 60s (cargo +nightly fuzz, the first frame, setup codes, state files)"
 scripts/fuzz.sh 60
 step "the desktop app end to end (Xvfb and a headless Wayland weston, a private D-Bus session, tauri-driver + WebKitWebDriver)"
 dbus-run-session -- env NO_AT_BRIDGE=1 xvfb-run -a -s "-screen 0 1280x1024x24" \
-  cargo test --features mock-runtime,devtools --test gui_e2e -- --ignored --test-threads=1
+  cargo test -p clawpair-app --test gui_e2e -- --ignored --test-threads=1
 step "interop with the real OpenClaw 2026.9.6 from npm, and the app attached to it (a loopback-only network namespace)"
 scripts/interop.sh
 step "the Debian package: the release build and the .deb"
 scripts/package-deb.sh
 step "the Debian package: inspect it, run its binary"
-cargo test --features mock-runtime,devtools --test package_deb -- --ignored
+cargo test -p clawpair-app --test package_deb -- --ignored
 printf '    (%ds)\nall tests passed in %dm%02ds\n' $((SECONDS - step_started)) $(((SECONDS - started) / 60)) $(((SECONDS - started) % 60))

@@ -1,8 +1,7 @@
-//! Build script: with the `gui` feature, let tauri-build read `tauri.conf.json` and
-//! `capabilities/`, and declare the app's own commands so the ACL guards them.
+//! Build script: let tauri-build read `tauri.conf.json` and `capabilities/`, and declare the
+//! app's own commands so the ACL guards them.
 
 fn main() {
-    #[cfg(feature = "gui")]
     {
         // Every command the window may call; capabilities/main.json grants them to it.
         let commands: &[&str] = &[

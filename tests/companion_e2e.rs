@@ -5,17 +5,19 @@
 //! `openclaw devices approve` closes ClawPair's notification; a restarted gateway is attached
 //! again. Run by scripts/interop.sh (a loopback-only network namespace, then
 //! `dbus-run-session … xvfb-run …` inside it).
-#![cfg(feature = "gui")]
+
+/// The `clawpair` the app ships, built here as `clawpair-app`.
+const CLAWPAIR: &str = env!("CARGO_BIN_EXE_clawpair-app");
 
 mod common;
 
 use std::time::Duration;
 
-use clawpair::devtools::notifyd::Notifyd;
-use common::desktop::{keep, tauri_driver};
+use clawpair_devtools::notifyd::Notifyd;
+use common::desktop::{keep, Launch};
 use common::openclaw::{peer, OpenClawGateway, WAIT};
 use common::webdriver::Session;
-use common::{free_port, State};
+use common::State;
 use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,29 +51,12 @@ async fn attached_to_openclaw_the_desktop_approves_its_requests() {
     let notifyd = Notifyd::start()
         .await
         .expect("stand-in notification server");
-    let (dport, nport) = (free_port(), free_port());
-    let _driver = tauri_driver(dport, nport, &[("OPENCLAW_STATE_DIR", state.as_path())]);
-    let app = env!("CARGO_BIN_EXE_clawpair").to_string();
-    let state_dir = st.path().display().to_string();
-    let session = tokio::task::spawn_blocking(move || {
-        Session::start(
-            &format!("http://127.0.0.1:{dport}"),
-            &app,
-            &[
-                "--state-dir".into(),
-                state_dir,
-                "--show".into(),
-                "--attach".into(),
-            ],
-        )
-    })
-    .await
-    .unwrap();
-    let s = std::sync::Arc::new(session);
-    let ui = |f: Box<dyn FnOnce(&Session) -> Value + Send>| {
-        let s = s.clone();
-        async move { tokio::task::spawn_blocking(move || f(&s)).await.unwrap() }
-    };
+    let app = Launch::on(st.path())
+        .arg("--attach")
+        .env("OPENCLAW_STATE_DIR", &state)
+        .start_async()
+        .await;
+    let ui = |f: Box<dyn FnOnce(&Session) -> Value + Send>| app.ui(f);
     let attached = "document.querySelector('#gateway-status .text').textContent.startsWith('Attached to OpenClaw')";
     ui(Box::new(move |s| {
         s.wait_for("#nav-requests", WAIT);
@@ -209,7 +194,7 @@ async fn attached_to_openclaw_the_desktop_approves_its_requests() {
     }))
     .await;
     let payload =
-        clawpair::pairing::setup::decode_setup_code(code["code"].as_str().unwrap_or_default())
+        clawpair_core::pairing::setup::decode_setup_code(code["code"].as_str().unwrap_or_default())
             .unwrap_or_else(|e| panic!("no setup code shown ({e}): {code}"));
     assert_eq!(payload.url, lan);
     ui(Box::new(|s| {
@@ -228,7 +213,5 @@ async fn attached_to_openclaw_the_desktop_approves_its_requests() {
     }))
     .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    if let Ok(s) = std::sync::Arc::try_unwrap(s) {
-        tokio::task::spawn_blocking(move || s.end()).await.unwrap();
-    }
+    app.end().await;
 }

@@ -3,7 +3,9 @@
 //! real webview by axe-core and by keyboard alone. Run by scripts/test.sh as
 //! `dbus-run-session -- env NO_AT_BRIDGE=1 xvfb-run -a cargo test --features mock-runtime,devtools
 //! --test gui_e2e -- --ignored` (Cargo.toml requires the `devtools` feature for it).
-#![cfg(feature = "gui")]
+
+/// The `clawpair` the app ships, built here as `clawpair-app`.
+const CLAWPAIR: &str = env!("CARGO_BIN_EXE_clawpair-app");
 
 mod common;
 
@@ -11,10 +13,10 @@ use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use clawpair::client::{Auth, Client, ClientError, ConnectOptions, Identity};
-use clawpair::devtools::notifyd::Notifyd;
+use clawpair_core::client::{Auth, Client, ClientError, ConnectOptions, Identity};
+use clawpair_devtools::notifyd::Notifyd;
 use common::a11y::Audit;
-use common::desktop::{keep, tauri_driver, Driver};
+use common::desktop::{keep, App, Launch};
 use common::webdriver::{key, Session};
 use common::{free_port, State};
 use serde_json::{json, Value};
@@ -75,24 +77,8 @@ async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
     let xdg = st.dir.path().join("xdg-config");
     std::env::set_var("XDG_CONFIG_HOME", &xdg);
 
-    let (dport, nport) = (free_port(), free_port());
-    let _driver = tauri_driver(dport, nport, &[]);
-    let app = env!("CARGO_BIN_EXE_clawpair").to_string();
-    let state_dir = st.path().display().to_string();
-    let session = tokio::task::spawn_blocking(move || {
-        Session::start(
-            &format!("http://127.0.0.1:{dport}"),
-            &app,
-            &["--state-dir".into(), state_dir, "--show".into()],
-        )
-    })
-    .await
-    .unwrap();
-    let s = std::sync::Arc::new(session);
-    let ui = |f: Box<dyn FnOnce(&Session) -> Value + Send>| {
-        let s = s.clone();
-        async move { tokio::task::spawn_blocking(move || f(&s)).await.unwrap() }
-    };
+    let app = Launch::on(st.path()).start_async().await;
+    let ui = |f: Box<dyn FnOnce(&Session) -> Value + Send>| app.ui(f);
 
     // The window is up and its gateway listens where the settings say.
     ui(Box::new(|s| {
@@ -181,6 +167,15 @@ async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
         &st.file("credentials/telegram-pairing.json"),
         |t| !t.contains(&code),
         "rejected request removed",
+    );
+
+    // A click that reaches the app before the server's answer to `Notify` still counts.
+    notifyd.click_next_before_answering("approve");
+    inbound(&mut bridge, "4848", "quick").await;
+    wait_file(
+        &allow_file,
+        |t| t.contains("\"4848\""),
+        "approved by a click sent before the notification's id",
     );
     assert!(!st
         .read("credentials/telegram-allowFrom.json")
@@ -283,8 +278,8 @@ async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
         setup,
         "the QR holds the setup code shown beside it"
     );
-    let payload =
-        clawpair::pairing::setup::decode_setup_code(&setup).expect("the QR holds a setup code");
+    let payload = clawpair_core::pairing::setup::decode_setup_code(&setup)
+        .expect("the QR holds a setup code");
     assert_eq!(payload.url, url.trim_end_matches('/'));
 
     let phone = Identity::generate();
@@ -340,7 +335,7 @@ async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
     )
     .expect("qr --json");
     let admin_setup =
-        clawpair::pairing::setup::decode_setup_code(code["setupCode"].as_str().unwrap())
+        clawpair_core::pairing::setup::decode_setup_code(code["setupCode"].as_str().unwrap())
             .unwrap()
             .bootstrap_token;
     let laptop = Identity::generate();
@@ -473,7 +468,7 @@ async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
     );
 
     // A second launch only brings the running one forward, and exits.
-    let mut second = Command::new(env!("CARGO_BIN_EXE_clawpair"))
+    let mut second = Command::new(CLAWPAIR)
         .arg("--state-dir")
         .arg(st.path())
         .stdout(Stdio::null())
@@ -497,9 +492,7 @@ async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
         Value::Null
     }))
     .await;
-    if let Ok(s) = std::sync::Arc::try_unwrap(s) {
-        tokio::task::spawn_blocking(move || s.end()).await.unwrap();
-    }
+    app.end().await;
 }
 
 #[test]
@@ -507,16 +500,8 @@ async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
 fn first_run_opens_on_the_guide_and_never_again() {
     let st = State::new();
     assert!(!st.file("clawpair.json").exists(), "an empty state dir");
-    let app = env!("CARGO_BIN_EXE_clawpair").to_string();
-    let args = vec![
-        "--state-dir".to_string(),
-        st.path().display().to_string(),
-        "--show".into(),
-    ];
     for run in 0..2 {
-        let (dport, nport) = (free_port(), free_port());
-        let _driver = tauri_driver(dport, nport, &[]);
-        let s = Session::start(&format!("http://127.0.0.1:{dport}"), &app, &args);
+        let s = Launch::on(st.path()).start();
         if run == 0 {
             s.wait_for("#view-guide", WAIT);
             let text = s.text("#view-guide");
@@ -562,7 +547,7 @@ fn first_run_opens_on_the_guide_and_never_again() {
                 "the guide shows only once"
             );
         }
-        s.end();
+        s.close();
         wait_app_gone(&st);
     }
 }
@@ -575,9 +560,9 @@ fn first_run_opens_on_the_guide_and_never_again() {
 fn a_settings_file_broken_by_hand_is_shown_in_the_window_and_nothing_is_replaced() {
     let st = State::new();
     let port = free_port();
-    let (service, _) = clawpair::service::Service::open(
-        clawpair::store::StatePaths::new(st.path()),
-        std::sync::Arc::new(clawpair::clock::SystemClock),
+    let (service, _) = clawpair_core::service::Service::open(
+        clawpair_core::store::StatePaths::new(st.path()),
+        std::sync::Arc::new(clawpair_core::clock::SystemClock),
     )
     .expect("open state");
     service
@@ -601,15 +586,7 @@ fn a_settings_file_broken_by_hand_is_shown_in_the_window_and_nothing_is_replaced
         .unwrap()
         + 1;
 
-    let app = env!("CARGO_BIN_EXE_clawpair").to_string();
-    let args = vec![
-        "--state-dir".to_string(),
-        st.path().display().to_string(),
-        "--show".into(),
-    ];
-    let (dport, nport) = (free_port(), free_port());
-    let _driver = tauri_driver(dport, nport, &[]);
-    let s = Session::start(&format!("http://127.0.0.1:{dport}"), &app, &args);
+    let s = Launch::on(st.path()).start();
     s.wait_until(
         "document.getElementById('problem-line').textContent !== ''",
         WAIT,
@@ -697,9 +674,9 @@ fn a_settings_file_broken_by_hand_is_shown_in_the_window_and_nothing_is_replaced
 fn saving_a_port_another_program_holds_keeps_the_gateway_and_names_the_program() {
     let st = State::new();
     let port = free_port();
-    let (service, _) = clawpair::service::Service::open(
-        clawpair::store::StatePaths::new(st.path()),
-        std::sync::Arc::new(clawpair::clock::SystemClock),
+    let (service, _) = clawpair_core::service::Service::open(
+        clawpair_core::store::StatePaths::new(st.path()),
+        std::sync::Arc::new(clawpair_core::clock::SystemClock),
     )
     .expect("open state");
     service
@@ -711,15 +688,7 @@ fn saving_a_port_another_program_holds_keeps_the_gateway_and_names_the_program()
         .expect("settings");
     drop(service);
     let listens = |p: u16| std::net::TcpStream::connect(("127.0.0.1", p)).is_ok();
-    let app = env!("CARGO_BIN_EXE_clawpair").to_string();
-    let args = vec![
-        "--state-dir".to_string(),
-        st.path().display().to_string(),
-        "--show".into(),
-    ];
-    let (dport, nport) = (free_port(), free_port());
-    let _driver = tauri_driver(dport, nport, &[]);
-    let s = Session::start(&format!("http://127.0.0.1:{dport}"), &app, &args);
+    let s = Launch::on(st.path()).start();
     s.wait_for("#view-requests", WAIT);
     let end = Instant::now() + WAIT;
     while !listens(port) {
@@ -798,7 +767,7 @@ fn saving_a_port_another_program_holds_keeps_the_gateway_and_names_the_program()
         !s.displayed(&s.find("#set-bind").unwrap()),
         "no free text unless asked"
     );
-    s.end();
+    s.close();
     wait_app_gone(&st);
 }
 
@@ -825,25 +794,8 @@ async fn a_gateway_that_cannot_start_is_said_in_every_view_and_in_a_notification
     let notifyd = Notifyd::start()
         .await
         .expect("stand-in notification server");
-    let (dport, nport) = (free_port(), free_port());
-    let _driver = tauri_driver(dport, nport, &[]);
-    let app = env!("CARGO_BIN_EXE_clawpair").to_string();
-    let args = vec![
-        "--state-dir".to_string(),
-        st.path().display().to_string(),
-        "--show".into(),
-    ];
-    let s = std::sync::Arc::new(
-        tokio::task::spawn_blocking(move || {
-            Session::start(&format!("http://127.0.0.1:{dport}"), &app, &args)
-        })
-        .await
-        .unwrap(),
-    );
-    let ui = |f: Box<dyn FnOnce(&Session) -> Value + Send>| {
-        let s = s.clone();
-        async move { tokio::task::spawn_blocking(move || f(&s)).await.unwrap() }
-    };
+    let app = Launch::on(st.path()).start_async().await;
+    let ui = |f: Box<dyn FnOnce(&Session) -> Value + Send>| app.ui(f);
     let me = std::process::id();
     ui(Box::new(move |s| {
         s.wait_until("!document.getElementById('gateway-banner').hidden", WAIT);
@@ -897,9 +849,7 @@ async fn a_gateway_that_cannot_start_is_said_in_every_view_and_in_a_notification
     .await;
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
     notifyd.wait_closed(n.id, WAIT).await.unwrap();
-    if let Ok(s) = std::sync::Arc::try_unwrap(s) {
-        tokio::task::spawn_blocking(move || s.end()).await.unwrap();
-    }
+    app.end().await;
     wait_app_gone(&st);
 }
 
@@ -918,40 +868,18 @@ async fn the_window_renders_and_notifies_on_wayland() {
     let notifyd = Notifyd::start()
         .await
         .expect("stand-in notification server");
-    let trayd = clawpair::devtools::trayd::Trayd::start()
+    let trayd = clawpair_devtools::trayd::Trayd::start()
         .await
         .expect("stand-in tray host");
     let weston = common::desktop::Weston::start();
-    let (dport, nport) = (free_port(), free_port());
-    let runtime = weston.runtime_dir.path().as_os_str().to_owned();
-    let socket = std::ffi::OsString::from(&weston.socket);
-    let _driver = common::desktop::tauri_driver_with(
-        dport,
-        nport,
-        &[
-            ("XDG_RUNTIME_DIR", &runtime),
-            ("WAYLAND_DISPLAY", &socket),
-            ("GDK_BACKEND", std::ffi::OsStr::new("wayland")),
-        ],
-        &["DISPLAY"],
-    );
-    let app = env!("CARGO_BIN_EXE_clawpair").to_string();
-    let args = vec![
-        "--state-dir".to_string(),
-        st.path().display().to_string(),
-        "--show".into(),
-    ];
-    let s = std::sync::Arc::new(
-        tokio::task::spawn_blocking(move || {
-            Session::start(&format!("http://127.0.0.1:{dport}"), &app, &args)
-        })
-        .await
-        .unwrap(),
-    );
-    let ui = |f: Box<dyn FnOnce(&Session) -> Value + Send>| {
-        let s = s.clone();
-        async move { tokio::task::spawn_blocking(move || f(&s)).await.unwrap() }
-    };
+    let app = Launch::on(st.path())
+        .env("XDG_RUNTIME_DIR", weston.runtime_dir.path())
+        .env("WAYLAND_DISPLAY", &weston.socket)
+        .env("GDK_BACKEND", "wayland")
+        .unset("DISPLAY")
+        .start_async()
+        .await;
+    let ui = |f: Box<dyn FnOnce(&Session) -> Value + Send>| app.ui(f);
     let png = ui(Box::new(|s| {
         s.wait_for("#view-requests:not([hidden])", WAIT);
         s.wait_until(
@@ -1036,9 +964,7 @@ async fn the_window_renders_and_notifies_on_wayland() {
     let n = notifyd.wait_shown("wendy", WAIT).await.unwrap();
     assert!(n.actions.iter().any(|a| a == "approve"), "{:?}", n.actions);
     bridge.close().await;
-    if let Ok(s) = std::sync::Arc::try_unwrap(s) {
-        tokio::task::spawn_blocking(move || s.end()).await.unwrap();
-    }
+    app.end().await;
     wait_app_gone(&st);
     drop(weston);
 }
@@ -1064,18 +990,9 @@ async fn without_notification_buttons_a_small_window_asks_instead() {
     let notifyd = Notifyd::start_without_buttons()
         .await
         .expect("stand-in notification server");
-    let (dport, nport) = (free_port(), free_port());
-    let _driver = tauri_driver(dport, nport, &[]);
-    let app = env!("CARGO_BIN_EXE_clawpair").to_string();
-    let args = vec![
-        "--state-dir".to_string(),
-        st.path().display().to_string(),
-        "--hidden".into(),
-    ];
     // The session starts once a webview exists: the one a request will open.
-    let session = tokio::task::spawn_blocking(move || {
-        Session::start(&format!("http://127.0.0.1:{dport}"), &app, &args)
-    });
+    let session = Launch::on(st.path()).hidden().start_async();
+    let session = tokio::spawn(session);
     let url = format!("ws://127.0.0.1:{port}/");
     let end = Instant::now() + WAIT;
     let mut bridge = loop {
@@ -1116,7 +1033,7 @@ async fn without_notification_buttons_a_small_window_asks_instead() {
         "approved from the small window",
     );
     bridge.close().await;
-    tokio::task::spawn_blocking(move || s.end()).await.unwrap();
+    s.end().await;
     // Started in the tray only: it lives on after the session; stopped here.
     if let Ok(t) = std::fs::read_to_string(st.file("run/gateway.json")) {
         if let Some(pid) = serde_json::from_str::<Value>(&t)
@@ -1164,8 +1081,7 @@ struct Desk {
     url: String,
     token: String,
     rt: tokio::runtime::Runtime,
-    s: Session,
-    _driver: Driver,
+    s: App,
 }
 
 impl Desk {
@@ -1195,21 +1111,10 @@ impl Desk {
             format!("[Settings]\n{gtk}\n"),
         )
         .unwrap();
-        let (dport, nport) = (free_port(), free_port());
-        let driver = tauri_driver(
-            dport,
-            nport,
-            &[("XDG_CONFIG_HOME", &config), ("XDG_DATA_HOME", &data)],
-        );
-        let s = Session::start(
-            &format!("http://127.0.0.1:{dport}"),
-            env!("CARGO_BIN_EXE_clawpair"),
-            &[
-                "--state-dir".into(),
-                st.path().display().to_string(),
-                "--show".into(),
-            ],
-        );
+        let s = Launch::on(st.path())
+            .env("XDG_CONFIG_HOME", &config)
+            .env("XDG_DATA_HOME", &data)
+            .start();
         s.wait_for("#nav-requests", WAIT);
         s.wait_until(
             "document.querySelector('#gateway-status .text').textContent.includes('Gateway on')",
@@ -1226,7 +1131,6 @@ impl Desk {
             token,
             rt,
             s,
-            _driver: driver,
         }
     }
 
@@ -1275,7 +1179,7 @@ impl Desk {
         )
         .expect("qr --json");
         let setup =
-            clawpair::pairing::setup::decode_setup_code(code["setupCode"].as_str().unwrap())
+            clawpair_core::pairing::setup::decode_setup_code(code["setupCode"].as_str().unwrap())
                 .unwrap()
                 .bootstrap_token;
         let id = Identity::generate();
@@ -1426,7 +1330,7 @@ fn open_view(s: &Session, nav: &str, ready: &str) {
 #[ignore = "needs Xvfb, a D-Bus session and tauri-driver: run by scripts/test.sh"]
 fn every_view_passes_axe_core_in_both_themes_and_fits_at_200_percent_zoom() {
     let desk = Desk::start(false, "");
-    let s = &desk.s;
+    let s: &Session = &desk.s;
     let mut audit = Audit::new("views");
     let mut bridge = desk.bridge();
 
@@ -1647,7 +1551,7 @@ fn keyboard_alone_approves_a_device_copies_the_setup_code_and_removes_a_sender()
     desk.st.ok(&["allowlist", "add", "telegram", "4343"]);
     desk.dm(&mut bridge, "4545", "dave");
     let (_pixel, waiting) = desk.phone(&mut bridge, "Pixel 9 Pro", "node", &[]);
-    let s = &desk.s;
+    let s: &Session = &desk.s;
     s.wait_until(
         "document.querySelectorAll('#device-list .card').length === 1",
         WAIT,
@@ -1770,7 +1674,7 @@ fn the_window_follows_the_desktops_high_contrast_and_reduced_motion() {
         false,
         "gtk-theme-name=HighContrast\ngtk-enable-animations=false",
     );
-    let s = &desk.s;
+    let s: &Session = &desk.s;
     let mut audit = Audit::new("high-contrast");
     let mut bridge = desk.bridge();
     desk.dm(&mut bridge, "4545", "dave");

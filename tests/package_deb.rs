@@ -2,13 +2,16 @@
 //! it first), checked with dpkg-deb and desktop-file-validate, and its binary run from an
 //! extracted copy: `--version`, and a gateway that answers a connect.
 
+/// The `clawpair` the app ships, built here as `clawpair-app`.
+const CLAWPAIR: &str = env!("CARGO_BIN_EXE_clawpair-app");
+
 mod common;
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use clawpair::client::{Client, ConnectOptions};
+use clawpair_core::client::{Client, ConnectOptions};
 
 fn the_deb() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/bundle/deb");

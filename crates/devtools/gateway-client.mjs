@@ -1,5 +1,5 @@
 // Drives OpenClaw's own GatewayClient (from the installed `openclaw` package's public export
-// `openclaw/plugin-sdk/gateway-runtime`) for tests/interop.rs: connect, call some methods,
+// `openclaw/plugin-sdk/gateway-runtime`) for the interop tests: connect, call some methods,
 // print what happened. The connect frame, the signature, the device identity and the stored
 // device tokens are all OpenClaw's code; this file only wires them to the command line.
 //
@@ -25,7 +25,9 @@ if (!pkgDir || !spec.url || !spec.stateDir) {
 fs.mkdirSync(spec.stateDir, { recursive: true, mode: 0o700 });
 const config = path.join(spec.stateDir, "openclaw.json");
 if (!fs.existsSync(config)) {
-  fs.writeFileSync(config, JSON.stringify({ logging: { file: path.join(spec.stateDir, "openclaw.log") } }), { mode: 0o600 });
+  fs.writeFileSync(config, JSON.stringify({ logging: { file: path.join(spec.stateDir, "openclaw.log") } }), {
+    mode: 0o600,
+  });
 }
 process.env.OPENCLAW_STATE_DIR = spec.stateDir;
 process.env.OPENCLAW_CONFIG_PATH = config;
@@ -33,8 +35,12 @@ process.env.OPENCLAW_CONFIG_PATH = config;
 const require = createRequire(path.join(pkgDir, "package.json"));
 const { GatewayClient } = await import(pathToFileURL(require.resolve("openclaw/plugin-sdk/gateway-runtime")).href);
 
-const print = (o) => process.stdout.write(JSON.stringify(o) + "\n");
-const failure = (e) => ({ code: e?.gatewayCode ?? e?.code ?? null, message: String(e?.message ?? e), details: e?.details ?? null });
+const print = (o) => process.stdout.write(`${JSON.stringify(o)}\n`);
+const failure = (e) => ({
+  code: e?.gatewayCode ?? e?.code ?? null,
+  message: String(e?.message ?? e),
+  details: e?.details ?? null,
+});
 
 const hello = new Promise((resolve, reject) => {
   const client = new GatewayClient({
@@ -50,12 +56,16 @@ const hello = new Promise((resolve, reject) => {
     onHelloOk: (h) => resolve({ client, hello: h }),
     onConnectError: (e) => reject(e),
     onClose: (code, reason, info) => {
-      const e = info?.connectError ?? Object.assign(new Error(`closed before hello-ok: ${code} ${reason}`), { code: "CLOSED" });
+      const e =
+        info?.connectError ?? Object.assign(new Error(`closed before hello-ok: ${code} ${reason}`), { code: "CLOSED" });
       reject(e);
     },
   });
   client.start();
-  setTimeout(() => reject(Object.assign(new Error("no hello-ok in time"), { code: "TIMEOUT" })), spec.timeoutMs ?? 15000);
+  setTimeout(
+    () => reject(Object.assign(new Error("no hello-ok in time"), { code: "TIMEOUT" })),
+    spec.timeoutMs ?? 15000,
+  );
 });
 
 let exit = 0;
@@ -76,5 +86,7 @@ try {
   print({ connectError: failure(e) });
   exit = 2;
 }
-try { await client?.stopAndWait({ timeoutMs: 3000 }); } catch {}
+try {
+  await client?.stopAndWait({ timeoutMs: 3000 });
+} catch {}
 process.exit(exit);

@@ -9,19 +9,19 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use clawpair::client::{connect_params, Auth, ConnectOptions, Identity, IdentityFile};
-use clawpair::config::{self, Settings};
-use clawpair::gateway::connect;
-use clawpair::pairing::authority::Authority;
-use clawpair::pairing::device::{PendingDevice, SignedFields};
-use clawpair::pairing::dm::DmLimits;
-use clawpair::pairing::setup::{encode_setup_code, BootstrapRecord, SetupPayload};
-use clawpair::pairing::token::hash_token;
-use clawpair::store::audit::{self, AuditEntry};
-use clawpair::store::devices::DeviceStore;
-use clawpair::store::dm::DmStore;
-use clawpair::store::runrec::GatewayRecord;
-use clawpair::store::{fs as sfs, AccountId, ChannelName, StatePaths};
+use clawpair_core::client::{connect_params, Auth, ConnectOptions, Identity, IdentityFile};
+use clawpair_core::config::{self, Settings};
+use clawpair_core::gateway::connect;
+use clawpair_core::pairing::authority::Authority;
+use clawpair_core::pairing::device::{PendingDevice, SignedFields};
+use clawpair_core::pairing::dm::DmLimits;
+use clawpair_core::pairing::setup::{encode_setup_code, BootstrapRecord, SetupPayload};
+use clawpair_core::pairing::token::hash_token;
+use clawpair_core::store::audit::{self, AuditEntry};
+use clawpair_core::store::devices::DeviceStore;
+use clawpair_core::store::dm::DmStore;
+use clawpair_core::store::runrec::GatewayRecord;
+use clawpair_core::store::{fs as sfs, AccountId, ChannelName, StatePaths};
 use clawpair_fuzz::{candidate, clock, rng, CHALLENGE_NONCE, CHANNEL, DEVICE_SEED, NOW};
 use serde_json::{json, Map, Value};
 

@@ -4,7 +4,7 @@
 
 #![no_main]
 
-use clawpair::store::audit::{self, AuditEntry};
+use clawpair_core::store::audit::{self, AuditEntry};
 use clawpair_fuzz::{fresh_state, plant, NOW};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Map};

@@ -5,11 +5,11 @@
 
 #![no_main]
 
-use clawpair::clock::Millis;
-use clawpair::config::Settings;
-use clawpair::pairing::authority::Authority;
-use clawpair::store::devices::{DeviceStore, DeviceStoreError};
-use clawpair::store::StoreError;
+use clawpair_core::clock::Millis;
+use clawpair_core::config::Settings;
+use clawpair_core::pairing::authority::Authority;
+use clawpair_core::store::devices::{DeviceStore, DeviceStoreError};
+use clawpair_core::store::StoreError;
 use clawpair_fuzz::{clock, fresh_state, moved_aside_with, plant, rng, NOW};
 use libfuzzer_sys::fuzz_target;
 

@@ -5,10 +5,10 @@
 
 #![no_main]
 
-use clawpair::config::Settings;
-use clawpair::pairing::authority::Authority;
-use clawpair::store::devices::{DeviceStore, DeviceStoreError};
-use clawpair::store::StoreError;
+use clawpair_core::config::Settings;
+use clawpair_core::pairing::authority::Authority;
+use clawpair_core::store::devices::{DeviceStore, DeviceStoreError};
+use clawpair_core::store::StoreError;
 use clawpair_fuzz::{candidate, clock, fresh_state, moved_aside_with, plant, rng};
 use libfuzzer_sys::fuzz_target;
 

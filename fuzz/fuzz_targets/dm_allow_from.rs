@@ -6,8 +6,8 @@
 
 #![no_main]
 
-use clawpair::store::dm::{DmStore, DmStoreError};
-use clawpair::store::{AccountId, ChannelName, StoreError};
+use clawpair_core::store::dm::{DmStore, DmStoreError};
+use clawpair_core::store::{AccountId, ChannelName, StoreError};
 use clawpair_fuzz::{clock, fresh_state, moved_aside_with, plant, CHANNEL, NOW};
 use libfuzzer_sys::fuzz_target;
 

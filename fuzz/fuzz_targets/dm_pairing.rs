@@ -6,9 +6,9 @@
 
 #![no_main]
 
-use clawpair::config::Settings;
-use clawpair::store::dm::{DmStore, DmStoreError};
-use clawpair::store::{AccountId, ChannelName, StoreError};
+use clawpair_core::config::Settings;
+use clawpair_core::store::dm::{DmStore, DmStoreError};
+use clawpair_core::store::{AccountId, ChannelName, StoreError};
 use clawpair_fuzz::{clock, files_outside, fresh_state, moved_aside_with, plant, rng, CHANNEL};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Map};

@@ -6,7 +6,7 @@
 
 #![no_main]
 
-use clawpair::gateway::{connect, frames, Limits};
+use clawpair_core::gateway::{connect, frames, Limits};
 use clawpair_fuzz::{CHALLENGE_NONCE, NOW};
 use libfuzzer_sys::fuzz_target;
 

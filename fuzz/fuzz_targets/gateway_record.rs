@@ -4,8 +4,8 @@
 
 #![no_main]
 
-use clawpair::store::runrec;
-use clawpair::tls::PinnedCert;
+use clawpair_core::store::runrec;
+use clawpair_core::tls::PinnedCert;
 use clawpair_fuzz::{fresh_state, plant};
 use libfuzzer_sys::fuzz_target;
 use tungstenite::client::IntoClientRequest;

@@ -5,8 +5,8 @@
 
 #![no_main]
 
-use clawpair::client::{connect_params, Auth, ConnectOptions, IdentityFile};
-use clawpair::tls::PinnedCert;
+use clawpair_core::client::{connect_params, Auth, ConnectOptions, IdentityFile};
+use clawpair_core::tls::PinnedCert;
 use clawpair_fuzz::{fresh_state, plant};
 use libfuzzer_sys::fuzz_target;
 use tungstenite::client::IntoClientRequest;

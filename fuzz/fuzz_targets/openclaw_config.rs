@@ -4,7 +4,7 @@
 
 #![no_main]
 
-use clawpair::attach::discover;
+use clawpair_core::attach::discover;
 use clawpair_fuzz::{fresh_state, plant};
 use libfuzzer_sys::fuzz_target;
 use tungstenite::client::IntoClientRequest;

@@ -7,10 +7,10 @@
 
 #![no_main]
 
-use clawpair::clock::Millis;
-use clawpair::import;
-use clawpair::pairing::device::{decode_public_key, device_id_for};
-use clawpair::store::openclaw;
+use clawpair_core::clock::Millis;
+use clawpair_core::import;
+use clawpair_core::pairing::device::{decode_public_key, device_id_for};
+use clawpair_core::store::openclaw;
 use clawpair_fuzz::{fresh_state, NOW};
 use libfuzzer_sys::fuzz_target;
 use rusqlite::types::Value as Sql;
@@ -99,7 +99,7 @@ fuzz_target!(|data: &[u8]| {
     }
     for a in &plan.allow {
         assert!(
-            clawpair::store::dm::check_sender(&a.sender).is_ok(),
+            clawpair_core::store::dm::check_sender(&a.sender).is_ok(),
             "a kept sender is a plain id"
         );
     }

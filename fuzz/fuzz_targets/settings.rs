@@ -6,8 +6,8 @@
 
 #![no_main]
 
-use clawpair::config;
-use clawpair::store::StoreError;
+use clawpair_core::config;
+use clawpair_core::store::StoreError;
 use clawpair_fuzz::{clock, fresh_state, moved_aside_with, plant};
 use libfuzzer_sys::fuzz_target;
 

@@ -5,11 +5,11 @@
 
 #![no_main]
 
-use clawpair::client::{connect_params, Auth, ConnectOptions, Identity};
-use clawpair::gateway::connect;
-use clawpair::gateway::limits::MAX_CONNECT_FIELD;
-use clawpair::pairing::setup::{decode_setup_code, encode_setup_code, MAX_SETUP_CODE_CHARS};
-use clawpair::tls::PinnedCert;
+use clawpair_core::client::{connect_params, Auth, ConnectOptions, Identity};
+use clawpair_core::gateway::connect;
+use clawpair_core::gateway::limits::MAX_CONNECT_FIELD;
+use clawpair_core::pairing::setup::{decode_setup_code, encode_setup_code, MAX_SETUP_CODE_CHARS};
+use clawpair_core::tls::PinnedCert;
 use clawpair_fuzz::DEVICE_SEED;
 use libfuzzer_sys::fuzz_target;
 use tungstenite::client::IntoClientRequest;

@@ -7,8 +7,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use clawpair::clock::{ManualClock, Millis};
-use clawpair::store::StatePaths;
+use clawpair_core::clock::{ManualClock, Millis};
+use clawpair_core::store::StatePaths;
 
 /// The time every target runs at: when OpenClaw's captured device connect (the seed
 /// `first_frame/openclaw-device-setup-code`) was signed. Fixed, so signed seeds never go stale.
@@ -100,8 +100,8 @@ pub fn rng() -> rand::rngs::StdRng {
 }
 
 /// A device asking to pair, as the gateway records one (read from JSON, the file's own form).
-pub fn candidate() -> clawpair::pairing::device::PendingDevice {
-    let id = clawpair::client::Identity::from_seed(DEVICE_SEED);
+pub fn candidate() -> clawpair_core::pairing::device::PendingDevice {
+    let id = clawpair_core::client::Identity::from_seed(DEVICE_SEED);
     serde_json::from_value(serde_json::json!({
         "requestId": "0b4bb9ab-5d1c-4a5f-9d0e-3c43b5a8e0f1",
         "deviceId": id.device_id(),

@@ -39,7 +39,7 @@ pub fn set_enabled(on: bool) -> Result<(), String> {
         let dir = path.parent().ok_or("bad autostart path")?;
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        crate::store::fs::write_atomic(&path, entry_text(&exe).as_bytes())
+        clawpair_core::store::fs::write_atomic(&path, entry_text(&exe).as_bytes())
             .map_err(|e| e.to_string())
     } else {
         match std::fs::remove_file(&path) {

@@ -10,10 +10,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::AppState;
-use crate::config::{Settings, SettingsPatch};
-use crate::owner::OwnerRequest;
-use crate::protocol::{Code, ErrorCode};
-use crate::rpc::RpcError;
+use clawpair_core::config::{Settings, SettingsPatch};
+use clawpair_core::owner::OwnerRequest;
+use clawpair_core::protocol::{Code, ErrorCode};
+use clawpair_core::rpc::RpcError;
 
 /// An error as the window shows it.
 #[derive(Debug, Serialize)]
@@ -73,7 +73,7 @@ async fn edit_settings(
 /// One method through the backend in use: ClawPair's core (off the UI thread), or the
 /// OpenClaw gateway it is attached to. Audited as `window`.
 async fn call(state: &AppState, req: OwnerRequest) -> CmdResult {
-    let backend = crate::attach::current(&state.backend);
+    let backend = clawpair_core::attach::current(&state.backend);
     Ok(backend
         .call("window", state.gateway.listening(), &req)
         .await?)
@@ -97,7 +97,7 @@ pub async fn app_status(state: State<'_, AppState>) -> CmdResult {
         "notifications": state.notifier.snapshot(),
         "startAtLogin": start_at_login,
         "showGuide": s.ui.show_guide,
-        "pending": super::pending_count(&crate::attach::current(&state.backend)).await,
+        "pending": super::pending_count(&clawpair_core::attach::current(&state.backend)).await,
         "telegram": telegram_status(&state, &s),
         "attach": attach_status(&state, &s),
     }))
@@ -118,10 +118,10 @@ fn attach_status(state: &AppState, s: &Settings) -> Value {
     if !s.attach.enabled {
         return Value::Null;
     }
-    match crate::attach::current(&state.backend).remote() {
+    match clawpair_core::attach::current(&state.backend).remote() {
         Some(r) => {
             let st = r.status();
-            json!({ "attached": matches!(st, crate::attach::remote::Status::Attached { .. }),
+            json!({ "attached": matches!(st, clawpair_core::attach::remote::Status::Attached { .. }),
                     "line": st.line(), "url": r.url(), "limits": ATTACHED_LIMITS })
         }
         None => {
@@ -135,7 +135,7 @@ fn attach_status(state: &AppState, s: &Settings) -> Value {
 #[tauri::command]
 pub async fn openclaw_info(state: State<'_, AppState>) -> CmdResult {
     let s = settings(&state).await?;
-    let found = off_thread(crate::attach::discover::find).await?;
+    let found = off_thread(clawpair_core::attach::discover::find).await?;
     Ok(json!({
         "found": found.is_ok(),
         "url": found.as_ref().ok().map(|i| i.url.clone()),
@@ -160,7 +160,7 @@ pub async fn set_attach(
     tls_fingerprint: Option<String>,
 ) -> CmdResult {
     let url = url.map(|u| u.trim().to_string()).filter(|u| !u.is_empty());
-    let pin = crate::attach::transport::check(url.as_deref(), tls_fingerprint.as_deref())
+    let pin = clawpair_core::attach::transport::check(url.as_deref(), tls_fingerprint.as_deref())
         .map_err(|e| CmdError::from(e.to_string()))?;
     let token = token
         .map(|t| t.trim().to_string())
@@ -183,12 +183,12 @@ pub async fn set_attach(
         }
     } else {
         if let Ok(mut b) = state.backend.write() {
-            *b = crate::attach::Backend::Local(state.service.clone());
+            *b = clawpair_core::attach::Backend::Local(state.service.clone());
         }
         state
             .service
             .events()
-            .publish(crate::events::Event::AttachStatus {
+            .publish(clawpair_core::events::Event::AttachStatus {
                 line: "Not attached: ClawPair runs its own gateway".into(),
                 attached: false,
             });
@@ -199,7 +199,7 @@ pub async fn set_attach(
 
 /// Telegram's line for the window: off, or connected / the last error.
 fn telegram_status(state: &AppState, s: &Settings) -> Value {
-    let configured = crate::channels::telegram::configured(s);
+    let configured = clawpair_core::channels::telegram::configured(s);
     let last = state
         .channels
         .lock()
@@ -342,7 +342,7 @@ pub async fn token_rotate(
     let mut v = call(&state, OwnerRequest::TokenRotate { device_id, role }).await?;
     // Shown once: as text to copy and as a QR code for the device's camera.
     if let Some(token) = v["token"].as_str() {
-        let svg = crate::qr::svg(token).map_err(|e| CmdError::from(e.to_string()))?;
+        let svg = clawpair_core::qr::svg(token).map_err(|e| CmdError::from(e.to_string()))?;
         v["qrSvg"] = svg.into();
     }
     Ok(v)
@@ -362,7 +362,9 @@ pub async fn token_revoke(
 #[tauri::command]
 pub async fn setup_create(state: State<'_, AppState>, url: Option<String>) -> CmdResult {
     let url = url.filter(|u| !u.trim().is_empty());
-    let attached = crate::attach::current(&state.backend).remote().is_some();
+    let attached = clawpair_core::attach::current(&state.backend)
+        .remote()
+        .is_some();
     let listening = state.gateway.listening();
     if !attached && listening.is_none() {
         // A code no phone could use: none is made.
@@ -382,16 +384,20 @@ pub async fn setup_create(state: State<'_, AppState>, url: Option<String>) -> Cm
     {
         Ok(mut v) => {
             let code = v["setupCode"].as_str().unwrap_or_default().to_string();
-            let svg = crate::qr::svg(&code).map_err(|e| CmdError::from(e.to_string()))?;
+            let svg = clawpair_core::qr::svg(&code).map_err(|e| CmdError::from(e.to_string()))?;
             v["qrSvg"] = svg.into();
             v["now"] = state.service.now_ms().into();
             if !attached {
                 let url = v["url"].as_str().unwrap_or_default().to_string();
-                v["warnings"] = crate::service::setup_warnings(&url, listening).into();
+                v["warnings"] = clawpair_core::service::setup_warnings(&url, listening).into();
             }
             Ok(v)
         }
-        Err(e) if crate::attach::current(&state.backend).remote().is_some() => {
+        Err(e)
+            if clawpair_core::attach::current(&state.backend)
+                .remote()
+                .is_some() =>
+        {
             // OpenClaw's own reason (e.g. its gateway listens on loopback only); a URL phones
             // can reach may still be given.
             Ok(json!({ "error": e.message, "loopbackOnly": url.is_none(), "attached": true }))
@@ -423,15 +429,15 @@ pub async fn audit_tail(state: State<'_, AppState>, limit: Option<usize>) -> Cmd
     )
     .await?;
     // Each record with its sentence; the devices named as the owner named them.
-    let entries: Vec<crate::store::audit::AuditEntry> =
+    let entries: Vec<clawpair_core::store::audit::AuditEntry> =
         serde_json::from_value(v["entries"].clone()).unwrap_or_default();
     let service = state.service.clone();
     let paired =
         off_thread(move || service.device_list().map(|l| l.paired).unwrap_or_default()).await?;
-    let names = crate::service::activity::Names::gather(&entries, &paired);
+    let names = clawpair_core::service::activity::Names::gather(&entries, &paired);
     if let Some(list) = v["entries"].as_array_mut() {
         for (raw, e) in list.iter_mut().zip(&entries) {
-            raw["sentence"] = crate::service::activity::sentence(e, &names).into();
+            raw["sentence"] = clawpair_core::service::activity::sentence(e, &names).into();
         }
     }
     Ok(v)
@@ -590,7 +596,7 @@ pub async fn rotate_admin_token(state: State<'_, AppState>) -> CmdResult {
 pub async fn open_logs(state: State<'_, AppState>) -> CmdResult {
     let dir = state.service.paths().logs_dir();
     let d = dir.clone();
-    off_thread(move || crate::store::fs::ensure_dir(&d))
+    off_thread(move || clawpair_core::store::fs::ensure_dir(&d))
         .await?
         .map_err(|e| CmdError::from(e.to_string()))?;
     std::process::Command::new("xdg-open")
@@ -621,7 +627,7 @@ async fn set_guide(state: &AppState, on: bool) -> CmdResult {
     Ok(json!({ "showGuide": on }))
 }
 
-#[cfg(all(test, feature = "mock-runtime"))]
+#[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
@@ -634,9 +640,9 @@ mod tests {
     use tauri::{App, WebviewWindow};
 
     use crate::app::{build_app, notify::NotifyStatus, AppState, GatewayCtl};
-    use crate::clock::SystemClock;
-    use crate::service::{DeviceAsk, InboundDm, Service};
-    use crate::store::StatePaths;
+    use clawpair_core::clock::SystemClock;
+    use clawpair_core::service::{DeviceAsk, InboundDm, Service};
+    use clawpair_core::store::StatePaths;
 
     fn app() -> (
         tempfile::TempDir,
@@ -653,9 +659,9 @@ mod tests {
         let service = Arc::new(service);
         let state = AppState {
             service: service.clone(),
-            backend: Arc::new(std::sync::RwLock::new(crate::attach::Backend::Local(
-                service.clone(),
-            ))),
+            backend: Arc::new(std::sync::RwLock::new(
+                clawpair_core::attach::Backend::Local(service.clone()),
+            )),
             gateway: Arc::new(GatewayCtl::new(service.clone())),
             first_run: false,
             notifier: Arc::new(NotifyStatus::default()),
@@ -695,7 +701,7 @@ mod tests {
             })
             .unwrap();
         match d {
-            crate::pairing::dm::Decision::Challenge { code, .. } => code,
+            clawpair_core::pairing::dm::Decision::Challenge { code, .. } => code,
             other => panic!("{other:?}"),
         }
     }
@@ -731,8 +737,8 @@ mod tests {
         assert!(service
             .dm
             .is_allowed(
-                &crate::store::ChannelName::from_static("telegram"),
-                &crate::store::AccountId::DEFAULT,
+                &clawpair_core::store::ChannelName::from_static("telegram"),
+                &clawpair_core::store::AccountId::DEFAULT,
                 "77"
             )
             .unwrap());

@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use crate::events::Event;
-use crate::gateway::{Gateway, Limits, ShutdownHandle};
-use crate::service::Service;
+use clawpair_core::events::Event;
+use clawpair_core::gateway::{Gateway, Limits, ShutdownHandle};
+use clawpair_core::service::Service;
 
 /// What the tray and the window show about the gateway.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -24,7 +24,7 @@ struct Running {
     task: tokio::task::JoinHandle<()>,
     addr: SocketAddr,
     /// The chat channels that run beside the gateway.
-    channels: crate::channels::Running,
+    channels: clawpair_core::channels::Running,
 }
 
 impl Running {
@@ -55,11 +55,11 @@ async fn can_listen(addr: SocketAddr, old: SocketAddr) -> Result<(), String> {
     tokio::task::spawn_blocking(move || {
         if overlap {
             let me = std::process::id();
-            match crate::ports::port_holders(addr)
+            match clawpair_core::ports::port_holders(addr)
                 .into_iter()
                 .find(|h| h.pid != Some(me))
             {
-                Some(h) => Err(crate::ports::in_use(addr, &h)),
+                Some(h) => Err(clawpair_core::ports::in_use(addr, &h)),
                 None => Ok(()),
             }
         } else {
@@ -83,11 +83,11 @@ async fn why_not(addr: SocketAddr, e: std::io::Error) -> String {
 fn held_or(addr: SocketAddr, e: std::io::Error) -> String {
     if e.kind() == std::io::ErrorKind::AddrInUse {
         let me = std::process::id();
-        if let Some(h) = crate::ports::port_holders(addr)
+        if let Some(h) = clawpair_core::ports::port_holders(addr)
             .into_iter()
             .find(|h| h.pid != Some(me))
         {
-            return crate::ports::in_use(addr, &h);
+            return clawpair_core::ports::in_use(addr, &h);
         }
     }
     let said = e.to_string();
@@ -176,7 +176,9 @@ impl GatewayCtl {
         if let Some(r) = running.take() {
             r.stop().await;
         }
-        if let Err(e) = crate::store::runrec::refuse_if_served_elsewhere(self.service.paths()) {
+        if let Err(e) =
+            clawpair_core::store::runrec::refuse_if_served_elsewhere(self.service.paths())
+        {
             self.set_status(GatewayStatus {
                 listening: false,
                 address: None,
@@ -223,7 +225,7 @@ impl GatewayCtl {
         let task = tokio::spawn(gw.run());
         // The chat channels run beside the gateway; each follows clawpair.json, so enabling
         // one in Settings starts it without a restart.
-        let channels = crate::channels::start_all(&self.service, addr);
+        let channels = clawpair_core::channels::start_all(&self.service, addr);
         self.set_status(GatewayStatus {
             listening: true,
             address: Some(addr.to_string()),

@@ -16,11 +16,11 @@ use std::sync::Arc;
 use serde_json::json;
 use tauri::{AppHandle, Emitter, Manager, Runtime, WebviewWindowBuilder};
 
-use crate::clock::SystemClock;
-use crate::events::Event;
-use crate::owner::OwnerRequest;
-use crate::service::Service;
-use crate::store::StatePaths;
+use clawpair_core::clock::SystemClock;
+use clawpair_core::events::Event;
+use clawpair_core::owner::OwnerRequest;
+use clawpair_core::service::Service;
+use clawpair_core::store::StatePaths;
 
 pub use gateway_ctl::GatewayCtl;
 
@@ -43,7 +43,7 @@ pub struct AppArgs {
 pub struct AppState {
     pub service: Arc<Service>,
     /// ClawPair's own core, or the OpenClaw gateway it is attached to.
-    pub backend: crate::attach::SharedBackend,
+    pub backend: clawpair_core::attach::SharedBackend,
     pub gateway: Arc<GatewayCtl>,
     /// The settings file did not exist before this run: the window opens on the guide.
     pub first_run: bool,
@@ -170,8 +170,8 @@ pub fn build_app<R: Runtime>(builder: tauri::Builder<R>, state: AppState) -> tau
 
 /// Opens the state directory and prepares the core, before any window exists.
 pub fn open_state(args: &AppArgs) -> Result<(Arc<Service>, bool), String> {
-    let dir =
-        crate::config::resolve_state_dir(args.state_dir.as_deref()).map_err(|e| e.to_string())?;
+    let dir = clawpair_core::config::resolve_state_dir(args.state_dir.as_deref())
+        .map_err(|e| e.to_string())?;
     let (service, first_run) =
         Service::open(StatePaths::new(dir), Arc::new(SystemClock)).map_err(|e| e.to_string())?;
     Ok((Arc::new(service), first_run))
@@ -195,8 +195,11 @@ pub fn run(args: AppArgs) -> Result<(), String> {
         // `--attach` is remembered: ClawPair stays the approval desk until detached.
         let url = Some(url.trim().to_string()).filter(|u| !u.is_empty());
         // Refused here, before it is remembered: a gateway the token may not travel to.
-        let pin = crate::attach::transport::check(url.as_deref(), args.tls_fingerprint.as_deref())
-            .map_err(|e| e.to_string())?;
+        let pin = clawpair_core::attach::transport::check(
+            url.as_deref(),
+            args.tls_fingerprint.as_deref(),
+        )
+        .map_err(|e| e.to_string())?;
         service
             .update_settings("cli", |s| {
                 s.attach.enabled = true;
@@ -280,15 +283,15 @@ pub fn run(args: AppArgs) -> Result<(), String> {
 
 /// The backend the settings ask for: attached to OpenClaw (its connection starts at once and
 /// keeps trying), or ClawPair's own core. Needs a tokio runtime.
-pub fn start_backend(service: &Arc<Service>) -> crate::attach::Backend {
+pub fn start_backend(service: &Arc<Service>) -> clawpair_core::attach::Backend {
     let settings = service.settings();
     if !settings.attach.enabled {
-        return crate::attach::Backend::Local(service.clone());
+        return clawpair_core::attach::Backend::Local(service.clone());
     }
-    match crate::attach::target(&settings.attach, None) {
-        Ok(t) => crate::attach::Backend::Attached {
+    match clawpair_core::attach::target(&settings.attach, None) {
+        Ok(t) => clawpair_core::attach::Backend::Attached {
             service: service.clone(),
-            remote: crate::attach::remote::Remote::spawn(t, service.events().clone()),
+            remote: clawpair_core::attach::remote::Remote::spawn(t, service.events().clone()),
         },
         Err(e) => {
             // Attaching was asked for but cannot start: say why, and keep to the files.
@@ -297,20 +300,20 @@ pub fn start_backend(service: &Arc<Service>) -> crate::attach::Backend {
                 line: format!("Not attached to OpenClaw: {e}"),
                 attached: false,
             });
-            crate::attach::Backend::Local(service.clone())
+            clawpair_core::attach::Backend::Local(service.clone())
         }
     }
 }
 
 /// Counts what waits for the owner, for the tray and the window title.
-pub async fn pending_count(backend: &crate::attach::Backend) -> usize {
+pub async fn pending_count(backend: &clawpair_core::attach::Backend) -> usize {
     let dm = backend
         .call("tray", None, &OwnerRequest::DmList { channel: None })
         .await;
     let dev = backend
         .call("tray", None, &OwnerRequest::DeviceList {})
         .await;
-    let n = |v: &Result<serde_json::Value, crate::rpc::RpcError>, k: &str| {
+    let n = |v: &Result<serde_json::Value, clawpair_core::rpc::RpcError>, k: &str| {
         v.as_ref()
             .ok()
             .and_then(|v| v[k].as_array().map(Vec::len))

@@ -13,11 +13,11 @@ use notify_rust::{Notification, NotificationHandle, NotificationResponse, Timeou
 use serde::Serialize;
 use tauri::{AppHandle, Runtime};
 
-use crate::events::{DmRequestView, Event};
-use crate::owner::OwnerRequest;
-use crate::pairing::device::{PendingDevice, SCOPE_ADMIN};
-use crate::sanitize::{escape_markup, sanitize};
-use crate::service::Service;
+use clawpair_core::events::{DmRequestView, Event};
+use clawpair_core::owner::OwnerRequest;
+use clawpair_core::pairing::device::{PendingDevice, SCOPE_ADMIN};
+use clawpair_core::sanitize::{escape_markup, sanitize};
+use clawpair_core::service::Service;
 
 /// Whether notifications work, for the window.
 #[derive(Default)]
@@ -123,19 +123,43 @@ struct Notifier<R: Runtime> {
     app: AppHandle<R>,
     service: Arc<Service>,
     /// Where the buttons act: ClawPair's core, or the OpenClaw gateway it is attached to.
-    backend: crate::attach::SharedBackend,
+    backend: clawpair_core::attach::SharedBackend,
     status: Arc<NotifyStatus>,
     shown: Mutex<HashMap<Subject, Shown>>,
+    /// Clicks on ids not in `shown` yet: the server may send one before `Notify`'s answer
+    /// reaches this process. Taken when the id is recorded; guarded by `shown`'s lock (taken
+    /// first), so a click is either seen as shown or left here, never lost in between.
+    early: Mutex<Vec<EarlyClick>>,
+}
+
+/// A click that came before its notification's id was known here.
+struct EarlyClick {
+    id: u32,
+    action: String,
+    at: std::time::Instant,
+}
+
+/// How many early clicks are kept, and for how long: a click waits for its id to be recorded,
+/// which takes a moment, not a minute.
+const EARLY_CLICKS: usize = 16;
+const EARLY_CLICK_LIFE: Duration = Duration::from_secs(30);
+
+fn response_to(action: String) -> NotificationResponse {
+    if action == "default" {
+        NotificationResponse::Default
+    } else {
+        NotificationResponse::Action(action)
+    }
 }
 
 /// Starts the notifier: it follows the event stream for as long as the app runs, and listens
 /// for clicks from the start.
 pub fn spawn<R: Runtime>(
     app: AppHandle<R>,
-    backend: crate::attach::SharedBackend,
+    backend: clawpair_core::attach::SharedBackend,
     status: Arc<NotifyStatus>,
 ) {
-    let service = crate::attach::current(&backend).service().clone();
+    let service = clawpair_core::attach::current(&backend).service().clone();
     let mut rx = service.events().subscribe();
     let n = Arc::new(Notifier {
         app,
@@ -143,6 +167,7 @@ pub fn spawn<R: Runtime>(
         backend,
         status,
         shown: Mutex::default(),
+        early: Mutex::default(),
     });
     tauri::async_runtime::spawn(listen_for_clicks(n.clone()));
     tauri::async_runtime::spawn(async move {
@@ -240,7 +265,7 @@ fn claim<R: Runtime>(
 
 /// Closes the notifications of requests that are no longer pending, as the backend lists them.
 async fn close_settled<R: Runtime>(n: &Notifier<R>) {
-    let backend = crate::attach::current(&n.backend);
+    let backend = clawpair_core::attach::current(&n.backend);
     let (list_devices, list_dms) = (
         OwnerRequest::DeviceList {},
         OwnerRequest::DmList { channel: None },
@@ -320,18 +345,29 @@ async fn listen_for_clicks<R: Runtime>(n: Arc<Notifier<R>>) {
         let Ok((id, action)) = msg.body().deserialize::<(u32, String)>() else {
             continue;
         };
-        let subject = n
-            .shown
-            .lock()
-            .ok()
-            .and_then(|m| m.iter().find(|(_, s)| s.id == id).map(|(k, _)| k.clone()));
+        let subject = {
+            let Ok(shown) = n.shown.lock() else { continue };
+            let subject = shown
+                .iter()
+                .find(|(_, s)| s.id == id)
+                .map(|(k, _)| k.clone());
+            if subject.is_none() {
+                if let Ok(mut early) = n.early.lock() {
+                    early.retain(|c| c.at.elapsed() < EARLY_CLICK_LIFE);
+                    if early.len() == EARLY_CLICKS {
+                        early.remove(0);
+                    }
+                    early.push(EarlyClick {
+                        id,
+                        action: action.clone(),
+                        at: std::time::Instant::now(),
+                    });
+                }
+            }
+            subject
+        };
         if let Some(subject) = subject {
-            let response = if action == "default" {
-                NotificationResponse::Default
-            } else {
-                NotificationResponse::Action(action)
-            };
-            respond(&n, subject, id, response).await;
+            respond(&n, subject, id, response_to(action)).await;
         }
     }
 }
@@ -397,14 +433,25 @@ fn show<R: Runtime>(
         };
         n.status.worked();
         let id = handle.id();
-        if let Ok(mut m) = n.shown.lock() {
-            m.insert(
-                subject.clone(),
-                Shown {
-                    id,
-                    handle: handle.clone(),
-                },
-            );
+        let early = match n.shown.lock() {
+            Ok(mut m) => {
+                m.insert(
+                    subject.clone(),
+                    Shown {
+                        id,
+                        handle: handle.clone(),
+                    },
+                );
+                n.early.lock().ok().and_then(|mut e| {
+                    let i = e.iter().position(|c| c.id == id)?;
+                    Some(e.remove(i).action)
+                })
+            }
+            Err(_) => None,
+        };
+        // Clicked before this process knew the id: acted on now.
+        if let Some(action) = early {
+            return respond(&n, subject, id, response_to(action)).await;
         }
         let mut response: Option<NotificationResponse> = None;
         // Ends on a click, on close (by us or the user), or when the request cannot be pending
@@ -438,7 +485,7 @@ async fn respond<R: Runtime>(
             // The server may keep it on screen after a click: it is done, close it.
             handle.close_async().await;
             let approve = a == "approve";
-            let backend = crate::attach::current(&n.backend);
+            let backend = clawpair_core::attach::current(&n.backend);
             if let Err(e) = act(&backend, &subject, approve).await {
                 tracing::warn!(
                     "could not {} from the notification: {e}",
@@ -462,7 +509,7 @@ async fn respond<R: Runtime>(
 /// What the buttons do: the same calls as the window (on ClawPair's core or the attached
 /// OpenClaw gateway), audited as `notification`.
 async fn act(
-    backend: &crate::attach::Backend,
+    backend: &clawpair_core::attach::Backend,
     subject: &Subject,
     approve: bool,
 ) -> Result<(), String> {

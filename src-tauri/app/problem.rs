@@ -1,7 +1,7 @@
 //! The window the app opens instead of itself when the owner's settings file does not parse.
 //!
 //! `clawpair.json` is edited by hand; a mistake in it must never cost the admin token or the
-//! bot (see [`crate::store::fs::OWNER_EDITED`]). So the app does not start its gateway on
+//! bot (see [`clawpair_core::store::fs::OWNER_EDITED`]). So the app does not start its gateway on
 //! defaults: it says which file, which line and column and what is wrong, opens the file in
 //! the owner's editor, checks it again, and puts back the last settings ClawPair wrote
 //! (`clawpair.json.last-good`) only when asked. Nothing here writes unless the owner clicks.
@@ -11,8 +11,8 @@ use tauri::{AppHandle, Runtime, State, WebviewUrl, WebviewWindowBuilder};
 
 use super::commands::CmdError;
 use super::{AppArgs, MAIN_WINDOW};
-use crate::clock::SystemClock;
-use crate::store::{StatePaths, StoreError};
+use clawpair_core::clock::SystemClock;
+use clawpair_core::store::{StatePaths, StoreError};
 
 /// A settings file that stops the app, and where it lives.
 pub struct Problem {
@@ -22,9 +22,9 @@ pub struct Problem {
 /// The state directory's settings, when they do not parse; `None` when the app can start (or
 /// when what is wrong is not the settings file: the usual start reports that).
 pub fn find(args: &AppArgs) -> Option<Problem> {
-    let dir = crate::config::resolve_state_dir(args.state_dir.as_deref()).ok()?;
+    let dir = clawpair_core::config::resolve_state_dir(args.state_dir.as_deref()).ok()?;
     let paths = StatePaths::new(dir);
-    match crate::config::read(&paths, &SystemClock) {
+    match clawpair_core::config::read(&paths, &SystemClock) {
         Err(StoreError::Invalid { .. }) => Some(Problem { paths }),
         _ => None,
     }
@@ -38,11 +38,11 @@ impl Problem {
             line,
             column,
             reason,
-        }) = crate::config::read(&self.paths, &SystemClock)
+        }) = clawpair_core::config::read(&self.paths, &SystemClock)
         else {
             return None;
         };
-        let last = crate::config::last_good(&self.paths)
+        let last = clawpair_core::config::last_good(&self.paths)
             .map(|l| json!({ "path": l.path.display().to_string(), "when": l.when }));
         Some(json!({
             "path": path.display().to_string(),
@@ -142,10 +142,10 @@ pub fn restore_settings<R: Runtime>(
     if problem.now().is_none() {
         return Ok(start_over(&app));
     }
-    let last = crate::config::last_good(&problem.paths).ok_or_else(|| {
+    let last = clawpair_core::config::last_good(&problem.paths).ok_or_else(|| {
         CmdError::from("No earlier settings were kept: correct the file by hand".to_string())
     })?;
-    let aside = crate::config::restore_last_good(&problem.paths, &last, &SystemClock)
+    let aside = clawpair_core::config::restore_last_good(&problem.paths, &last, &SystemClock)
         .map_err(CmdError::from)?;
     tracing::info!(
         "put back the settings from {}; the file that did not parse is kept as {}",

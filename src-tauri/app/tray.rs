@@ -11,8 +11,8 @@ use tauri::{AppHandle, Manager, Runtime};
 
 use super::gateway_ctl::{GatewayCtl, GatewayStatus};
 use super::{show_window, AppState};
-use crate::events::Event;
-use crate::service::Service;
+use clawpair_core::events::Event;
+use clawpair_core::service::Service;
 
 pub const TRAY_ID: &str = "clawpair";
 const ICON_IDLE: &[u8] = include_bytes!("../../icons/tray.png");
@@ -118,7 +118,7 @@ pub fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
 pub fn install<R: Runtime>(
     app: &AppHandle<R>,
     service: Arc<Service>,
-    backend: crate::attach::SharedBackend,
+    backend: clawpair_core::attach::SharedBackend,
     gateway: Arc<GatewayCtl>,
 ) -> tauri::Result<()> {
     let pending = MenuItem::with_id(app, "pending", pending_text(0), true, None::<&str>)?;
@@ -131,7 +131,7 @@ pub fn install<R: Runtime>(
         false,
         None::<&str>,
     )?;
-    let tg_on = crate::channels::telegram::configured(&service.settings());
+    let tg_on = clawpair_core::channels::telegram::configured(&service.settings());
     let telegram = MenuItem::with_id(
         app,
         "telegram",
@@ -214,18 +214,18 @@ pub fn install<R: Runtime>(
                     error,
                     ..
                 }) if channel == "telegram" => {
-                    let on = crate::channels::telegram::configured(&settings);
+                    let on = clawpair_core::channels::telegram::configured(&settings);
                     let _ = telegram.set_text(telegram_text(on, *connected, error.as_deref()));
                 }
                 Some(Event::SettingsChanged {})
-                    if !crate::channels::telegram::configured(&settings) =>
+                    if !clawpair_core::channels::telegram::configured(&settings) =>
                 {
                     let _ = telegram.set_text(telegram_text(false, false, None));
                 }
                 _ => {}
             }
             if event.as_ref().is_none_or(super::changes_pending) {
-                let n = super::pending_count(&crate::attach::current(&backend)).await;
+                let n = super::pending_count(&clawpair_core::attach::current(&backend)).await;
                 if n != last {
                     last = n;
                     let _ = pending.set_text(pending_text(n));
@@ -246,11 +246,11 @@ pub fn install<R: Runtime>(
 
 /// The gateway's line: ClawPair's own, or the OpenClaw gateway it is attached to.
 fn status_line(
-    settings: &crate::config::Settings,
-    backend: &crate::attach::SharedBackend,
+    settings: &clawpair_core::config::Settings,
+    backend: &clawpair_core::attach::SharedBackend,
     gateway: &GatewayCtl,
 ) -> String {
-    match crate::attach::current(backend).remote() {
+    match clawpair_core::attach::current(backend).remote() {
         Some(r) => r.status().line(),
         None if settings.attach.enabled => "Not attached to OpenClaw".to_string(),
         None => status_text(&gateway.status()),

@@ -1,8 +1,14 @@
 //! The real desktop app for the end-to-end tests: tauri-driver (which hands sessions to
-//! WebKitWebDriver) and screenshots kept for the docs.
+//! WebKitWebDriver), the app started under it, and screenshots kept for the docs.
 
+use std::ffi::{OsStr, OsString};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use super::free_port;
+use super::webdriver::Session;
 
 pub struct Driver(Child);
 
@@ -13,15 +19,9 @@ impl Drop for Driver {
     }
 }
 
-/// Starts tauri-driver; `env` reaches WebKitWebDriver and the app it starts.
-pub fn tauri_driver(port: u16, native: u16, env: &[(&str, &std::path::Path)]) -> Driver {
-    let set: Vec<(&str, &std::ffi::OsStr)> = env.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
-    tauri_driver_with(port, native, &set, &[])
-}
-
-/// tauri-driver with `set` in its environment and `unset` taken out of it (both reach
-/// WebKitWebDriver and the app).
-pub fn tauri_driver_with(
+/// tauri-driver on `port`, with `set` in its environment and `unset` taken out of it (both
+/// reach WebKitWebDriver and the app).
+fn tauri_driver(
     port: u16,
     native: u16,
     set: &[(&str, &std::ffi::OsStr)],
@@ -61,6 +61,110 @@ pub fn tauri_driver_with(
         std::thread::sleep(Duration::from_millis(100));
     }
     Driver(child)
+}
+
+/// How the app under test starts: on a state directory, with its window open (`--show`) unless
+/// told `--hidden`, and what tauri-driver (so WebKitWebDriver and the app) has in its
+/// environment.
+pub struct Launch {
+    args: Vec<String>,
+    set: Vec<(String, OsString)>,
+    unset: Vec<String>,
+}
+
+impl Launch {
+    pub fn on(state: &Path) -> Launch {
+        Launch {
+            args: vec![
+                "--state-dir".into(),
+                state.display().to_string(),
+                "--show".into(),
+            ],
+            set: Vec::new(),
+            unset: Vec::new(),
+        }
+    }
+
+    /// Started in the tray only: the session begins once a webview exists.
+    pub fn hidden(mut self) -> Launch {
+        self.args.retain(|a| a != "--show");
+        self.args.push("--hidden".into());
+        self
+    }
+
+    pub fn arg(mut self, arg: &str) -> Launch {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Launch {
+        self.set.push((key.into(), value.as_ref().to_owned()));
+        self
+    }
+
+    pub fn unset(mut self, key: &str) -> Launch {
+        self.unset.push(key.into());
+        self
+    }
+
+    /// tauri-driver on free ports and a WebDriver session with the app (`crate::CLAWPAIR`).
+    /// Blocks until the session exists.
+    pub fn start(self) -> App {
+        let (dport, nport) = (free_port(), free_port());
+        let set: Vec<(&str, &OsStr)> = self
+            .set
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_os_str()))
+            .collect();
+        let unset: Vec<&str> = self.unset.iter().map(String::as_str).collect();
+        let driver = tauri_driver(dport, nport, &set, &unset);
+        let session = Session::start(
+            &format!("http://127.0.0.1:{dport}"),
+            crate::CLAWPAIR,
+            &self.args,
+        );
+        App {
+            session: Arc::new(session),
+            _driver: driver,
+        }
+    }
+
+    /// `start` from async code, off the runtime's threads.
+    pub async fn start_async(self) -> App {
+        tokio::task::spawn_blocking(move || self.start())
+            .await
+            .expect("the app's session started")
+    }
+}
+
+/// The app under a WebDriver session; the session ends (and the app quits) before its driver
+/// stops, even when a test panics.
+pub struct App {
+    pub session: Arc<Session>,
+    _driver: Driver,
+}
+
+impl std::ops::Deref for App {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        &self.session
+    }
+}
+
+impl App {
+    /// Runs blocking WebDriver steps from async code, off the runtime's threads.
+    pub async fn ui<T: Send + 'static>(&self, f: impl FnOnce(&Session) -> T + Send + 'static) -> T {
+        let s = self.session.clone();
+        tokio::task::spawn_blocking(move || f(&s))
+            .await
+            .expect("a WebDriver step")
+    }
+
+    /// Ends the session (the app quits) and waits for it, from async code.
+    pub async fn end(self) {
+        let s = self.session.clone();
+        let _ = tokio::task::spawn_blocking(move || s.close()).await;
+    }
 }
 
 /// Saves a screenshot where CLAWPAIR_SCREENSHOTS points (docs/screenshots when refreshing docs).

@@ -8,7 +8,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// Serves until killed; prints the bound address first so the parent can connect.
 pub fn run() -> std::process::ExitCode {
-    clawpair::gateway::raise_fd_limit();
+    clawpair_core::gateway::raise_fd_limit();
     // The same runtime the headless gateway builds (one worker per core).
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -19,7 +19,7 @@ pub fn run() -> std::process::ExitCode {
         let socket = TcpSocket::new_v4().expect("socket");
         socket.set_reuseaddr(true).expect("reuseaddr");
         socket.bind("127.0.0.1:0".parse().unwrap()).expect("bind");
-        let backlog = clawpair::gateway::Limits::default().accept_backlog;
+        let backlog = clawpair_core::gateway::Limits::default().accept_backlog;
         let listener = socket.listen(backlog).expect("listen");
         println!("{}", listener.local_addr().expect("address"));
         loop {
@@ -35,7 +35,7 @@ pub fn run() -> std::process::ExitCode {
 
 async fn serve(tcp: TcpStream) {
     let _ = tcp.set_nodelay(true);
-    let config = clawpair::gateway::Limits::default().ws_config();
+    let config = clawpair_core::gateway::Limits::default().ws_config();
     let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(tcp, Some(config)).await else {
         return;
     };

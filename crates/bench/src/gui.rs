@@ -1,4 +1,4 @@
-//! `clawpair-bench --gui` (built with the `gui` and `devtools` features, run under a D-Bus session and a display:
+//! `clawpair-bench --gui` (built with the `gui` feature, run under a D-Bus session and a display:
 //! `dbus-run-session -- xvfb-run -a …`): the tray app's own figures. Request-to-notification
 //! latency — from `channel.inbound` to the `Notify` call reaching a stand-in notification
 //! server — beside a bare notify-rust call from this process; and the idle tray app's CPU and
@@ -9,11 +9,11 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clawpair::client::{Client, ConnectOptions};
-use clawpair::clock::SystemClock;
-use clawpair::devtools::notifyd::Notifyd;
-use clawpair::service::Service;
-use clawpair::store::StatePaths;
+use clawpair_core::client::{Client, ConnectOptions};
+use clawpair_core::clock::SystemClock;
+use clawpair_core::service::Service;
+use clawpair_core::store::StatePaths;
+use clawpair_devtools::notifyd::Notifyd;
 use serde_json::json;
 
 use crate::proc::{self, Server};
@@ -29,15 +29,15 @@ pub fn child_app(dir: Option<&str>) -> ExitCode {
         eprintln!("{CHILD_APP} needs a state directory");
         return ExitCode::from(2);
     };
-    clawpair::logging::init_cli();
-    let args = clawpair::app::AppArgs {
+    clawpair_core::logging::init_cli();
+    let args = clawpair_app::app::AppArgs {
         state_dir: Some(dir.into()),
         hidden: true,
         show: false,
         attach: None,
         tls_fingerprint: None,
     };
-    match clawpair::app::run(args) {
+    match clawpair_app::app::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{e}");
@@ -75,7 +75,7 @@ fn start_app(dir: &Path, log: &Path) -> Result<Server, String> {
     let record = StatePaths::new(dir).gateway_record();
     let end = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Some(rec) = clawpair::store::runrec::read(&StatePaths::new(dir)) {
+        if let Some(rec) = clawpair_core::store::runrec::read(&StatePaths::new(dir)) {
             if rec.pid == child.id() {
                 let addr = rec
                     .address

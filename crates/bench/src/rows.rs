@@ -7,7 +7,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use clawpair::pairing::dm::{gate, Decision, DmPolicy, SenderFacts};
+use clawpair_core::pairing::dm::{gate, Decision, DmPolicy, SenderFacts};
 
 use crate::instructions::{Count, Counts};
 use crate::load::{Answers, Run};
@@ -396,8 +396,8 @@ fn thread_cpu() -> Duration {
 /// What the protocol's Ed25519 costs on this machine, per handshake: the device signs the v3
 /// string, the gateway verifies it (`verify_identity`, as `connect` does). Returns µs each.
 pub fn crypto_floor(n: u32) -> (f64, f64) {
-    use clawpair::client::Identity;
-    use clawpair::pairing::device::{verify_identity, SignedFields};
+    use clawpair_core::client::Identity;
+    use clawpair_core::pairing::device::{verify_identity, SignedFields};
     let id = Identity::generate();
     let device_id = id.device_id();
     let now = chrono::Utc::now().timestamp_millis();

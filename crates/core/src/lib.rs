@@ -1,7 +1,8 @@
-//! ClawPair: explicit-consent pairing for a personal AI-agent gateway.
+//! ClawPair's core: explicit-consent pairing for a personal AI-agent gateway.
 //!
-//! The core (`config`, `store`, `pairing`, `service`, `events`, `channels`) has no GUI dependency
-//! and is what the CLI, the gateway and the tray app all call. Only `app` (feature `gui`) uses Tauri.
+//! The store, the pairing rules, the protocol, the service, the gateway, the client, the CLI and
+//! the chat channels, with no GUI in the dependency tree. The tray app (the `clawpair-app` crate
+//! at the top of the workspace) is a thin shell over this crate.
 
 pub mod attach;
 pub mod channels;
@@ -24,8 +25,3 @@ pub mod sanitize;
 pub mod service;
 pub mod store;
 pub mod tls;
-
-#[cfg(feature = "gui")]
-pub mod app;
-#[cfg(feature = "devtools")]
-pub mod devtools;

@@ -709,7 +709,7 @@ mod tests {
 
     #[test]
     fn the_method_table_and_docs_protocol_md_list_the_same_methods() {
-        let doc = include_str!("../docs/PROTOCOL.md");
+        let doc = include_str!("../../../docs/PROTOCOL.md");
         let section = doc
             .split("## Methods after hello-ok")
             .nth(1)
@@ -764,7 +764,7 @@ mod tests {
             );
         }
         assert!(METHODS.iter().all(|m| m.versions == Versions::ALL));
-        let doc = include_str!("../docs/PROTOCOL.md");
+        let doc = include_str!("../../../docs/PROTOCOL.md");
         assert!(
             doc.contains("Every method exists in protocol 3 and 4"),
             "docs/PROTOCOL.md says which versions the methods exist in"

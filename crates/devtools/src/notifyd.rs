@@ -29,6 +29,8 @@ pub struct Shown {
 struct Log {
     shown: Vec<Shown>,
     closed: Vec<u32>,
+    /// A click to send on the next notification before `Notify` answers with its id.
+    click_before_answer: Option<String>,
 }
 
 type SharedLog = Arc<Mutex<Log>>;
@@ -65,16 +67,25 @@ impl Server {
         actions: Vec<String>,
         _hints: HashMap<String, OwnedValue>,
         _expire_timeout: i32,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> u32 {
         let id = self.next.fetch_add(1, Ordering::SeqCst) + 1;
-        lock(&self.log).shown.push(Shown {
-            id,
-            at: Instant::now(),
-            app: app_name,
-            summary,
-            body,
-            actions,
-        });
+        let early = {
+            let mut log = lock(&self.log);
+            log.shown.push(Shown {
+                id,
+                at: Instant::now(),
+                app: app_name,
+                summary,
+                body,
+                actions,
+            });
+            log.click_before_answer.take()
+        };
+        // A user as quick as the server: the click is on the bus before the id is answered.
+        if let Some(action) = early {
+            let _ = Server::action_invoked(&emitter, id, &action).await;
+        }
         id
     }
 
@@ -149,6 +160,12 @@ impl Notifyd {
             .await
             .map_err(|e| format!("cannot own org.freedesktop.Notifications: {e}"))?;
         Ok(Notifyd { conn, log })
+    }
+
+    /// The next notification is clicked (`action`) before `Notify` answers with its id: the
+    /// order a server may send them in, which the app must not lose a click to.
+    pub fn click_next_before_answering(&self, action: &str) {
+        lock(&self.log).click_before_answer = Some(action.into());
     }
 
     /// Every notification received so far.

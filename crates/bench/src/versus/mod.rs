@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clawpair::client::{Auth, Client, ClientError, ConnectOptions, Identity};
-use clawpair::clock::SystemClock;
-use clawpair::service::Service;
-use clawpair::store::StatePaths;
+use clawpair_core::client::{Auth, Client, ClientError, ConnectOptions, Identity};
+use clawpair_core::clock::SystemClock;
+use clawpair_core::service::Service;
+use clawpair_core::store::StatePaths;
 use serde_json::json;
 
 use crate::load::{self, Run};
@@ -497,7 +497,8 @@ async fn pair(
     let setup = code["setupCode"]
         .as_str()
         .ok_or_else(|| format!("no setupCode in {code}"))?;
-    let payload = clawpair::pairing::setup::decode_setup_code(setup).map_err(|e| e.to_string())?;
+    let payload =
+        clawpair_core::pairing::setup::decode_setup_code(setup).map_err(|e| e.to_string())?;
     let identity = Identity::generate();
     let mut opts = ConnectOptions::node(
         &c.url,

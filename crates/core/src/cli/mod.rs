@@ -474,6 +474,26 @@ impl Ctx {
     }
 }
 
+/// The whole `clawpair` program: parses the command line, sets up logging and runs the command.
+/// With no command, `desktop` starts the tray app: the app binary passes its own; the core's
+/// binary, which has no desktop, passes one that says so.
+pub fn main(desktop: impl FnOnce(Cli) -> ExitCode) -> ExitCode {
+    let cli = <Cli as clap::Parser>::parse();
+    let long_running = matches!(cli.command, None | Some(Command::Gateway { .. }));
+    if long_running {
+        let logs = crate::config::resolve_state_dir(cli.state_dir.as_deref())
+            .ok()
+            .map(|d| crate::store::StatePaths::new(d).logs_dir());
+        crate::logging::init_long_running(logs.as_deref());
+    } else {
+        crate::logging::init_cli();
+    }
+    if cli.command.is_none() {
+        return desktop(cli);
+    }
+    run(cli)
+}
+
 /// Runs a parsed command and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     let Some(command) = cli.command else {

@@ -4,19 +4,19 @@
 //! must belong to this user or root. Real sockets throughout: ClawPair's own gateway stands in
 //! for OpenClaw (same protocol), and a listener of another uid runs in a child process.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
-use clawpair::attach::remote::{Remote, Status, Target, TokenSource};
-use clawpair::clock::SystemClock;
-use clawpair::events::{Event, EventBus};
-use clawpair::gateway::{Gateway, Limits, ShutdownHandle};
-use clawpair::service::Service;
-use clawpair::store::StatePaths;
+use clawpair_core::attach::remote::{Remote, Status, Target, TokenSource};
+use clawpair_core::clock::SystemClock;
+use clawpair_core::events::{Event, EventBus};
+use clawpair_core::gateway::{Gateway, Limits, ShutdownHandle};
+use clawpair_core::service::Service;
+use clawpair_core::store::StatePaths;
 use common::gw::TestGateway;
 use common::State;
 
@@ -68,7 +68,7 @@ fn reason(st: &Status) -> &str {
 /// A non-loopback address of this computer that can be connected to without a scope (not
 /// IPv6 link-local), if it has one.
 fn lan_address() -> Option<IpAddr> {
-    clawpair::net::lan_addresses()
+    clawpair_core::net::lan_addresses()
         .into_iter()
         .find(|ip| match ip {
             IpAddr::V4(v4) => !v4.is_link_local(),
@@ -139,49 +139,6 @@ async fn plain_ws_to_another_computer_is_refused_before_any_connection() {
         assert!(std::time::Instant::now() < end, "the probe never arrived");
         std::thread::yield_now();
     }
-}
-
-/// `clawpair --attach ws://<not loopback>` stops with the reason, and remembers nothing.
-#[cfg(feature = "gui")]
-#[test]
-fn the_command_line_refuses_plain_ws_to_another_computer_and_keeps_nothing() {
-    let st = State::new();
-    let o = st.run(&["--attach", "ws://10.0.0.5:18789"]);
-    assert_eq!(o.status.code(), Some(1), "{o:?}");
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("refusing to send OpenClaw's token in clear to 10.0.0.5: use wss://"),
-        "{err}"
-    );
-    let o = st.run(&["--attach", "wss://10.0.0.5:18789"]);
-    assert_eq!(o.status.code(), Some(1), "{o:?}");
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("without a pinned certificate"),
-        "{o:?}"
-    );
-    let o = st.run(&[
-        "--attach",
-        "wss://10.0.0.5:18789",
-        "--tls-fingerprint",
-        "abcd",
-    ]);
-    assert_eq!(o.status.code(), Some(1), "{o:?}");
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("not a certificate's SHA-256"),
-        "{o:?}"
-    );
-    let settings = std::fs::read_to_string(st.file("clawpair.json")).unwrap_or_default();
-    assert!(
-        !settings.contains("10.0.0.5"),
-        "a refused URL is not remembered: {settings}"
-    );
-    // A pin needs --attach.
-    assert_eq!(
-        st.run(&["--tls-fingerprint", &"ab".repeat(32)])
-            .status
-            .code(),
-        Some(2)
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -265,7 +222,7 @@ async fn a_loopback_listener_of_another_user_is_refused_naming_its_uid_and_gets_
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "other_users_listener",
+            "attach_transport::other_users_listener",
             "--nocapture",
             "--test-threads=1",
         ])
@@ -320,7 +277,7 @@ async fn tls_gateway_on_every_address(
     let (service, _) = Service::open(StatePaths::new(st.path()), Arc::new(SystemClock)).unwrap();
     service
         .update_settings("test", |s| {
-            s.gateway.tls = Some(clawpair::config::TlsSettings {
+            s.gateway.tls = Some(clawpair_core::config::TlsSettings {
                 self_signed: true,
                 ..Default::default()
             });

@@ -4,17 +4,17 @@
 //! method called as every kind of caller against a live gateway, checked against the policy
 //! table. Real gateway on loopback, real Ed25519 keys.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use clawpair::client::{Auth, Client, ClientError, ConnectOptions, Identity};
-use clawpair::rpc::{Needs, METHODS};
+use clawpair_core::client::{Auth, Client, ClientError, ConnectOptions, Identity};
+use clawpair_core::rpc::{Needs, METHODS};
 use common::gw::TestGateway;
 use common::State;
 use serde_json::{json, Value};
 
-fn rejected(r: Result<Client, ClientError>) -> clawpair::rpc::RpcError {
+fn rejected(r: Result<Client, ClientError>) -> clawpair_core::rpc::RpcError {
     match r {
         Err(ClientError::Rejected(e)) => e,
         Err(other) => panic!("expected an error answer, got {other:?}"),
@@ -22,14 +22,14 @@ fn rejected(r: Result<Client, ClientError>) -> clawpair::rpc::RpcError {
     }
 }
 
-fn refusal(r: Result<Value, ClientError>) -> clawpair::rpc::RpcError {
+fn refusal(r: Result<Value, ClientError>) -> clawpair_core::rpc::RpcError {
     match r {
         Err(ClientError::Rejected(e)) => e,
         other => panic!("expected an error answer, got {other:?}"),
     }
 }
 
-fn detail(e: &clawpair::rpc::RpcError, key: &str) -> Value {
+fn detail(e: &clawpair_core::rpc::RpcError, key: &str) -> Value {
     e.details.clone().unwrap_or_default()[key].clone()
 }
 
@@ -231,7 +231,7 @@ async fn a_device_cannot_give_itself_back_a_role_the_owner_revoked() {
         .token_revoke(
             &p.device_id(),
             "node",
-            &clawpair::pairing::authority::Authority::owner(),
+            &clawpair_core::pairing::authority::Authority::owner(),
             "test",
         )
         .unwrap();
@@ -311,7 +311,7 @@ async fn a_declined_scope_cannot_come_back_in_another_spelling() {
         .device_approve_by(
             &request,
             &["operator.admin".to_string()],
-            &clawpair::pairing::authority::Authority::owner(),
+            &clawpair_core::pairing::authority::Authority::owner(),
             "test",
         )
         .unwrap();
@@ -552,7 +552,7 @@ async fn call_while_waiting(gw: &TestGateway, method: &str, params: Value) -> Va
     );
     opts.wait_for_approval = true;
     let (mut ws, nonce) = raw(&gw.url).await;
-    let params_json = clawpair::client::connect_params(&opts, &nonce);
+    let params_json = clawpair_core::client::connect_params(&opts, &nonce);
     send(
         &mut ws,
         &json!({ "type": "req", "id": "c", "method": "connect", "params": params_json }),

@@ -1,7 +1,7 @@
 //! The CLI binary on the files: DM pairing, allowlists, devices, setup codes, audit, doctor,
 //! exit codes and refusals.
 
-mod common;
+use crate::common;
 
 use common::{mode, stderr, stdout, State};
 use serde_json::Value;
@@ -287,7 +287,7 @@ fn setup_code_json_and_token_never_on_disk() {
     let code = v["setupCode"].as_str().unwrap();
     // OpenClaw's canonical form: no trailing slash for the root path.
     assert_eq!(v["url"], "ws://192.168.1.50:18789");
-    let p = clawpair::pairing::setup::decode_setup_code(code).unwrap();
+    let p = clawpair_core::pairing::setup::decode_setup_code(code).unwrap();
     assert_eq!(p.bootstrap_token.len(), 43);
     assert_eq!(p.expires_at_ms, v["expiresAtMs"].as_i64());
     st.assert_nowhere_on_disk(&p.bootstrap_token);
@@ -298,7 +298,7 @@ fn setup_code_json_and_token_never_on_disk() {
         "ws://192.168.1.50:18789/",
         "--setup-code-only",
     ]);
-    assert!(clawpair::pairing::setup::decode_setup_code(only.trim()).is_ok());
+    assert!(clawpair_core::pairing::setup::decode_setup_code(only.trim()).is_ok());
 }
 
 #[test]
@@ -532,7 +532,7 @@ fn gateway_logs_to_a_private_file_and_never_logs_secrets() {
         .as_str()
         .unwrap()
         .to_string();
-    let token = clawpair::pairing::setup::decode_setup_code(&code)
+    let token = clawpair_core::pairing::setup::decode_setup_code(&code)
         .unwrap()
         .bootstrap_token;
     st.ok(&["pairing", "list"]);
@@ -722,9 +722,9 @@ fn qr_warns_when_the_code_cannot_reach_this_gateway() {
 fn audit_reads_as_sentences_and_json_keeps_the_record() {
     let st = State::new();
     st.ok(&["allowlist", "add", "telegram", "4242"]);
-    let (service, _) = clawpair::service::Service::open(
-        clawpair::store::StatePaths::new(st.path()),
-        std::sync::Arc::new(clawpair::clock::SystemClock),
+    let (service, _) = clawpair_core::service::Service::open(
+        clawpair_core::store::StatePaths::new(st.path()),
+        std::sync::Arc::new(clawpair_core::clock::SystemClock),
     )
     .unwrap();
     let token = service.settings().gateway.auth.token.clone();

@@ -1,11 +1,11 @@
 //! Device pairing over real sockets with real Ed25519 keys: the phone journeys, signature
 //! failures, setup-code binding, and token revocation that closes live sockets.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use clawpair::client::{Auth, Client, ClientError, Identity};
+use clawpair_core::client::{Auth, Client, ClientError, Identity};
 use common::gw::{self, cli, TestGateway};
 use common::{stderr, stdout, State};
 use serde_json::Value;
@@ -13,7 +13,7 @@ use serde_json::Value;
 /// Builds a connect frame for a challenge nonce.
 type MakeConnect<'a> = Box<dyn Fn(&str) -> Value + 'a>;
 
-fn rejected(e: ClientError) -> clawpair::rpc::RpcError {
+fn rejected(e: ClientError) -> clawpair_core::rpc::RpcError {
     match e {
         ClientError::Rejected(r) => r,
         other => panic!("expected a refusal, got {other}"),
@@ -364,7 +364,7 @@ async fn revocation_survives_a_restart() {
         .token_revoke(
             &phone.device_id(),
             "node",
-            &clawpair::pairing::authority::Authority::owner(),
+            &clawpair_core::pairing::authority::Authority::owner(),
             "test",
         )
         .unwrap();
@@ -460,7 +460,7 @@ async fn the_device_client_speaks_tls_to_a_wss_gateway() {
     let url = format!("wss://{}/", gw.addr);
     let phone = Identity::generate();
     let e = Client::connect(
-        &clawpair::client::ConnectOptions::node(&url, phone, Auth::DeviceToken("t".into())),
+        &clawpair_core::client::ConnectOptions::node(&url, phone, Auth::DeviceToken("t".into())),
         |_, _| {},
     )
     .await
@@ -478,8 +478,8 @@ async fn the_device_client_speaks_tls_to_a_wss_gateway() {
 
 /// A gateway serving `wss://` with its own self-signed certificate.
 async fn tls_gateway(st: &State) -> TestGateway {
-    TestGateway::start_with(st.path(), clawpair::gateway::Limits::default(), |s| {
-        s.gateway.tls = Some(clawpair::config::TlsSettings {
+    TestGateway::start_with(st.path(), clawpair_core::gateway::Limits::default(), |s| {
+        s.gateway.tls = Some(clawpair_core::config::TlsSettings {
             self_signed: true,
             ..Default::default()
         });
@@ -488,7 +488,7 @@ async fn tls_gateway(st: &State) -> TestGateway {
 }
 
 fn node_cmd(args: &[&str]) -> std::process::Command {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_clawpair"));
+    let mut c = std::process::Command::new(crate::CLAWPAIR);
     c.args(args)
         .env_remove("OPENCLAW_STATE_DIR")
         .env_remove("CLAWPAIR_STATE_DIR")
@@ -510,7 +510,7 @@ async fn a_device_pairs_over_wss_pinning_the_self_signed_certificate_and_refuses
         .service
         .setup_create(Some(&url), Some(gw.addr), "test", false)
         .unwrap();
-    let payload = clawpair::pairing::setup::decode_setup_code(&code.setup_code).unwrap();
+    let payload = clawpair_core::pairing::setup::decode_setup_code(&code.setup_code).unwrap();
     assert_eq!(payload.tls_fingerprint.as_deref(), Some(fp.as_str()));
     // The certificate was made once, private, in the state directory.
     assert_eq!(common::mode(&st.file("tls/key.pem")), 0o600);
@@ -549,7 +549,7 @@ async fn a_device_pairs_over_wss_pinning_the_self_signed_certificate_and_refuses
         .unwrap();
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains(&fp), "{}", stdout(&out));
-    let approved = clawpair::store::audit::tail(&st.file("logs/audit.jsonl"), 100).unwrap();
+    let approved = clawpair_core::store::audit::tail(&st.file("logs/audit.jsonl"), 100).unwrap();
     let via = approved
         .iter()
         .find(|e| e.action == "device.approved")
@@ -587,9 +587,9 @@ async fn a_device_pairs_over_wss_pinning_the_self_signed_certificate_and_refuses
         .service
         .setup_create(Some(&url), Some(gw.addr), "test", false)
         .unwrap();
-    let mut p = clawpair::pairing::setup::decode_setup_code(&code.setup_code).unwrap();
+    let mut p = clawpair_core::pairing::setup::decode_setup_code(&code.setup_code).unwrap();
     p.url = format!("wss://127.0.0.1:{}", other.addr.port());
-    let redirected = clawpair::pairing::setup::encode_setup_code(&p);
+    let redirected = clawpair_core::pairing::setup::encode_setup_code(&p);
     let fresh = device.path().join("fresh.json");
     let o = node_cmd(&[
         "node",

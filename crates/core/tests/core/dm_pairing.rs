@@ -1,12 +1,12 @@
 //! DM pairing through the gateway, as a channel bridge sees it: `channel.inbound` decisions,
 //! events to the owner, approvals and removals by the CLI through the running gateway.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use clawpair::client::Client;
-use clawpair::pairing::dm::DmPolicy;
+use clawpair_core::client::Client;
+use clawpair_core::pairing::dm::DmPolicy;
 use common::gw::{cli, TestGateway};
 use common::{stderr, State};
 use serde_json::{json, Value};
@@ -130,7 +130,7 @@ async fn the_four_policies_and_group_chats() {
     let gw = TestGateway::start_with(st.path(), Default::default(), |s| {
         s.channels.insert(
             "telegram".into(),
-            clawpair::config::ChannelSettings {
+            clawpair_core::config::ChannelSettings {
                 allow_from: vec!["friend".into()],
                 owners: vec!["me".into()],
                 ..Default::default()
@@ -203,7 +203,7 @@ async fn the_four_policies_and_group_chats() {
 async fn bridges_need_the_ingest_scope_and_bad_input_is_refused() {
     let st = State::new();
     let gw = TestGateway::start(st.path()).await;
-    let mut opts = clawpair::client::ConnectOptions::operator(&gw.url, &gw.token, "reader");
+    let mut opts = clawpair_core::client::ConnectOptions::operator(&gw.url, &gw.token, "reader");
     opts.scopes = vec!["operator.read".into()];
     let mut reader = Client::connect(&opts, |_, _| {}).await.unwrap();
     let e = reader
@@ -278,13 +278,13 @@ async fn changes_made_on_the_files_by_another_process_are_seen_without_a_restart
 
 #[test]
 fn codes_expire_an_hour_after_creation_on_a_fake_clock() {
-    use clawpair::clock::ManualClock;
-    use clawpair::service::{InboundDm, Service};
+    use clawpair_core::clock::ManualClock;
+    use clawpair_core::service::{InboundDm, Service};
     use std::sync::Arc;
     let st = State::new();
     let clock = ManualClock::new(1_800_000_000_000);
     let (svc, _) = Service::open(
-        clawpair::store::StatePaths::new(st.path()),
+        clawpair_core::store::StatePaths::new(st.path()),
         Arc::new(clock.clone()),
     )
     .unwrap();

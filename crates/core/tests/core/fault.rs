@@ -3,7 +3,7 @@
 //! a state directory on a full or read-only disk. Whatever happens, no acknowledged decision is
 //! lost, no file is left half-written, and the owner still gets in.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use clawpair::client::{Auth, Client, ClientError, ConnectOptions, Identity};
-use clawpair::gateway::Limits;
-use clawpair::service::{DeviceAsk, Service};
+use clawpair_core::client::{Auth, Client, ClientError, ConnectOptions, Identity};
+use clawpair_core::gateway::Limits;
+use clawpair_core::service::{DeviceAsk, Service};
 use common::gw::{self, TestGateway};
 use common::{panics, stderr, State};
 use futures_util::{SinkExt, StreamExt};
@@ -34,7 +34,7 @@ struct GatewayProcess {
 
 impl GatewayProcess {
     fn start(state: &Path) -> GatewayProcess {
-        let child = Command::new(env!("CARGO_BIN_EXE_clawpair"))
+        let child = Command::new(crate::CLAWPAIR)
             .arg("--state-dir")
             .arg(state)
             .args(["gateway", "--port", "0"])
@@ -614,7 +614,7 @@ proptest! {
 
     #[test]
     fn any_setup_code_text_decodes_or_is_refused(code in any::<String>()) {
-        let _ = clawpair::pairing::setup::decode_setup_code(&code);
+        let _ = clawpair_core::pairing::setup::decode_setup_code(&code);
     }
 
     #[test]
@@ -632,7 +632,7 @@ proptest! {
             (false, false) => &STANDARD_NO_PAD,
         };
         for code in [engine.encode(&text), text.clone()] {
-            match clawpair::pairing::setup::decode_setup_code(&code) {
+            match clawpair_core::pairing::setup::decode_setup_code(&code) {
                 Ok(p) => {
                     // serde also reads a struct from a JSON array, positionally; either way the
                     // payload is exactly what the code held.
@@ -652,7 +652,7 @@ proptest! {
     #[test]
     fn base64_of_any_bytes_is_refused_with_a_reason(bytes in prop::collection::vec(any::<u8>(), 0..4000)) {
         let code = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes);
-        if let Err(e) = clawpair::pairing::setup::decode_setup_code(&code) {
+        if let Err(e) = clawpair_core::pairing::setup::decode_setup_code(&code) {
             prop_assert!(!e.to_string().is_empty());
         }
     }
@@ -878,16 +878,16 @@ async fn a_read_only_state_dir_refuses_writes_with_the_file_named_and_keeps_answ
     // A pending request on each side, so the listings below have files to read.
     let pending_dm = gw
         .service
-        .dm_inbound(&clawpair::service::InboundDm {
+        .dm_inbound(&clawpair_core::service::InboundDm {
             channel: "telegram".into(),
             sender: "dave".into(),
             ..Default::default()
         })
         .unwrap();
     assert_eq!(pending_dm.kind(), "challenge");
-    let phone = clawpair::client::Identity::generate();
+    let phone = clawpair_core::client::Identity::generate();
     gw.service
-        .device_request(clawpair::service::DeviceAsk {
+        .device_request(clawpair_core::service::DeviceAsk {
             device_id: phone.device_id(),
             public_key: phone.public_key(),
             fingerprint: phone.fingerprint(),

@@ -1,12 +1,12 @@
 //! The gateway under bad input: oversized and malformed frames, silent sockets, foreign
 //! origins, brute force. After each, it still answers its owner.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use clawpair::client::{Auth, Client, ClientError, ConnectOptions, Identity};
-use clawpair::gateway::Limits;
+use clawpair_core::client::{Auth, Client, ClientError, ConnectOptions, Identity};
+use clawpair_core::gateway::Limits;
 use common::gw::{self, TestGateway};
 use common::State;
 use proptest::prelude::*;

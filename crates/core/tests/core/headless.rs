@@ -3,14 +3,14 @@
 //! approve` takes the fingerprint the phone shows, or a unique start of the request id, and
 //! refuses an ambiguous one. The real binary as a child process, a real phone on loopback.
 
-mod common;
+use crate::common;
 
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use clawpair::client::{Auth, Client, ClientError, ConnectOptions, Identity};
+use clawpair_core::client::{Auth, Client, ClientError, ConnectOptions, Identity};
 use common::State;
 use serde_json::json;
 
@@ -96,7 +96,7 @@ fn run_printed(block: &str, label: &str) -> std::process::Output {
         .unwrap_or_else(|| panic!("no {label:?} in {block}"));
     let words: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(words[0], "clawpair", "{line}");
-    Command::new(env!("CARGO_BIN_EXE_clawpair"))
+    Command::new(crate::CLAWPAIR)
         .args(&words[1..])
         .env("RUST_LOG", "warn")
         .output()
@@ -108,7 +108,7 @@ async fn phone_waits(url: &str, st: &State) -> Identity {
         .as_str()
         .unwrap()
         .to_string();
-    let token = clawpair::pairing::setup::decode_setup_code(&code)
+    let token = clawpair_core::pairing::setup::decode_setup_code(&code)
         .unwrap()
         .bootstrap_token;
     let id = Identity::generate();

@@ -5,7 +5,7 @@
 //! there keeps working here. Run by scripts/interop.sh, inside a loopback-only network
 //! namespace with a private /tmp (OpenClaw looks up internet hosts when it starts).
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -24,7 +24,7 @@ struct ClawGateway {
 }
 
 fn clawpair(state: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_clawpair"));
+    let mut c = Command::new(crate::CLAWPAIR);
     c.arg("--state-dir")
         .arg(state)
         .env_remove("OPENCLAW_STATE_DIR")
@@ -88,7 +88,7 @@ impl ClawGateway {
         let v: Value =
             serde_json::from_str(&cp(st.path(), &["qr", "--url", &self.url, "--json"])).unwrap();
         let code = v["setupCode"].as_str().unwrap().to_string();
-        let token = clawpair::pairing::setup::decode_setup_code(&code)
+        let token = clawpair_core::pairing::setup::decode_setup_code(&code)
             .unwrap()
             .bootstrap_token;
         (code, token)
@@ -464,7 +464,7 @@ fn openclaw_doctor_beside_clawpair_leaves_clawpairs_state_intact() {
     std::fs::create_dir_all(&home).unwrap();
     // ClawPair in its default place under this home, with something in every file.
     let ours = |args: &[&str]| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_clawpair"));
+        let mut c = Command::new(crate::CLAWPAIR);
         c.args(args)
             .env("HOME", &home)
             .env_remove("XDG_DATA_HOME")
@@ -503,9 +503,9 @@ fn openclaw_doctor_beside_clawpair_leaves_clawpairs_state_intact() {
 
 /// Waits for an event on the bus that `pick` accepts.
 async fn wait_for<T>(
-    rx: &mut tokio::sync::broadcast::Receiver<clawpair::events::Event>,
+    rx: &mut tokio::sync::broadcast::Receiver<clawpair_core::events::Event>,
     what: &str,
-    mut pick: impl FnMut(&clawpair::events::Event) -> Option<T>,
+    mut pick: impl FnMut(&clawpair_core::events::Event) -> Option<T>,
 ) -> T {
     let end = tokio::time::Instant::now() + WAIT;
     loop {
@@ -525,10 +525,10 @@ async fn wait_for<T>(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the real OpenClaw in a loopback-only namespace: run by scripts/interop.sh"]
 async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
-    use clawpair::attach::remote::{Remote, Status, Target, TokenSource};
-    use clawpair::attach::{discover, Backend};
-    use clawpair::events::Event;
-    use clawpair::owner::OwnerRequest;
+    use clawpair_core::attach::remote::{Remote, Status, Target, TokenSource};
+    use clawpair_core::attach::{discover, Backend};
+    use clawpair_core::events::Event;
+    use clawpair_core::owner::OwnerRequest;
 
     let p = peer();
     let st = State::new();
@@ -555,9 +555,9 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
     std::env::set_var("OPENCLAW_STATE_DIR", &state);
     let found = discover::find().expect("OpenClaw is installed");
     assert_eq!(found.url, oc.url);
-    let (service, _) = clawpair::service::Service::open(
-        clawpair::store::StatePaths::new(st.path()),
-        std::sync::Arc::new(clawpair::clock::SystemClock),
+    let (service, _) = clawpair_core::service::Service::open(
+        clawpair_core::store::StatePaths::new(st.path()),
+        std::sync::Arc::new(clawpair_core::clock::SystemClock),
     )
     .unwrap();
     let service = std::sync::Arc::new(service);

@@ -3,7 +3,7 @@
 //! once the lock is free every write lands. The other process is `flock(1)`, holding the same
 //! OS lock the store takes on `<file>.lock`.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -15,7 +15,8 @@ fn a_checkout_under_tmp_stays_visible_behind_the_private_tmp() {
         eprintln!("skipped: the loopback namespace needs root");
         return;
     }
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/loopback-ns.sh");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/loopback-ns.sh");
     let base = tempfile::Builder::new()
         .prefix("clawpair-ns-")
         .tempdir_in("/tmp")

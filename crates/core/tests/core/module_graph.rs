@@ -1,13 +1,13 @@
-//! The library's top-level modules depend on each other in one direction only: a `crate::x`
+//! The core's top-level modules depend on each other in one direction only: a `crate::x`
 //! path in a module's code (tests and comments aside) is an arrow to `x`, and the arrows form no
 //! cycle. Read from the source files, so a new arrow that closes a loop fails here.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// The library's source; `main.rs` and `bench/` are binaries, `build.rs` the build script.
+/// The core library's source; `main.rs` is the binary.
 fn library_files() -> Vec<(String, PathBuf)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src-tauri");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut out = Vec::new();
     let mut dirs = vec![root.clone()];
     while let Some(dir) = dirs.pop() {
@@ -28,7 +28,7 @@ fn library_files() -> Vec<(String, PathBuf)> {
                 .as_os_str()
                 .to_string_lossy();
             let module = first.trim_end_matches(".rs").to_string();
-            if !["main", "lib", "build", "bench"].contains(&module.as_str()) {
+            if !["main", "lib"].contains(&module.as_str()) {
                 out.push((module, path));
             }
         }

@@ -3,7 +3,7 @@
 //! reported) when they do not pass `[a-z0-9][a-z0-9_-]{0,63}`, and nothing is ever created
 //! outside `credentials/` because of one. The rest of the same file is still served.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -128,7 +128,7 @@ async fn approving_a_request_whose_stored_account_is_a_path_refuses_and_writes_n
             )
             .await
             .unwrap_err();
-        let clawpair::client::ClientError::Rejected(e) = e else {
+        let clawpair_core::client::ClientError::Rejected(e) = e else {
             panic!("{bad:?}: {e}")
         };
         assert_eq!(e.code, "INVALID_REQUEST", "{bad:?}: {e:?}");

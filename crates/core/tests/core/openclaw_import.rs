@@ -3,11 +3,11 @@
 //! the real CLI binary; the imported phone then connects to a real gateway with the token it
 //! already had. Tokens never show up in output or files.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
-use clawpair::client::{Auth, Client, ClientError, Identity};
+use clawpair_core::client::{Auth, Client, ClientError, Identity};
 use common::gw::TestGateway;
 use common::{stderr, stdout, State};
 use rusqlite::{params, Connection};
@@ -206,7 +206,7 @@ async fn import_takes_allowlists_and_devices_and_the_phone_keeps_its_token() {
         assert!(!stdout(&o).contains(secret) && !stderr(&o).contains(secret));
     }
     let paired_file = st.read("devices/paired.json");
-    assert!(paired_file.contains(&clawpair::pairing::token::hash_token(phone_token)));
+    assert!(paired_file.contains(&clawpair_core::pairing::token::hash_token(phone_token)));
     let audit = st.read("logs/audit.jsonl");
     assert!(
         audit.contains("\"summary\":\"imported from OpenClaw\""),

@@ -3,12 +3,12 @@
 //! setup-code scopes decided by the owner, and the methods OpenClaw's CLI and node host call.
 //! (The same flows against OpenClaw's own clients run in tests/interop.rs.)
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use clawpair::client::{Auth, Client, ClientError, ConnectOptions, Identity};
-use clawpair::gateway::Limits;
+use clawpair_core::client::{Auth, Client, ClientError, ConnectOptions, Identity};
+use clawpair_core::gateway::Limits;
 use common::gw::{self, close_code, raw, recv, send, TestGateway};
 use common::State;
 use serde_json::{json, Value};
@@ -23,7 +23,7 @@ fn admin_connect(token: &str, min: u32, max: u32) -> Value {
     }})
 }
 
-fn rejected(e: ClientError) -> clawpair::rpc::RpcError {
+fn rejected(e: ClientError) -> clawpair_core::rpc::RpcError {
     match e {
         ClientError::Rejected(r) => r,
         other => panic!("expected an error answer, got {other:?}"),

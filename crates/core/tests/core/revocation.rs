@@ -3,12 +3,12 @@
 //! one, and a connect never mints a token a role already has. Real gateway on loopback, real
 //! Ed25519 keys.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use clawpair::client::{Auth, Client, ClientError, ConnectOptions, Identity};
-use clawpair::rpc::RpcError;
+use clawpair_core::client::{Auth, Client, ClientError, ConnectOptions, Identity};
+use clawpair_core::rpc::RpcError;
 use common::gw::TestGateway;
 use common::State;
 use serde_json::json;
@@ -97,7 +97,7 @@ async fn a_revoked_role_is_not_handed_back_for_another_roles_token() {
         .token_revoke(
             &phone.device_id(),
             "operator",
-            &clawpair::pairing::authority::Authority::owner(),
+            &clawpair_core::pairing::authority::Authority::owner(),
             "test",
         )
         .unwrap();
@@ -155,7 +155,7 @@ async fn a_revoked_device_does_not_come_back_through_a_fresh_setup_code() {
         .token_revoke(
             &phone.device_id(),
             "node",
-            &clawpair::pairing::authority::Authority::owner(),
+            &clawpair_core::pairing::authority::Authority::owner(),
             "test",
         )
         .unwrap();
@@ -201,7 +201,7 @@ async fn a_connect_never_replaces_a_token_the_owner_rotated() {
         .token_rotate(
             &phone.device_id(),
             "operator",
-            &clawpair::pairing::authority::Authority::owner(),
+            &clawpair_core::pairing::authority::Authority::owner(),
             "test",
         )
         .unwrap();
@@ -322,7 +322,7 @@ async fn a_new_code_from_the_window_retires_the_previous_one() {
     .await
     .unwrap();
     let code = |v: serde_json::Value| {
-        clawpair::pairing::setup::decode_setup_code(v["setupCode"].as_str().unwrap())
+        clawpair_core::pairing::setup::decode_setup_code(v["setupCode"].as_str().unwrap())
             .unwrap()
             .bootstrap_token
     };
@@ -567,14 +567,14 @@ async fn rotating_the_admin_token_closes_its_sessions_and_refuses_the_old_one() 
 
 #[test]
 fn a_device_not_seen_for_the_set_days_is_flagged_and_removed_when_asked() {
-    use clawpair::clock::ManualClock;
-    use clawpair::service::{DeviceAsk, Service};
+    use clawpair_core::clock::ManualClock;
+    use clawpair_core::service::{DeviceAsk, Service};
     use std::sync::Arc;
     const DAY: i64 = 24 * 3_600_000;
     let st = State::new();
     let clock = ManualClock::new(1_767_323_045_678);
     let (s, _) = Service::open(
-        clawpair::store::StatePaths::new(st.path()),
+        clawpair_core::store::StatePaths::new(st.path()),
         Arc::new(clock.clone()),
     )
     .unwrap();

@@ -4,20 +4,20 @@
 //! share of sessions, and one address too; a large frame's buffers are given back without losing
 //! what the client sent after it. Real gateway on loopback, real sockets.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
-use clawpair::client::{Client, ClientError, ConnectOptions, Identity};
-use clawpair::gateway::Limits;
-use clawpair::pairing::authority::Authority;
+use clawpair_core::client::{Client, ClientError, ConnectOptions, Identity};
+use clawpair_core::gateway::Limits;
+use clawpair_core::pairing::authority::Authority;
 use common::gw::{self, TestGateway};
 use common::State;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-fn rejected(r: Result<Client, ClientError>) -> clawpair::rpc::RpcError {
+fn rejected(r: Result<Client, ClientError>) -> clawpair_core::rpc::RpcError {
     match r {
         Err(ClientError::Rejected(e)) => e,
         Err(other) => panic!("expected an error answer, got {other:?}"),

@@ -3,11 +3,11 @@
 //! `doctor` only reports, and offers back the last settings ClawPair wrote; a gateway that is
 //! running keeps the settings it had. The real binary as a child process.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use clawpair::client::{Client, ConnectOptions};
+use clawpair_core::client::{Client, ConnectOptions};
 use common::gw::TestGateway;
 use common::State;
 use serde_json::Value;

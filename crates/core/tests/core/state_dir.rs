@@ -3,16 +3,16 @@
 //! OpenClaw 2026.9 already did to it, and a move cut short). The real CLI binary runs with
 //! `HOME` pointed at a temp dir.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use clawpair::client::{Identity, IdentityFile};
-use clawpair::clock::SystemClock;
-use clawpair::service::{DeviceAsk, Service};
-use clawpair::store::StatePaths;
+use clawpair_core::client::{Identity, IdentityFile};
+use clawpair_core::clock::SystemClock;
+use clawpair_core::service::{DeviceAsk, Service};
+use clawpair_core::store::StatePaths;
 use common::{files_under, mode, stderr, stdout, Home};
 use serde_json::Value;
 

@@ -1,7 +1,7 @@
 //! The store under stress: many processes at once, processes killed mid-write, a permissive
 //! umask.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -81,7 +81,7 @@ fn a_process_killed_mid_write_leaves_a_file_that_parses() {
 #[test]
 fn permissions_are_0600_and_0700_even_under_umask_000() {
     let st = State::new();
-    let bin = env!("CARGO_BIN_EXE_clawpair");
+    let bin = crate::CLAWPAIR;
     let dir = st.dir.path().join("fresh");
     let status = std::process::Command::new("sh")
         .arg("-c")

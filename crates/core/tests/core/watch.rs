@@ -4,13 +4,13 @@
 //! operator as the same events an in-process change publishes, once. Real gateway on loopback,
 //! the real CLI binary as the other process.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use clawpair::client::{Auth, Client, ClientError, Identity};
+use clawpair_core::client::{Auth, Client, ClientError, Identity};
 use common::gw::{cli, TestGateway};
 use common::{stderr, State};
 use serde_json::{json, Value};

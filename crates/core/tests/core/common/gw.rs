@@ -5,11 +5,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clawpair::client::{Auth, Client, ConnectOptions, Identity};
-use clawpair::clock::SystemClock;
-use clawpair::gateway::{Gateway, Limits, ShutdownHandle};
-use clawpair::service::Service;
-use clawpair::store::StatePaths;
+use clawpair_core::client::{Auth, Client, ConnectOptions, Identity};
+use clawpair_core::clock::SystemClock;
+use clawpair_core::gateway::{Gateway, Limits, ShutdownHandle};
+use clawpair_core::service::Service;
+use clawpair_core::store::StatePaths;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
@@ -39,7 +39,7 @@ impl TestGateway {
     pub async fn start_with(
         state: &std::path::Path,
         limits: Limits,
-        edit: impl FnOnce(&mut clawpair::config::Settings),
+        edit: impl FnOnce(&mut clawpair_core::config::Settings),
     ) -> TestGateway {
         Self::launch(state, limits, edit, true).await
     }
@@ -53,7 +53,7 @@ impl TestGateway {
     async fn launch(
         state: &std::path::Path,
         limits: Limits,
-        edit: impl FnOnce(&mut clawpair::config::Settings),
+        edit: impl FnOnce(&mut clawpair_core::config::Settings),
         record: bool,
     ) -> TestGateway {
         let (service, _) =
@@ -115,7 +115,7 @@ impl TestGateway {
             .service
             .setup_create(Some(&self.url), None, "test", false)
             .expect("setup code");
-        clawpair::pairing::setup::decode_setup_code(&code.setup_code)
+        clawpair_core::pairing::setup::decode_setup_code(&code.setup_code)
             .unwrap()
             .bootstrap_token
     }
@@ -199,7 +199,7 @@ impl TestGateway {
 /// A connect the owner must decide first: the request id of its `NOT_PAIRED` answer.
 pub async fn request_id(opts: &ConnectOptions) -> String {
     match Client::connect(opts, |_, _| {}).await {
-        Err(clawpair::client::ClientError::Rejected(e)) => {
+        Err(clawpair_core::client::ClientError::Rejected(e)) => {
             assert_eq!(e.code, "NOT_PAIRED", "{e:?}");
             e.details.unwrap_or_default()["requestId"]
                 .as_str()
@@ -271,7 +271,7 @@ pub async fn close_code(ws: &mut Raw) -> Option<u16> {
 /// A `connect` request as a phone with `id` would send it, signed for `nonce`.
 pub fn signed_connect(id: &Identity, nonce: &str, auth: Auth) -> Value {
     let o = ConnectOptions::node("ws://unused/", id.clone(), auth);
-    json!({ "type": "req", "id": "c1", "method": "connect", "params": clawpair::client::connect_params(&o, nonce) })
+    json!({ "type": "req", "id": "c1", "method": "connect", "params": clawpair_core::client::connect_params(&o, nonce) })
 }
 
 /// A raw socket whose source address is `src` (any 127.x address works on Linux), so a test
@@ -328,7 +328,7 @@ pub fn connect_signed_at(
     signed_at: i64,
     auth_token: &str,
 ) -> Value {
-    use clawpair::pairing::device::SignedFields;
+    use clawpair_core::pairing::device::SignedFields;
     let device_id = id.device_id();
     let fields = SignedFields {
         device_id: &device_id,
@@ -355,7 +355,7 @@ pub async fn cli(state: &std::path::Path, args: &[&str]) -> std::process::Output
     let state = state.to_path_buf();
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_clawpair"))
+        std::process::Command::new(crate::CLAWPAIR)
             .arg("--state-dir")
             .arg(&state)
             .args(&args)

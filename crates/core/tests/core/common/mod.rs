@@ -1,4 +1,5 @@
-//! Helpers shared by the integration tests: a temp state directory and the real CLI binary.
+//! Helpers shared by the integration tests (the core's, and through tests/common the app's): a
+//! temp state directory and the real CLI binary (`crate::CLAWPAIR`, which each test binary names).
 #![allow(dead_code)]
 
 use std::io::BufRead as _;
@@ -25,7 +26,7 @@ impl State {
     }
     /// `clawpair --state-dir <dir> args…` as a child process.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_clawpair"));
+        let mut c = Command::new(crate::CLAWPAIR);
         c.arg("--state-dir")
             .arg(self.path())
             .args(args)
@@ -102,7 +103,7 @@ impl Home {
     }
     /// `clawpair args…` with this home and none of the state-directory variables set.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_clawpair"));
+        let mut c = Command::new(crate::CLAWPAIR);
         c.args(args)
             .env("HOME", self.path())
             .env_remove("XDG_DATA_HOME")
@@ -170,15 +171,10 @@ pub fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777
 }
 
-#[cfg(feature = "gui")]
-pub mod a11y;
 pub mod arb;
-pub mod desktop;
 pub mod gw;
 pub mod openclaw;
 pub mod panics;
-#[cfg(feature = "gui")]
-pub mod webdriver;
 
 /// Holds the store's lock on `file` from another process (`flock(1)`, the same OS lock the
 /// store takes on `<file>.lock`) until dropped.
@@ -186,7 +182,7 @@ pub struct HeldLock(std::process::Child);
 
 impl HeldLock {
     pub fn on(file: &std::path::Path) -> HeldLock {
-        let lock = clawpair::store::fs::FileLock::lock_path(file);
+        let lock = clawpair_core::store::fs::FileLock::lock_path(file);
         // `--close`: only flock itself holds the lock (not the shell it runs), so it is
         // released the moment flock exits, when the shell's `cat` sees its stdin close.
         let mut child = std::process::Command::new("flock")

