@@ -16,6 +16,8 @@ fn main() {
             "reject_dm",
             "approve_device",
             "reject_device",
+            "approve_node",
+            "reject_node",
             "list_allowlist",
             "allow_add",
             "allow_remove",

@@ -133,6 +133,77 @@ async fn attached_to_openclaw_the_desktop_approves_its_requests() {
         .expect("approved on OpenClaw from the notification");
     let _ = request;
 
+    // The paired Pixel comes back declaring a command: OpenClaw asks, ClawPair notifies with
+    // what it asks to expose, and Approve on the notification approves it on OpenClaw.
+    let node = |commands: Value| {
+        json!({ "url": oc.url, "stateDir": st.dir.path().join("Pixel"), "token": oc.token,
+                "role": "node", "scopes": [], "displayName": "Pixel", "commands": commands })
+    };
+    let (lines, code) =
+        tokio::task::block_in_place(|| p.client(st.dir.path(), node(json!(["screen.snapshot"]))));
+    assert_eq!(code, 0, "{lines:?}");
+    let n = notifyd.wait_shown("screen.snapshot", WAIT).await.unwrap();
+    assert!(n.summary.contains("node"), "{}", n.summary);
+    assert!(n.actions.iter().any(|a| a == "approve"), "{:?}", n.actions);
+    let (home3, url3, token3) = (home.clone(), oc.url.clone(), oc.token.clone());
+    let p3 = peer();
+    let nodes_pending = std::sync::Arc::new(move || -> Value {
+        let o = p3.run(
+            &home3,
+            &[
+                "nodes", "pending", "--url", &url3, "--token", &token3, "--json",
+            ],
+        );
+        serde_json::from_slice(&o.stdout).unwrap_or(Value::Null)
+    });
+    let none_pending = nodes_pending.clone();
+    notifyd
+        .press_and_wait(n.id, "approve", move || none_pending() == json!([]), WAIT)
+        .await
+        .expect("the node's command approved on OpenClaw from the notification");
+
+    // It asks for a command that runs programs: the notification only offers Review…; the
+    // window shows the card with what it would take, and Reject there settles it.
+    tokio::task::block_in_place(|| {
+        p.client(
+            st.dir.path(),
+            node(json!(["screen.snapshot", "system.run"])),
+        )
+    });
+    let n = notifyd.wait_shown("system.run", WAIT).await.unwrap();
+    assert!(
+        n.actions.iter().any(|a| a == "review") && !n.actions.iter().any(|a| a == "approve"),
+        "{:?}",
+        n.actions
+    );
+    ui(Box::new(|s| {
+        s.click("#nav-requests");
+        s.wait_for("#node-list [data-action='reject-node']", WAIT);
+        assert!(
+            s.text("#node-list").contains("system.run"),
+            "{}",
+            s.text("#node-list")
+        );
+        assert!(
+            s.text("#node-list").contains("operator.admin"),
+            "{}",
+            s.text("#node-list")
+        );
+        keep(&s.screenshot(), "attached-node-request.png");
+        s.click("#node-list [data-action='reject-node']");
+        s.wait_until(
+            "document.querySelectorAll('#node-list .card').length === 0",
+            WAIT,
+        );
+        Value::Null
+    }))
+    .await;
+    notifyd
+        .wait_closed(n.id, WAIT)
+        .await
+        .expect("the notification closes once decided in the window");
+    assert_eq!(nodes_pending(), json!([]), "nothing waits in OpenClaw");
+
     // Approved with OpenClaw's own CLI: ClawPair's notification closes.
     let (lines, _) =
         tokio::task::block_in_place(|| p.client(st.dir.path(), phone("Tablet", setup(&p))));

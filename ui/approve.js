@@ -107,6 +107,62 @@ function deviceCard(r) {
   );
 }
 
+function nodeCard(r) {
+  const name = `${r.displayName || `node ${r.nodeId.slice(0, 12)}`} (node)`;
+  const admin = (r.requiredApproveScopes || []).includes("operator.admin");
+  const asks = [...(r.commands || []), ...(r.caps || [])].join(", ") || "nothing new";
+  return el(
+    "article",
+    { class: "card" },
+    el(
+      "div",
+      { class: "card-main" },
+      el("div", { class: "title" }, el("strong", { text: name })),
+      el("div", { class: "line", text: `Asks to expose ${asks}` }),
+      admin
+        ? el("div", {
+            class: "warn",
+            text: "Its commands take full access (operator.admin): decided in the main window.",
+          })
+        : null,
+    ),
+    el(
+      "div",
+      { class: "card-actions" },
+      admin
+        ? el(
+            "button",
+            {
+              class: "primary",
+              "data-action": "review-node",
+              "aria-label": `Review ${name}`,
+              onclick: () => invoke("open_main_window", { section: "requests" }),
+            },
+            "Review…",
+          )
+        : el(
+            "button",
+            {
+              class: "primary",
+              "data-action": "approve-node",
+              "aria-label": `Approve ${name}`,
+              onclick: () => decide("approve_node", { requestId: r.requestId }, `Approved ${name}`),
+            },
+            "Approve",
+          ),
+      el(
+        "button",
+        {
+          "data-action": "reject-node",
+          "aria-label": `Reject ${name}`,
+          onclick: () => decide("reject_node", { requestId: r.requestId }, `Rejected ${name}`),
+        },
+        "Reject",
+      ),
+    ),
+  );
+}
+
 let rendering = null;
 
 async function render() {
@@ -119,7 +175,7 @@ async function render() {
       say(e?.message || String(e));
       return;
     }
-    const cards = [...(r.dm || []).map(dmCard), ...(r.devices || []).map(deviceCard)];
+    const cards = [...(r.dm || []).map(dmCard), ...(r.devices || []).map(deviceCard), ...(r.nodes || []).map(nodeCard)];
     $("approve-list").replaceChildren(...cards);
     if (!cards.length) {
       say("Nothing is waiting.");
@@ -137,7 +193,7 @@ async function start() {
   $("approve-open").addEventListener("click", () => invoke("open_main_window", { section: "requests" }));
   await tauri.event.listen("clawpair://event", (ev) => {
     const { event } = ev.payload || {};
-    if (/^(pairing\.|device\.pair\.)/.test(event || "")) render();
+    if (/^(pairing\.|device\.pair\.|node\.pair\.)/.test(event || "")) render();
   });
   await render();
   $("main").focus();

@@ -5,7 +5,8 @@
 //
 //   node gateway-client.mjs '{"url": "ws://127.0.0.1:18789", "stateDir": "/tmp/phone",
 //        "token"?, "bootstrapToken"?, "deviceToken"?, "noDevice"?, "role"?, "scopes"?,
-//        "displayName"?, "calls"?: [{"method", "params"}], "timeoutMs"?}'
+//        "displayName"?, "caps"?, "commands"?, "permissions"?, "calls"?: [{"method", "params"}],
+//        "timeoutMs"?}'
 //
 // Prints one JSON object a line: {"hello": …} or {"connectError": {code, message, details}},
 // then {"result": {method, ok, payload | error}} per call. Exit 0 when everything worked,
@@ -52,6 +53,9 @@ const hello = new Promise((resolve, reject) => {
     ...(spec.role ? { role: spec.role } : {}),
     ...(spec.scopes ? { scopes: spec.scopes } : {}),
     ...(spec.displayName ? { clientDisplayName: spec.displayName } : {}),
+    ...(spec.caps ? { caps: spec.caps } : {}),
+    ...(spec.commands ? { commands: spec.commands } : {}),
+    ...(spec.permissions ? { permissions: spec.permissions } : {}),
     requestTimeoutMs: spec.timeoutMs ?? 15000,
     onHelloOk: (h) => resolve({ client, hello: h }),
     onConnectError: (e) => reject(e),

@@ -217,9 +217,21 @@ fn telegram_status(state: &AppState, s: &Settings) -> Value {
 pub async fn list_requests(state: State<'_, AppState>) -> CmdResult {
     let dm = call(&state, OwnerRequest::DmList { channel: None }).await?;
     let devices = call(&state, OwnerRequest::DeviceList {}).await?;
+    let nodes = call(&state, OwnerRequest::NodeList {}).await?;
     Ok(
-        json!({ "dm": dm["requests"], "devices": devices["pending"], "now": state.service.now_ms() }),
+        json!({ "dm": dm["requests"], "devices": devices["pending"], "nodes": nodes["pending"],
+        "now": state.service.now_ms() }),
     )
+}
+
+#[tauri::command]
+pub async fn approve_node(state: State<'_, AppState>, request_id: String) -> CmdResult {
+    call(&state, OwnerRequest::NodeApprove { request_id }).await
+}
+
+#[tauri::command]
+pub async fn reject_node(state: State<'_, AppState>, request_id: String) -> CmdResult {
+    call(&state, OwnerRequest::NodeReject { request_id }).await
 }
 
 #[tauri::command]

@@ -140,6 +140,8 @@ pub fn build_app<R: Runtime>(builder: tauri::Builder<R>, state: AppState) -> tau
             commands::reject_dm,
             commands::approve_device,
             commands::reject_device,
+            commands::approve_node,
+            commands::reject_node,
             commands::list_allowlist,
             commands::allow_add,
             commands::allow_remove,
@@ -313,13 +315,14 @@ pub async fn pending_count(backend: &clawpair_core::attach::Backend) -> usize {
     let dev = backend
         .call("tray", None, &OwnerRequest::DeviceList {})
         .await;
+    let nodes = backend.call("tray", None, &OwnerRequest::NodeList {}).await;
     let n = |v: &Result<serde_json::Value, clawpair_core::rpc::RpcError>, k: &str| {
         v.as_ref()
             .ok()
             .and_then(|v| v[k].as_array().map(Vec::len))
             .unwrap_or(0)
     };
-    n(&dm, "requests") + n(&dev, "pending")
+    n(&dm, "requests") + n(&dev, "pending") + n(&nodes, "pending")
 }
 
 /// Whether an event can change what is pending.
@@ -330,6 +333,8 @@ pub fn changes_pending(e: &Event) -> bool {
             | Event::PairingResolved { .. }
             | Event::DevicePairRequested(_)
             | Event::DevicePairResolved { .. }
+            | Event::NodePairRequested(_)
+            | Event::NodePairResolved { .. }
             | Event::SettingsChanged {}
             | Event::AttachStatus { .. }
     )

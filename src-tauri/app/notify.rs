@@ -16,6 +16,7 @@ use tauri::{AppHandle, Runtime};
 use clawpair_core::events::{DmRequestView, Event};
 use clawpair_core::owner::OwnerRequest;
 use clawpair_core::pairing::device::{PendingDevice, SCOPE_ADMIN};
+use clawpair_core::pairing::node::PendingNode;
 use clawpair_core::sanitize::{escape_markup, sanitize};
 use clawpair_core::service::Service;
 
@@ -64,6 +65,10 @@ pub enum Subject {
     Device {
         request_id: String,
     },
+    /// A node asks to expose new capabilities or commands (an attached OpenClaw's).
+    Node {
+        request_id: String,
+    },
     /// ClawPair's own gateway could not start (or stopped): one note, replaced by the next.
     Gateway,
 }
@@ -104,6 +109,22 @@ pub fn device_text(r: &PendingDevice) -> (String, String) {
     }
     // Notification servers may render markup in a body: a requester's `<b>` stays text.
     (what, escape_markup(&body))
+}
+
+/// The text of a notification for a node's capability request: who, and all it asks to expose.
+pub fn node_text(r: &PendingNode) -> (String, String) {
+    let mut parts = vec![r.name()];
+    if !r.platform.is_empty() {
+        parts.push(r.platform.clone());
+    }
+    let mut body = format!("{}\nAsks to expose {}", parts.join(" · "), r.asks());
+    if r.needs_admin() {
+        body.push_str("\nApproving it takes full access (operator.admin): review it in ClawPair");
+    }
+    (
+        "A node asks for new commands".to_string(),
+        escape_markup(&body),
+    )
 }
 
 /// Whether a device request must be reviewed in the window rather than approved from the
@@ -216,6 +237,28 @@ pub fn spawn<R: Runtime>(
                         Duration::from_secs(600),
                     );
                 }
+                Event::NodePairRequested(r) => {
+                    let (summary, body) = node_text(&r);
+                    let buttons = if r.needs_admin() {
+                        Buttons::Review
+                    } else {
+                        Buttons::Approve
+                    };
+                    // A node's request waits until decided: the notification stays as long.
+                    show(
+                        &n,
+                        Subject::Node {
+                            request_id: r.request_id.clone(),
+                        },
+                        summary,
+                        body,
+                        buttons,
+                        Duration::from_secs(24 * 3600),
+                    );
+                }
+                Event::NodePairResolved { request_id, .. } => {
+                    close(&n, &Subject::Node { request_id })
+                }
                 Event::PairingResolved { channel, code, .. } => {
                     close(&n, &Subject::Dm { channel, code })
                 }
@@ -270,9 +313,11 @@ async fn close_settled<R: Runtime>(n: &Notifier<R>) {
         OwnerRequest::DeviceList {},
         OwnerRequest::DmList { channel: None },
     );
+    let list_nodes = OwnerRequest::NodeList {};
     let devices = backend.call("notification", None, &list_devices);
     let dms = backend.call("notification", None, &list_dms);
-    let (Ok(devices), Ok(dms)) = (devices.await, dms.await) else {
+    let nodes = backend.call("notification", None, &list_nodes);
+    let (Ok(devices), Ok(dms), Ok(nodes)) = (devices.await, dms.await, nodes.await) else {
         return;
     };
     let pending: Vec<Subject> = devices["pending"]
@@ -284,6 +329,17 @@ async fn close_settled<R: Runtime>(n: &Notifier<R>) {
                 request_id: r["requestId"].as_str()?.to_string(),
             })
         })
+        .chain(
+            nodes["pending"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| {
+                    Some(Subject::Node {
+                        request_id: r["requestId"].as_str()?.to_string(),
+                    })
+                }),
+        )
         .chain(
             dms["requests"]
                 .as_array()
@@ -563,6 +619,36 @@ async fn act(
         }
         (Subject::Device { request_id }, false) => {
             call(OwnerRequest::DeviceReject {
+                request_id: request_id.clone(),
+            })
+            .await
+        }
+        (Subject::Node { request_id }, true) => {
+            // As for devices: an ask that takes full access is decided in the window only.
+            let list = backend
+                .call("notification", None, &OwnerRequest::NodeList {})
+                .await
+                .map_err(|e| e.message)?;
+            let admin = list["pending"].as_array().is_some_and(|p| {
+                p.iter().any(|r| {
+                    r["requestId"] == request_id.as_str()
+                        && r["requiredApproveScopes"]
+                            .as_array()
+                            .is_some_and(|s| s.iter().any(|x| x == SCOPE_ADMIN))
+                })
+            });
+            if admin {
+                return Err(
+                    "the node's commands take operator.admin: review it in the window".into(),
+                );
+            }
+            call(OwnerRequest::NodeApprove {
+                request_id: request_id.clone(),
+            })
+            .await
+        }
+        (Subject::Node { request_id }, false) => {
+            call(OwnerRequest::NodeReject {
                 request_id: request_id.clone(),
             })
             .await

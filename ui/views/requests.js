@@ -201,6 +201,80 @@ function deviceCard(r) {
   );
 }
 
+/** What a node asks to expose, in one line. */
+function nodeAsks(r) {
+  const parts = [];
+  if ((r.commands || []).length) parts.push(`commands ${r.commands.join(", ")}`);
+  if ((r.caps || []).length) parts.push(`capabilities ${r.caps.join(", ")}`);
+  const granted = Object.entries(r.permissions || {})
+    .filter(([, v]) => v === true)
+    .map(([k]) => k);
+  if (granted.length) parts.push(`permissions ${granted.join(", ")}`);
+  return parts.length ? parts.join("; ") : "nothing new to expose";
+}
+
+/** Which node asks, as the buttons name it: "Build box (node)". */
+function nodeSubject(r) {
+  return `${r.displayName || `node ${r.nodeId.slice(0, 12)}`} (node)`;
+}
+
+function nodeCard(r) {
+  const name = r.displayName || `node ${r.nodeId.slice(0, 12)}`;
+  const subject = nodeSubject(r);
+  const admin = (r.requiredApproveScopes || []).includes("operator.admin");
+  const decide = (cmd, label, done) =>
+    el(
+      "button",
+      {
+        class: cmd === "approve_node" ? "primary" : "",
+        "data-action": cmd === "approve_node" ? "approve-node" : "reject-node",
+        "aria-label": `${label} ${subject}`,
+        "data-focus-key": `${cmd}:${r.requestId}`,
+        onclick: async () => {
+          const res = await act(cmd, { requestId: r.requestId }, `${done} ${name}`);
+          if (res) renderRequests();
+        },
+      },
+      label,
+    );
+  return el(
+    "article",
+    { class: "card", "data-node-request": r.requestId },
+    el(
+      "div",
+      { class: "card-main" },
+      el(
+        "div",
+        { class: "title" },
+        el("span", { class: "chip", text: "node" }),
+        " ",
+        el("strong", { text: name }),
+        el("span", {
+          class: "muted",
+          text: [r.platform, r.version]
+            .filter(Boolean)
+            .map((x) => ` · ${x}`)
+            .join(""),
+        }),
+      ),
+      el("div", { class: "line", text: `Asks to expose ${nodeAsks(r)}` }),
+      admin
+        ? el("div", {
+            class: "line warn",
+            text: "Approving takes full access (operator.admin): these commands can run programs on that machine.",
+          })
+        : null,
+      el("div", { class: "muted small", text: `Requested ${ago(r.ts)} · waits until you decide` }),
+    ),
+    el(
+      "div",
+      { class: "card-actions" },
+      decide("approve_node", "Approve", "Approved"),
+      decide("reject_node", "Reject", "Rejected"),
+    ),
+  );
+}
+
 async function renderRequests() {
   const r = await act("list_requests");
   if (!r) return;
@@ -216,6 +290,16 @@ async function renderRequests() {
   replaceKeepingFocus(
     $("device-list"),
     dev.length ? dev.map(deviceCard) : [el("p", { class: "empty", text: "No devices are waiting." })],
+  );
+  // Node capability requests come only from an attached OpenClaw.
+  const nodes = r.nodes || [];
+  const showNodes = nodes.length > 0 || !!state.status?.attach;
+  $("node-heading").hidden = !showNodes;
+  $("node-list").hidden = !showNodes;
+  $("node-count").textContent = nodes.length ? `(${nodes.length})` : "";
+  replaceKeepingFocus(
+    $("node-list"),
+    nodes.length ? nodes.map(nodeCard) : [el("p", { class: "empty", text: "No nodes are asking for new commands." })],
   );
   $("drop-note").hidden = !state.drops;
   $("drop-note").textContent =
@@ -237,6 +321,11 @@ function noteRequests(r) {
     if (knownRequests && !knownRequests.has(k))
       fresh.push(`New device waiting: ${deviceSubject(d)}${d.platform ? `, ${d.platform}` : ""}`);
   }
+  for (const d of r.nodes || []) {
+    const k = `node:${d.requestId}`;
+    seen.add(k);
+    if (knownRequests && !knownRequests.has(k)) fresh.push(`Node asking for new commands: ${nodeSubject(d)}`);
+  }
   knownRequests = seen;
   for (const m of fresh) announce(m);
 }
@@ -250,6 +339,6 @@ export async function watchRequests() {
 export const view = {
   name: "requests",
   shortcut: "1",
-  touches: /^(pairing\.|device\.pair\.|settings\.)/,
+  touches: /^(pairing\.|device\.pair\.|node\.pair\.|settings\.)/,
   render: renderRequests,
 };

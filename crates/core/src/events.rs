@@ -11,6 +11,7 @@ use tokio::sync::broadcast;
 
 use crate::clock::Millis;
 use crate::pairing::device::{PendingDevice, SCOPE_PAIRING, SCOPE_READ};
+use crate::pairing::node::PendingNode;
 pub use crate::protocol::{DeviceChange, Resolution, SetupChange};
 
 /// A pending DM request as shown to operators.
@@ -70,6 +71,17 @@ pub enum Event {
         device_id: String,
         change: DeviceChange,
         role: Option<String>,
+        ts: Millis,
+    },
+    /// A node asks to expose new capabilities or commands (an attached OpenClaw's; ClawPair's
+    /// own gateway grants a node its commands with its device).
+    #[serde(rename = "node.pair.requested")]
+    NodePairRequested(PendingNode),
+    #[serde(rename = "node.pair.resolved", rename_all = "camelCase")]
+    NodePairResolved {
+        request_id: String,
+        node_id: String,
+        decision: Resolution,
         ts: Millis,
     },
     #[serde(rename = "pairing.requested")]
@@ -150,6 +162,8 @@ pub const WIRE_EVENTS: &[&str] = &[
     "device.pair.resolved",
     "device.pair.changed",
     "device.changed",
+    "node.pair.requested",
+    "node.pair.resolved",
     "pairing.requested",
     "pairing.resolved",
     "pairing.dropped",
@@ -172,6 +186,8 @@ impl Event {
             Event::DevicePairResolved { .. } => "device.pair.resolved",
             Event::DevicePairChanged { .. } => "device.pair.changed",
             Event::DeviceChanged { .. } => "device.changed",
+            Event::NodePairRequested(_) => "node.pair.requested",
+            Event::NodePairResolved { .. } => "node.pair.resolved",
             Event::PairingRequested(_) => "pairing.requested",
             Event::PairingResolved { .. } => "pairing.resolved",
             Event::PairingDropped { .. } => "pairing.dropped",
@@ -460,6 +476,12 @@ mod tests {
             },
             Event::SettingsChanged {},
             Event::GatewayTokenRotated { ts: 0 },
+            Event::NodePairResolved {
+                request_id: "r".into(),
+                node_id: "n".into(),
+                decision: Resolution::Approved,
+                ts: 0,
+            },
             Event::AttachStatus {
                 line: String::new(),
                 attached: false,

@@ -44,6 +44,13 @@ pub enum OwnerRequest {
     },
     #[serde(rename = "device.setup.cleanup")]
     SetupCleanup {},
+    /// Nodes waiting for their capabilities or commands to be approved, and paired nodes.
+    #[serde(rename = "node.pair.list")]
+    NodeList {},
+    #[serde(rename = "node.pair.approve", rename_all = "camelCase")]
+    NodeApprove { request_id: String },
+    #[serde(rename = "node.pair.reject", rename_all = "camelCase")]
+    NodeReject { request_id: String },
     #[serde(rename = "pairing.list", rename_all = "camelCase")]
     DmList {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -107,6 +114,9 @@ impl OwnerRequest {
             OwnerRequest::TokenRevoke { .. } => "device.token.revoke",
             OwnerRequest::SetupCreate { .. } => "device.setup.create",
             OwnerRequest::SetupCleanup {} => "device.setup.cleanup",
+            OwnerRequest::NodeList {} => "node.pair.list",
+            OwnerRequest::NodeApprove { .. } => "node.pair.approve",
+            OwnerRequest::NodeReject { .. } => "node.pair.reject",
             OwnerRequest::DmList { .. } => "pairing.list",
             OwnerRequest::DmApprove { .. } => "pairing.approve",
             OwnerRequest::DmReject { .. } => "pairing.reject",
@@ -132,6 +142,7 @@ impl OwnerRequest {
         matches!(
             self,
             OwnerRequest::DeviceList {}
+                | OwnerRequest::NodeList {}
                 | OwnerRequest::DmList { .. }
                 | OwnerRequest::AllowList { .. }
                 | OwnerRequest::AuditTail { .. }
@@ -169,6 +180,13 @@ impl OwnerRequest {
                 retire_previous: true,
             },
             OwnerRequest::SetupCleanup {},
+            OwnerRequest::NodeList {},
+            OwnerRequest::NodeApprove {
+                request_id: s("n1"),
+            },
+            OwnerRequest::NodeReject {
+                request_id: s("n1"),
+            },
             OwnerRequest::DmList {
                 channel: Some(s("telegram")),
             },

@@ -13,6 +13,7 @@ use crate::pairing::scope::{
     scope_granted, Role, Scope, SCOPE_ADMIN, SCOPE_CHANNEL_INGEST, SCOPE_PAIRING, SCOPE_READ,
 };
 use crate::protocol::{Code, ErrorCode, Versions};
+use crate::sanitize::sanitize;
 use crate::service::{InboundDm, Service, ServiceError};
 
 /// An error answer: `{code, message, details?}`.
@@ -191,6 +192,11 @@ pub static METHODS: &[Method] = &[
     // OpenClaw's name for the same (`openclaw devices join-code`), admin only as there.
     m("device.pair.setupCode", Needs::Scope(SCOPE_ADMIN), device_pair_setup_code),
     m("device.setup.cleanup", Needs::Scope(SCOPE_PAIRING), device_setup_cleanup),
+    // OpenClaw's node capability approvals. ClawPair approves a node's commands with its
+    // device, so none ever waits here: the list is empty and no request id is known.
+    m("node.pair.list", Needs::Scope(SCOPE_PAIRING), node_pair_list),
+    m("node.pair.approve", Needs::Scope(SCOPE_PAIRING), node_pair_decide),
+    m("node.pair.reject", Needs::Scope(SCOPE_PAIRING), node_pair_decide),
     m("pairing.list", Needs::Scope(SCOPE_PAIRING), pairing_list),
     m("pairing.approve", Needs::Scope(SCOPE_PAIRING), pairing_approve),
     m("pairing.reject", Needs::Scope(SCOPE_PAIRING), pairing_reject),
@@ -569,6 +575,22 @@ fn gateway_token_rotate(s: &Service, c: &Caller, _: Value) -> Result<Value, RpcE
         s.admin_token_rotate(&c.via)
             .map(|at| json!({ "rotatedAtMs": at })),
     )
+}
+
+fn node_pair_list(_: &Service, _: &Caller, _: Value) -> Result<Value, RpcError> {
+    Ok(json!({ "pending": [], "paired": [] }))
+}
+
+fn node_pair_decide(_: &Service, _: &Caller, params: Value) -> Result<Value, RpcError> {
+    let id = params["requestId"].as_str().unwrap_or_default();
+    Err(RpcError::new(
+        Code::NotFound,
+        format!(
+            "unknown requestId {}: ClawPair approves a node's commands together with its device",
+            sanitize(id)
+        ),
+    )
+    .with_details(json!({ "reason": "unknown" })))
 }
 
 fn node_report(_: &Service, _: &Caller, _: Value) -> Result<Value, RpcError> {

@@ -5,6 +5,7 @@
 pub mod authority;
 pub mod device;
 pub mod dm;
+pub mod node;
 pub mod pin;
 pub mod scope;
 pub mod setup;

@@ -465,7 +465,12 @@ fn probe(method: &str) -> (Value, &'static str) {
         | "device.setup.cleanup"
         | "pairing.list"
         | "allowlist.list"
+        | "node.pair.list"
         | "health" => (json!({}), "ok"),
+        // None ever waits on ClawPair's own gateway (a node's commands come with its device).
+        "node.pair.approve" | "node.pair.reject" => {
+            (json!({ "requestId": "no-such-request" }), "NOT_FOUND")
+        }
         "device.pair.approve" | "device.pair.reject" => {
             (json!({ "requestId": "no-such-request" }), "NOT_FOUND")
         }

@@ -698,6 +698,102 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
         "OpenClaw lists it paired: {listed}"
     );
 
+    // The paired node comes back declaring a command that runs programs: OpenClaw holds it
+    // back and asks; ClawPair hears what it asks to expose and who may approve it, and
+    // decides the one request it was shown, by its id.
+    let node_spec = |commands: Value| {
+        json!({ "url": oc.url, "stateDir": st.dir.path().join("phone-a"), "token": oc.token,
+                "role": "node", "scopes": [], "displayName": "phone-a",
+                "caps": ["system"], "commands": commands })
+    };
+    let (lines, code) =
+        tokio::task::block_in_place(|| p.client(st.dir.path(), node_spec(json!(["system.run"]))));
+    assert_eq!(code, 0, "the paired node connects: {lines:?}");
+    let asked = wait_for(&mut rx, "the node's capability request", |e| match e {
+        Event::NodePairRequested(r) if r.node_id == req.device_id => Some(r.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(asked.commands, ["system.run"], "{asked:?}");
+    assert!(asked.needs_admin(), "system.run takes admin: {asked:?}");
+    let nodes = backend
+        .call("window", None, &OwnerRequest::NodeList {})
+        .await
+        .unwrap();
+    assert_eq!(nodes["pending"][0]["requestId"], asked.request_id.as_str());
+    backend
+        .call(
+            "window",
+            None,
+            &OwnerRequest::NodeApprove {
+                request_id: asked.request_id.clone(),
+            },
+        )
+        .await
+        .expect("approved on OpenClaw");
+    let decision = wait_for(&mut rx, "the node request resolved", |e| match e {
+        Event::NodePairResolved {
+            request_id,
+            decision,
+            ..
+        } if *request_id == asked.request_id => Some(*decision),
+        _ => None,
+    })
+    .await;
+    assert_eq!(decision, "approved");
+    let o = p.run(
+        &home,
+        &[
+            "nodes", "pending", "--url", &oc.url, "--token", &oc.token, "--json",
+        ],
+    );
+    let still: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+    assert_eq!(still, json!([]), "nothing waits in OpenClaw: {}", text(&o));
+    let nodes = backend
+        .call("window", None, &OwnerRequest::NodeList {})
+        .await
+        .unwrap();
+    assert!(
+        nodes["paired"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["nodeId"] == req.device_id.as_str()
+                && n["commands"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|c| c == "system.run")),
+        "OpenClaw lists the node with its command: {nodes}"
+    );
+    // Wider again, and rejected: the request is gone and the command stays withheld.
+    tokio::task::block_in_place(|| {
+        p.client(
+            st.dir.path(),
+            node_spec(json!(["system.run", "system.which"])),
+        )
+    });
+    let wider = wait_for(&mut rx, "the wider request", |e| match e {
+        Event::NodePairRequested(r) if r.request_id != asked.request_id => Some(r.clone()),
+        _ => None,
+    })
+    .await;
+    backend
+        .call(
+            "window",
+            None,
+            &OwnerRequest::NodeReject {
+                request_id: wider.request_id.clone(),
+            },
+        )
+        .await
+        .expect("rejected on OpenClaw");
+    let nodes = backend
+        .call("window", None, &OwnerRequest::NodeList {})
+        .await
+        .unwrap();
+    assert_eq!(nodes["pending"], json!([]), "{nodes}");
+
     // Approved with OpenClaw's own CLI instead: ClawPair hears it settled.
     let (lines, _) =
         tokio::task::block_in_place(|| p.client(st.dir.path(), phone_spec("phone-b", setup())));

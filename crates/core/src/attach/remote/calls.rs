@@ -63,6 +63,9 @@ impl Remote {
             OwnerRequest::DeviceClear { .. } => Err(unsupported(
                 "OpenClaw's protocol removes devices one at a time: remove them from the list",
             )),
+            OwnerRequest::NodeList {} => self.node_list().await,
+            OwnerRequest::NodeApprove { request_id } => self.node_decide(request_id, true).await,
+            OwnerRequest::NodeReject { request_id } => self.node_decide(request_id, false).await,
             OwnerRequest::DmList { channel } => self
                 .dm_list(channel.as_deref())
                 .await

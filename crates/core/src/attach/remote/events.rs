@@ -1,4 +1,4 @@
-//! OpenClaw's device events as ClawPair's, and the device requests made or settled while
+//! OpenClaw's device events as ClawPair's (node requests' in `nodes.rs`), and the device requests made or settled while
 //! detached, announced at reconnect.
 
 use std::collections::HashSet;
@@ -78,6 +78,7 @@ impl Remote {
                 device_id: payload["deviceId"].as_str().unwrap_or_default().to_string(),
                 ts: 0,
             }),
+            "node.pair.requested" | "node.pair.resolved" => self.on_node_event(name, payload),
             _ => {}
         }
     }

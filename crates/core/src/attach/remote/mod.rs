@@ -17,6 +17,7 @@
 mod calls;
 mod dm;
 mod events;
+mod nodes;
 mod socket;
 mod views;
 
@@ -117,6 +118,8 @@ pub struct Remote {
     dm_known: Mutex<HashMap<String, DmRequestView>>,
     /// Device requests last seen pending.
     devices_known: Mutex<HashSet<String>>,
+    /// Node capability requests last seen pending.
+    nodes_known: Mutex<HashSet<String>>,
     relist: Arc<Notify>,
 }
 
@@ -143,6 +146,7 @@ impl Remote {
             events,
             dm_known: Mutex::default(),
             devices_known: Mutex::default(),
+            nodes_known: Mutex::default(),
             relist: Arc::new(Notify::new()),
         });
         tokio::spawn(drive(Arc::downgrade(&remote), target, rx));

@@ -157,6 +157,7 @@ async fn session(
         tokio::spawn(async move {
             if let Some(r) = remote.upgrade() {
                 r.relist_devices().await;
+                r.relist_nodes().await;
                 r.relist.notify_one();
             }
         })
