@@ -18,6 +18,7 @@ fn main() {
             "reject_device",
             "approve_node",
             "reject_node",
+            "resolve_exec",
             "list_allowlist",
             "allow_add",
             "allow_remove",

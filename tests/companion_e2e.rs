@@ -204,6 +204,90 @@ async fn attached_to_openclaw_the_desktop_approves_its_requests() {
         .expect("the notification closes once decided in the window");
     assert_eq!(nodes_pending(), json!([]), "nothing waits in OpenClaw");
 
+    // An agent asks to run a command: the notification shows the command line and where it
+    // would run, with Allow once / Always allow / Deny; Allow once is what OpenClaw records.
+    let ask = |command: &str| -> String {
+        let spec = json!({ "url": oc.url, "stateDir": st.dir.path().join("agent"), "token": oc.token,
+            "noDevice": true, "calls": [{ "method": "exec.approval.request", "params": {
+                "command": command, "commandArgv": command.split(' ').collect::<Vec<_>>(),
+                "cwd": "/srv/app", "host": "gateway", "agentId": "main",
+                "sessionKey": "agent:main:main", "timeoutMs": 120000, "twoPhase": true } }] });
+        let (lines, code) = tokio::task::block_in_place(|| p.client(st.dir.path(), spec));
+        assert_eq!(code, 0, "{lines:?}");
+        let accepted = lines
+            .iter()
+            .find_map(|l| l["result"]["payload"]["id"].as_str().map(str::to_string));
+        accepted.unwrap_or_else(|| panic!("{lines:?}"))
+    };
+    let (url4, token4, dir4) = (
+        oc.url.clone(),
+        oc.token.clone(),
+        st.dir.path().to_path_buf(),
+    );
+    let p4 = peer();
+    let status_of = std::sync::Arc::new(move |id: &str| -> String {
+        let spec = json!({ "url": url4, "stateDir": dir4.join("agent"), "token": token4,
+            "noDevice": true, "calls": [{ "method": "approval.history", "params": {} }] });
+        let (lines, _) = p4.client(&dir4, spec);
+        lines
+            .iter()
+            .find_map(|l| l["result"]["payload"]["items"].as_array().cloned())
+            .and_then(|a| a.into_iter().find(|i| i["id"] == id))
+            .and_then(|i| i["status"].as_str().map(str::to_string))
+            .unwrap_or_default()
+    });
+    let id = ask("ls -la /srv");
+    let n = notifyd.wait_shown("ls -la /srv", WAIT).await.unwrap();
+    assert!(
+        n.body.contains("/srv/app") && n.body.contains("agent main"),
+        "{}",
+        n.body
+    );
+    for a in ["allow-once", "allow-always", "deny"] {
+        assert!(
+            n.actions.iter().any(|x| x == a),
+            "{a} offered: {:?}",
+            n.actions
+        );
+    }
+    let status = status_of.clone();
+    let once = id.clone();
+    notifyd
+        .press_and_wait(n.id, "allow-once", move || status(&once) == "allowed", WAIT)
+        .await
+        .expect("allowed once from the notification, as OpenClaw records it");
+
+    // Denied from the window: the card names the command and where it would run.
+    let id = ask("rm -rf /srv/cache");
+    let n = notifyd.wait_shown("rm -rf /srv/cache", WAIT).await.unwrap();
+    ui(Box::new(|s| {
+        s.click("#nav-requests");
+        s.wait_for("#exec-list [data-action='exec-deny']", WAIT);
+        assert!(
+            s.text("#exec-list").contains("rm -rf /srv/cache"),
+            "{}",
+            s.text("#exec-list")
+        );
+        assert!(
+            s.text("#exec-list").contains("in /srv/app"),
+            "{}",
+            s.text("#exec-list")
+        );
+        keep(&s.screenshot(), "attached-exec-approval.png");
+        s.click("#exec-list [data-action='exec-deny']");
+        s.wait_until(
+            "document.querySelectorAll('#exec-list .card').length === 0",
+            WAIT,
+        );
+        Value::Null
+    }))
+    .await;
+    notifyd
+        .wait_closed(n.id, WAIT)
+        .await
+        .expect("the notification closes once answered in the window");
+    assert_eq!(status_of(&id), "denied", "denied, as OpenClaw records it");
+
     // Approved with OpenClaw's own CLI: ClawPair's notification closes.
     let (lines, _) =
         tokio::task::block_in_place(|| p.client(st.dir.path(), phone("Tablet", setup(&p))));

@@ -58,11 +58,18 @@ function onCoreEvent(ev) {
     );
   }
   const current = byName.get(state.current);
-  if (/^(pairing\.|device\.pair\.|node\.pair\.|gateway\.status|settings\.|channel\.status|attach\.status)/.test(event))
+  if (
+    /^(pairing\.|device\.pair\.|node\.pair\.|exec\.approval\.|gateway\.status|settings\.|channel\.status|attach\.status)/.test(
+      event,
+    )
+  )
     renderStatus();
   if (event === "attach.status" && !current.keepOnAttach) current.render();
   // On Requests the re-render below announces them.
-  if (current !== requests && ["pairing.requested", "device.pair.requested", "node.pair.requested"].includes(event))
+  if (
+    current !== requests &&
+    ["pairing.requested", "device.pair.requested", "node.pair.requested", "exec.approval.requested"].includes(event)
+  )
     watchRequests();
   if (current.touches?.test(event)) {
     if (current.onTouch) current.onTouch(event);

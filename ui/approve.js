@@ -163,6 +163,42 @@ function nodeCard(r) {
   );
 }
 
+const EXEC_LABELS = { "allow-once": "Allow once", "allow-always": "Always allow", deny: "Deny" };
+
+function execCard(r) {
+  return el(
+    "article",
+    { class: "card" },
+    el(
+      "div",
+      { class: "card-main" },
+      el("div", { class: "title" }, el("code", { text: r.command })),
+      el("div", {
+        class: "line",
+        text: [r.cwd && `in ${r.cwd}`, r.agentId && `agent ${r.agentId}`].filter(Boolean).join(" · "),
+      }),
+    ),
+    el(
+      "div",
+      { class: "card-actions" },
+      ...(r.allowedDecisions || ["allow-once", "deny"])
+        .filter((d) => EXEC_LABELS[d])
+        .map((d) =>
+          el(
+            "button",
+            {
+              class: d === "allow-once" ? "primary" : "",
+              "data-action": `exec-${d}`,
+              "aria-label": `${EXEC_LABELS[d]}: ${r.command}`,
+              onclick: () => decide("resolve_exec", { id: r.id, decision: d }, `${EXEC_LABELS[d]}: ${r.command}`),
+            },
+            EXEC_LABELS[d],
+          ),
+        ),
+    ),
+  );
+}
+
 let rendering = null;
 
 async function render() {
@@ -175,7 +211,12 @@ async function render() {
       say(e?.message || String(e));
       return;
     }
-    const cards = [...(r.dm || []).map(dmCard), ...(r.devices || []).map(deviceCard), ...(r.nodes || []).map(nodeCard)];
+    const cards = [
+      ...(r.dm || []).map(dmCard),
+      ...(r.devices || []).map(deviceCard),
+      ...(r.nodes || []).map(nodeCard),
+      ...(r.execs || []).map(execCard),
+    ];
     $("approve-list").replaceChildren(...cards);
     if (!cards.length) {
       say("Nothing is waiting.");
@@ -193,7 +234,7 @@ async function start() {
   $("approve-open").addEventListener("click", () => invoke("open_main_window", { section: "requests" }));
   await tauri.event.listen("clawpair://event", (ev) => {
     const { event } = ev.payload || {};
-    if (/^(pairing\.|device\.pair\.|node\.pair\.)/.test(event || "")) render();
+    if (/^(pairing\.|device\.pair\.|node\.pair\.|exec\.approval\.)/.test(event || "")) render();
   });
   await render();
   $("main").focus();

@@ -6,10 +6,11 @@
 //   node gateway-client.mjs '{"url": "ws://127.0.0.1:18789", "stateDir": "/tmp/phone",
 //        "token"?, "bootstrapToken"?, "deviceToken"?, "noDevice"?, "role"?, "scopes"?,
 //        "displayName"?, "caps"?, "commands"?, "permissions"?, "calls"?: [{"method", "params"}],
-//        "timeoutMs"?}'
+//        "timeoutMs"?, "printEvents"?}'
 //
 // Prints one JSON object a line: {"hello": …} or {"connectError": {code, message, details}},
-// then {"result": {method, ok, payload | error}} per call. Exit 0 when everything worked,
+// then {"result": {method, ok, payload | error}} per call, and with printEvents every event
+// as it arrives ({"event": {name, payload}}). Exit 0 when everything worked,
 // 2 when connect failed, 3 when a call failed.
 import fs from "node:fs";
 import path from "node:path";
@@ -57,6 +58,7 @@ const hello = new Promise((resolve, reject) => {
     ...(spec.commands ? { commands: spec.commands } : {}),
     ...(spec.permissions ? { permissions: spec.permissions } : {}),
     requestTimeoutMs: spec.timeoutMs ?? 15000,
+    ...(spec.printEvents ? { onEvent: (e) => print({ event: { name: e.event, payload: e.payload } }) } : {}),
     onHelloOk: (h) => resolve({ client, hello: h }),
     onConnectError: (e) => reject(e),
     onClose: (code, reason, info) => {

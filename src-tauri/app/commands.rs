@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::AppState;
+use clawpair_core::approval::ExecDecision;
 use clawpair_core::config::{Settings, SettingsPatch};
 use clawpair_core::owner::OwnerRequest;
 use clawpair_core::protocol::{Code, ErrorCode};
@@ -218,10 +219,22 @@ pub async fn list_requests(state: State<'_, AppState>) -> CmdResult {
     let dm = call(&state, OwnerRequest::DmList { channel: None }).await?;
     let devices = call(&state, OwnerRequest::DeviceList {}).await?;
     let nodes = call(&state, OwnerRequest::NodeList {}).await?;
+    let execs = call(&state, OwnerRequest::ExecList {}).await?;
     Ok(
         json!({ "dm": dm["requests"], "devices": devices["pending"], "nodes": nodes["pending"],
-        "now": state.service.now_ms() }),
+        "execs": execs["pending"], "now": state.service.now_ms() }),
     )
+}
+
+#[tauri::command]
+pub async fn resolve_exec(state: State<'_, AppState>, id: String, decision: String) -> CmdResult {
+    let decision = ExecDecision::from_wire(&decision).ok_or_else(|| {
+        CmdError::from(format!(
+            "unknown decision {:?}: allow-once, allow-always or deny",
+            clawpair_core::sanitize::sanitize(&decision)
+        ))
+    })?;
+    call(&state, OwnerRequest::ExecResolve { id, decision }).await
 }
 
 #[tauri::command]

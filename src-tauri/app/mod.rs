@@ -142,6 +142,7 @@ pub fn build_app<R: Runtime>(builder: tauri::Builder<R>, state: AppState) -> tau
             commands::reject_device,
             commands::approve_node,
             commands::reject_node,
+            commands::resolve_exec,
             commands::list_allowlist,
             commands::allow_add,
             commands::allow_remove,
@@ -316,13 +317,14 @@ pub async fn pending_count(backend: &clawpair_core::attach::Backend) -> usize {
         .call("tray", None, &OwnerRequest::DeviceList {})
         .await;
     let nodes = backend.call("tray", None, &OwnerRequest::NodeList {}).await;
+    let execs = backend.call("tray", None, &OwnerRequest::ExecList {}).await;
     let n = |v: &Result<serde_json::Value, clawpair_core::rpc::RpcError>, k: &str| {
         v.as_ref()
             .ok()
             .and_then(|v| v[k].as_array().map(Vec::len))
             .unwrap_or(0)
     };
-    n(&dm, "requests") + n(&dev, "pending") + n(&nodes, "pending")
+    n(&dm, "requests") + n(&dev, "pending") + n(&nodes, "pending") + n(&execs, "pending")
 }
 
 /// Whether an event can change what is pending.
@@ -335,6 +337,8 @@ pub fn changes_pending(e: &Event) -> bool {
             | Event::DevicePairResolved { .. }
             | Event::NodePairRequested(_)
             | Event::NodePairResolved { .. }
+            | Event::ExecApprovalRequested(_)
+            | Event::ExecApprovalResolved { .. }
             | Event::SettingsChanged {}
             | Event::AttachStatus { .. }
     )

@@ -13,6 +13,7 @@ use notify_rust::{Notification, NotificationHandle, NotificationResponse, Timeou
 use serde::Serialize;
 use tauri::{AppHandle, Runtime};
 
+use clawpair_core::approval::{ExecDecision, PendingExec};
 use clawpair_core::events::{DmRequestView, Event};
 use clawpair_core::owner::OwnerRequest;
 use clawpair_core::pairing::device::{PendingDevice, SCOPE_ADMIN};
@@ -69,6 +70,10 @@ pub enum Subject {
     Node {
         request_id: String,
     },
+    /// An agent asks to run a command (an attached OpenClaw's exec approval).
+    Exec {
+        id: String,
+    },
     /// ClawPair's own gateway could not start (or stopped): one note, replaced by the next.
     Gateway,
 }
@@ -123,6 +128,25 @@ pub fn node_text(r: &PendingNode) -> (String, String) {
     }
     (
         "A node asks for new commands".to_string(),
+        escape_markup(&body),
+    )
+}
+
+/// The text of a notification for an exec approval: the command line, then where and for whom
+/// it would run, then the gateway's warnings.
+pub fn exec_text(r: &PendingExec) -> (String, String) {
+    let mut body = r.command.clone();
+    let context = r.context();
+    if !context.is_empty() {
+        body.push('\n');
+        body.push_str(&context);
+    }
+    for w in &r.warnings {
+        body.push_str("\n⚠ ");
+        body.push_str(w);
+    }
+    (
+        "An agent asks to run a command".to_string(),
         escape_markup(&body),
     )
 }
@@ -259,6 +283,23 @@ pub fn spawn<R: Runtime>(
                 Event::NodePairResolved { request_id, .. } => {
                     close(&n, &Subject::Node { request_id })
                 }
+                Event::ExecApprovalRequested(r) => {
+                    let (summary, body) = exec_text(&r);
+                    // Until it expires at the gateway (a decision after that is refused there).
+                    let life = r.expires_at_ms - n.service.now_ms();
+                    let life = Duration::from_millis(life.clamp(60_000, 24 * 3_600_000) as u64);
+                    show(
+                        &n,
+                        Subject::Exec { id: r.id.clone() },
+                        summary,
+                        body,
+                        Buttons::Exec {
+                            always: r.allows(ExecDecision::AllowAlways),
+                        },
+                        life,
+                    );
+                }
+                Event::ExecApprovalResolved { id, .. } => close(&n, &Subject::Exec { id }),
                 Event::PairingResolved { channel, code, .. } => {
                     close(&n, &Subject::Dm { channel, code })
                 }
@@ -313,11 +354,14 @@ async fn close_settled<R: Runtime>(n: &Notifier<R>) {
         OwnerRequest::DeviceList {},
         OwnerRequest::DmList { channel: None },
     );
-    let list_nodes = OwnerRequest::NodeList {};
+    let (list_nodes, list_execs) = (OwnerRequest::NodeList {}, OwnerRequest::ExecList {});
     let devices = backend.call("notification", None, &list_devices);
     let dms = backend.call("notification", None, &list_dms);
     let nodes = backend.call("notification", None, &list_nodes);
-    let (Ok(devices), Ok(dms), Ok(nodes)) = (devices.await, dms.await, nodes.await) else {
+    let execs = backend.call("notification", None, &list_execs);
+    let (Ok(devices), Ok(dms), Ok(nodes), Ok(execs)) =
+        (devices.await, dms.await, nodes.await, execs.await)
+    else {
         return;
     };
     let pending: Vec<Subject> = devices["pending"]
@@ -329,6 +373,17 @@ async fn close_settled<R: Runtime>(n: &Notifier<R>) {
                 request_id: r["requestId"].as_str()?.to_string(),
             })
         })
+        .chain(
+            execs["pending"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| {
+                    Some(Subject::Exec {
+                        id: r["id"].as_str()?.to_string(),
+                    })
+                }),
+        )
         .chain(
             nodes["pending"]
                 .as_array()
@@ -436,6 +491,10 @@ enum Buttons {
     Review,
     /// Nothing to decide, only to look at.
     OpenOnly,
+    /// An exec approval: Allow once, Always allow (where the gateway offers it), Deny.
+    Exec {
+        always: bool,
+    },
 }
 
 fn show<R: Runtime>(
@@ -472,6 +531,13 @@ fn show<R: Runtime>(
             }
             Buttons::Review => {
                 note.action("review", "Review…").action("reject", "Reject");
+            }
+            Buttons::Exec { always } => {
+                note.action("allow-once", ExecDecision::AllowOnce.label());
+                if always {
+                    note.action("allow-always", ExecDecision::AllowAlways.label());
+                }
+                note.action("deny", ExecDecision::Deny.label());
             }
             Buttons::OpenOnly => {}
         }
@@ -546,6 +612,25 @@ async fn respond<R: Runtime>(
                 tracing::warn!(
                     "could not {} from the notification: {e}",
                     if approve { "approve" } else { "reject" }
+                );
+                super::show_window(&n.app, Some("requests"));
+            }
+        }
+        NotificationResponse::Action(a) if ExecDecision::from_wire(&a).is_some() => {
+            handle.close_async().await;
+            let (Subject::Exec { id }, Some(decision)) = (&subject, ExecDecision::from_wire(&a))
+            else {
+                return;
+            };
+            let backend = clawpair_core::attach::current(&n.backend);
+            let req = OwnerRequest::ExecResolve {
+                id: id.clone(),
+                decision,
+            };
+            if let Err(e) = backend.call("notification", None, &req).await {
+                tracing::warn!(
+                    "could not answer the exec approval from the notification: {}",
+                    e.message
                 );
                 super::show_window(&n.app, Some("requests"));
             }
@@ -652,6 +737,12 @@ async fn act(
                 request_id: request_id.clone(),
             })
             .await
+        }
+        (Subject::Exec { id }, _) => {
+            // Approve / Reject never answer an exec approval: its own buttons do.
+            Err(format!(
+                "exec approval {id} takes Allow once, Always allow or Deny"
+            ))
         }
         (Subject::Gateway, _) => Err("nothing to approve or reject".into()),
     }

@@ -275,6 +275,60 @@ function nodeCard(r) {
   );
 }
 
+const EXEC_LABELS = { "allow-once": "Allow once", "allow-always": "Always allow", deny: "Deny" };
+
+/** Where and for whom a command would run, in one line. */
+function execContext(r) {
+  const parts = [];
+  if (r.cwd) parts.push(`in ${r.cwd}`);
+  if (r.host === "node" && r.nodeId) parts.push(`on node ${r.nodeId}`);
+  else if (r.host) parts.push(`on the ${r.host}`);
+  if (r.agentId) parts.push(`agent ${r.agentId}`);
+  if (r.sessionKey) parts.push(`session ${r.sessionKey}`);
+  return parts.join(" · ");
+}
+
+function execCard(r) {
+  const decide = (decision) =>
+    el(
+      "button",
+      {
+        class: decision === "allow-once" ? "primary" : decision === "deny" ? "danger" : "",
+        "data-action": `exec-${decision}`,
+        "aria-label": `${EXEC_LABELS[decision]}: ${r.command}`,
+        "data-focus-key": `exec:${decision}:${r.id}`,
+        onclick: async () => {
+          const res = await act("resolve_exec", { id: r.id, decision }, `${EXEC_LABELS[decision]}: ${r.command}`);
+          if (res) renderRequests();
+        },
+      },
+      EXEC_LABELS[decision],
+    );
+  return el(
+    "article",
+    { class: "card", "data-exec": r.id },
+    el(
+      "div",
+      { class: "card-main" },
+      el(
+        "div",
+        { class: "title" },
+        el("span", { class: "chip", text: "command" }),
+        " ",
+        el("code", { text: r.command }),
+      ),
+      el("div", { class: "line", text: execContext(r) }),
+      ...(r.warnings || []).map((w) => el("div", { class: "line warn", text: w })),
+      el("div", { class: "muted small", text: `Asked ${ago(r.createdAtMs)} · expires ${until(r.expiresAtMs)}` }),
+    ),
+    el(
+      "div",
+      { class: "card-actions" },
+      ...(r.allowedDecisions || ["allow-once", "deny"]).filter((d) => EXEC_LABELS[d]).map(decide),
+    ),
+  );
+}
+
 async function renderRequests() {
   const r = await act("list_requests");
   if (!r) return;
@@ -301,6 +355,16 @@ async function renderRequests() {
     $("node-list"),
     nodes.length ? nodes.map(nodeCard) : [el("p", { class: "empty", text: "No nodes are asking for new commands." })],
   );
+  // Exec approvals come only from an attached OpenClaw.
+  const execs = r.execs || [];
+  const showExecs = execs.length > 0 || !!state.status?.attach;
+  $("exec-heading").hidden = !showExecs;
+  $("exec-list").hidden = !showExecs;
+  $("exec-count").textContent = execs.length ? `(${execs.length})` : "";
+  replaceKeepingFocus(
+    $("exec-list"),
+    execs.length ? execs.map(execCard) : [el("p", { class: "empty", text: "No commands are waiting." })],
+  );
   $("drop-note").hidden = !state.drops;
   $("drop-note").textContent =
     `${state.drops} more sender${state.drops === 1 ? " was" : "s were"} ignored because three requests were already waiting.`;
@@ -326,6 +390,11 @@ function noteRequests(r) {
     seen.add(k);
     if (knownRequests && !knownRequests.has(k)) fresh.push(`Node asking for new commands: ${nodeSubject(d)}`);
   }
+  for (const d of r.execs || []) {
+    const k = `exec:${d.id}`;
+    seen.add(k);
+    if (knownRequests && !knownRequests.has(k)) fresh.push(`An agent asks to run: ${d.command}`);
+  }
   knownRequests = seen;
   for (const m of fresh) announce(m);
 }
@@ -339,6 +408,6 @@ export async function watchRequests() {
 export const view = {
   name: "requests",
   shortcut: "1",
-  touches: /^(pairing\.|device\.pair\.|node\.pair\.|settings\.)/,
+  touches: /^(pairing\.|device\.pair\.|node\.pair\.|exec\.approval\.|settings\.)/,
   render: renderRequests,
 };

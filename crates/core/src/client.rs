@@ -147,6 +147,9 @@ pub struct ConnectOptions {
     /// `tlsFingerprint`) instead of asking the system's certificate authorities.
     pub tls_pin: Option<String>,
     pub timeout: Duration,
+    /// Client capabilities declared in `connect` (`caps`): an approval desk says which
+    /// approvals it takes (`exec-approvals`) so OpenClaw routes them to it.
+    pub caps: Vec<String>,
 }
 
 impl ConnectOptions {
@@ -167,6 +170,7 @@ impl ConnectOptions {
             origin: None,
             tls_pin: None,
             timeout: Duration::from_secs(10),
+            caps: Vec::new(),
         }
     }
     /// A node device with an identity. The client id is OpenClaw's generic `gateway-client`
@@ -188,6 +192,7 @@ impl ConnectOptions {
             origin: None,
             tls_pin: None,
             timeout: Duration::from_secs(10),
+            caps: Vec::new(),
         }
     }
 }
@@ -552,6 +557,9 @@ pub fn connect_params(opts: &ConnectOptions, nonce: &str) -> Value {
     }
     if opts.wait_for_approval {
         params["waitForApproval"] = true.into();
+    }
+    if !opts.caps.is_empty() {
+        params["caps"] = opts.caps.clone().into();
     }
     if let Some(id) = &opts.identity {
         let device_id = id.device_id();

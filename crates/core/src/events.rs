@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio::sync::broadcast;
 
+use crate::approval::PendingExec;
 use crate::clock::Millis;
 use crate::pairing::device::{PendingDevice, SCOPE_PAIRING, SCOPE_READ};
 use crate::pairing::node::PendingNode;
@@ -82,6 +83,16 @@ pub enum Event {
         request_id: String,
         node_id: String,
         decision: Resolution,
+        ts: Millis,
+    },
+    /// An agent asks to run a command (an attached OpenClaw's exec approval).
+    #[serde(rename = "exec.approval.requested")]
+    ExecApprovalRequested(PendingExec),
+    #[serde(rename = "exec.approval.resolved", rename_all = "camelCase")]
+    ExecApprovalResolved {
+        id: String,
+        /// `allow-once`, `allow-always`, `deny`, or empty when it ended otherwise (expired).
+        decision: String,
         ts: Millis,
     },
     #[serde(rename = "pairing.requested")]
@@ -164,6 +175,8 @@ pub const WIRE_EVENTS: &[&str] = &[
     "device.changed",
     "node.pair.requested",
     "node.pair.resolved",
+    "exec.approval.requested",
+    "exec.approval.resolved",
     "pairing.requested",
     "pairing.resolved",
     "pairing.dropped",
@@ -188,6 +201,8 @@ impl Event {
             Event::DeviceChanged { .. } => "device.changed",
             Event::NodePairRequested(_) => "node.pair.requested",
             Event::NodePairResolved { .. } => "node.pair.resolved",
+            Event::ExecApprovalRequested(_) => "exec.approval.requested",
+            Event::ExecApprovalResolved { .. } => "exec.approval.resolved",
             Event::PairingRequested(_) => "pairing.requested",
             Event::PairingResolved { .. } => "pairing.resolved",
             Event::PairingDropped { .. } => "pairing.dropped",
@@ -476,6 +491,11 @@ mod tests {
             },
             Event::SettingsChanged {},
             Event::GatewayTokenRotated { ts: 0 },
+            Event::ExecApprovalResolved {
+                id: "e".into(),
+                decision: "deny".into(),
+                ts: 0,
+            },
             Event::NodePairResolved {
                 request_id: "r".into(),
                 node_id: "n".into(),

@@ -4,6 +4,7 @@
 //! the chat channels, with no GUI in the dependency tree. The tray app (the `clawpair-app` crate
 //! at the top of the workspace) is a thin shell over this crate.
 
+pub mod approval;
 pub mod attach;
 pub mod channels;
 pub mod cli;

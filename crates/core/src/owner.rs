@@ -8,6 +8,8 @@
 //! arm, so a new action does not compile until companion mode decides what it does there.
 
 use serde::Serialize;
+
+use crate::approval::ExecDecision;
 use serde_json::Value;
 
 /// One owner action. Serialised as `{"method": …, "params": {…}}`, in the gateway's names.
@@ -51,6 +53,12 @@ pub enum OwnerRequest {
     NodeApprove { request_id: String },
     #[serde(rename = "node.pair.reject", rename_all = "camelCase")]
     NodeReject { request_id: String },
+    /// Commands agents wait to run (exec approvals).
+    #[serde(rename = "exec.approval.list")]
+    ExecList {},
+    /// Answers one exec approval, named by its id.
+    #[serde(rename = "exec.approval.resolve")]
+    ExecResolve { id: String, decision: ExecDecision },
     #[serde(rename = "pairing.list", rename_all = "camelCase")]
     DmList {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -117,6 +125,8 @@ impl OwnerRequest {
             OwnerRequest::NodeList {} => "node.pair.list",
             OwnerRequest::NodeApprove { .. } => "node.pair.approve",
             OwnerRequest::NodeReject { .. } => "node.pair.reject",
+            OwnerRequest::ExecList {} => "exec.approval.list",
+            OwnerRequest::ExecResolve { .. } => "exec.approval.resolve",
             OwnerRequest::DmList { .. } => "pairing.list",
             OwnerRequest::DmApprove { .. } => "pairing.approve",
             OwnerRequest::DmReject { .. } => "pairing.reject",
@@ -143,6 +153,7 @@ impl OwnerRequest {
             self,
             OwnerRequest::DeviceList {}
                 | OwnerRequest::NodeList {}
+                | OwnerRequest::ExecList {}
                 | OwnerRequest::DmList { .. }
                 | OwnerRequest::AllowList { .. }
                 | OwnerRequest::AuditTail { .. }
@@ -186,6 +197,11 @@ impl OwnerRequest {
             },
             OwnerRequest::NodeReject {
                 request_id: s("n1"),
+            },
+            OwnerRequest::ExecList {},
+            OwnerRequest::ExecResolve {
+                id: s("e1"),
+                decision: ExecDecision::AllowOnce,
             },
             OwnerRequest::DmList {
                 channel: Some(s("telegram")),

@@ -102,6 +102,28 @@ macro_rules! wire_enum {
 }
 
 wire_enum! {
+    /// What the owner may answer an exec approval (OpenClaw's `exec.approval.resolve`).
+    pub enum ExecDecision {
+        /// This one run.
+        AllowOnce = "allow-once",
+        /// This command from now on (where the gateway offers it).
+        AllowAlways = "allow-always",
+        Deny = "deny",
+    }
+}
+
+impl ExecDecision {
+    /// The words on its button.
+    pub fn label(self) -> &'static str {
+        match self {
+            ExecDecision::AllowOnce => "Allow once",
+            ExecDecision::AllowAlways => "Always allow",
+            ExecDecision::Deny => "Deny",
+        }
+    }
+}
+
+wire_enum! {
     /// The `code` of an error answer or a refused `connect` (docs/PROTOCOL.md, Errors).
     pub enum Code {
         /// Bad params, an unknown method, a malformed `connect`.

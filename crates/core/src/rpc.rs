@@ -197,6 +197,9 @@ pub static METHODS: &[Method] = &[
     m("node.pair.list", Needs::Scope(SCOPE_PAIRING), node_pair_list),
     m("node.pair.approve", Needs::Scope(SCOPE_PAIRING), node_pair_decide),
     m("node.pair.reject", Needs::Scope(SCOPE_PAIRING), node_pair_decide),
+    // OpenClaw's exec approvals: ClawPair's gateway runs no agents, so none ever waits here.
+    m("exec.approval.list", Needs::Scope(SCOPE_PAIRING), exec_approval_list),
+    m("exec.approval.resolve", Needs::Scope(SCOPE_PAIRING), exec_approval_resolve),
     m("pairing.list", Needs::Scope(SCOPE_PAIRING), pairing_list),
     m("pairing.approve", Needs::Scope(SCOPE_PAIRING), pairing_approve),
     m("pairing.reject", Needs::Scope(SCOPE_PAIRING), pairing_reject),
@@ -587,6 +590,22 @@ fn node_pair_decide(_: &Service, _: &Caller, params: Value) -> Result<Value, Rpc
         Code::NotFound,
         format!(
             "unknown requestId {}: ClawPair approves a node's commands together with its device",
+            sanitize(id)
+        ),
+    )
+    .with_details(json!({ "reason": "unknown" })))
+}
+
+fn exec_approval_list(_: &Service, _: &Caller, _: Value) -> Result<Value, RpcError> {
+    Ok(json!([]))
+}
+
+fn exec_approval_resolve(_: &Service, _: &Caller, params: Value) -> Result<Value, RpcError> {
+    let id = params["id"].as_str().unwrap_or_default();
+    Err(RpcError::new(
+        Code::NotFound,
+        format!(
+            "unknown approval id {}: ClawPair's gateway runs no agents, so no command waits here",
             sanitize(id)
         ),
     )

@@ -466,7 +466,12 @@ fn probe(method: &str) -> (Value, &'static str) {
         | "pairing.list"
         | "allowlist.list"
         | "node.pair.list"
+        | "exec.approval.list"
         | "health" => (json!({}), "ok"),
+        "exec.approval.resolve" => (
+            json!({ "id": "no-such-approval", "decision": "deny" }),
+            "NOT_FOUND",
+        ),
         // None ever waits on ClawPair's own gateway (a node's commands come with its device).
         "node.pair.approve" | "node.pair.reject" => {
             (json!({ "requestId": "no-such-request" }), "NOT_FOUND")

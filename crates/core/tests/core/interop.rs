@@ -525,6 +525,7 @@ async fn wait_for<T>(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the real OpenClaw in a loopback-only namespace: run by scripts/interop.sh"]
 async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
+    use clawpair_core::approval::ExecDecision;
     use clawpair_core::attach::remote::{Remote, Status, Target, TokenSource};
     use clawpair_core::attach::{discover, Backend};
     use clawpair_core::events::Event;
@@ -811,6 +812,109 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
             .then_some(())
     })
     .await;
+
+    // An agent asks to run a command (over OpenClaw's protocol, as its runtime does): ClawPair
+    // hears it with its command line, where and for whom, and the decisions OpenClaw allows;
+    // the owner's answer, for that id only, is what OpenClaw records.
+    let ask = |command: &str| {
+        let spec = json!({ "url": oc.url, "stateDir": st.dir.path().join("agent"), "token": oc.token,
+            "noDevice": true, "calls": [{ "method": "exec.approval.request", "params": {
+                "command": command, "commandArgv": command.split(' ').collect::<Vec<_>>(),
+                "cwd": "/srv/app", "host": "gateway", "agentId": "main",
+                "sessionKey": "agent:main:main", "timeoutMs": 120000, "twoPhase": true } }] });
+        let (lines, code) = tokio::task::block_in_place(|| p.client(st.dir.path(), spec));
+        assert_eq!(code, 0, "{lines:?}");
+        let accepted = lines
+            .iter()
+            .find_map(|l| l["result"]["payload"].as_object().cloned())
+            .map(Value::Object)
+            .unwrap_or_else(|| panic!("{lines:?}"));
+        assert_eq!(accepted["status"], "accepted", "{accepted:?}");
+        assert_ne!(
+            accepted["deliveryRoute"], "none",
+            "ClawPair is the route: {accepted:?}"
+        );
+        accepted["id"].as_str().unwrap().to_string()
+    };
+    let history = || -> Value {
+        let spec = json!({ "url": oc.url, "stateDir": st.dir.path().join("agent"), "token": oc.token,
+            "noDevice": true, "calls": [{ "method": "approval.history", "params": {} }] });
+        let (lines, _) = tokio::task::block_in_place(|| p.client(st.dir.path(), spec));
+        lines
+            .iter()
+            .find_map(|l| l["result"]["payload"]["items"].as_array().cloned())
+            .map(Value::from)
+            .unwrap_or(Value::Null)
+    };
+    let decided = |id: &str| -> Value {
+        history()
+            .as_array()
+            .and_then(|a| a.iter().find(|i| i["id"] == id).cloned())
+            .unwrap_or(Value::Null)
+    };
+    for (command, decision, status) in [
+        ("ls -la /srv", ExecDecision::AllowOnce, "allowed"),
+        ("rm -rf /srv/cache", ExecDecision::Deny, "denied"),
+    ] {
+        let id = ask(command);
+        let asked = wait_for(&mut rx, "the exec approval", |e| match e {
+            Event::ExecApprovalRequested(r) if r.id == id => Some(r.clone()),
+            _ => None,
+        })
+        .await;
+        assert_eq!(asked.command, command);
+        assert_eq!(
+            asked.context(),
+            "in /srv/app · on the gateway · agent main · session agent:main:main"
+        );
+        assert!(asked.allows(ExecDecision::AllowOnce) && asked.allows(ExecDecision::Deny));
+        let listed = backend
+            .call("window", None, &OwnerRequest::ExecList {})
+            .await
+            .unwrap();
+        assert_eq!(listed["pending"][0]["id"], id.as_str(), "{listed}");
+        backend
+            .call(
+                "notification",
+                None,
+                &OwnerRequest::ExecResolve {
+                    id: id.clone(),
+                    decision,
+                },
+            )
+            .await
+            .expect("answered on OpenClaw");
+        wait_for(&mut rx, "the exec approval resolved", |e| {
+            matches!(e, Event::ExecApprovalResolved { id: i, .. } if *i == id).then_some(())
+        })
+        .await;
+        let record = decided(&id);
+        assert_eq!(record["status"], status, "{record}");
+        assert_eq!(record["decision"], decision.as_str(), "{record}");
+    }
+    // Answered twice, the second answer is OpenClaw's to refuse: first answer wins.
+    let id = ask("uptime");
+    wait_for(&mut rx, "the third approval", |e| {
+        matches!(e, Event::ExecApprovalRequested(r) if r.id == id).then_some(())
+    })
+    .await;
+    let deny = OwnerRequest::ExecResolve {
+        id: id.clone(),
+        decision: ExecDecision::Deny,
+    };
+    backend
+        .call("window", None, &deny)
+        .await
+        .expect("first answer");
+    let again = OwnerRequest::ExecResolve {
+        id: id.clone(),
+        decision: ExecDecision::AllowOnce,
+    };
+    assert!(
+        backend.call("window", None, &again).await.is_err(),
+        "the second is refused"
+    );
+    assert_eq!(decided(&id)["status"], "denied");
 
     // OpenClaw restarts: ClawPair says so, and attaches again on its own.
     tokio::task::block_in_place(|| oc.restart(&p));

@@ -66,6 +66,8 @@ impl Remote {
             OwnerRequest::NodeList {} => self.node_list().await,
             OwnerRequest::NodeApprove { request_id } => self.node_decide(request_id, true).await,
             OwnerRequest::NodeReject { request_id } => self.node_decide(request_id, false).await,
+            OwnerRequest::ExecList {} => self.exec_list().await,
+            OwnerRequest::ExecResolve { id, decision } => self.exec_resolve(id, *decision).await,
             OwnerRequest::DmList { channel } => self
                 .dm_list(channel.as_deref())
                 .await

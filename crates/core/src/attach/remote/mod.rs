@@ -17,6 +17,7 @@
 mod calls;
 mod dm;
 mod events;
+mod execs;
 mod nodes;
 mod socket;
 mod views;
@@ -120,6 +121,8 @@ pub struct Remote {
     devices_known: Mutex<HashSet<String>>,
     /// Node capability requests last seen pending.
     nodes_known: Mutex<HashSet<String>>,
+    /// Exec approvals last seen pending.
+    execs_known: Mutex<HashSet<String>>,
     relist: Arc<Notify>,
 }
 
@@ -147,6 +150,7 @@ impl Remote {
             dm_known: Mutex::default(),
             devices_known: Mutex::default(),
             nodes_known: Mutex::default(),
+            execs_known: Mutex::default(),
             relist: Arc::new(Notify::new()),
         });
         tokio::spawn(drive(Arc::downgrade(&remote), target, rx));

@@ -109,6 +109,9 @@ async fn connect(target: &Target) -> Result<(Socket, Value), String> {
     let mut opts = ConnectOptions::operator(&target.url, &token, "gateway-client");
     opts.client_mode = "backend".into();
     opts.display_name = Some("ClawPair".into());
+    // The approvals ClawPair shows and answers: OpenClaw sends exec approvals to clients that
+    // declare it (and denies one at once when no client takes it).
+    opts.caps = vec!["exec-approvals".into()];
     opts.auth = Auth::Token(token);
     opts.tls_pin = transport.pin();
     let connected = match &transport {
@@ -158,6 +161,7 @@ async fn session(
             if let Some(r) = remote.upgrade() {
                 r.relist_devices().await;
                 r.relist_nodes().await;
+                r.relist_execs().await;
                 r.relist.notify_one();
             }
         })

@@ -1,0 +1,120 @@
+//! OpenClaw's exec approvals (`exec.approval.*`) as ClawPair's: the list, the one decision the
+//! owner gives an approval named by its id, the events, and the approvals asked or settled
+//! while detached, announced at reconnect. First answer wins at OpenClaw: a decision that comes
+//! too late is refused there and said as such.
+
+use std::collections::HashSet;
+
+use serde_json::{json, Value};
+
+use super::Remote;
+use crate::approval::{ExecDecision, PendingExec};
+use crate::events::Event;
+use crate::rpc::RpcError;
+
+impl Remote {
+    /// `exec.approval.list` as [`PendingExec`]s.
+    pub(super) async fn exec_list(&self) -> Result<Value, RpcError> {
+        let v = self.call_raw("exec.approval.list", json!({})).await?;
+        let pending: Vec<PendingExec> = v
+            .as_array()
+            .map(|a| a.iter().filter_map(PendingExec::from_openclaw).collect())
+            .unwrap_or_default();
+        Ok(json!({ "pending": pending }))
+    }
+
+    /// Answers one approval with the owner's decision.
+    pub(super) async fn exec_resolve(
+        &self,
+        id: &str,
+        decision: ExecDecision,
+    ) -> Result<Value, RpcError> {
+        self.call_raw(
+            "exec.approval.resolve",
+            json!({ "id": id, "decision": decision }),
+        )
+        .await?;
+        self.exec_settled(id, decision.as_str(), 0);
+        Ok(json!({ "id": id, "decision": decision }))
+    }
+
+    /// An approval is settled: published once, however many ways it is heard of.
+    fn exec_settled(&self, id: &str, decision: &str, ts: i64) {
+        let was_known = self
+            .execs_known
+            .lock()
+            .map(|mut k| k.remove(id))
+            .unwrap_or(false);
+        if was_known {
+            self.events.publish(Event::ExecApprovalResolved {
+                id: id.to_string(),
+                decision: decision.to_string(),
+                ts,
+            });
+        }
+    }
+
+    /// `exec.approval.requested` and `exec.approval.resolved`, as ClawPair's events.
+    pub(super) fn on_exec_event(&self, name: &str, payload: &Value) {
+        match name {
+            "exec.approval.requested" => {
+                if let Some(r) = PendingExec::from_openclaw(payload) {
+                    let new = self
+                        .execs_known
+                        .lock()
+                        .map(|mut k| k.insert(r.id.clone()))
+                        .unwrap_or(true);
+                    if new {
+                        self.events.publish(Event::ExecApprovalRequested(r));
+                    }
+                }
+            }
+            "exec.approval.resolved" => {
+                let decision = payload["decision"]
+                    .as_str()
+                    .and_then(ExecDecision::from_wire)
+                    .map(ExecDecision::as_str)
+                    .unwrap_or("");
+                self.exec_settled(
+                    payload["id"].as_str().unwrap_or_default(),
+                    decision,
+                    payload["ts"].as_i64().unwrap_or_default(),
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// At (re)connect: approvals asked or settled while detached are announced too.
+    pub(super) async fn relist_execs(&self) {
+        let Ok(v) = self.exec_list().await else {
+            return;
+        };
+        let pending: Vec<PendingExec> = v["pending"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|r| serde_json::from_value(r.clone()).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let ids: HashSet<String> = pending.iter().map(|r| r.id.clone()).collect();
+        let gone: Vec<String> = match self.execs_known.lock() {
+            Ok(known) => known.difference(&ids).cloned().collect(),
+            Err(_) => return,
+        };
+        for r in pending {
+            let new = self
+                .execs_known
+                .lock()
+                .map(|mut k| k.insert(r.id.clone()))
+                .unwrap_or(false);
+            if new {
+                self.events.publish(Event::ExecApprovalRequested(r));
+            }
+        }
+        for id in gone {
+            self.exec_settled(&id, "", 0);
+        }
+    }
+}
