@@ -1,8 +1,6 @@
 //! OpenClaw's device events as ClawPair's (node requests' in `nodes.rs`), and the device requests made or settled while
 //! detached, announced at reconnect.
 
-use std::collections::HashSet;
-
 use serde_json::{json, Value};
 
 use super::views::pending_device;
@@ -21,21 +19,13 @@ impl Remote {
             .as_array()
             .map(|a| a.iter().filter_map(pending_device).collect())
             .unwrap_or_default();
-        let ids: HashSet<String> = pending.iter().map(|r| r.request_id.clone()).collect();
-        let gone: Vec<String> = match self.devices_known.lock() {
-            Ok(mut known) => {
-                let gone = known.difference(&ids).cloned().collect();
-                for r in &pending {
-                    if known.insert(r.request_id.clone()) {
-                        self.events.publish(Event::DevicePairRequested(r.clone()));
-                    }
-                }
-                known.retain(|k| ids.contains(k));
-                gone
-            }
-            Err(_) => return,
-        };
+        let ids: Vec<String> = pending.iter().map(|r| r.request_id.clone()).collect();
+        let (new, gone) = self.devices_known.relist(&ids);
+        for r in pending.into_iter().filter(|r| new.contains(&r.request_id)) {
+            self.events.publish(Event::DevicePairRequested(r));
+        }
         for request_id in gone {
+            self.devices_known.settled(&request_id);
             self.events.publish(Event::DevicePairResolved {
                 request_id,
                 device_id: String::new(),
@@ -50,9 +40,7 @@ impl Remote {
         match name {
             "device.pair.requested" => {
                 if let Some(r) = pending_device(payload) {
-                    if let Ok(mut k) = self.devices_known.lock() {
-                        k.insert(r.request_id.clone());
-                    }
+                    self.devices_known.heard(&r.request_id);
                     self.events.publish(Event::DevicePairRequested(r));
                 }
             }
@@ -61,9 +49,7 @@ impl Remote {
                     .as_str()
                     .unwrap_or_default()
                     .to_string();
-                if let Ok(mut k) = self.devices_known.lock() {
-                    k.remove(&request_id);
-                }
+                self.devices_known.settled(&request_id);
                 self.events.publish(Event::DevicePairResolved {
                     request_id,
                     device_id: payload["deviceId"].as_str().unwrap_or_default().to_string(),

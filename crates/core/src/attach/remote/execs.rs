@@ -3,11 +3,9 @@
 //! while detached, announced at reconnect. First answer wins at OpenClaw: a decision that comes
 //! too late is refused there and said as such.
 
-use std::collections::HashSet;
-
 use serde_json::{json, Value};
 
-use super::Remote;
+use super::{pending_of, Remote};
 use crate::approval::{ExecDecision, PendingExec};
 use crate::events::Event;
 use crate::rpc::RpcError;
@@ -40,12 +38,7 @@ impl Remote {
 
     /// An approval is settled: published once, however many ways it is heard of.
     fn exec_settled(&self, id: &str, decision: &str, ts: i64) {
-        let was_known = self
-            .execs_known
-            .lock()
-            .map(|mut k| k.remove(id))
-            .unwrap_or(false);
-        if was_known {
+        if self.execs_known.settled(id) {
             self.events.publish(Event::ExecApprovalResolved {
                 id: id.to_string(),
                 decision: decision.to_string(),
@@ -59,12 +52,7 @@ impl Remote {
         match name {
             "exec.approval.requested" => {
                 if let Some(r) = PendingExec::from_openclaw(payload) {
-                    let new = self
-                        .execs_known
-                        .lock()
-                        .map(|mut k| k.insert(r.id.clone()))
-                        .unwrap_or(true);
-                    if new {
+                    if self.execs_known.heard(&r.id) {
                         self.events.publish(Event::ExecApprovalRequested(r));
                     }
                 }
@@ -90,28 +78,11 @@ impl Remote {
         let Ok(v) = self.exec_list().await else {
             return;
         };
-        let pending: Vec<PendingExec> = v["pending"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|r| serde_json::from_value(r.clone()).ok())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let ids: HashSet<String> = pending.iter().map(|r| r.id.clone()).collect();
-        let gone: Vec<String> = match self.execs_known.lock() {
-            Ok(known) => known.difference(&ids).cloned().collect(),
-            Err(_) => return,
-        };
-        for r in pending {
-            let new = self
-                .execs_known
-                .lock()
-                .map(|mut k| k.insert(r.id.clone()))
-                .unwrap_or(false);
-            if new {
-                self.events.publish(Event::ExecApprovalRequested(r));
-            }
+        let pending: Vec<PendingExec> = pending_of(&v);
+        let ids: Vec<String> = pending.iter().map(|r| r.id.clone()).collect();
+        let (new, gone) = self.execs_known.relist(&ids);
+        for r in pending.into_iter().filter(|r| new.contains(&r.id)) {
+            self.events.publish(Event::ExecApprovalRequested(r));
         }
         for id in gone {
             self.exec_settled(&id, "", 0);

@@ -118,12 +118,60 @@ pub struct Remote {
     /// Chat-sender requests last listed, by OpenClaw's request id, with their account.
     dm_known: Mutex<HashMap<String, DmRequestView>>,
     /// Device requests last seen pending.
-    devices_known: Mutex<HashSet<String>>,
+    devices_known: Known,
     /// Node capability requests last seen pending.
-    nodes_known: Mutex<HashSet<String>>,
+    nodes_known: Known,
     /// Exec approvals last seen pending.
-    execs_known: Mutex<HashSet<String>>,
+    execs_known: Known,
     relist: Arc<Notify>,
+}
+
+/// The ids of one kind of request last seen pending at OpenClaw, so each is announced once
+/// when asked and once when settled, however many ways (event, answer, relist) it is heard of.
+#[derive(Default)]
+struct Known(Mutex<HashSet<String>>);
+
+impl Known {
+    /// Takes in a request heard of; true when it is new.
+    fn heard(&self, id: &str) -> bool {
+        self.0
+            .lock()
+            .map(|mut k| k.insert(id.to_string()))
+            .unwrap_or(false)
+    }
+
+    /// Lets go of a settled request; true when it was pending here.
+    fn settled(&self, id: &str) -> bool {
+        self.0.lock().map(|mut k| k.remove(id)).unwrap_or(false)
+    }
+
+    /// At (re)connect, against what OpenClaw lists as pending now: the ids not heard of before
+    /// (taken in), and those pending here that OpenClaw no longer lists (left for the caller
+    /// to settle).
+    fn relist(&self, now: &[String]) -> (Vec<String>, Vec<String>) {
+        let Ok(mut known) = self.0.lock() else {
+            return (Vec::new(), Vec::new());
+        };
+        let gone = known.iter().filter(|k| !now.contains(k)).cloned().collect();
+        let new = now
+            .iter()
+            .filter(|id| known.insert((*id).clone()))
+            .cloned()
+            .collect();
+        (new, gone)
+    }
+}
+
+/// The `pending` list of an answer in ClawPair's shapes, read back as `T`.
+fn pending_of<T: serde::de::DeserializeOwned>(v: &Value) -> Vec<T> {
+    v["pending"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| serde_json::from_value(r.clone()).ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn unavailable(why: impl Into<String>) -> RpcError {
@@ -148,9 +196,9 @@ impl Remote {
             }),
             events,
             dm_known: Mutex::default(),
-            devices_known: Mutex::default(),
-            nodes_known: Mutex::default(),
-            execs_known: Mutex::default(),
+            devices_known: Known::default(),
+            nodes_known: Known::default(),
+            execs_known: Known::default(),
             relist: Arc::new(Notify::new()),
         });
         tokio::spawn(drive(Arc::downgrade(&remote), target, rx));
@@ -202,5 +250,24 @@ impl Remote {
                 self.url
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod known_tests {
+    use super::Known;
+
+    #[test]
+    fn each_request_is_new_once_and_settled_once_however_it_is_heard_of() {
+        let k = Known::default();
+        assert!(k.heard("a"));
+        assert!(!k.heard("a"), "the event and the relist name the same request");
+        let (new, gone) = k.relist(&["a".into(), "b".into()]);
+        assert_eq!((new, gone), (vec!["b".to_string()], vec![]));
+        let (new, gone) = k.relist(&["b".into()]);
+        assert_eq!((new, gone), (vec![], vec!["a".to_string()]));
+        assert!(k.settled("a"));
+        assert!(!k.settled("a"), "settled once");
+        assert!(k.settled("b"));
     }
 }

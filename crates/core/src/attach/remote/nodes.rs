@@ -2,11 +2,9 @@
 //! shapes, the decisions, the events, and the requests made or settled while detached,
 //! announced at reconnect (a node's request waits until decided: it never expires).
 
-use std::collections::HashSet;
-
 use serde_json::{json, Value};
 
-use super::Remote;
+use super::{pending_of, Remote};
 use crate::events::Event;
 use crate::pairing::node::PendingNode;
 use crate::protocol::Resolution;
@@ -76,12 +74,7 @@ impl Remote {
 
     /// A request is settled: published once, however many ways it is heard of.
     fn node_settled(&self, request_id: &str, node_id: &str, decision: Resolution, ts: i64) {
-        let was_known = self
-            .nodes_known
-            .lock()
-            .map(|mut k| k.remove(request_id))
-            .unwrap_or(false);
-        if was_known {
+        if self.nodes_known.settled(request_id) {
             self.events.publish(Event::NodePairResolved {
                 request_id: request_id.to_string(),
                 node_id: node_id.to_string(),
@@ -96,12 +89,7 @@ impl Remote {
         match name {
             "node.pair.requested" => {
                 if let Some(r) = PendingNode::from_openclaw(payload) {
-                    let new = self
-                        .nodes_known
-                        .lock()
-                        .map(|mut k| k.insert(r.request_id.clone()))
-                        .unwrap_or(true);
-                    if new {
+                    if self.nodes_known.heard(&r.request_id) {
                         self.events.publish(Event::NodePairRequested(r));
                     }
                 }
@@ -127,28 +115,11 @@ impl Remote {
         let Ok(v) = self.node_list().await else {
             return;
         };
-        let pending: Vec<PendingNode> = v["pending"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|r| serde_json::from_value(r.clone()).ok())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let ids: HashSet<String> = pending.iter().map(|r| r.request_id.clone()).collect();
-        let gone: Vec<String> = match self.nodes_known.lock() {
-            Ok(known) => known.difference(&ids).cloned().collect(),
-            Err(_) => return,
-        };
-        for r in pending {
-            let new = self
-                .nodes_known
-                .lock()
-                .map(|mut k| k.insert(r.request_id.clone()))
-                .unwrap_or(false);
-            if new {
-                self.events.publish(Event::NodePairRequested(r));
-            }
+        let pending: Vec<PendingNode> = pending_of(&v);
+        let ids: Vec<String> = pending.iter().map(|r| r.request_id.clone()).collect();
+        let (new, gone) = self.nodes_known.relist(&ids);
+        for r in pending.into_iter().filter(|r| new.contains(&r.request_id)) {
+            self.events.publish(Event::NodePairRequested(r));
         }
         for request_id in gone {
             self.node_settled(&request_id, "", Resolution::Resolved, 0);
