@@ -207,35 +207,16 @@ async fn attached_to_openclaw_the_desktop_approves_its_requests() {
     // An agent asks to run a command: the notification shows the command line and where it
     // would run, with Allow once / Always allow / Deny; Allow once is what OpenClaw records.
     let ask = |command: &str| -> String {
-        let spec = json!({ "url": oc.url, "stateDir": st.dir.path().join("agent"), "token": oc.token,
-            "noDevice": true, "calls": [{ "method": "exec.approval.request", "params": {
-                "command": command, "commandArgv": command.split(' ').collect::<Vec<_>>(),
-                "cwd": "/srv/app", "host": "gateway", "agentId": "main",
-                "sessionKey": "agent:main:main", "timeoutMs": 120000, "twoPhase": true } }] });
-        let (lines, code) = tokio::task::block_in_place(|| p.client(st.dir.path(), spec));
-        assert_eq!(code, 0, "{lines:?}");
-        let accepted = lines
-            .iter()
-            .find_map(|l| l["result"]["payload"]["id"].as_str().map(str::to_string));
-        accepted.unwrap_or_else(|| panic!("{lines:?}"))
+        let accepted = tokio::task::block_in_place(|| oc.ask_exec(&p, st.dir.path(), command));
+        accepted["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{accepted}"))
+            .to_string()
     };
-    let (url4, token4, dir4) = (
-        oc.url.clone(),
-        oc.token.clone(),
-        st.dir.path().to_path_buf(),
-    );
-    let p4 = peer();
-    let status_of = std::sync::Arc::new(move |id: &str| -> String {
-        let spec = json!({ "url": url4, "stateDir": dir4.join("agent"), "token": token4,
-            "noDevice": true, "calls": [{ "method": "approval.history", "params": {} }] });
-        let (lines, _) = p4.client(&dir4, spec);
-        lines
-            .iter()
-            .find_map(|l| l["result"]["payload"]["items"].as_array().cloned())
-            .and_then(|a| a.into_iter().find(|i| i["id"] == id))
-            .and_then(|i| i["status"].as_str().map(str::to_string))
-            .unwrap_or_default()
-    });
+    let status_of = |id: &str| -> String {
+        let record = tokio::task::block_in_place(|| oc.approval_record(&p, st.dir.path(), id));
+        record["status"].as_str().unwrap_or_default().to_string()
+    };
     let id = ask("ls -la /srv");
     let n = notifyd.wait_shown("ls -la /srv", WAIT).await.unwrap();
     assert!(
@@ -250,10 +231,8 @@ async fn attached_to_openclaw_the_desktop_approves_its_requests() {
             n.actions
         );
     }
-    let status = status_of.clone();
-    let once = id.clone();
     notifyd
-        .press_and_wait(n.id, "allow-once", move || status(&once) == "allowed", WAIT)
+        .press_and_wait(n.id, "allow-once", || status_of(&id) == "allowed", WAIT)
         .await
         .expect("allowed once from the notification, as OpenClaw records it");
 

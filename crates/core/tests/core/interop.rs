@@ -817,18 +817,7 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
     // hears it with its command line, where and for whom, and the decisions OpenClaw allows;
     // the owner's answer, for that id only, is what OpenClaw records.
     let ask = |command: &str| {
-        let spec = json!({ "url": oc.url, "stateDir": st.dir.path().join("agent"), "token": oc.token,
-            "noDevice": true, "calls": [{ "method": "exec.approval.request", "params": {
-                "command": command, "commandArgv": command.split(' ').collect::<Vec<_>>(),
-                "cwd": "/srv/app", "host": "gateway", "agentId": "main",
-                "sessionKey": "agent:main:main", "timeoutMs": 120000, "twoPhase": true } }] });
-        let (lines, code) = tokio::task::block_in_place(|| p.client(st.dir.path(), spec));
-        assert_eq!(code, 0, "{lines:?}");
-        let accepted = lines
-            .iter()
-            .find_map(|l| l["result"]["payload"].as_object().cloned())
-            .map(Value::Object)
-            .unwrap_or_else(|| panic!("{lines:?}"));
+        let accepted = tokio::task::block_in_place(|| oc.ask_exec(&p, st.dir.path(), command));
         assert_eq!(accepted["status"], "accepted", "{accepted:?}");
         assert_ne!(
             accepted["deliveryRoute"], "none",
@@ -836,22 +825,8 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
         );
         accepted["id"].as_str().unwrap().to_string()
     };
-    let history = || -> Value {
-        let spec = json!({ "url": oc.url, "stateDir": st.dir.path().join("agent"), "token": oc.token,
-            "noDevice": true, "calls": [{ "method": "approval.history", "params": {} }] });
-        let (lines, _) = tokio::task::block_in_place(|| p.client(st.dir.path(), spec));
-        lines
-            .iter()
-            .find_map(|l| l["result"]["payload"]["items"].as_array().cloned())
-            .map(Value::from)
-            .unwrap_or(Value::Null)
-    };
-    let decided = |id: &str| -> Value {
-        history()
-            .as_array()
-            .and_then(|a| a.iter().find(|i| i["id"] == id).cloned())
-            .unwrap_or(Value::Null)
-    };
+    let decided =
+        |id: &str| tokio::task::block_in_place(|| oc.approval_record(&p, st.dir.path(), id));
     for (command, decision, status) in [
         ("ls -la /srv", ExecDecision::AllowOnce, "allowed"),
         ("rm -rf /srv/cache", ExecDecision::Deny, "denied"),

@@ -261,7 +261,10 @@ mod known_tests {
     fn each_request_is_new_once_and_settled_once_however_it_is_heard_of() {
         let k = Known::default();
         assert!(k.heard("a"));
-        assert!(!k.heard("a"), "the event and the relist name the same request");
+        assert!(
+            !k.heard("a"),
+            "the event and the relist name the same request"
+        );
         let (new, gone) = k.relist(&["a".into(), "b".into()]);
         assert_eq!((new, gone), (vec!["b".to_string()], vec![]));
         let (new, gone) = k.relist(&["b".into()]);

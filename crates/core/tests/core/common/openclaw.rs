@@ -232,6 +232,37 @@ impl OpenClawGateway {
         self.proc = Some(Self::run(p, &self.home, &port, &self.token));
     }
 
+    /// An agent's exec approval asked over OpenClaw's protocol (`exec.approval.request`,
+    /// two-phase, as its runtime does): `command` in /srv/app on the gateway, for agent `main`.
+    /// Returns OpenClaw's answer (`{status: "accepted", id, deliveryRoute, …}` when an
+    /// approver is connected). `dir` holds the asking client's state.
+    pub fn ask_exec(&self, p: &Peer, dir: &Path, command: &str) -> Value {
+        let spec = json!({ "url": self.url, "stateDir": dir.join("agent"), "token": self.token,
+            "noDevice": true, "calls": [{ "method": "exec.approval.request", "params": {
+                "command": command, "commandArgv": command.split(' ').collect::<Vec<_>>(),
+                "cwd": "/srv/app", "host": "gateway", "agentId": "main",
+                "sessionKey": "agent:main:main", "timeoutMs": 120000, "twoPhase": true } }] });
+        let (lines, code) = p.client(dir, spec);
+        assert_eq!(code, 0, "{lines:?}");
+        lines
+            .iter()
+            .find_map(|l| l["result"]["payload"].as_object().cloned())
+            .map(Value::Object)
+            .unwrap_or_else(|| panic!("{lines:?}"))
+    }
+
+    /// What OpenClaw recorded for approval `id` (`approval.history`), or null.
+    pub fn approval_record(&self, p: &Peer, dir: &Path, id: &str) -> Value {
+        let spec = json!({ "url": self.url, "stateDir": dir.join("agent"), "token": self.token,
+            "noDevice": true, "calls": [{ "method": "approval.history", "params": {} }] });
+        let (lines, _) = p.client(dir, spec);
+        lines
+            .iter()
+            .find_map(|l| l["result"]["payload"]["items"].as_array().cloned())
+            .and_then(|a| a.into_iter().find(|i| i["id"] == id))
+            .unwrap_or(Value::Null)
+    }
+
     pub fn devices(&self, p: &Peer, args: &[&str]) -> Value {
         let mut all = vec!["devices"];
         all.extend_from_slice(args);
