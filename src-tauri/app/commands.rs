@@ -222,7 +222,7 @@ pub async fn list_requests(state: State<'_, AppState>) -> CmdResult {
     let execs = call(&state, OwnerRequest::ExecList {}).await?;
     Ok(
         json!({ "dm": dm["requests"], "devices": devices["pending"], "nodes": nodes["pending"],
-        "execs": execs["pending"], "now": state.service.now_ms() }),
+        "execs": execs, "now": state.service.now_ms() }),
     )
 }
 

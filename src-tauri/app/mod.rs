@@ -324,7 +324,13 @@ pub async fn pending_count(backend: &clawpair_core::attach::Backend) -> usize {
             .and_then(|v| v[k].as_array().map(Vec::len))
             .unwrap_or(0)
     };
-    n(&dm, "requests") + n(&dev, "pending") + n(&nodes, "pending") + n(&execs, "pending")
+    // Exec approvals are listed as an array (as OpenClaw's gateway and ClawPair's answer them).
+    let exec_count = execs
+        .as_ref()
+        .ok()
+        .and_then(|v| v.as_array().map(Vec::len))
+        .unwrap_or(0);
+    n(&dm, "requests") + n(&dev, "pending") + n(&nodes, "pending") + exec_count
 }
 
 /// Whether an event can change what is pending.

@@ -373,17 +373,11 @@ async fn close_settled<R: Runtime>(n: &Notifier<R>) {
                 request_id: r["requestId"].as_str()?.to_string(),
             })
         })
-        .chain(
-            execs["pending"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|r| {
-                    Some(Subject::Exec {
-                        id: r["id"].as_str()?.to_string(),
-                    })
-                }),
-        )
+        .chain(execs.as_array().into_iter().flatten().filter_map(|r| {
+            Some(Subject::Exec {
+                id: r["id"].as_str()?.to_string(),
+            })
+        }))
         .chain(
             nodes["pending"]
                 .as_array()

@@ -847,7 +847,7 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
             .call("window", None, &OwnerRequest::ExecList {})
             .await
             .unwrap();
-        assert_eq!(listed["pending"][0]["id"], id.as_str(), "{listed}");
+        assert_eq!(listed[0]["id"], id.as_str(), "{listed}");
         backend
             .call(
                 "notification",

@@ -5,20 +5,20 @@
 
 use serde_json::{json, Value};
 
-use super::{pending_of, Remote};
+use super::Remote;
 use crate::approval::{ExecDecision, PendingExec};
 use crate::events::Event;
 use crate::rpc::RpcError;
 
 impl Remote {
-    /// `exec.approval.list` as [`PendingExec`]s.
+    /// `exec.approval.list` as [`PendingExec`]s: an array, as ClawPair's own gateway answers it.
     pub(super) async fn exec_list(&self) -> Result<Value, RpcError> {
         let v = self.call_raw("exec.approval.list", json!({})).await?;
         let pending: Vec<PendingExec> = v
             .as_array()
             .map(|a| a.iter().filter_map(PendingExec::from_openclaw).collect())
             .unwrap_or_default();
-        Ok(json!({ "pending": pending }))
+        Ok(json!(pending))
     }
 
     /// Answers one approval with the owner's decision.
@@ -78,7 +78,7 @@ impl Remote {
         let Ok(v) = self.exec_list().await else {
             return;
         };
-        let pending: Vec<PendingExec> = pending_of(&v);
+        let pending: Vec<PendingExec> = serde_json::from_value(v).unwrap_or_default();
         let ids: Vec<String> = pending.iter().map(|r| r.id.clone()).collect();
         let (new, gone) = self.execs_known.relist(&ids);
         for r in pending.into_iter().filter(|r| new.contains(&r.id)) {
