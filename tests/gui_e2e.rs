@@ -1,8 +1,8 @@
 //! The real app, end to end, under Xvfb: driven through tauri-driver and WebKitWebDriver, with a
 //! stand-in notification server on a private D-Bus session bus; its accessibility checked in the
 //! real webview by axe-core and by keyboard alone. Run by scripts/test.sh as
-//! `dbus-run-session -- env NO_AT_BRIDGE=1 xvfb-run -a cargo test --features mock-runtime,devtools
-//! --test gui_e2e -- --ignored` (Cargo.toml requires the `devtools` feature for it).
+//! `dbus-run-session -- env NO_AT_BRIDGE=1 xvfb-run -a cargo test -p clawpair-app --test gui_e2e
+//! -- --ignored`.
 
 /// The `clawpair` the app ships, built here as `clawpair-app`.
 const CLAWPAIR: &str = env!("CARGO_BIN_EXE_clawpair-app");

@@ -1,4 +1,4 @@
-//! The desktop tray app (feature `gui`): the only place that touches Tauri. It runs the gateway
+//! The desktop tray app: the only place that touches Tauri. It runs the gateway
 //! inside its own process (one tokio runtime shared with Tauri), forwards the core's events to
 //! the window and to notifications, and offers every decision one click away.
 

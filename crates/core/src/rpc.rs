@@ -175,7 +175,7 @@ use Ceiling::{Grants, Manages};
 
 /// Every method the gateway answers: the one policy table. Dispatch, the scope check, the
 /// ceiling and `hello-ok.features.methods` all read it (docs/PROTOCOL.md lists the same,
-/// checked by a test, and tests/authorization.rs calls every method as every kind of caller
+/// checked by a test, and tests/core/authorization.rs calls every method as every kind of caller
 /// against it).
 #[rustfmt::skip]
 pub static METHODS: &[Method] = &[

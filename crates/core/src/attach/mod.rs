@@ -126,6 +126,8 @@ impl Backend {
                     let mut details = serde_json::Map::new();
                     details.insert("method".into(), req.method().into());
                     details.insert("gateway".into(), remote.url().into());
+                    // What was decided (ids, decisions; an owner action carries no secret).
+                    details.insert("params".into(), req.params());
                     let s = service.clone();
                     let via = via.to_string();
                     let _ = tokio::task::spawn_blocking(move || {

@@ -277,6 +277,7 @@ pub fn sentence(e: &AuditEntry, names: &Names) -> String {
             text(e, "reason")
         ),
         "openclaw.imported" => format!("{who} imported from OpenClaw{whence}"),
+        "openclaw.call" => format!("{who} {} on OpenClaw{whence}", openclaw_call(e)),
         "pair.command.refused" => format!("{who}: a /pair command was refused"),
         other => format!("{who}{whence}: {}", sanitize(other)),
     };
@@ -284,6 +285,37 @@ pub fn sentence(e: &AuditEntry, names: &Names) -> String {
     match chars.next() {
         Some(first) => format!("{}{}.", first.to_uppercase(), chars.as_str()),
         None => s,
+    }
+}
+
+/// What a decision taken from ClawPair on an attached OpenClaw did, from its method and params.
+fn openclaw_call(e: &AuditEntry) -> String {
+    let param = |k: &str| {
+        e.details
+            .get("params")
+            .and_then(|p| p.get(k))
+            .and_then(Value::as_str)
+            .map(sanitize)
+            .unwrap_or_default()
+    };
+    match text(e, "method").as_str() {
+        "device.pair.approve" => "approved a device's request".into(),
+        "device.pair.reject" => "rejected a device's request".into(),
+        "node.pair.approve" => "approved a node's new commands".into(),
+        "node.pair.reject" => "rejected a node's new commands".into(),
+        "pairing.approve" => "approved a chat sender's request".into(),
+        "pairing.reject" => "dismissed a chat sender's request".into(),
+        "exec.approval.resolve" => match param("decision").as_str() {
+            "allow-once" => "allowed an agent's command once".into(),
+            "allow-always" => "always allowed an agent's command".into(),
+            "deny" => "denied an agent's command".into(),
+            _ => "answered an agent's command".into(),
+        },
+        "device.pair.remove" => "removed a device".into(),
+        "device.token.rotate" => format!("rotated a device's {} token", param("role")),
+        "device.token.revoke" => format!("revoked a device's {} token", param("role")),
+        "device.setup.create" => "made a setup code".into(),
+        m => format!("called {m}"),
     }
 }
 
@@ -351,6 +383,32 @@ mod tests {
             credential: credential.into(),
             details: details.as_object().cloned().unwrap_or_default(),
         }
+    }
+
+    #[test]
+    fn decisions_taken_on_an_attached_openclaw_say_what_they_did() {
+        let names = Names::gather(&[], &[]);
+        let exec = entry(
+            "openclaw.call",
+            "notification",
+            "local",
+            json!({ "method": "exec.approval.resolve", "gateway": "ws://127.0.0.1:18789",
+                    "params": { "id": "e1", "decision": "allow-once" } }),
+        );
+        assert_eq!(
+            sentence(&exec, &names),
+            "You allowed an agent's command once on OpenClaw from a notification."
+        );
+        let node = entry(
+            "openclaw.call",
+            "window",
+            "local",
+            json!({ "method": "node.pair.reject", "params": { "requestId": "n1" } }),
+        );
+        assert_eq!(
+            sentence(&node, &names),
+            "You rejected a node's new commands on OpenClaw in the window."
+        );
     }
 
     #[test]
