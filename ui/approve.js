@@ -55,6 +55,27 @@ function dmCard(r) {
   );
 }
 
+/**
+ * Approve and Reject for a device's or a node's request; an ask that takes full access
+ * (operator.admin) offers Review… (the main window) instead of Approve.
+ */
+function reviewOrApprove(kind, name, admin, requestId) {
+  const button = (action, label, primary, onclick) =>
+    el(
+      "button",
+      { class: primary ? "primary" : "", "data-action": action, "aria-label": `${label} ${name}`, onclick },
+      label === "Review" ? "Review…" : label,
+    );
+  return el(
+    "div",
+    { class: "card-actions" },
+    admin
+      ? button(`review-${kind}`, "Review", true, () => invoke("open_main_window", { section: "requests" }))
+      : button(`approve-${kind}`, "Approve", true, () => decide(`approve_${kind}`, { requestId }, `Approved ${name}`)),
+    button(`reject-${kind}`, "Reject", false, () => decide(`reject_${kind}`, { requestId }, `Rejected ${name}`)),
+  );
+}
+
 function deviceCard(r) {
   const name = `${r.name} (${r.role})`;
   const admin = (r.scopes || []).includes("operator.admin");
@@ -70,40 +91,7 @@ function deviceCard(r) {
         ? el("div", { class: "warn", text: "Asks for full access (operator.admin): decided in the main window." })
         : null,
     ),
-    el(
-      "div",
-      { class: "card-actions" },
-      admin
-        ? el(
-            "button",
-            {
-              class: "primary",
-              "data-action": "review-device",
-              "aria-label": `Review ${name}`,
-              onclick: () => invoke("open_main_window", { section: "requests" }),
-            },
-            "Review…",
-          )
-        : el(
-            "button",
-            {
-              class: "primary",
-              "data-action": "approve-device",
-              "aria-label": `Approve ${name}`,
-              onclick: () => decide("approve_device", { requestId: r.requestId }, `Approved ${name}`),
-            },
-            "Approve",
-          ),
-      el(
-        "button",
-        {
-          "data-action": "reject-device",
-          "aria-label": `Reject ${name}`,
-          onclick: () => decide("reject_device", { requestId: r.requestId }, `Rejected ${name}`),
-        },
-        "Reject",
-      ),
-    ),
+    reviewOrApprove("device", name, admin, r.requestId),
   );
 }
 
@@ -126,40 +114,7 @@ function nodeCard(r) {
           })
         : null,
     ),
-    el(
-      "div",
-      { class: "card-actions" },
-      admin
-        ? el(
-            "button",
-            {
-              class: "primary",
-              "data-action": "review-node",
-              "aria-label": `Review ${name}`,
-              onclick: () => invoke("open_main_window", { section: "requests" }),
-            },
-            "Review…",
-          )
-        : el(
-            "button",
-            {
-              class: "primary",
-              "data-action": "approve-node",
-              "aria-label": `Approve ${name}`,
-              onclick: () => decide("approve_node", { requestId: r.requestId }, `Approved ${name}`),
-            },
-            "Approve",
-          ),
-      el(
-        "button",
-        {
-          "data-action": "reject-node",
-          "aria-label": `Reject ${name}`,
-          onclick: () => decide("reject_node", { requestId: r.requestId }, `Rejected ${name}`),
-        },
-        "Reject",
-      ),
-    ),
+    reviewOrApprove("node", name, admin, r.requestId),
   );
 }
 

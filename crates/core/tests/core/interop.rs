@@ -534,23 +534,9 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
     let p = peer();
     let st = State::new();
     let home = st.dir.path().join("oc");
-    // A chat-sender request OpenClaw takes in from its legacy file at start, on a Telegram
-    // account it considers configured (it cannot reach Telegram from here, and need not).
     let state = home.join(".openclaw");
-    std::fs::create_dir_all(state.join("credentials")).unwrap();
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    std::fs::write(
-        state.join("credentials/telegram-pairing.json"),
-        json!({ "version": 1, "requests": [{ "id": "4242", "code": "DAVE2345", "createdAt": now,
-                "lastSeenAt": now, "meta": { "username": "dave", "accountId": "default" } }] })
-        .to_string(),
-    )
-    .unwrap();
-    let mut oc = OpenClawGateway::start_with(
-        &p,
-        &home,
-        json!({ "channels": { "telegram": { "enabled": true, "botToken": "123456:interop-not-a-real-token", "dmPolicy": "pairing" } } }),
-    );
+    // A chat sender waits ("dave"), taken in by OpenClaw from its legacy file at start.
+    let mut oc = OpenClawGateway::start_with_a_waiting_sender(&p, &home);
 
     // ClawPair finds the installation and its token where OpenClaw keeps them.
     std::env::set_var("OPENCLAW_STATE_DIR", &state);

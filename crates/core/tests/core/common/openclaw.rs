@@ -173,6 +173,28 @@ impl OpenClawGateway {
             .bootstrap_token
     }
 
+    /// A gateway with a Telegram account it considers configured (it cannot reach Telegram
+    /// from here, and need not) and one chat sender waiting: "dave" (id 4242, code DAVE2345),
+    /// taken in from its legacy pairing file when it starts.
+    pub fn start_with_a_waiting_sender(p: &Peer, home: &Path) -> OpenClawGateway {
+        let credentials = home.join(".openclaw/credentials");
+        std::fs::create_dir_all(&credentials).unwrap();
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        std::fs::write(
+            credentials.join("telegram-pairing.json"),
+            json!({ "version": 1, "requests": [{ "id": "4242", "code": "DAVE2345", "createdAt": now,
+                    "lastSeenAt": now, "meta": { "username": "dave", "accountId": "default" } }] })
+            .to_string(),
+        )
+        .unwrap();
+        Self::start_with(
+            p,
+            home,
+            json!({ "channels": { "telegram": { "enabled": true,
+                "botToken": "123456:interop-not-a-real-token", "dmPolicy": "pairing" } } }),
+        )
+    }
+
     pub fn start(p: &Peer, home: &Path) -> OpenClawGateway {
         Self::start_with(p, home, json!({}))
     }
