@@ -188,3 +188,28 @@ async fn a_running_gateway_keeps_its_settings_when_an_edit_breaks_the_file() {
     c.close().await;
     gw.stop().await;
 }
+
+/// Numbers ClawPair does not know, however large, are written back exactly as they were read:
+/// a settings file ClawPair rewrites (a token minted, a setting changed) keeps the owner's
+/// other values. (The fuzzer found a 33-digit number that came back one step off.)
+#[test]
+fn unknown_numbers_survive_a_rewrite_exactly() {
+    use clawpair_core::clock::SystemClock;
+    use clawpair_core::config;
+    use clawpair_core::store::StatePaths;
+
+    let st = State::new();
+    st.write(
+        "clawpair.json",
+        r#"{ "gateway": { "port": 18789, "setupCodeTtlMinutes": 110333333333333333333333333333333 },
+             "ui": { "someFutureLimit": 10333333333333333333333333333333, "ratio": 0.30000000000000004 } }"#,
+    );
+    let paths = StatePaths::new(st.path().to_path_buf());
+    let (loaded, _) = config::load_or_init(&paths, &SystemClock).expect("loads");
+    let again = config::read(&paths, &SystemClock).expect("reads back");
+    assert_eq!(again, loaded, "what was written reads back the same");
+    let v: Value = serde_json::from_str(&st.read("clawpair.json")).unwrap();
+    let first: Value = serde_json::from_str("110333333333333333333333333333333").unwrap();
+    assert_eq!(v["gateway"]["setupCodeTtlMinutes"], first);
+    assert_eq!(v["ui"]["ratio"].as_f64(), Some(0.30000000000000004));
+}
