@@ -132,20 +132,19 @@ async fn attached_to_openclaw_the_desktop_approves_its_requests() {
     let n = notifyd.wait_shown("screen.snapshot", WAIT).await.unwrap();
     assert!(n.summary.contains("node"), "{}", n.summary);
     assert!(n.actions.iter().any(|a| a == "approve"), "{:?}", n.actions);
-    let (home3, url3, token3) = (home.clone(), oc.url.clone(), oc.token.clone());
-    let p3 = peer();
-    let nodes_pending = std::sync::Arc::new(move || -> Value {
-        let o = p3.run(
-            &home3,
-            &[
-                "nodes", "pending", "--url", &url3, "--token", &token3, "--json",
-            ],
-        );
+    let nodes_pending = || -> Value {
+        let o = tokio::task::block_in_place(|| {
+            p.run(
+                &home,
+                &[
+                    "nodes", "pending", "--url", &oc.url, "--token", &oc.token, "--json",
+                ],
+            )
+        });
         serde_json::from_slice(&o.stdout).unwrap_or(Value::Null)
-    });
-    let none_pending = nodes_pending.clone();
+    };
     notifyd
-        .press_and_wait(n.id, "approve", move || none_pending() == json!([]), WAIT)
+        .press_and_wait(n.id, "approve", || nodes_pending() == json!([]), WAIT)
         .await
         .expect("the node's command approved on OpenClaw from the notification");
 

@@ -13,12 +13,14 @@ use crate::rpc::RpcError;
 impl Remote {
     /// `exec.approval.list` as [`PendingExec`]s: an array, as ClawPair's own gateway answers it.
     pub(super) async fn exec_list(&self) -> Result<Value, RpcError> {
+        Ok(json!(self.exec_requests().await?))
+    }
+
+    async fn exec_requests(&self) -> Result<Vec<PendingExec>, RpcError> {
         let v = self.call_raw("exec.approval.list", json!({})).await?;
-        let pending: Vec<PendingExec> = v
-            .as_array()
+        Ok(v.as_array()
             .map(|a| a.iter().filter_map(PendingExec::from_openclaw).collect())
-            .unwrap_or_default();
-        Ok(json!(pending))
+            .unwrap_or_default())
     }
 
     /// Answers one approval with the owner's decision.
@@ -75,10 +77,9 @@ impl Remote {
 
     /// At (re)connect: approvals asked or settled while detached are announced too.
     pub(super) async fn relist_execs(&self) {
-        let Ok(v) = self.exec_list().await else {
+        let Ok(pending) = self.exec_requests().await else {
             return;
         };
-        let pending: Vec<PendingExec> = serde_json::from_value(v).unwrap_or_default();
         let ids: Vec<String> = pending.iter().map(|r| r.id.clone()).collect();
         let (new, gone) = self.execs_known.relist(&ids);
         for r in pending.into_iter().filter(|r| new.contains(&r.id)) {

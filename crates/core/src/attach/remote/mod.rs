@@ -162,18 +162,6 @@ impl Known {
     }
 }
 
-/// The `pending` list of an answer in ClawPair's shapes, read back as `T`.
-fn pending_of<T: serde::de::DeserializeOwned>(v: &Value) -> Vec<T> {
-    v["pending"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|r| serde_json::from_value(r.clone()).ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn unavailable(why: impl Into<String>) -> RpcError {
     RpcError::new(Code::Unavailable, why)
 }

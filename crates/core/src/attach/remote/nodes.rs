@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::{pending_of, Remote};
+use super::Remote;
 use crate::events::Event;
 use crate::pairing::node::PendingNode;
 use crate::protocol::Resolution;
@@ -15,11 +15,7 @@ impl Remote {
     /// `node.pair.list`: the requests as [`PendingNode`]s, and the paired nodes with what
     /// each may expose.
     pub(super) async fn node_list(&self) -> Result<Value, RpcError> {
-        let v = self.call_raw("node.pair.list", json!({})).await?;
-        let pending: Vec<PendingNode> = v["pending"]
-            .as_array()
-            .map(|a| a.iter().filter_map(PendingNode::from_openclaw).collect())
-            .unwrap_or_default();
+        let (pending, v) = self.node_requests().await?;
         let list = |n: &Value, k: &str| -> Vec<String> {
             n[k].as_array()
                 .map(|a| a.iter().filter_map(|x| x.as_str().map(sanitize)).collect())
@@ -39,6 +35,16 @@ impl Remote {
             })
             .unwrap_or_default();
         Ok(json!({ "pending": pending, "paired": paired }))
+    }
+
+    /// OpenClaw's node requests read as [`PendingNode`]s, beside its whole answer.
+    async fn node_requests(&self) -> Result<(Vec<PendingNode>, Value), RpcError> {
+        let v = self.call_raw("node.pair.list", json!({})).await?;
+        let pending = v["pending"]
+            .as_array()
+            .map(|a| a.iter().filter_map(PendingNode::from_openclaw).collect())
+            .unwrap_or_default();
+        Ok((pending, v))
     }
 
     /// Approves or rejects one node request, named by its id (never "the latest").
@@ -112,10 +118,9 @@ impl Remote {
 
     /// At (re)connect: node requests made or settled while detached are announced too.
     pub(super) async fn relist_nodes(&self) {
-        let Ok(v) = self.node_list().await else {
+        let Ok((pending, _)) = self.node_requests().await else {
             return;
         };
-        let pending: Vec<PendingNode> = pending_of(&v);
         let ids: Vec<String> = pending.iter().map(|r| r.request_id.clone()).collect();
         let (new, gone) = self.nodes_known.relist(&ids);
         for r in pending.into_iter().filter(|r| new.contains(&r.request_id)) {
