@@ -310,27 +310,18 @@ pub fn start_backend(service: &Arc<Service>) -> clawpair_core::attach::Backend {
 
 /// Counts what waits for the owner, for the tray and the window title.
 pub async fn pending_count(backend: &clawpair_core::attach::Backend) -> usize {
-    let dm = backend
-        .call("tray", None, &OwnerRequest::DmList { channel: None })
-        .await;
-    let dev = backend
-        .call("tray", None, &OwnerRequest::DeviceList {})
-        .await;
-    let nodes = backend.call("tray", None, &OwnerRequest::NodeList {}).await;
-    let execs = backend.call("tray", None, &OwnerRequest::ExecList {}).await;
-    let n = |v: &Result<serde_json::Value, clawpair_core::rpc::RpcError>, k: &str| {
-        v.as_ref()
-            .ok()
-            .and_then(|v| v[k].as_array().map(Vec::len))
-            .unwrap_or(0)
-    };
-    // Exec approvals are listed as an array (as OpenClaw's gateway and ClawPair's answer them).
-    let exec_count = execs
-        .as_ref()
-        .ok()
-        .and_then(|v| v.as_array().map(Vec::len))
-        .unwrap_or(0);
-    n(&dm, "requests") + n(&dev, "pending") + n(&nodes, "pending") + exec_count
+    use clawpair_core::owner::{DmRequests, NodeList};
+    use clawpair_core::service::DeviceList;
+    let dms = backend.ask::<DmRequests>("tray", &OwnerRequest::DmList { channel: None });
+    let devices = backend.ask::<DeviceList>("tray", &OwnerRequest::DeviceList {});
+    let nodes = backend.ask::<NodeList>("tray", &OwnerRequest::NodeList {});
+    let execs = backend
+        .ask::<Vec<clawpair_core::approval::PendingExec>>("tray", &OwnerRequest::ExecList {});
+    let (dms, devices, nodes, execs) = tokio::join!(dms, devices, nodes, execs);
+    dms.map_or(0, |l| l.requests.len())
+        + devices.map_or(0, |l| l.pending.len())
+        + nodes.map_or(0, |l| l.pending.len())
+        + execs.map_or(0, |l| l.len())
 }
 
 /// Whether an event can change what is pending.

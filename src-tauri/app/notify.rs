@@ -15,11 +15,11 @@ use tauri::{AppHandle, Runtime};
 
 use clawpair_core::approval::{ExecDecision, PendingExec};
 use clawpair_core::events::{DmRequestView, Event};
-use clawpair_core::owner::OwnerRequest;
+use clawpair_core::owner::{DmRequests, NodeList, OwnerRequest};
 use clawpair_core::pairing::device::{PendingDevice, SCOPE_ADMIN};
 use clawpair_core::pairing::node::PendingNode;
 use clawpair_core::sanitize::{escape_markup, sanitize};
-use clawpair_core::service::Service;
+use clawpair_core::service::{DeviceList, Service};
 
 /// Whether notifications work, for the window.
 #[derive(Default)]
@@ -350,57 +350,26 @@ fn claim<R: Runtime>(
 /// Closes the notifications of requests that are no longer pending, as the backend lists them.
 async fn close_settled<R: Runtime>(n: &Notifier<R>) {
     let backend = clawpair_core::attach::current(&n.backend);
-    let (list_devices, list_dms) = (
-        OwnerRequest::DeviceList {},
-        OwnerRequest::DmList { channel: None },
-    );
-    let (list_nodes, list_execs) = (OwnerRequest::NodeList {}, OwnerRequest::ExecList {});
-    let devices = backend.call("notification", None, &list_devices);
-    let dms = backend.call("notification", None, &list_dms);
-    let nodes = backend.call("notification", None, &list_nodes);
-    let execs = backend.call("notification", None, &list_execs);
-    let (Ok(devices), Ok(dms), Ok(nodes), Ok(execs)) =
-        (devices.await, dms.await, nodes.await, execs.await)
+    let devices = backend.ask::<DeviceList>("notification", &OwnerRequest::DeviceList {});
+    let dms = backend.ask::<DmRequests>("notification", &OwnerRequest::DmList { channel: None });
+    let nodes = backend.ask::<NodeList>("notification", &OwnerRequest::NodeList {});
+    let execs = backend.ask::<Vec<PendingExec>>("notification", &OwnerRequest::ExecList {});
+    let (Ok(devices), Ok(dms), Ok(nodes), Ok(execs)) = tokio::join!(devices, dms, nodes, execs)
     else {
         return;
     };
-    let pending: Vec<Subject> = devices["pending"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|r| {
-            Some(Subject::Device {
-                request_id: r["requestId"].as_str()?.to_string(),
-            })
+    let pending: Vec<Subject> = (devices.pending.into_iter())
+        .map(|r| Subject::Device {
+            request_id: r.request.request_id,
         })
-        .chain(execs.as_array().into_iter().flatten().filter_map(|r| {
-            Some(Subject::Exec {
-                id: r["id"].as_str()?.to_string(),
-            })
+        .chain(execs.into_iter().map(|r| Subject::Exec { id: r.id }))
+        .chain(nodes.pending.into_iter().map(|r| Subject::Node {
+            request_id: r.request_id,
         }))
-        .chain(
-            nodes["pending"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|r| {
-                    Some(Subject::Node {
-                        request_id: r["requestId"].as_str()?.to_string(),
-                    })
-                }),
-        )
-        .chain(
-            dms["requests"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|r| {
-                    Some(Subject::Dm {
-                        channel: r["channel"].as_str()?.to_string(),
-                        code: r["code"].as_str()?.to_string(),
-                    })
-                }),
-        )
+        .chain(dms.requests.into_iter().map(|r| Subject::Dm {
+            channel: r.channel,
+            code: r.code,
+        }))
         .collect();
     let settled: Vec<Subject> = match n.shown.lock() {
         Ok(m) => m
@@ -676,16 +645,12 @@ async fn act(
         (Subject::Device { request_id }, true) => {
             // Whatever the server sent back, full access is decided in the window.
             let list = backend
-                .call("notification", None, &OwnerRequest::DeviceList {})
+                .ask::<DeviceList>("notification", &OwnerRequest::DeviceList {})
                 .await
                 .map_err(|e| e.message)?;
-            let admin = list["pending"].as_array().is_some_and(|p| {
-                p.iter().any(|r| {
-                    r["requestId"] == request_id.as_str()
-                        && r["scopes"]
-                            .as_array()
-                            .is_some_and(|s| s.iter().any(|x| x == SCOPE_ADMIN))
-                })
+            let admin = list.pending.iter().any(|r| {
+                r.request.request_id == *request_id
+                    && r.request.scopes.iter().any(|x| x == SCOPE_ADMIN)
             });
             if admin {
                 return Err("the device asks for operator.admin: review it in the window".into());
@@ -705,16 +670,12 @@ async fn act(
         (Subject::Node { request_id }, true) => {
             // As for devices: an ask that takes full access is decided in the window only.
             let list = backend
-                .call("notification", None, &OwnerRequest::NodeList {})
+                .ask::<NodeList>("notification", &OwnerRequest::NodeList {})
                 .await
                 .map_err(|e| e.message)?;
-            let admin = list["pending"].as_array().is_some_and(|p| {
-                p.iter().any(|r| {
-                    r["requestId"] == request_id.as_str()
-                        && r["requiredApproveScopes"]
-                            .as_array()
-                            .is_some_and(|s| s.iter().any(|x| x == SCOPE_ADMIN))
-                })
+            let admin = list.pending.iter().any(|r| {
+                r.request_id == *request_id
+                    && r.required_approve_scopes.iter().any(|x| x == SCOPE_ADMIN)
             });
             if admin {
                 return Err(

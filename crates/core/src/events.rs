@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::broadcast;
 
@@ -16,7 +16,7 @@ use crate::pairing::node::PendingNode;
 pub use crate::protocol::{DeviceChange, Resolution, SetupChange};
 
 /// A pending DM request as shown to operators.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DmRequestView {
     pub channel: String,
@@ -24,7 +24,7 @@ pub struct DmRequestView {
     pub account_id: String,
     /// The stored account is not a valid name: the request is listed so the owner can reject
     /// it, and approving it is refused. Sent only when true.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub invalid_name: bool,
     pub id: String,
     pub code: String,

@@ -3,14 +3,22 @@
 //!
 //! A request becomes a gateway method and its params in one place ([`OwnerRequest::method`],
 //! [`OwnerRequest::params`]), so nothing outside the method table names a method as a string.
+//! What each one answers is named by the request too ([`OwnerRequest::answer_kind`]) and read as
+//! a type ([`Answer`]): callers get typed listings and decisions, whichever backend answered.
 //! Both backends match it exhaustively: ClawPair's own ([`crate::rpc`], through the method
 //! name) and the OpenClaw mapping in companion mode (`attach::remote`), which has no wildcard
 //! arm, so a new action does not compile until companion mode decides what it does there.
 
-use serde::Serialize;
-
-use crate::approval::ExecDecision;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::approval::{ExecDecision, PendingExec};
+use crate::events::DmRequestView;
+use crate::pairing::node::PendingNode;
+use crate::protocol::Code;
+use crate::rpc::RpcError;
+use crate::service::{AllowView, DeviceList, DmApproved, PairedDeviceView, SetupCode};
 
 /// One owner action. Serialised as `{"method": …, "params": {…}}`, in the gateway's names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -138,6 +146,36 @@ impl OwnerRequest {
         }
     }
 
+    /// What it answers.
+    pub fn answer_kind(&self) -> AnswerKind {
+        use AnswerKind as K;
+        match self {
+            OwnerRequest::DeviceList {} => K::Devices,
+            OwnerRequest::DeviceApprove { .. } => K::DeviceApproved,
+            OwnerRequest::SetupCreate { .. } => K::SetupCode,
+            OwnerRequest::NodeList {} => K::Nodes,
+            OwnerRequest::ExecList {} => K::Execs,
+            OwnerRequest::DmList { .. } => K::DmRequests,
+            OwnerRequest::DmApprove { .. } => K::DmApproved,
+            OwnerRequest::AllowList { .. } => K::Allowlist,
+            OwnerRequest::AllowAdd { .. } => K::AllowAdded,
+            OwnerRequest::AllowRemove { .. } => K::AllowRemoved,
+            OwnerRequest::DeviceReject { .. }
+            | OwnerRequest::DeviceRemove { .. }
+            | OwnerRequest::DeviceRename { .. }
+            | OwnerRequest::DeviceClear { .. }
+            | OwnerRequest::TokenRotate { .. }
+            | OwnerRequest::TokenRevoke { .. }
+            | OwnerRequest::SetupCleanup {}
+            | OwnerRequest::NodeApprove { .. }
+            | OwnerRequest::NodeReject { .. }
+            | OwnerRequest::ExecResolve { .. }
+            | OwnerRequest::DmReject { .. }
+            | OwnerRequest::AuditTail { .. }
+            | OwnerRequest::AdminTokenRotate {} => K::Done,
+        }
+    }
+
     /// Its params, as the method takes them.
     pub fn params(&self) -> Value {
         serde_json::to_value(self)
@@ -232,6 +270,158 @@ impl OwnerRequest {
             OwnerRequest::AdminTokenRotate {},
         ]
     }
+}
+
+/// The kinds of answer ([`OwnerRequest::answer_kind`]); each is one [`Answer`] type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerKind {
+    Devices,
+    DeviceApproved,
+    SetupCode,
+    Nodes,
+    Execs,
+    DmRequests,
+    DmApproved,
+    Allowlist,
+    AllowAdded,
+    AllowRemoved,
+    /// Done, with nothing a caller reads (a CLI prints it as it came, for scripts).
+    Done,
+}
+
+impl AnswerKind {
+    /// Whether `v` reads as this kind's type (`Err`: what does not fit).
+    pub fn check(self, v: &Value) -> Result<(), String> {
+        fn fits<A: DeserializeOwned>(v: &Value) -> Result<(), String> {
+            A::deserialize(v).map(|_| ()).map_err(|e| e.to_string())
+        }
+        match self {
+            AnswerKind::Devices => fits::<DeviceList>(v),
+            AnswerKind::DeviceApproved => fits::<DeviceApproved>(v),
+            AnswerKind::SetupCode => fits::<SetupCode>(v),
+            AnswerKind::Nodes => fits::<NodeList>(v),
+            AnswerKind::Execs => fits::<Vec<PendingExec>>(v),
+            AnswerKind::DmRequests => fits::<DmRequests>(v),
+            AnswerKind::DmApproved => fits::<DmApproved>(v),
+            AnswerKind::Allowlist => fits::<Allowlist>(v),
+            AnswerKind::AllowAdded => fits::<AllowAdded>(v),
+            AnswerKind::AllowRemoved => fits::<AllowRemoved>(v),
+            AnswerKind::Done => fits::<Done>(v),
+        }
+    }
+}
+
+/// An answer read as a type: implemented once per [`AnswerKind`].
+pub trait Answer: DeserializeOwned {
+    const KIND: AnswerKind;
+
+    /// Reads the answer to `req`, which must be of this kind: a caller asking for the wrong
+    /// type, or a backend answering out of shape, is an error naming the method.
+    fn read(req: &OwnerRequest, v: Value) -> Result<Self, RpcError> {
+        if req.answer_kind() != Self::KIND {
+            return Err(RpcError::new(
+                Code::Unavailable,
+                format!(
+                    "{} answers {:?}, not {:?}",
+                    req.method(),
+                    req.answer_kind(),
+                    Self::KIND
+                ),
+            ));
+        }
+        serde_json::from_value(v).map_err(|e| {
+            RpcError::new(
+                Code::Unavailable,
+                format!(
+                    "the answer to {} is not what it should be: {e}",
+                    req.method()
+                ),
+            )
+        })
+    }
+}
+
+/// `device.pair.approve`: the device as paired now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceApproved {
+    pub request_id: String,
+    pub device: PairedDeviceView,
+}
+
+/// A paired node and what it may expose.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct PairedNodeView {
+    pub node_id: String,
+    pub display_name: String,
+    pub platform: String,
+    pub caps: Vec<String>,
+    pub commands: Vec<String>,
+}
+
+/// `node.pair.list`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeList {
+    pub pending: Vec<PendingNode>,
+    #[serde(default)]
+    pub paired: Vec<PairedNodeView>,
+}
+
+/// `pairing.list`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DmRequests {
+    pub requests: Vec<DmRequestView>,
+}
+
+/// `allowlist.list`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Allowlist {
+    pub entries: Vec<AllowView>,
+}
+
+/// `allowlist.add`: whether the sender was not there before.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AllowAdded {
+    pub added: bool,
+}
+
+/// `allowlist.remove`: whether the sender was there.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AllowRemoved {
+    pub removed: bool,
+}
+
+/// An action done, whatever it answered.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Done;
+
+impl<'de> Deserialize<'de> for Done {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d).map(|_| Done)
+    }
+}
+
+macro_rules! answers {
+    ($($t:ty => $k:ident),* $(,)?) => {
+        $(impl Answer for $t {
+            const KIND: AnswerKind = AnswerKind::$k;
+        })*
+    };
+}
+
+answers! {
+    DeviceList => Devices,
+    DeviceApproved => DeviceApproved,
+    SetupCode => SetupCode,
+    NodeList => Nodes,
+    Vec<PendingExec> => Execs,
+    DmRequests => DmRequests,
+    DmApproved => DmApproved,
+    Allowlist => Allowlist,
+    AllowAdded => AllowAdded,
+    AllowRemoved => AllowRemoved,
+    Done => Done,
 }
 
 #[cfg(test)]

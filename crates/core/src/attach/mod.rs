@@ -19,7 +19,7 @@ use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
 
-use crate::owner::OwnerRequest;
+use crate::owner::{Answer, OwnerRequest};
 use crate::rpc::{self, Caller, RpcError};
 use crate::service::Service;
 
@@ -108,6 +108,12 @@ impl Backend {
             Backend::Local(_) => None,
             Backend::Attached { remote, .. } => Some(remote),
         }
+    }
+
+    /// One of the owner's actions, its answer read as the type the action answers
+    /// ([`OwnerRequest::answer_kind`]).
+    pub async fn ask<A: Answer>(&self, via: &str, req: &OwnerRequest) -> Result<A, RpcError> {
+        A::read(req, self.call(via, None, req).await?)
     }
 
     /// One of the owner's actions at this computer (`via` says where: `window`,

@@ -1,30 +1,40 @@
 //! `clawpair devices …`.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::output::{ago, i, or_dash, print_json, s, short_ms, table, until};
-use super::{CliError, CliResult, Ctx, DevicesCmd};
-use crate::owner::OwnerRequest;
+use super::output::{ago, or_dash, print_json, s, short_ms, table, until};
+use super::{read, CliError, CliResult, Ctx, DevicesCmd};
+use crate::owner::{DeviceApproved, OwnerRequest};
+use crate::sanitize::sanitize;
+use crate::service::{DeviceList, PairedDeviceView, PendingDeviceView};
 
-fn pending_rows(now: i64, pending: &[Value]) -> Vec<Vec<String>> {
+fn pending_rows(now: i64, pending: &[PendingDeviceView]) -> Vec<Vec<String>> {
     pending
         .iter()
-        .map(|r| {
-            let name = or_dash(s(r, "name"));
+        .map(|v| {
+            let r = &v.request;
             vec![
-                s(r, "requestId"),
-                name,
-                or_dash(s(r, "platform")),
-                s(r, "fingerprint"),
-                s(r, "role"),
-                or_dash(s(r, "scopes")),
-                or_dash(s(r, "remoteIp")),
-                ago(now, i(r, "ts")),
-                until(now, i(r, "expiresAtMs")),
-                or_dash(s(r, "kind")),
+                r.request_id.clone(),
+                or_dash(sanitize(&v.name)),
+                or_dash(sanitize(&r.platform)),
+                r.fingerprint.clone(),
+                sanitize(&r.role),
+                or_dash(words(&r.scopes)),
+                or_dash(sanitize(&r.remote_ip)),
+                ago(now, Some(r.ts)),
+                until(now, Some(v.expires_at_ms)),
+                or_dash(v.kind.clone()),
             ]
         })
         .collect()
+}
+
+/// A list, comma-separated and sanitised for the terminal.
+fn words(list: &[String]) -> String {
+    list.iter()
+        .map(|x| sanitize(x))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The fingerprint as typed, compared without case or dash (`dlsm l6kv` is `DLSM-L6KV`).
@@ -38,19 +48,19 @@ fn fingerprint_key(s: &str) -> String {
 /// The pending request `arg` names: its id, a unique start of its id, or its device's
 /// fingerprint. An argument that names none is passed on as it is (the gateway then says why
 /// it is unknown: approved already, expired…); one that names several is refused with them.
-fn pick_request(pending: &[Value], arg: &str) -> Result<String, CliError> {
+fn pick_request(pending: &[PendingDeviceView], arg: &str) -> Result<String, CliError> {
     let arg = arg.trim();
-    if pending.iter().any(|r| s(r, "requestId") == arg) {
+    if pending.iter().any(|r| r.request.request_id == arg) {
         return Ok(arg.to_string());
     }
     let fp = fingerprint_key(arg);
-    let by_fingerprint: Vec<&Value> = pending
+    let by_fingerprint: Vec<&PendingDeviceView> = pending
         .iter()
-        .filter(|r| fp.len() == 8 && fingerprint_key(&s(r, "fingerprint")) == fp)
+        .filter(|r| fp.len() == 8 && fingerprint_key(&r.request.fingerprint) == fp)
         .collect();
-    let by_prefix: Vec<&Value> = pending
+    let by_prefix: Vec<&PendingDeviceView> = pending
         .iter()
-        .filter(|r| arg.len() >= 4 && s(r, "requestId").starts_with(&arg.to_ascii_lowercase()))
+        .filter(|r| arg.len() >= 4 && r.request.request_id.starts_with(&arg.to_ascii_lowercase()))
         .collect();
     let found = if by_fingerprint.is_empty() {
         by_prefix
@@ -59,16 +69,16 @@ fn pick_request(pending: &[Value], arg: &str) -> Result<String, CliError> {
     };
     match found.as_slice() {
         [] => Ok(arg.to_string()),
-        [one] => Ok(s(one, "requestId")),
+        [one] => Ok(one.request.request_id.clone()),
         many => {
             let list: Vec<String> = many
                 .iter()
                 .map(|r| {
                     format!(
                         "{} ({}, {})",
-                        s(r, "requestId"),
-                        or_dash(s(r, "name")),
-                        s(r, "fingerprint")
+                        r.request.request_id,
+                        or_dash(sanitize(&r.name)),
+                        r.request.fingerprint
                     )
                 })
                 .collect();
@@ -88,48 +98,40 @@ fn request_named(ctx: &Ctx, arg: &str) -> Result<String, CliError> {
     if arg.trim().len() == 36 {
         return Ok(arg.trim().to_string());
     }
-    let v = ctx.call(OwnerRequest::DeviceList {})?;
-    let pending = v["pending"].as_array().cloned().unwrap_or_default();
-    pick_request(&pending, arg)
+    let list: DeviceList = ctx.ask(OwnerRequest::DeviceList {})?;
+    pick_request(&list.pending, arg)
 }
 
 /// What an approved device may do, for the confirmation line.
-fn scopes_in_words(d: &Value) -> String {
-    let scopes: Vec<&str> = d["scopes"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    let roles: Vec<&str> = d["roles"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    let roles = if roles.is_empty() {
+fn scopes_in_words(d: &PairedDeviceView) -> String {
+    let roles = if d.roles.is_empty() {
         "no role".to_string()
     } else {
-        format!("role {}", roles.join(", "))
+        format!("role {}", words(&d.roles))
     };
-    if scopes.is_empty() {
+    if d.scopes.is_empty() {
         roles
     } else {
-        format!("{roles} and scopes {}", scopes.join(", "))
+        format!("{roles} and scopes {}", words(&d.scopes))
     }
 }
 
-fn print_preview(newest: &Value, json: bool) {
-    let id = s(newest, "requestId");
+fn print_preview(newest: &PendingDeviceView, json: bool) {
+    let id = &newest.request.request_id;
     if json {
         print_json(
             &json!({ "selected": newest, "approveCommand": format!("clawpair devices approve {id}") }),
         );
         return;
     }
+    let r = &newest.request;
     println!(
         "Newest request: {} ({}), fingerprint {}, role {}, from {}.",
-        or_dash(s(newest, "name")),
-        or_dash(s(newest, "platform")),
-        s(newest, "fingerprint"),
-        s(newest, "role"),
-        or_dash(s(newest, "remoteIp"))
+        or_dash(sanitize(&newest.name)),
+        or_dash(sanitize(&r.platform)),
+        r.fingerprint,
+        sanitize(&r.role),
+        or_dash(sanitize(&r.remote_ip))
     );
     println!("Check the fingerprint on the device, then approve exactly this request with:");
     println!("  clawpair devices approve {id}");
@@ -143,9 +145,8 @@ pub fn run(ctx: &Ctx, cmd: DevicesCmd) -> CliResult {
                 print_json(&v);
                 return Ok(());
             }
+            let DeviceList { pending, paired } = read(&OwnerRequest::DeviceList {}, v)?;
             let now = ctx.now();
-            let pending = v["pending"].as_array().cloned().unwrap_or_default();
-            let paired = v["paired"].as_array().cloned().unwrap_or_default();
             if pending.is_empty() && paired.is_empty() {
                 println!("No device pairing entries.");
                 return Ok(());
@@ -179,37 +180,29 @@ pub fn run(ctx: &Ctx, cmd: DevicesCmd) -> CliResult {
                 let rows: Vec<Vec<String>> = paired
                     .iter()
                     .map(|d| {
-                        let tokens: Vec<String> = d["tokens"]
-                            .as_array()
+                        let tokens: Vec<String> = (d.tokens.iter())
                             .map(|t| {
-                                t.iter()
-                                    .map(|t| {
-                                        format!(
-                                            "{}{}",
-                                            s(t, "role"),
-                                            if t["revokedAtMs"].is_null() {
-                                                ""
-                                            } else {
-                                                " (revoked)"
-                                            }
-                                        )
-                                    })
-                                    .collect()
+                                let revoked = if t.revoked_at_ms.is_some() {
+                                    " (revoked)"
+                                } else {
+                                    ""
+                                };
+                                format!("{}{revoked}", sanitize(&t.role))
                             })
-                            .unwrap_or_default();
+                            .collect();
                         vec![
-                            s(d, "deviceId"),
-                            or_dash(s(d, "name")),
-                            or_dash(s(d, "platform")),
-                            s(d, "fingerprint"),
-                            or_dash(s(d, "roles")),
+                            d.device_id.clone(),
+                            or_dash(sanitize(&d.name)),
+                            or_dash(sanitize(&d.platform)),
+                            d.fingerprint.clone(),
+                            or_dash(words(&d.roles)),
                             or_dash(tokens.join(",")),
-                            or_dash(s(d, "remoteIp")),
-                            short_ms(i(d, "approvedAtMs")),
+                            or_dash(sanitize(&d.remote_ip)),
+                            short_ms(Some(d.approved_at_ms)),
                             format!(
                                 "{}{}",
-                                ago(now, i(d, "lastSeenAtMs")),
-                                if d["stale"] == true { " (stale)" } else { "" }
+                                ago(now, d.last_seen_at_ms),
+                                if d.stale { " (stale)" } else { "" }
                             ),
                         ]
                     })
@@ -244,30 +237,28 @@ pub fn run(ctx: &Ctx, cmd: DevicesCmd) -> CliResult {
                 Some(id) if !latest => request_named(ctx, &id)?,
                 _ => {
                     // Never approve "whatever came last": show it and ask for the exact id.
-                    let v = ctx.call(OwnerRequest::DeviceList {})?;
-                    let pending = v["pending"].as_array().cloned().unwrap_or_default();
-                    let Some(newest) = pending.iter().max_by_key(|r| i(r, "ts").unwrap_or(0))
-                    else {
+                    let list: DeviceList = ctx.ask(OwnerRequest::DeviceList {})?;
+                    let Some(newest) = list.pending.iter().max_by_key(|r| r.request.ts) else {
                         return Err(CliError::refused("no device is waiting for approval"));
                     };
                     print_preview(newest, json);
                     return Err(CliError::refused("not approved: pass the exact request id"));
                 }
             };
-            ctx.act(
+            ctx.act_as(
                 OwnerRequest::DeviceApprove {
                     request_id: id,
                     without_admin,
                 },
                 json,
-                |v| {
-                    let d = &v["device"];
+                |a: DeviceApproved| {
+                    let d = &a.device;
                     println!(
                         "Approved {} ({}), fingerprint {} ({}), with {}.",
-                        or_dash(s(d, "name")),
-                        s(d, "deviceId"),
-                        s(d, "fingerprint"),
-                        s(v, "requestId"),
+                        or_dash(sanitize(&d.name)),
+                        d.device_id,
+                        d.fingerprint,
+                        a.request_id,
                         scopes_in_words(d)
                     );
                 },
@@ -293,9 +284,8 @@ pub fn run(ctx: &Ctx, cmd: DevicesCmd) -> CliResult {
         }
         DevicesCmd::Clear { yes, pending, json } => {
             if !yes {
-                let v = ctx.call(OwnerRequest::DeviceList {})?;
-                let n = v["paired"].as_array().map_or(0, Vec::len);
-                let p = v["pending"].as_array().map_or(0, Vec::len);
+                let list: DeviceList = ctx.ask(OwnerRequest::DeviceList {})?;
+                let (n, p) = (list.paired.len(), list.pending.len());
                 let what = if pending {
                     format!("{n} paired devices and {p} pending requests")
                 } else {
@@ -349,11 +339,25 @@ pub fn run(ctx: &Ctx, cmd: DevicesCmd) -> CliResult {
 mod tests {
     use super::*;
 
-    fn pending() -> Vec<Value> {
-        vec![
-            json!({ "requestId": "5f0c1a2b-0000-4000-8000-000000000001", "name": "Pixel", "fingerprint": "DLSM-L6KV" }),
-            json!({ "requestId": "5f0c9999-0000-4000-8000-000000000002", "name": "iPad", "fingerprint": "AB2C-DE3F" }),
+    fn pending() -> Vec<PendingDeviceView> {
+        [
+            ("5f0c1a2b-0000-4000-8000-000000000001", "Pixel", "DLSM-L6KV"),
+            ("5f0c9999-0000-4000-8000-000000000002", "iPad", "AB2C-DE3F"),
         ]
+        .into_iter()
+        .map(|(id, name, fp)| {
+            let mut r: PendingDeviceView = serde_json::from_value(json!({
+                "requestId": id, "deviceId": "d", "publicKey": "k", "displayName": name,
+                "platform": "", "deviceFamily": "", "clientId": "", "clientMode": "",
+                "role": "operator", "scopes": [], "remoteIp": "", "fingerprint": fp, "isRepair": false,
+                "ts": 0, "name": name, "kind": "new device", "roles": ["operator"], "silent": false,
+                "expiresAtMs": 0
+            }))
+            .unwrap();
+            r.name = name.into();
+            r
+        })
+        .collect()
     }
 
     #[test]

@@ -3,9 +3,11 @@
 use serde_json::{json, Value};
 
 use super::output::{ago, or_dash, print_json, s, short_time, table, until};
-use super::{AllowlistCmd, CliError, CliResult, Ctx, PairingCmd};
+use super::{read, AllowlistCmd, CliError, CliResult, Ctx, PairingCmd};
 use crate::clock::ms_from_iso;
-use crate::owner::OwnerRequest;
+use crate::owner::{AllowAdded, AllowRemoved, Allowlist, DmRequests, OwnerRequest};
+use crate::sanitize::sanitize;
+use crate::service::DmApproved;
 
 /// `[CHANNEL] CODE` → (channel, code).
 fn channel_and_code(args: &[String]) -> Result<(Option<String>, String), CliError> {
@@ -23,12 +25,12 @@ pub fn pairing(ctx: &Ctx, cmd: PairingCmd) -> CliResult {
             account,
             json,
         } => {
-            let v = ctx.call(OwnerRequest::DmList {
+            let list: DmRequests = ctx.ask(OwnerRequest::DmList {
                 channel: channel.clone(),
             })?;
-            let mut reqs: Vec<Value> = v["requests"].as_array().cloned().unwrap_or_default();
+            let mut reqs = list.requests;
             if let Some(a) = &account {
-                reqs.retain(|r| r["accountId"] == a.as_str());
+                reqs.retain(|r| r.account_id == *a);
             }
             if json {
                 print_json(&json!({ "channel": channel, "requests": reqs }));
@@ -47,22 +49,22 @@ pub fn pairing(ctx: &Ctx, cmd: PairingCmd) -> CliResult {
                 .map(|r| {
                     let name = ["username", "name", "firstName"]
                         .iter()
-                        .map(|k| s(&r["meta"], k))
-                        .find(|x| !x.is_empty())
+                        .find_map(|k| r.meta.get(*k).and_then(Value::as_str).map(sanitize))
+                        .filter(|x| !x.is_empty())
                         .unwrap_or_default();
-                    let account = if r["invalidName"] == true {
-                        format!("{} (invalid name)", s(r, "accountId"))
-                    } else {
-                        s(r, "accountId")
-                    };
+                    let account = sanitize(&r.account_id);
                     vec![
-                        s(r, "code"),
-                        s(r, "channel"),
-                        account,
-                        s(r, "id"),
+                        sanitize(&r.code),
+                        sanitize(&r.channel),
+                        if r.invalid_name {
+                            format!("{account} (invalid name)")
+                        } else {
+                            account
+                        },
+                        sanitize(&r.id),
                         or_dash(name),
-                        ago(now, ms_from_iso(&s(r, "createdAt"))),
-                        until(now, ms_from_iso(&s(r, "expiresAt"))),
+                        ago(now, ms_from_iso(&r.created_at)),
+                        until(now, ms_from_iso(&r.expires_at)),
                     ]
                 })
                 .collect();
@@ -82,7 +84,7 @@ pub fn pairing(ctx: &Ctx, cmd: PairingCmd) -> CliResult {
                     &rows
                 )
             );
-            if reqs.iter().any(|r| r["invalidName"] == true) {
+            if reqs.iter().any(|r| r.invalid_name) {
                 println!(
                     "A request whose account has an invalid name cannot be approved: reject it, \
                      or correct its meta.accountId in the pairing file (`clawpair doctor` names the file)."
@@ -97,12 +99,14 @@ pub fn pairing(ctx: &Ctx, cmd: PairingCmd) -> CliResult {
             json,
         } => {
             let (channel, code) = channel_and_code(&args)?;
-            let v = ctx.call(OwnerRequest::DmApprove {
+            let req = OwnerRequest::DmApprove {
                 channel,
                 code,
                 account_id: account,
                 notify,
-            })?;
+            };
+            let v = ctx.call(req.clone())?;
+            let approved: DmApproved = read(&req, v.clone())?;
             if notify && !ctx.via_gateway() {
                 // Only a running gateway's channels can reach the sender.
                 eprintln!(
@@ -110,7 +114,7 @@ pub fn pairing(ctx: &Ctx, cmd: PairingCmd) -> CliResult {
                      the sender is approved but was not told"
                 );
             } else if notify
-                && s(&v, "channel") == crate::channels::telegram::CHANNEL
+                && approved.channel == crate::channels::telegram::CHANNEL
                 && !crate::channels::telegram::configured(&ctx.service.settings())
             {
                 eprintln!(
@@ -123,8 +127,8 @@ pub fn pairing(ctx: &Ctx, cmd: PairingCmd) -> CliResult {
             } else {
                 println!(
                     "Approved {} sender {}.",
-                    s(&v, "channel"),
-                    s(&v, "senderId")
+                    sanitize(&approved.channel),
+                    sanitize(&approved.sender_id)
                 );
             }
             Ok(())
@@ -153,14 +157,15 @@ pub fn pairing(ctx: &Ctx, cmd: PairingCmd) -> CliResult {
 pub fn allowlist(ctx: &Ctx, cmd: AllowlistCmd) -> CliResult {
     match cmd {
         AllowlistCmd::List { channel, json } => {
-            let v = ctx.call(OwnerRequest::AllowList {
+            let req = OwnerRequest::AllowList {
                 channel: channel.clone(),
-            })?;
+            };
+            let v = ctx.call(req.clone())?;
             if json {
                 print_json(&v);
                 return Ok(());
             }
-            let entries = v["entries"].as_array().cloned().unwrap_or_default();
+            let Allowlist { entries } = read(&req, v)?;
             if entries.is_empty() {
                 println!(
                     "No allowed senders{}.",
@@ -168,17 +173,18 @@ pub fn allowlist(ctx: &Ctx, cmd: AllowlistCmd) -> CliResult {
                 );
                 return Ok(());
             }
+            let text = |x: &Option<String>| x.as_deref().map(sanitize).unwrap_or_default();
             let rows: Vec<Vec<String>> = entries
                 .iter()
                 .map(|e| {
                     vec![
-                        s(e, "channel"),
-                        s(e, "accountId"),
-                        s(e, "senderId"),
-                        or_dash(s(e, "label")),
-                        short_time(&s(e, "approvedAt")),
-                        or_dash(s(e, "approvedVia")),
-                        short_time(&s(e, "lastMessageAt")),
+                        sanitize(&e.channel),
+                        sanitize(&e.account_id),
+                        sanitize(&e.sender_id),
+                        or_dash(text(&e.label)),
+                        short_time(&text(&e.approved_at)),
+                        or_dash(text(&e.approved_via)),
+                        short_time(&text(&e.last_message_at)),
                     ]
                 })
                 .collect();
@@ -205,22 +211,21 @@ pub fn allowlist(ctx: &Ctx, cmd: AllowlistCmd) -> CliResult {
             account,
             json,
         } => {
-            let v = ctx.call(OwnerRequest::AllowAdd {
+            let req = OwnerRequest::AllowAdd {
                 channel: channel.clone(),
                 sender_id: sender.clone(),
                 account_id: account,
-            })?;
+            };
+            let v = ctx.call(req.clone())?;
+            let AllowAdded { added } = read(&req, v.clone())?;
             if json {
                 print_json(&v);
-            } else if v["added"] == true {
-                println!(
-                    "Allowed {channel} sender {}.",
-                    crate::sanitize::sanitize(&sender)
-                );
+            } else if added {
+                println!("Allowed {channel} sender {}.", sanitize(&sender));
             } else {
                 println!(
                     "{channel} sender {} was already allowed.",
-                    crate::sanitize::sanitize(&sender)
+                    sanitize(&sender)
                 );
             }
             Ok(())
@@ -231,28 +236,26 @@ pub fn allowlist(ctx: &Ctx, cmd: AllowlistCmd) -> CliResult {
             account,
             json,
         } => {
-            let v = ctx.call(OwnerRequest::AllowRemove {
+            let req = OwnerRequest::AllowRemove {
                 channel: channel.clone(),
                 sender_id: sender.clone(),
                 account_id: account,
-            })?;
+            };
+            let v = ctx.call(req.clone())?;
+            let AllowRemoved { removed } = read(&req, v.clone())?;
             if json {
                 print_json(&v);
             }
-            if v["removed"] == true {
-                if !json {
-                    println!(
-                        "Removed {channel} sender {}.",
-                        crate::sanitize::sanitize(&sender)
-                    );
-                }
-                Ok(())
-            } else {
-                Err(CliError::refused(format!(
+            if !removed {
+                return Err(CliError::refused(format!(
                     "{channel} sender {} is not on the allowlist",
-                    crate::sanitize::sanitize(&sender)
-                )))
+                    sanitize(&sender)
+                )));
             }
+            if !json {
+                println!("Removed {channel} sender {}.", sanitize(&sender));
+            }
+            Ok(())
         }
     }
 }

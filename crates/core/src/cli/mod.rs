@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use crate::client::{Client, ClientError, ConnectOptions};
 use crate::clock::SystemClock;
-use crate::owner::OwnerRequest;
+use crate::owner::{Answer, OwnerRequest};
 use crate::rpc::{self, Caller, RpcError};
 use crate::service::Service;
 use crate::store::StatePaths;
@@ -458,6 +458,29 @@ impl Ctx {
         }
     }
 
+    /// One of the owner's actions, its answer read as the type the action answers.
+    pub fn ask<A: Answer>(&self, req: OwnerRequest) -> Result<A, CliError> {
+        let v = self.call(req.clone())?;
+        read(&req, v)
+    }
+
+    /// An action, then its answer printed: as JSON for scripts, else read as its type and
+    /// given to `human`.
+    pub fn act_as<A: Answer>(
+        &self,
+        req: OwnerRequest,
+        json: bool,
+        human: impl FnOnce(A),
+    ) -> CliResult {
+        let v = self.call(req.clone())?;
+        if json {
+            output::print_json(&v);
+        } else {
+            human(read(&req, v)?);
+        }
+        Ok(())
+    }
+
     /// An action, then its answer printed: as JSON for scripts, else through `human`.
     pub fn act(&self, req: OwnerRequest, json: bool, human: impl FnOnce(&Value)) -> CliResult {
         let v = self.call(req)?;
@@ -472,6 +495,11 @@ impl Ctx {
     pub fn now(&self) -> i64 {
         self.service.now_ms()
     }
+}
+
+/// An answer read as the type its action answers (an answer out of shape is refused, named).
+pub(crate) fn read<A: Answer>(req: &OwnerRequest, v: Value) -> Result<A, CliError> {
+    A::read(req, v).map_err(CliError::from)
 }
 
 /// The whole `clawpair` program: parses the command line, sets up logging and runs the command.

@@ -59,13 +59,9 @@ impl Service {
         Ok(DeviceList {
             pending: pending
                 .into_iter()
-                .map(|r| PendingDeviceView {
-                    expires_at_ms: r.expires_ms(ttl),
-                    name: r.shown_name(),
-                    kind: r.kind_in_words().to_string(),
-                    roles: vec![r.role.clone()],
-                    silent: false,
-                    request: r,
+                .map(|r| {
+                    let expires = r.expires_ms(ttl);
+                    PendingDeviceView::of(r, expires)
                 })
                 .collect(),
             paired,

@@ -412,6 +412,8 @@ impl Service {
                     approved_via: e.details.approved_via,
                     label: e.details.label.map(|l| sanitize(&l)),
                     last_message_at: e.details.last_message_at,
+                    read_only: false,
+                    remove_with: None,
                 });
             }
         }

@@ -1,12 +1,12 @@
 //! What callers are shown of requests, devices, allowlists and setup codes: sanitised, and
 //! never a token or its hash.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::*;
 
 /// An allowed sender as listed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AllowView {
     pub channel: String,
@@ -20,10 +20,16 @@ pub struct AllowView {
     pub label: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_message_at: Option<String>,
+    /// Listed from a store ClawPair may not change (OpenClaw's, in companion mode).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+    /// How to remove it where ClawPair cannot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove_with: Option<String>,
 }
 
 /// An approved DM request.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DmApproved {
     pub channel: String,
@@ -33,7 +39,7 @@ pub struct DmApproved {
 }
 
 /// A pending device request as listed (with its expiry).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PendingDeviceView {
     #[serde(flatten)]
@@ -49,9 +55,23 @@ pub struct PendingDeviceView {
     pub expires_at_ms: Millis,
 }
 
+impl PendingDeviceView {
+    /// A request as listed, expiring at `expires_at_ms`.
+    pub fn of(request: PendingDevice, expires_at_ms: Millis) -> Self {
+        PendingDeviceView {
+            name: request.shown_name(),
+            kind: request.kind_in_words().to_string(),
+            roles: vec![request.role.clone()],
+            silent: false,
+            expires_at_ms,
+            request,
+        }
+    }
+}
+
 /// A role's token as listed: everything but the hash.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
 pub struct TokenView {
     pub role: String,
     pub scopes: Vec<String>,
@@ -64,9 +84,10 @@ pub struct TokenView {
     pub last_used_at_ms: Option<Millis>,
 }
 
-/// A paired device as listed: no token material, ever.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// A paired device as listed: no token material, ever. Read leniently (what a gateway leaves
+/// out is empty): OpenClaw's own records list less than ClawPair's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
 pub struct PairedDeviceView {
     pub device_id: String,
     /// The name to show: the owner's label, else the device's own name, else its client id,
@@ -138,14 +159,15 @@ impl From<&PairedDevice> for PairedDeviceView {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// `device.pair.list`'s answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeviceList {
     pub pending: Vec<PendingDeviceView>,
     pub paired: Vec<PairedDeviceView>,
 }
 
 /// A new setup code (shown once: it carries the bootstrap token, so `Debug` hides it).
-#[derive(Clone, PartialEq, Serialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SetupCode {
     pub setup_code: String,

@@ -522,6 +522,24 @@ async fn wait_for<T>(
     }
 }
 
+/// An owner action on the attached gateway, its answer checked against the kind the action
+/// declares (what the tray, notifications and CLI read it as).
+async fn checked(
+    backend: &clawpair_core::attach::Backend,
+    via: &str,
+    req: &clawpair_core::owner::OwnerRequest,
+) -> Result<Value, clawpair_core::rpc::RpcError> {
+    let v = backend.call(via, None, req).await?;
+    if let Err(e) = req.answer_kind().check(&v) {
+        panic!(
+            "OpenClaw's answer to {} does not read as {:?}: {e}\n{v:#}",
+            req.method(),
+            req.answer_kind()
+        );
+    }
+    Ok(v)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the real OpenClaw in a loopback-only namespace: run by scripts/interop.sh"]
 async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
@@ -584,21 +602,19 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
     })
     .await;
     assert_eq!(dm.meta["username"], "dave");
-    backend
-        .call(
-            "notification",
-            None,
-            &OwnerRequest::DmApprove {
-                channel: Some("telegram".into()),
-                code: dm.code.clone(),
-                account_id: None,
-                notify: false,
-            },
-        )
-        .await
-        .expect("approved on OpenClaw");
-    let listed = backend
-        .call("window", None, &OwnerRequest::DmList { channel: None })
+    checked(
+        &backend,
+        "notification",
+        &OwnerRequest::DmApprove {
+            channel: Some("telegram".into()),
+            code: dm.code.clone(),
+            account_id: None,
+            notify: false,
+        },
+    )
+    .await
+    .expect("approved on OpenClaw");
+    let listed = checked(&backend, "window", &OwnerRequest::DmList { channel: None })
         .await
         .unwrap();
     assert_eq!(
@@ -606,10 +622,13 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
         json!([]),
         "gone from OpenClaw's requests"
     );
-    let allowed = backend
-        .call("window", None, &OwnerRequest::AllowList { channel: None })
-        .await
-        .unwrap();
+    let allowed = checked(
+        &backend,
+        "window",
+        &OwnerRequest::AllowList { channel: None },
+    )
+    .await
+    .unwrap();
     assert!(
         allowed["entries"]
             .as_array()
@@ -634,37 +653,34 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
         _ => None,
     })
     .await;
-    let pending = backend
-        .call("window", None, &OwnerRequest::DeviceList {})
+    let pending = checked(&backend, "window", &OwnerRequest::DeviceList {})
         .await
         .unwrap();
     assert_eq!(
         pending["pending"][0]["fingerprint"],
         req.fingerprint.as_str()
     );
-    let refused = backend
-        .call(
-            "window",
-            None,
-            &OwnerRequest::DeviceApprove {
-                request_id: req.request_id.clone(),
-                without_admin: true,
-            },
-        )
-        .await
-        .unwrap_err();
+    let refused = checked(
+        &backend,
+        "window",
+        &OwnerRequest::DeviceApprove {
+            request_id: req.request_id.clone(),
+            without_admin: true,
+        },
+    )
+    .await
+    .unwrap_err();
     assert_eq!(refused.code, "UNSUPPORTED", "said honestly: {refused:?}");
-    backend
-        .call(
-            "notification",
-            None,
-            &OwnerRequest::DeviceApprove {
-                request_id: req.request_id.clone(),
-                without_admin: false,
-            },
-        )
-        .await
-        .expect("approved");
+    checked(
+        &backend,
+        "notification",
+        &OwnerRequest::DeviceApprove {
+            request_id: req.request_id.clone(),
+            without_admin: false,
+        },
+    )
+    .await
+    .expect("approved");
     let decision = wait_for(&mut rx, "resolved", |e| match e {
         Event::DevicePairResolved {
             request_id,
@@ -703,21 +719,19 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
     .await;
     assert_eq!(asked.commands, ["system.run"], "{asked:?}");
     assert!(asked.needs_admin(), "system.run takes admin: {asked:?}");
-    let nodes = backend
-        .call("window", None, &OwnerRequest::NodeList {})
+    let nodes = checked(&backend, "window", &OwnerRequest::NodeList {})
         .await
         .unwrap();
     assert_eq!(nodes["pending"][0]["requestId"], asked.request_id.as_str());
-    backend
-        .call(
-            "window",
-            None,
-            &OwnerRequest::NodeApprove {
-                request_id: asked.request_id.clone(),
-            },
-        )
-        .await
-        .expect("approved on OpenClaw");
+    checked(
+        &backend,
+        "window",
+        &OwnerRequest::NodeApprove {
+            request_id: asked.request_id.clone(),
+        },
+    )
+    .await
+    .expect("approved on OpenClaw");
     let decision = wait_for(&mut rx, "the node request resolved", |e| match e {
         Event::NodePairResolved {
             request_id,
@@ -736,8 +750,7 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
     );
     let still: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
     assert_eq!(still, json!([]), "nothing waits in OpenClaw: {}", text(&o));
-    let nodes = backend
-        .call("window", None, &OwnerRequest::NodeList {})
+    let nodes = checked(&backend, "window", &OwnerRequest::NodeList {})
         .await
         .unwrap();
     assert!(
@@ -765,18 +778,16 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
         _ => None,
     })
     .await;
-    backend
-        .call(
-            "window",
-            None,
-            &OwnerRequest::NodeReject {
-                request_id: wider.request_id.clone(),
-            },
-        )
-        .await
-        .expect("rejected on OpenClaw");
-    let nodes = backend
-        .call("window", None, &OwnerRequest::NodeList {})
+    checked(
+        &backend,
+        "window",
+        &OwnerRequest::NodeReject {
+            request_id: wider.request_id.clone(),
+        },
+    )
+    .await
+    .expect("rejected on OpenClaw");
+    let nodes = checked(&backend, "window", &OwnerRequest::NodeList {})
         .await
         .unwrap();
     assert_eq!(nodes["pending"], json!([]), "{nodes}");
@@ -829,22 +840,20 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
             "in /srv/app · on the gateway · agent main · session agent:main:main"
         );
         assert!(asked.allows(ExecDecision::AllowOnce) && asked.allows(ExecDecision::Deny));
-        let listed = backend
-            .call("window", None, &OwnerRequest::ExecList {})
+        let listed = checked(&backend, "window", &OwnerRequest::ExecList {})
             .await
             .unwrap();
         assert_eq!(listed[0]["id"], id.as_str(), "{listed}");
-        backend
-            .call(
-                "notification",
-                None,
-                &OwnerRequest::ExecResolve {
-                    id: id.clone(),
-                    decision,
-                },
-            )
-            .await
-            .expect("answered on OpenClaw");
+        checked(
+            &backend,
+            "notification",
+            &OwnerRequest::ExecResolve {
+                id: id.clone(),
+                decision,
+            },
+        )
+        .await
+        .expect("answered on OpenClaw");
         wait_for(&mut rx, "the exec approval resolved", |e| {
             matches!(e, Event::ExecApprovalResolved { id: i, .. } if *i == id).then_some(())
         })
@@ -863,8 +872,7 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
         id: id.clone(),
         decision: ExecDecision::Deny,
     };
-    backend
-        .call("window", None, &deny)
+    checked(&backend, "window", &deny)
         .await
         .expect("first answer");
     let again = OwnerRequest::ExecResolve {
@@ -872,7 +880,7 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
         decision: ExecDecision::AllowOnce,
     };
     assert!(
-        backend.call("window", None, &again).await.is_err(),
+        checked(&backend, "window", &again).await.is_err(),
         "the second is refused"
     );
     assert_eq!(decided(&id)["status"], "denied");
@@ -894,8 +902,7 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
         matches!(e, Event::AttachStatus { attached: true, .. }).then_some(())
     })
     .await;
-    backend
-        .call("window", None, &OwnerRequest::DeviceList {})
+    checked(&backend, "window", &OwnerRequest::DeviceList {})
         .await
         .expect("answers again");
     // Nothing of OpenClaw's was written by ClawPair: its config is as the test wrote it.

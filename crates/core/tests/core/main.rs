@@ -22,6 +22,7 @@ mod module_graph;
 mod names;
 mod openclaw_import;
 mod openclaw_protocol;
+mod owner_api;
 mod revocation;
 mod sessions;
 mod settings_file;

@@ -9,6 +9,7 @@ use crate::owner::OwnerRequest;
 use crate::protocol::{Code, Resolution};
 use crate::rpc::RpcError;
 use crate::sanitize::sanitize;
+use crate::service::{DeviceList, DmApproved};
 
 impl Remote {
     /// Answers one of the owner's actions on OpenClaw's data, each mapped onto OpenClaw's
@@ -115,21 +116,24 @@ impl Remote {
             );
         }
         answer.map(|v| {
-            json!({ "channel": r.channel, "accountId": r.account_id, "senderId": v["senderId"], "code": code })
+            json!(DmApproved {
+                sender_id: v["senderId"]
+                    .as_str()
+                    .map_or_else(|| r.id.clone(), sanitize),
+                channel: r.channel,
+                account_id: r.account_id,
+                code: code.to_string(),
+            })
         })
     }
 
     /// `device.pair.list` in ClawPair's shape (fingerprints, names, what each request means).
     async fn device_list(&self) -> Result<Value, RpcError> {
         let v = self.call_raw("device.pair.list", json!({})).await?;
-        let pending: Vec<Value> = v["pending"]
-            .as_array()
-            .map(|a| a.iter().filter_map(pending_view).collect())
-            .unwrap_or_default();
-        let paired: Vec<Value> = v["paired"]
-            .as_array()
-            .map(|a| a.iter().map(paired_view).collect())
-            .unwrap_or_default();
-        Ok(json!({ "pending": pending, "paired": paired }))
+        let list = |k: &str| v[k].as_array().map(Vec::as_slice).unwrap_or_default();
+        Ok(json!(DeviceList {
+            pending: list("pending").iter().filter_map(pending_view).collect(),
+            paired: list("paired").iter().map(paired_view).collect(),
+        }))
     }
 }

@@ -13,6 +13,7 @@ use crate::events::{DmRequestView, Event};
 use crate::protocol::Resolution;
 use crate::rpc::RpcError;
 use crate::sanitize::sanitize;
+use crate::service::AllowView;
 
 impl Remote {
     pub(super) async fn dm_list(
@@ -56,18 +57,24 @@ impl Remote {
         };
         let store = crate::store::openclaw::read(&crate::store::openclaw::store_path(dir))
             .map_err(|e| unavailable(e.to_string()))?;
-        let entries: Vec<Value> = store
+        let entries: Vec<AllowView> = store
             .allow
             .iter()
             .filter(|r| channel.is_none_or(|c| r.channel_key == c))
-            .map(|r| {
-                json!({
-                    "channel": sanitize(&r.channel_key),
-                    "accountId": sanitize(r.account_id.as_deref().unwrap_or("default")),
-                    "senderId": sanitize(&r.entry),
-                    "readOnly": true,
-                    "removeWith": "remove it from OpenClaw's Control UI, or revoke it there; OpenClaw's protocol cannot remove approved senders",
-                })
+            .map(|r| AllowView {
+                channel: sanitize(&r.channel_key),
+                account_id: sanitize(r.account_id.as_deref().unwrap_or("default")),
+                sender_id: sanitize(&r.entry),
+                approved_at: None,
+                approved_via: None,
+                label: None,
+                last_message_at: None,
+                read_only: true,
+                remove_with: Some(
+                    "remove it from OpenClaw's Control UI, or revoke it there; OpenClaw's \
+                     protocol cannot remove approved senders"
+                        .into(),
+                ),
             })
             .collect();
         Ok(json!({ "entries": entries }))

@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use super::Remote;
 use crate::events::Event;
+use crate::owner::{NodeList, PairedNodeView};
 use crate::pairing::node::PendingNode;
 use crate::protocol::Resolution;
 use crate::rpc::RpcError;
@@ -21,20 +22,22 @@ impl Remote {
                 .map(|a| a.iter().filter_map(|x| x.as_str().map(sanitize)).collect())
                 .unwrap_or_default()
         };
-        let paired: Vec<Value> = v["paired"]
+        let s = |n: &Value, k: &str| sanitize(n[k].as_str().unwrap_or_default());
+        let paired: Vec<PairedNodeView> = v["paired"]
             .as_array()
             .map(|a| {
                 a.iter()
-                    .map(|n| {
-                        json!({ "nodeId": n["nodeId"].as_str().unwrap_or_default(),
-                            "displayName": sanitize(n["displayName"].as_str().unwrap_or_default()),
-                            "platform": sanitize(n["platform"].as_str().unwrap_or_default()),
-                            "caps": list(n, "caps"), "commands": list(n, "commands") })
+                    .map(|n| PairedNodeView {
+                        node_id: n["nodeId"].as_str().unwrap_or_default().to_string(),
+                        display_name: s(n, "displayName"),
+                        platform: s(n, "platform"),
+                        caps: list(n, "caps"),
+                        commands: list(n, "commands"),
                     })
                     .collect()
             })
             .unwrap_or_default();
-        Ok(json!({ "pending": pending, "paired": paired }))
+        Ok(json!(NodeList { pending, paired }))
     }
 
     /// OpenClaw's node requests read as [`PendingNode`]s, beside its whole answer.
