@@ -560,11 +560,7 @@ fn first_run_opens_on_the_guide_and_never_again() {
 fn a_settings_file_broken_by_hand_is_shown_in_the_window_and_nothing_is_replaced() {
     let st = State::new();
     let port = free_port();
-    let (service, _) = clawpair_core::service::Service::open(
-        clawpair_core::store::StatePaths::new(st.path()),
-        std::sync::Arc::new(clawpair_core::clock::SystemClock),
-    )
-    .expect("open state");
+    let service = st.service();
     service
         .update_settings("test", |s| {
             s.gateway.port = port;
@@ -674,11 +670,7 @@ fn a_settings_file_broken_by_hand_is_shown_in_the_window_and_nothing_is_replaced
 fn saving_a_port_another_program_holds_keeps_the_gateway_and_names_the_program() {
     let st = State::new();
     let port = free_port();
-    let (service, _) = clawpair_core::service::Service::open(
-        clawpair_core::store::StatePaths::new(st.path()),
-        std::sync::Arc::new(clawpair_core::clock::SystemClock),
-    )
-    .expect("open state");
+    let service = st.service();
     service
         .update_settings("test", |s| {
             s.gateway.port = port;

@@ -12,11 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clawpair_core::attach::remote::{Remote, Status, Target, TokenSource};
-use clawpair_core::clock::SystemClock;
 use clawpair_core::events::{Event, EventBus};
 use clawpair_core::gateway::{Gateway, Limits, ShutdownHandle};
-use clawpair_core::service::Service;
-use clawpair_core::store::StatePaths;
 use common::gw::TestGateway;
 use common::State;
 
@@ -274,7 +271,7 @@ async fn tls_gateway_on_every_address(
     st: &State,
     ip: IpAddr,
 ) -> (SocketAddr, String, String, ShutdownHandle) {
-    let (service, _) = Service::open(StatePaths::new(st.path()), Arc::new(SystemClock)).unwrap();
+    let service = st.service();
     service
         .update_settings("test", |s| {
             s.gateway.tls = Some(clawpair_core::config::TlsSettings {
@@ -358,8 +355,7 @@ async fn a_local_gateway_that_comes_back_is_attached_again_at_once() {
         assert!(tokio::time::Instant::now() < end, "{:?}", remote.status());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (service, _) =
-        Service::open(StatePaths::new(st.path()), Arc::new(SystemClock)).expect("open state");
+    let service = st.service();
     let back = Gateway::bind(Arc::new(service), addr, Limits::default())
         .await
         .expect("the gateway listens again on its port");

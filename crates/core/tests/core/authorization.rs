@@ -10,28 +10,9 @@ use std::time::Duration;
 
 use clawpair_core::client::{Auth, Client, ClientError, ConnectOptions, Identity};
 use clawpair_core::rpc::{Needs, METHODS};
-use common::gw::TestGateway;
+use common::gw::{detail, refused, rejected, TestGateway};
 use common::State;
 use serde_json::{json, Value};
-
-fn rejected(r: Result<Client, ClientError>) -> clawpair_core::rpc::RpcError {
-    match r {
-        Err(ClientError::Rejected(e)) => e,
-        Err(other) => panic!("expected an error answer, got {other:?}"),
-        Ok(c) => panic!("expected a refusal, got hello-ok {}", c.hello),
-    }
-}
-
-fn refusal(r: Result<Value, ClientError>) -> clawpair_core::rpc::RpcError {
-    match r {
-        Err(ClientError::Rejected(e)) => e,
-        other => panic!("expected an error answer, got {other:?}"),
-    }
-}
-
-fn detail(e: &clawpair_core::rpc::RpcError, key: &str) -> Value {
-    e.details.clone().unwrap_or_default()[key].clone()
-}
 
 fn device(
     gw: &TestGateway,
@@ -89,10 +70,10 @@ async fn a_device_never_approves_its_own_upgrade_and_grants_only_what_it_holds()
             "operator",
             &[scope],
         );
-        let e = rejected(Client::connect(&opts, |_, _| {}).await);
+        let e = refused(&opts).await;
         assert_eq!(detail(&e, "reason"), reason);
         let request = detail(&e, "requestId").as_str().unwrap().to_string();
-        let e = refusal(
+        let e = rejected(
             p_session
                 .call("device.pair.approve", json!({ "requestId": request }))
                 .await,
@@ -106,10 +87,10 @@ async fn a_device_never_approves_its_own_upgrade_and_grants_only_what_it_holds()
             "still the owner's to decide"
         );
         // Still refused on its next connect: nothing was granted.
-        let e = rejected(Client::connect(&opts, |_, _| {}).await);
+        let e = refused(&opts).await;
         assert_eq!(e.code, "NOT_PAIRED");
     }
-    let e = refusal(p_session.call("gateway.token.rotate", json!({})).await);
+    let e = rejected(p_session.call("gateway.token.rotate", json!({})).await);
     assert_eq!(e.code, "FORBIDDEN");
 
     // Another pairing-only device may not grant what it lacks either…
@@ -123,7 +104,7 @@ async fn a_device_never_approves_its_own_upgrade_and_grants_only_what_it_holds()
         &["operator.admin"],
     ))
     .await;
-    let e = refusal(
+    let e = rejected(
         q_session
             .call("device.pair.approve", json!({ "requestId": wants_admin }))
             .await,
@@ -149,7 +130,7 @@ async fn a_device_never_approves_its_own_upgrade_and_grants_only_what_it_holds()
 
     // A phone (role node) needs admin to approve; another operator within Q's scopes does not.
     let (_, node_request) = gw.device_request("node", &[]).await;
-    let e = refusal(
+    let e = rejected(
         q_session
             .call("device.pair.approve", json!({ "requestId": node_request }))
             .await,
@@ -182,7 +163,7 @@ async fn a_device_never_approves_its_own_upgrade_and_grants_only_what_it_holds()
             json!({ "deviceId": admin_dev.device_id() }),
         ),
     ] {
-        let e = refusal(q_session.call(method, params).await);
+        let e = rejected(q_session.call(method, params).await);
         assert_eq!(e.code, "FORBIDDEN", "{method}: {e:?}");
         assert_eq!(detail(&e, "reason"), "device-beyond-caller", "{method}");
     }
@@ -227,14 +208,7 @@ async fn a_device_cannot_give_itself_back_a_role_the_owner_revoked() {
     gw.service.device_approve(&node_request, "test").unwrap();
     let c = connect(&gw, &p, &operator_token, "node", &[]).await;
     c.close().await;
-    gw.service
-        .token_revoke(
-            &p.device_id(),
-            "node",
-            &clawpair_core::pairing::authority::Authority::owner(),
-            "test",
-        )
-        .unwrap();
+    gw.revoke(&p, "node");
     let regain = request_of(&device(
         &gw,
         &p,
@@ -244,24 +218,19 @@ async fn a_device_cannot_give_itself_back_a_role_the_owner_revoked() {
     ))
     .await;
     let mut s = connect(&gw, &p, &operator_token, "operator", &["operator.pairing"]).await;
-    let e = refusal(
+    let e = rejected(
         s.call("device.pair.approve", json!({ "requestId": regain }))
             .await,
     );
     assert_eq!(detail(&e, "reason"), "own-request", "{e:?}");
-    let e = rejected(
-        Client::connect(
-            &device(
-                &gw,
-                &p,
-                Auth::DeviceToken(operator_token.clone()),
-                "node",
-                &[],
-            ),
-            |_, _| {},
-        )
-        .await,
-    );
+    let e = refused(&device(
+        &gw,
+        &p,
+        Auth::DeviceToken(operator_token.clone()),
+        "node",
+        &[],
+    ))
+    .await;
     assert_eq!(e.code, "NOT_PAIRED", "the revoke stands: {e:?}");
     s.close().await;
     gw.stop().await;
@@ -330,19 +299,14 @@ async fn a_declined_scope_cannot_come_back_in_another_spelling() {
         "Operator.Admin",
         "operator.admin\u{FE0F}",
     ] {
-        let e = rejected(
-            Client::connect(
-                &device(
-                    &gw,
-                    &id,
-                    Auth::DeviceToken(token.clone()),
-                    "operator",
-                    &["operator.pairing", spelling],
-                ),
-                |_, _| {},
-            )
-            .await,
-        );
+        let e = refused(&device(
+            &gw,
+            &id,
+            Auth::DeviceToken(token.clone()),
+            "operator",
+            &["operator.pairing", spelling],
+        ))
+        .await;
         assert_eq!(e.code, "INVALID_REQUEST", "{spelling:?}: {e:?}");
         assert_eq!(detail(&e, "code"), "INVALID_SCOPES", "{spelling:?}");
         assert!(
@@ -388,7 +352,7 @@ async fn devices_racing_for_one_setup_code_leave_one_request() {
         let results = futures_util::future::join_all(attempts).await;
         let mut waiting = 0;
         for r in results {
-            let e = rejected(r);
+            let e = rejected(r.map(|c| c.hello));
             match e.code.as_str() {
                 "NOT_PAIRED" => waiting += 1,
                 "AUTH_FAILED" => assert_eq!(detail(&e, "code"), "AUTH_BOOTSTRAP_TOKEN_INVALID"),
@@ -689,7 +653,7 @@ async fn the_admin_token_is_the_owners_whatever_scopes_its_session_asked_for() {
         .await
         .expect("approve admin");
     // The methods it may call are still those its scopes allow.
-    let e = refusal(owner.call("gateway.token.rotate", json!({})).await);
+    let e = rejected(owner.call("gateway.token.rotate", json!({})).await);
     assert_eq!(e.code, "FORBIDDEN");
     owner.close().await;
     gw.stop().await;

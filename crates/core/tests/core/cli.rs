@@ -722,11 +722,7 @@ fn qr_warns_when_the_code_cannot_reach_this_gateway() {
 fn audit_reads_as_sentences_and_json_keeps_the_record() {
     let st = State::new();
     st.ok(&["allowlist", "add", "telegram", "4242"]);
-    let (service, _) = clawpair_core::service::Service::open(
-        clawpair_core::store::StatePaths::new(st.path()),
-        std::sync::Arc::new(clawpair_core::clock::SystemClock),
-    )
-    .unwrap();
+    let service = st.service();
     let token = service.settings().gateway.auth.token.clone();
     service
         .update_settings("window", |s| {

@@ -6,19 +6,12 @@ use crate::common;
 use std::time::Duration;
 
 use clawpair_core::client::{Auth, Client, ClientError, Identity};
-use common::gw::{self, cli, TestGateway};
+use common::gw::{self, cli, refused, rejected, TestGateway};
 use common::{stderr, stdout, State};
 use serde_json::Value;
 
 /// Builds a connect frame for a challenge nonce.
 type MakeConnect<'a> = Box<dyn Fn(&str) -> Value + 'a>;
-
-fn rejected(e: ClientError) -> clawpair_core::rpc::RpcError {
-    match e {
-        ClientError::Rejected(r) => r,
-        other => panic!("expected a refusal, got {other}"),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn phone_journey_not_paired_then_cli_approve_then_token_then_reconnect() {
@@ -99,12 +92,7 @@ async fn phone_journey_not_paired_then_cli_approve_then_token_then_reconnect() {
     c.close().await;
 
     // The setup code was consumed.
-    let e = rejected(
-        Client::connect(&gw.phone(&phone, Auth::BootstrapToken(setup)), |_, _| {})
-            .await
-            .err()
-            .unwrap(),
-    );
+    let e = refused(&gw.phone(&phone, Auth::BootstrapToken(setup))).await;
     assert_eq!(e.code, "AUTH_FAILED");
     assert!(e.message.contains("already used"), "{}", e.message);
     gw.stop().await;
@@ -176,7 +164,7 @@ async fn waiting_phone_is_told_when_the_owner_rejects() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(rejected(r.err().unwrap()).code, "PAIRING_REJECTED");
+    assert_eq!(rejected(r.map(|c| c.hello)).code, "PAIRING_REJECTED");
     assert!(gw.service.device_list().unwrap().paired.is_empty());
     gw.stop().await;
 }
@@ -256,25 +244,9 @@ async fn bootstrap_token_is_refused_for_a_second_device_and_once_consumed() {
     let a = Identity::generate();
     let b = Identity::generate();
     let setup = gw.setup_token();
-    let e = rejected(
-        Client::connect(
-            &gw.phone(&a, Auth::BootstrapToken(setup.clone())),
-            |_, _| {},
-        )
-        .await
-        .err()
-        .unwrap(),
-    );
+    let e = refused(&gw.phone(&a, Auth::BootstrapToken(setup.clone()))).await;
     assert_eq!(e.code, "NOT_PAIRED");
-    let e = rejected(
-        Client::connect(
-            &gw.phone(&b, Auth::BootstrapToken(setup.clone())),
-            |_, _| {},
-        )
-        .await
-        .err()
-        .unwrap(),
-    );
+    let e = refused(&gw.phone(&b, Auth::BootstrapToken(setup.clone()))).await;
     assert_eq!(e.code, "AUTH_FAILED");
     assert!(e.message.contains("another device"), "{}", e.message);
     let rid = gw.service.device_list().unwrap().pending[0]
@@ -290,12 +262,7 @@ async fn bootstrap_token_is_refused_for_a_second_device_and_once_consumed() {
     .expect("a redeems")
     .close()
     .await;
-    let e = rejected(
-        Client::connect(&gw.phone(&a, Auth::BootstrapToken(setup)), |_, _| {})
-            .await
-            .err()
-            .unwrap(),
-    );
+    let e = refused(&gw.phone(&a, Auth::BootstrapToken(setup))).await;
     assert_eq!(e.code, "AUTH_FAILED");
     gw.stop().await;
 }
@@ -323,12 +290,7 @@ async fn revoke_rotate_and_remove_close_live_sockets_within_a_second() {
             .await
             .unwrap_or_else(|e| panic!("{action}: socket still open after 1s ({e})"));
         assert!(closed.unwrap_or_default().starts_with("1008"), "{action}");
-        let e = rejected(
-            Client::connect(&gw.phone(&phone, Auth::DeviceToken(token)), |_, _| {})
-                .await
-                .err()
-                .unwrap(),
-        );
+        let e = refused(&gw.phone(&phone, Auth::DeviceToken(token))).await;
         assert_eq!(e.code, "AUTH_FAILED", "{action}: the old token is dead");
         if action == "rotate" {
             let v: Value = serde_json::from_str(&stdout(
@@ -360,22 +322,10 @@ async fn revocation_survives_a_restart() {
     let st = State::new();
     let gw = TestGateway::start(st.path()).await;
     let (phone, token) = gw.paired_phone().await;
-    gw.service
-        .token_revoke(
-            &phone.device_id(),
-            "node",
-            &clawpair_core::pairing::authority::Authority::owner(),
-            "test",
-        )
-        .unwrap();
+    gw.revoke(&phone, "node");
     gw.stop().await;
     let gw = TestGateway::start(st.path()).await;
-    let e = rejected(
-        Client::connect(&gw.phone(&phone, Auth::DeviceToken(token)), |_, _| {})
-            .await
-            .err()
-            .unwrap(),
-    );
+    let e = refused(&gw.phone(&phone, Auth::DeviceToken(token))).await;
     assert_eq!(e.code, "AUTH_FAILED");
     gw.stop().await;
 }
@@ -388,7 +338,7 @@ async fn upgrade_to_a_new_role_needs_the_owner_again() {
     let mut opts = gw.phone(&phone, Auth::DeviceToken(token));
     opts.role = "operator".into();
     opts.scopes = vec!["operator.read".into()];
-    let e = rejected(Client::connect(&opts, |_, _| {}).await.err().unwrap());
+    let e = refused(&opts).await;
     assert_eq!(e.code, "NOT_PAIRED");
     assert_eq!(e.details.as_ref().unwrap()["reason"], "role-upgrade");
     let rid = e.details.unwrap()["requestId"]
@@ -417,25 +367,16 @@ async fn unknown_request_ids_answer_not_found_with_a_reason() {
             "device.pair.approve",
             serde_json::json!({ "requestId": "nope" }),
         )
-        .await
-        .err()
-        .unwrap();
+        .await;
     let e = rejected(e);
     assert_eq!(e.code, "NOT_FOUND");
     assert_eq!(e.details.unwrap()["reason"], "unknown");
     let e = rejected(
         op.call("device.pair.approve", serde_json::json!({ "requestId": 5 }))
-            .await
-            .err()
-            .unwrap(),
+            .await,
     );
     assert_eq!(e.code, "INVALID_REQUEST");
-    let e = rejected(
-        op.call("no.such.method", serde_json::json!({}))
-            .await
-            .err()
-            .unwrap(),
-    );
+    let e = rejected(op.call("no.such.method", serde_json::json!({})).await);
     assert_eq!(e.code, "INVALID_REQUEST");
     // Listing never shows token material.
     let (_phone, token) = gw.paired_phone().await;

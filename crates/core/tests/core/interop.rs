@@ -560,11 +560,7 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
     std::env::set_var("OPENCLAW_STATE_DIR", &state);
     let found = discover::find().expect("OpenClaw is installed");
     assert_eq!(found.url, oc.url);
-    let (service, _) = clawpair_core::service::Service::open(
-        clawpair_core::store::StatePaths::new(st.path()),
-        std::sync::Arc::new(clawpair_core::clock::SystemClock),
-    )
-    .unwrap();
+    let service = st.service();
     let service = std::sync::Arc::new(service);
     let mut rx = service.events().subscribe();
     let remote = Remote::spawn(

@@ -7,9 +7,9 @@ use crate::common;
 
 use std::time::Duration;
 
-use clawpair_core::client::{Auth, Client, ClientError, ConnectOptions, Identity};
+use clawpair_core::client::{Auth, Client, ConnectOptions, Identity};
 use clawpair_core::gateway::Limits;
-use common::gw::{self, close_code, raw, recv, send, TestGateway};
+use common::gw::{self, close_code, raw, recv, refused, rejected, send, TestGateway};
 use common::State;
 use serde_json::{json, Value};
 
@@ -21,13 +21,6 @@ fn admin_connect(token: &str, min: u32, max: u32) -> Value {
         "caps": [], "role": "operator", "scopes": ["operator.admin"], "auth": { "token": token },
         "locale": "en", "userAgent": "test"
     }})
-}
-
-fn rejected(e: ClientError) -> clawpair_core::rpc::RpcError {
-    match e {
-        ClientError::Rejected(r) => r,
-        other => panic!("expected an error answer, got {other:?}"),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,15 +178,7 @@ async fn pairing_required_tells_a_long_lived_client_to_wait_and_retry() {
     );
 
     // The retry it was told to make finds the same request, and after approval gets in.
-    let again = rejected(
-        Client::connect(
-            &gw.phone(&phone, Auth::BootstrapToken(setup.clone())),
-            |_, _| {},
-        )
-        .await
-        .err()
-        .unwrap(),
-    );
+    let again = refused(&gw.phone(&phone, Auth::BootstrapToken(setup.clone()))).await;
     assert_eq!(again.details.unwrap()["requestId"], request_id.as_str());
     gw.service.device_approve(&request_id, "test").unwrap();
     let c = Client::connect(&gw.phone(&phone, Auth::BootstrapToken(setup)), |_, _| {})
@@ -242,7 +227,7 @@ async fn each_failed_credential_says_which_under_auth_failed() {
         ),
     ];
     for (opts, code, step) in cases {
-        let e = rejected(Client::connect(&opts, |_, _| {}).await.err().unwrap());
+        let e = refused(&opts).await;
         assert_eq!(e.code, "AUTH_FAILED", "{code}: {e:?}");
         let d = e.details.expect("details");
         assert_eq!(d["code"], code, "{d}");
@@ -266,12 +251,7 @@ async fn a_setup_code_may_ask_for_admin_and_the_owner_may_grant_the_rest() {
         o
     };
     // OpenClaw's GatewayClient asks for operator.admin by default: the request carries it.
-    let e = rejected(
-        Client::connect(&asks(Auth::BootstrapToken(setup.clone())), |_, _| {})
-            .await
-            .err()
-            .unwrap(),
-    );
+    let e = refused(&asks(Auth::BootstrapToken(setup.clone()))).await;
     assert_eq!(e.code, "NOT_PAIRED");
     let d = e.details.unwrap();
     assert_eq!(
@@ -322,7 +302,7 @@ async fn a_scope_no_owner_could_grant_is_refused_with_a_reason() {
     let phone = Identity::generate();
     let mut o = gw.phone(&phone, Auth::BootstrapToken(gw.setup_token()));
     o.scopes = vec!["operator.admin".into()]; // a node never holds operator scopes
-    let e = rejected(Client::connect(&o, |_, _| {}).await.err().unwrap());
+    let e = refused(&o).await;
     assert_eq!(e.code, "INVALID_REQUEST");
     assert_eq!(e.details.unwrap()["code"], "AUTH_SCOPE_MISMATCH");
     assert!(e.message.contains("operator.admin"), "{}", e.message);
@@ -368,17 +348,13 @@ async fn device_methods_answer_as_openclaw_cli_reads_them() {
             "device.pair.rename",
             json!({ "deviceId": "nope", "label": "x" }),
         )
-        .await
-        .err()
-        .unwrap(),
+        .await,
     );
     assert_eq!(e.code, "NOT_FOUND");
     assert!(e.message.contains("unknown deviceId"), "{}", e.message);
     let e = rejected(
         op.call("device.pair.approve", json!({ "requestId": "nope" }))
-            .await
-            .err()
-            .unwrap(),
+            .await,
     );
     assert!(e.message.contains("unknown requestId"), "{}", e.message);
 
@@ -432,15 +408,10 @@ async fn the_node_hosts_reports_are_acknowledged_and_operators_methods_refused_t
             .unwrap();
         assert_eq!(r["ok"], true, "{m}");
     }
-    let e = rejected(
-        node.call("device.pair.list", json!({}))
-            .await
-            .err()
-            .unwrap(),
-    );
+    let e = rejected(node.call("device.pair.list", json!({})).await);
     assert_eq!(e.code, "FORBIDDEN");
     let mut op = gw.operator().await;
-    let e = rejected(op.call("node.event", json!({})).await.err().unwrap());
+    let e = rejected(op.call("node.event", json!({})).await);
     assert_eq!(e.code, "FORBIDDEN");
     gw.stop().await;
 }

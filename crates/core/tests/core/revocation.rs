@@ -7,23 +7,10 @@ use crate::common;
 
 use std::time::Duration;
 
-use clawpair_core::client::{Auth, Client, ClientError, ConnectOptions, Identity};
-use clawpair_core::rpc::RpcError;
-use common::gw::TestGateway;
+use clawpair_core::client::{Auth, Client, ConnectOptions, Identity};
+use common::gw::{detail, refused, TestGateway};
 use common::State;
 use serde_json::json;
-
-fn rejected(r: Result<Client, ClientError>) -> RpcError {
-    match r {
-        Err(ClientError::Rejected(e)) => e,
-        Err(other) => panic!("expected an error answer, got {other:?}"),
-        Ok(c) => panic!("expected a refusal, got hello-ok {}", c.hello),
-    }
-}
-
-fn detail(e: &RpcError, key: &str) -> serde_json::Value {
-    e.details.clone().unwrap_or_default()[key].clone()
-}
 
 fn as_role(gw: &TestGateway, id: &Identity, auth: Auth, role: &str) -> ConnectOptions {
     let mut o = gw.phone(id, auth);
@@ -38,27 +25,36 @@ fn as_role(gw: &TestGateway, id: &Identity, auth: Auth, role: &str) -> ConnectOp
 /// Connects with a setup code, has the owner approve the request, and returns the token.
 async fn pair_role(gw: &TestGateway, id: &Identity, role: &str) -> String {
     let code = gw.setup_token();
-    let e = rejected(
-        Client::connect(
-            &as_role(gw, id, Auth::BootstrapToken(code.clone()), role),
-            |_, _| {},
-        )
-        .await,
-    );
+    let e = refused(&as_role(gw, id, Auth::BootstrapToken(code.clone()), role)).await;
     assert_eq!(e.code, "NOT_PAIRED", "{e:?}");
     let request = detail(&e, "requestId");
     gw.service
         .device_approve(request.as_str().unwrap(), "test")
         .unwrap();
-    let c = Client::connect(
-        &as_role(gw, id, Auth::BootstrapToken(code), role),
-        |_, _| {},
-    )
-    .await
-    .expect("approved device connects");
-    let token = c.hello["auth"]["deviceToken"].as_str().unwrap().to_string();
+    token_from(&as_role(gw, id, Auth::BootstrapToken(code), role)).await
+}
+
+/// Connects, must be let in with a new device token: the token.
+async fn token_from(opts: &ConnectOptions) -> String {
+    let c = Client::connect(opts, |_, _| {}).await.expect("let in");
+    let token = c.hello["auth"]["deviceToken"]
+        .as_str()
+        .expect("a new token")
+        .to_string();
     c.close().await;
     token
+}
+
+/// The operator role for a device paired as a node, asked for with the node's token and
+/// approved by the owner as an upgrade: its first operator token.
+async fn add_operator(gw: &TestGateway, id: &Identity, node: &str) -> String {
+    let as_operator = as_role(gw, id, Auth::DeviceToken(node.into()), "operator");
+    let e = refused(&as_operator).await;
+    assert_eq!(detail(&e, "reason"), "role-upgrade");
+    gw.service
+        .device_approve(detail(&e, "requestId").as_str().unwrap(), "test")
+        .unwrap();
+    token_from(&as_operator).await
 }
 
 fn pending_count(gw: &TestGateway) -> usize {
@@ -72,52 +68,27 @@ async fn a_revoked_role_is_not_handed_back_for_another_roles_token() {
     let phone = Identity::generate();
     let node = pair_role(&gw, &phone, "node").await;
     // The operator role, approved as an upgrade: its first token comes on connect.
-    let e = rejected(
-        Client::connect(
-            &as_role(&gw, &phone, Auth::DeviceToken(node.clone()), "operator"),
-            |_, _| {},
-        )
-        .await,
-    );
-    assert_eq!(detail(&e, "reason"), "role-upgrade");
-    gw.service
-        .device_approve(detail(&e, "requestId").as_str().unwrap(), "test")
-        .unwrap();
-    let c = Client::connect(
-        &as_role(&gw, &phone, Auth::DeviceToken(node.clone()), "operator"),
-        |_, _| {},
-    )
-    .await
-    .expect("the upgrade's first token");
-    let operator = c.hello["auth"]["deviceToken"].as_str().unwrap().to_string();
-    c.close().await;
+    let operator = add_operator(&gw, &phone, &node).await;
 
     // The owner revokes the operator token.
-    gw.service
-        .token_revoke(
-            &phone.device_id(),
-            "operator",
-            &clawpair_core::pairing::authority::Authority::owner(),
-            "test",
-        )
-        .unwrap();
-    let e = rejected(
-        Client::connect(
-            &as_role(&gw, &phone, Auth::DeviceToken(operator), "operator"),
-            |_, _| {},
-        )
-        .await,
-    );
+    gw.revoke(&phone, "operator");
+    let e = refused(&as_role(
+        &gw,
+        &phone,
+        Auth::DeviceToken(operator),
+        "operator",
+    ))
+    .await;
     assert_eq!(e.code, "AUTH_FAILED");
     // Presenting the node token for the operator role: no new token, a request the owner
     // sees as getting back access it lost.
-    let e = rejected(
-        Client::connect(
-            &as_role(&gw, &phone, Auth::DeviceToken(node.clone()), "operator"),
-            |_, _| {},
-        )
-        .await,
-    );
+    let e = refused(&as_role(
+        &gw,
+        &phone,
+        Auth::DeviceToken(node.clone()),
+        "operator",
+    ))
+    .await;
     assert_eq!(e.code, "NOT_PAIRED", "{e:?}");
     assert_eq!(detail(&e, "reason"), "role-upgrade");
     let list = gw.service.device_list().unwrap();
@@ -151,21 +122,8 @@ async fn a_revoked_device_does_not_come_back_through_a_fresh_setup_code() {
     let gw = TestGateway::start(st.path()).await;
     let phone = Identity::generate();
     pair_role(&gw, &phone, "node").await;
-    gw.service
-        .token_revoke(
-            &phone.device_id(),
-            "node",
-            &clawpair_core::pairing::authority::Authority::owner(),
-            "test",
-        )
-        .unwrap();
-    let e = rejected(
-        Client::connect(
-            &gw.phone(&phone, Auth::BootstrapToken(gw.setup_token())),
-            |_, _| {},
-        )
-        .await,
-    );
+    gw.revoke(&phone, "node");
+    let e = refused(&gw.phone(&phone, Auth::BootstrapToken(gw.setup_token()))).await;
     assert_eq!(e.code, "NOT_PAIRED", "a request, not a token: {e:?}");
     assert!(gw.service.device_list().unwrap().pending[0].request.regains);
     gw.stop().await;
@@ -177,41 +135,10 @@ async fn a_connect_never_replaces_a_token_the_owner_rotated() {
     let gw = TestGateway::start(st.path()).await;
     let phone = Identity::generate();
     let node = pair_role(&gw, &phone, "node").await;
-    let e = rejected(
-        Client::connect(
-            &as_role(&gw, &phone, Auth::DeviceToken(node.clone()), "operator"),
-            |_, _| {},
-        )
-        .await,
-    );
-    gw.service
-        .device_approve(detail(&e, "requestId").as_str().unwrap(), "test")
-        .unwrap();
-    Client::connect(
-        &as_role(&gw, &phone, Auth::DeviceToken(node.clone()), "operator"),
-        |_, _| {},
-    )
-    .await
-    .unwrap()
-    .close()
-    .await;
+    add_operator(&gw, &phone, &node).await;
     // The owner rotates the operator token and keeps the new one to hand over.
-    let (rotated, _, _) = gw
-        .service
-        .token_rotate(
-            &phone.device_id(),
-            "operator",
-            &clawpair_core::pairing::authority::Authority::owner(),
-            "test",
-        )
-        .unwrap();
-    let e = rejected(
-        Client::connect(
-            &as_role(&gw, &phone, Auth::DeviceToken(node), "operator"),
-            |_, _| {},
-        )
-        .await,
-    );
+    let rotated = gw.rotate(&phone, "operator");
+    let e = refused(&as_role(&gw, &phone, Auth::DeviceToken(node), "operator")).await;
     assert_eq!(e.code, "AUTH_FAILED");
     assert_eq!(detail(&e, "code"), "AUTH_DEVICE_TOKEN_MISMATCH");
     Client::connect(
@@ -230,13 +157,7 @@ async fn pairing_again_with_a_new_code_needs_the_owner_and_retires_the_old_token
     let phone = Identity::generate();
     let old = pair_role(&gw, &phone, "node").await;
     let code = gw.setup_token();
-    let e = rejected(
-        Client::connect(
-            &gw.phone(&phone, Auth::BootstrapToken(code.clone())),
-            |_, _| {},
-        )
-        .await,
-    );
+    let e = refused(&gw.phone(&phone, Auth::BootstrapToken(code.clone()))).await;
     assert_eq!(e.code, "NOT_PAIRED");
     let req = gw.service.device_list().unwrap().pending[0].request.clone();
     assert!(req.is_repair && req.reason == "not-paired", "{req:?}");
@@ -248,7 +169,7 @@ async fn pairing_again_with_a_new_code_needs_the_owner_and_retires_the_old_token
     assert!(c.hello["auth"]["deviceToken"]
         .as_str()
         .is_some_and(|t| t != old));
-    let e = rejected(Client::connect(&gw.phone(&phone, Auth::DeviceToken(old)), |_, _| {}).await);
+    let e = refused(&gw.phone(&phone, Auth::DeviceToken(old))).await;
     assert_eq!(e.code, "AUTH_FAILED");
     gw.stop().await;
 }
@@ -261,8 +182,7 @@ async fn a_rejected_request_revokes_the_code_it_came_from() {
     let stranger = Identity::generate();
     let code = gw.setup_token();
     let opts = gw.phone(&stranger, Auth::BootstrapToken(code));
-    let try_code = || Client::connect(&opts, |_, _| {});
-    let e = rejected(try_code().await);
+    let e = refused(&opts).await;
     let request = detail(&e, "requestId");
     op.wait_event("device.pair.requested", Duration::from_secs(5))
         .await
@@ -272,7 +192,7 @@ async fn a_rejected_request_revokes_the_code_it_came_from() {
         .await
         .unwrap();
     for _ in 0..3 {
-        let e = rejected(try_code().await);
+        let e = refused(&opts).await;
         assert_eq!(e.code, "AUTH_FAILED");
         assert_eq!(detail(&e, "code"), "AUTH_BOOTSTRAP_TOKEN_INVALID");
         assert!(e.message.contains("revoked"), "{}", e.message);
@@ -292,20 +212,12 @@ async fn invalidating_codes_revokes_the_ones_a_stranger_has_bound() {
     let stranger = Identity::generate();
     let bound = gw.setup_token();
     let unused = gw.setup_token();
-    rejected(
-        Client::connect(
-            &gw.phone(&stranger, Auth::BootstrapToken(bound.clone())),
-            |_, _| {},
-        )
-        .await,
-    );
+    refused(&gw.phone(&stranger, Auth::BootstrapToken(bound.clone()))).await;
     let mut op = gw.operator().await;
     let r = op.call("device.setup.cleanup", json!({})).await.unwrap();
     assert_eq!(r["removed"], 2);
     for code in [bound, unused] {
-        let e = rejected(
-            Client::connect(&gw.phone(&stranger, Auth::BootstrapToken(code)), |_, _| {}).await,
-        );
+        let e = refused(&gw.phone(&stranger, Auth::BootstrapToken(code))).await;
         assert_eq!(detail(&e, "code"), "AUTH_BOOTSTRAP_TOKEN_INVALID");
     }
     gw.stop().await;
@@ -342,17 +254,10 @@ async fn a_new_code_from_the_window_retires_the_previous_one() {
             .unwrap(),
     );
     let phone = Identity::generate();
-    let e =
-        rejected(Client::connect(&gw.phone(&phone, Auth::BootstrapToken(first)), |_, _| {}).await);
+    let e = refused(&gw.phone(&phone, Auth::BootstrapToken(first))).await;
     assert_eq!(detail(&e, "code"), "AUTH_BOOTSTRAP_TOKEN_INVALID");
     for live in [second, kept] {
-        let e = rejected(
-            Client::connect(
-                &gw.phone(&Identity::generate(), Auth::BootstrapToken(live)),
-                |_, _| {},
-            )
-            .await,
-        );
+        let e = refused(&gw.phone(&Identity::generate(), Auth::BootstrapToken(live))).await;
         assert_eq!(e.code, "NOT_PAIRED", "{e:?}");
     }
     gw.stop().await;
@@ -370,13 +275,7 @@ async fn a_code_is_bound_only_when_its_request_is_recorded() {
         })
         .unwrap();
     let first = Identity::generate();
-    let e = rejected(
-        Client::connect(
-            &gw.phone(&first, Auth::BootstrapToken(code.clone())),
-            |_, _| {},
-        )
-        .await,
-    );
+    let e = refused(&gw.phone(&first, Auth::BootstrapToken(code.clone()))).await;
     assert_eq!(e.code, "FORBIDDEN", "paused: {e:?}");
     gw.service
         .update_settings("test", |s| {
@@ -386,16 +285,9 @@ async fn a_code_is_bound_only_when_its_request_is_recorded() {
         .unwrap();
     // The refused device did not take the code: the owner's phone still can.
     let owner = Identity::generate();
-    let e = rejected(
-        Client::connect(
-            &gw.phone(&owner, Auth::BootstrapToken(code.clone())),
-            |_, _| {},
-        )
-        .await,
-    );
+    let e = refused(&gw.phone(&owner, Auth::BootstrapToken(code.clone()))).await;
     assert_eq!(e.code, "NOT_PAIRED");
-    let e =
-        rejected(Client::connect(&gw.phone(&first, Auth::BootstrapToken(code)), |_, _| {}).await);
+    let e = refused(&gw.phone(&first, Auth::BootstrapToken(code))).await;
     assert_eq!(
         detail(&e, "code"),
         "AUTH_BOOTSTRAP_TOKEN_INVALID",
@@ -412,27 +304,27 @@ async fn removing_a_device_forgets_its_requests_and_codes() {
     let node = pair_role(&gw, &phone, "node").await;
     // It asks for the operator role with a new code, then the owner removes the device.
     let code = gw.setup_token();
-    rejected(
-        Client::connect(
-            &as_role(&gw, &phone, Auth::BootstrapToken(code.clone()), "operator"),
-            |_, _| {},
-        )
-        .await,
-    );
+    refused(&as_role(
+        &gw,
+        &phone,
+        Auth::BootstrapToken(code.clone()),
+        "operator",
+    ))
+    .await;
     assert_eq!(pending_count(&gw), 1);
     gw.service
         .device_remove(&phone.device_id(), "test")
         .unwrap();
     assert_eq!(pending_count(&gw), 0, "its request went with it");
-    let e = rejected(Client::connect(&gw.phone(&phone, Auth::DeviceToken(node)), |_, _| {}).await);
+    let e = refused(&gw.phone(&phone, Auth::DeviceToken(node))).await;
     assert_eq!(detail(&e, "code"), "AUTH_DEVICE_TOKEN_MISMATCH");
-    let e = rejected(
-        Client::connect(
-            &as_role(&gw, &phone, Auth::BootstrapToken(code), "operator"),
-            |_, _| {},
-        )
-        .await,
-    );
+    let e = refused(&as_role(
+        &gw,
+        &phone,
+        Auth::BootstrapToken(code),
+        "operator",
+    ))
+    .await;
     assert_eq!(
         detail(&e, "code"),
         "AUTH_BOOTSTRAP_TOKEN_INVALID",
@@ -465,7 +357,7 @@ async fn the_audit_log_names_the_credential_and_no_client_passes_for_the_window(
     let code = gw.setup_token();
     let mut o = as_role(&gw, &laptop, Auth::BootstrapToken(code.clone()), "operator");
     o.scopes = vec!["operator.pairing".into()];
-    let e = rejected(Client::connect(&o, |_, _| {}).await);
+    let e = refused(&o).await;
     gw.service
         .device_approve(detail(&e, "requestId").as_str().unwrap(), "test")
         .unwrap();
@@ -530,13 +422,7 @@ async fn rotating_the_admin_token_closes_its_sessions_and_refuses_the_old_one() 
             "{reason:?}"
         );
     }
-    let e = rejected(
-        Client::connect(
-            &ConnectOptions::operator(&gw.url, &gw.token, "cli"),
-            |_, _| {},
-        )
-        .await,
-    );
+    let e = refused(&ConnectOptions::operator(&gw.url, &gw.token, "cli")).await;
     assert_eq!(detail(&e, "code"), "AUTH_TOKEN_MISMATCH");
     let settings: serde_json::Value = serde_json::from_str(&st.read("clawpair.json")).unwrap();
     let new = settings["gateway"]["auth"]["token"].as_str().unwrap();

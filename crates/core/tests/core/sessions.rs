@@ -8,22 +8,14 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
-use clawpair_core::client::{Client, ClientError, ConnectOptions, Identity};
+use clawpair_core::client::{Client, ConnectOptions, Identity};
 use clawpair_core::gateway::Limits;
 use clawpair_core::pairing::authority::Authority;
-use common::gw::{self, TestGateway};
+use common::gw::{self, refused, TestGateway};
 use common::State;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
-
-fn rejected(r: Result<Client, ClientError>) -> clawpair_core::rpc::RpcError {
-    match r {
-        Err(ClientError::Rejected(e)) => e,
-        Err(other) => panic!("expected an error answer, got {other:?}"),
-        Ok(c) => panic!("expected a refusal, got hello-ok {}", c.hello),
-    }
-}
 
 /// A device paired by the owner through a setup code; its options with its token.
 async fn paired(gw: &TestGateway, role: &str, scopes: &[&str]) -> ConnectOptions {
@@ -43,7 +35,7 @@ async fn rotating_the_admin_token_closes_a_session_that_also_sent_a_device_key()
     gw.service.admin_token_rotate("test").unwrap();
     let why = c.closed(Duration::from_secs(5)).await.expect("closed");
     assert!(why.unwrap_or_default().contains("credential revoked"));
-    let e = rejected(Client::connect(&opts, |_, _| {}).await);
+    let e = refused(&opts).await;
     assert_eq!(e.code, "AUTH_FAILED");
     gw.stop().await;
 }
@@ -171,7 +163,7 @@ async fn one_device_holds_at_most_eight_sessions() {
                 .expect("within the bound"),
         );
     }
-    let e = rejected(Client::connect(&opts, |_, _| {}).await);
+    let e = refused(&opts).await;
     assert_eq!(e.code, "RATE_LIMITED", "{e:?}");
     assert_eq!(e.details.clone().unwrap()["code"], "TOO_MANY_SESSIONS");
     assert!(

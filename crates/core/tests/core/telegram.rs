@@ -11,13 +11,11 @@ use std::time::Duration;
 
 use clawpair_core::channels::telegram::{self, commands};
 use clawpair_core::client::{Auth, Client, ClientError, Identity};
-use clawpair_core::clock::SystemClock;
 use clawpair_core::config::{ChannelSettings, Settings};
 use clawpair_core::events::Event;
 use clawpair_core::pairing::dm::{Decision, APPROVED_REPLY};
 use clawpair_core::pairing::setup::decode_setup_code;
 use clawpair_core::service::{InboundDm, Service};
-use clawpair_core::store::StatePaths;
 use common::gw::{cli, TestGateway};
 use common::{files_under, mode, stderr, stdout, State};
 use serde_json::{json, Value};
@@ -800,7 +798,7 @@ async fn disabling_the_channel_stops_polling_and_enabling_it_resumes() {
 #[test]
 fn approving_with_notify_and_no_gateway_warns_that_nobody_tells_the_sender() {
     let st = State::new();
-    let (service, _) = Service::open(StatePaths::new(st.path()), Arc::new(SystemClock)).unwrap();
+    let service = st.service();
     let mut codes = Vec::new();
     for sender in ["1001", "1002"] {
         let d = service
@@ -874,7 +872,7 @@ async fn the_headless_gateway_starts_a_bot_enabled_while_it_runs() {
         assert!(std::time::Instant::now() < end, "the gateway did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (service, _) = Service::open(StatePaths::new(st.path()), Arc::new(SystemClock)).unwrap();
+    let service = st.service();
     enable_bot(&service, &fake);
     let dm = fake.private_text(STRANGER, "stranger", "hi");
     let reply = fake.wait_sent_to(STRANGER, 1).await.remove(0);
@@ -900,7 +898,7 @@ async fn the_headless_gateway_starts_a_bot_enabled_while_it_runs() {
 async fn the_headless_gateway_runs_the_bot_and_stops_it_on_sigterm() {
     let st = State::new();
     let fake = FakeBotApi::start(TOKEN).await;
-    let (service, _) = Service::open(StatePaths::new(st.path()), Arc::new(SystemClock)).unwrap();
+    let service = st.service();
     enable_bot(&service, &fake);
     drop(service);
     let mut cmd = st.cmd(&["gateway", "--port", "0"]);

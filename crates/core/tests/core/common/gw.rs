@@ -5,9 +5,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clawpair_core::client::{Auth, Client, ConnectOptions, Identity};
+use clawpair_core::client::{Auth, Client, ClientError, ConnectOptions, Identity};
 use clawpair_core::clock::SystemClock;
 use clawpair_core::gateway::{Gateway, Limits, ShutdownHandle};
+use clawpair_core::pairing::authority::Authority;
+use clawpair_core::rpc::RpcError;
 use clawpair_core::service::Service;
 use clawpair_core::store::StatePaths;
 use futures_util::{SinkExt, StreamExt};
@@ -177,6 +179,21 @@ impl TestGateway {
         (opts.identity.expect("an identity"), token)
     }
 
+    /// The owner revokes a role's token of this device.
+    pub fn revoke(&self, id: &Identity, role: &str) {
+        self.service
+            .token_revoke(&id.device_id(), role, &Authority::owner(), "test")
+            .expect("revoked");
+    }
+
+    /// The owner rotates a role's token of this device: the new token.
+    pub fn rotate(&self, id: &Identity, role: &str) -> String {
+        self.service
+            .token_rotate(&id.device_id(), role, &Authority::owner(), "test")
+            .expect("rotated")
+            .0
+    }
+
     /// A phone paired for `node`: its identity and device token.
     pub async fn paired_phone(&self) -> (Identity, String) {
         self.paired("node", &[]).await
@@ -194,6 +211,34 @@ impl TestGateway {
             _ => false,
         }
     }
+}
+
+/// The error answer a connect (or call) got; panics on anything else.
+pub fn rejected<T: std::fmt::Debug>(r: Result<T, ClientError>) -> RpcError {
+    match r {
+        Err(ClientError::Rejected(e)) => e,
+        Err(other) => panic!("expected an error answer, got {other:?}"),
+        Ok(ok) => panic!("expected a refusal, got {ok:?}"),
+    }
+}
+
+/// The gateway's refusal of this connect.
+pub async fn refused(opts: &ConnectOptions) -> RpcError {
+    rejected(Client::connect(opts, |_, _| {}).await.map(|c| c.hello))
+}
+
+/// Connects, must be let in, and leaves.
+pub async fn connects(opts: &ConnectOptions) {
+    Client::connect(opts, |_, _| {})
+        .await
+        .expect("let in")
+        .close()
+        .await;
+}
+
+/// A field of an error's details.
+pub fn detail(e: &RpcError, key: &str) -> Value {
+    e.details.clone().unwrap_or_default()[key].clone()
 }
 
 /// A connect the owner must decide first: the request id of its `NOT_PAIRED` answer.

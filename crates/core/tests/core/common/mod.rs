@@ -21,6 +21,15 @@ impl State {
     pub fn path(&self) -> &Path {
         &self.state
     }
+    /// ClawPair's service on this state dir, opened as the app and the gateway open it.
+    pub fn service(&self) -> clawpair_core::service::Service {
+        clawpair_core::service::Service::open(
+            clawpair_core::store::StatePaths::new(self.path()),
+            std::sync::Arc::new(clawpair_core::clock::SystemClock),
+        )
+        .expect("open the state dir")
+        .0
+    }
     pub fn file(&self, rel: &str) -> PathBuf {
         self.state.join(rel)
     }
