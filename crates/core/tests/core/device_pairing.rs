@@ -6,7 +6,7 @@ use crate::common;
 use std::time::Duration;
 
 use clawpair_core::client::{Auth, Client, ClientError, Identity};
-use common::gw::{self, cli, refused, rejected, TestGateway};
+use common::gw::{self, cli, connects, refused, rejected, TestGateway};
 use common::{stderr, stdout, State};
 use serde_json::Value;
 
@@ -254,14 +254,7 @@ async fn bootstrap_token_is_refused_for_a_second_device_and_once_consumed() {
         .request_id
         .clone();
     gw.service.device_approve(&rid, "test").unwrap();
-    Client::connect(
-        &gw.phone(&a, Auth::BootstrapToken(setup.clone())),
-        |_, _| {},
-    )
-    .await
-    .expect("a redeems")
-    .close()
-    .await;
+    connects(&gw.phone(&a, Auth::BootstrapToken(setup.clone()))).await;
     let e = refused(&gw.phone(&a, Auth::BootstrapToken(setup))).await;
     assert_eq!(e.code, "AUTH_FAILED");
     gw.stop().await;
@@ -304,14 +297,7 @@ async fn revoke_rotate_and_remove_close_live_sockets_within_a_second() {
             ))
             .unwrap();
             let fresh = v["token"].as_str().unwrap();
-            Client::connect(
-                &gw.phone(&phone, Auth::DeviceToken(fresh.into())),
-                |_, _| {},
-            )
-            .await
-            .expect("the new token works")
-            .close()
-            .await;
+            connects(&gw.phone(&phone, Auth::DeviceToken(fresh.into()))).await;
         }
     }
     gw.stop().await;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clawpair_core::client::{Auth, Client, ClientError, ConnectOptions, Identity};
 use clawpair_core::gateway::Limits;
-use common::gw::{self, TestGateway};
+use common::gw::{self, connects, TestGateway};
 use common::State;
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -113,11 +113,7 @@ async fn foreign_origin_is_refused_at_the_upgrade() {
         Ok(_) => panic!("a foreign origin got in"),
     }
     opts.origin = Some("tauri://localhost".into());
-    Client::connect(&opts, |_, _| {})
-        .await
-        .expect("allowed origin")
-        .close()
-        .await;
+    connects(&opts).await;
     assert!(gw.answers().await);
     gw.stop().await;
 }

@@ -8,7 +8,7 @@ use crate::common;
 use std::time::Duration;
 
 use clawpair_core::client::{Auth, Client, ConnectOptions, Identity};
-use common::gw::{detail, refused, TestGateway};
+use common::gw::{connects, detail, refused, TestGateway};
 use common::State;
 use serde_json::json;
 
@@ -96,14 +96,7 @@ async fn a_revoked_role_is_not_handed_back_for_another_roles_token() {
     assert!(req.regains, "{req:?}");
     assert_eq!(req.kind_in_words(), "asks to get back access it lost");
     // The node role is untouched.
-    Client::connect(
-        &gw.phone(&phone, Auth::DeviceToken(node.clone())),
-        |_, _| {},
-    )
-    .await
-    .expect("the node token still works")
-    .close()
-    .await;
+    connects(&gw.phone(&phone, Auth::DeviceToken(node.clone()))).await;
     // Once the owner approves, the device gets a new operator token.
     gw.service.device_approve(&req.request_id, "test").unwrap();
     let c = Client::connect(

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use clawpair_core::client::{Client, ConnectOptions, Identity};
 use clawpair_core::gateway::Limits;
 use clawpair_core::pairing::authority::Authority;
-use common::gw::{self, refused, TestGateway};
+use common::gw::{self, connects, refused, TestGateway};
 use common::State;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -174,11 +174,7 @@ async fn one_device_holds_at_most_eight_sessions() {
     // Others are not affected: the admin token and another device.
     gw.operator().await.close().await;
     let other = paired(&gw, "node", &[]).await;
-    Client::connect(&other, |_, _| {})
-        .await
-        .expect("another device")
-        .close()
-        .await;
+    connects(&other).await;
     // A session closed makes room again.
     held.pop().unwrap().close().await;
     let deadline = Instant::now() + Duration::from_secs(5);
