@@ -67,10 +67,7 @@ async fn attached_to_openclaw_the_desktop_approves_its_requests() {
         );
         keep(&s.screenshot(), "attached-requests.png");
         s.click("#dm-list .card[data-channel='telegram'] [data-action='approve-dm']");
-        s.wait_until(
-            "document.querySelectorAll('#dm-list .card').length === 0",
-            WAIT,
-        );
+        s.wait_none("#dm-list .card", WAIT);
         s.click("#nav-allowlists");
         s.wait_for("tr[data-sender='4242']", WAIT);
         assert!(
@@ -165,22 +162,11 @@ async fn attached_to_openclaw_the_desktop_approves_its_requests() {
     ui(Box::new(|s| {
         s.click("#nav-requests");
         s.wait_for("#node-list [data-action='reject-node']", WAIT);
-        assert!(
-            s.text("#node-list").contains("system.run"),
-            "{}",
-            s.text("#node-list")
-        );
-        assert!(
-            s.text("#node-list").contains("operator.admin"),
-            "{}",
-            s.text("#node-list")
-        );
+        s.says("#node-list", &["system.run"]);
+        s.says("#node-list", &["operator.admin"]);
         keep(&s.screenshot(), "attached-node-request.png");
         s.click("#node-list [data-action='reject-node']");
-        s.wait_until(
-            "document.querySelectorAll('#node-list .card').length === 0",
-            WAIT,
-        );
+        s.wait_none("#node-list .card", WAIT);
         Value::Null
     }))
     .await;
@@ -228,22 +214,11 @@ async fn attached_to_openclaw_the_desktop_approves_its_requests() {
     ui(Box::new(|s| {
         s.click("#nav-requests");
         s.wait_for("#exec-list [data-action='exec-deny']", WAIT);
-        assert!(
-            s.text("#exec-list").contains("rm -rf /srv/cache"),
-            "{}",
-            s.text("#exec-list")
-        );
-        assert!(
-            s.text("#exec-list").contains("in /srv/app"),
-            "{}",
-            s.text("#exec-list")
-        );
+        s.says("#exec-list", &["rm -rf /srv/cache"]);
+        s.says("#exec-list", &["in /srv/app"]);
         keep(&s.screenshot(), "attached-exec-approval.png");
         s.click("#exec-list [data-action='exec-deny']");
-        s.wait_until(
-            "document.querySelectorAll('#exec-list .card').length === 0",
-            WAIT,
-        );
+        s.wait_none("#exec-list .card", WAIT);
         Value::Null
     }))
     .await;

@@ -134,10 +134,7 @@ async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
         "approved sender",
     );
     ui(Box::new(|s| {
-        s.wait_until(
-            "document.querySelectorAll('#dm-list .card').length === 0",
-            WAIT,
-        );
+        s.wait_none("#dm-list .card", WAIT);
         s.click("#nav-allowlists");
         s.wait_for("tr[data-sender='4242']", WAIT);
         assert!(
@@ -223,10 +220,7 @@ async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
     .unwrap();
     notifyd.wait_closed(n.id, WAIT).await.unwrap();
     ui(Box::new(|s| {
-        s.wait_until(
-            "document.querySelectorAll('#dm-list .card').length === 0",
-            WAIT,
-        );
+        s.wait_none("#dm-list .card", WAIT);
         Value::Null
     }))
     .await;
@@ -252,11 +246,7 @@ async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
         s.wait_for("#pair-qr", WAIT);
         s.wait_until("document.getElementById('pair-qr').complete && document.getElementById('pair-qr').naturalWidth > 0", WAIT);
         // A loopback URL works for this test's device, not for a phone: said above the code.
-        assert!(
-            s.text("#pair-warnings").contains("is this computer only"),
-            "{}",
-            s.text("#pair-warnings")
-        );
+        s.says("#pair-warnings", &["is this computer only"]);
         // The first frame after the image loads may not be painted yet: look until it reads.
         let mut png = Vec::new();
         for _ in 0..25 {
@@ -560,14 +550,9 @@ fn first_run_opens_on_the_guide_and_never_again() {
 fn a_settings_file_broken_by_hand_is_shown_in_the_window_and_nothing_is_replaced() {
     let st = State::new();
     let port = free_port();
-    let service = st.service();
-    service
-        .update_settings("test", |s| {
-            s.gateway.port = port;
-            Ok(())
-        })
-        .expect("settings");
-    drop(service);
+    st.settings(|s| {
+        s.gateway.port = port;
+    });
     let good = st.read("clawpair.json");
     let broken = good.replacen(
         &format!("\"port\": {port}"),
@@ -595,11 +580,7 @@ fn a_settings_file_broken_by_hand_is_shown_in_the_window_and_nothing_is_replaced
         "{}",
         s.text("#problem-line")
     );
-    assert!(
-        s.text("#problem-what").contains("invalid type"),
-        "{}",
-        s.text("#problem-what")
-    );
+    s.says("#problem-what", &["invalid type"]);
     assert!(
         s.displayed(&s.find("#problem-last").unwrap()),
         "the way back is offered"
@@ -670,15 +651,10 @@ fn a_settings_file_broken_by_hand_is_shown_in_the_window_and_nothing_is_replaced
 fn saving_a_port_another_program_holds_keeps_the_gateway_and_names_the_program() {
     let st = State::new();
     let port = free_port();
-    let service = st.service();
-    service
-        .update_settings("test", |s| {
-            s.gateway.port = port;
-            s.ui.show_guide = false;
-            Ok(())
-        })
-        .expect("settings");
-    drop(service);
+    st.settings(|s| {
+        s.gateway.port = port;
+        s.ui.show_guide = false;
+    });
     let listens = |p: u16| std::net::TcpStream::connect(("127.0.0.1", p)).is_ok();
     let s = Launch::on(st.path()).start();
     s.wait_for("#view-requests", WAIT);
@@ -1011,11 +987,7 @@ async fn without_notification_buttons_a_small_window_asks_instead() {
     assert!(n.body.contains("ClawPair window"), "{}", n.body);
     let s = session.await.unwrap();
     s.wait_for("#approve-list [data-action='approve-dm']", WAIT);
-    assert!(
-        s.text("#approve-list").contains("yara"),
-        "{}",
-        s.text("#approve-list")
-    );
+    s.says("#approve-list", &["yara"]);
     std::thread::sleep(Duration::from_millis(300)); // painted, for the screenshot
     keep(&s.screenshot(), "approval-window.png");
     s.click("#approve-list [data-action='approve-dm']");

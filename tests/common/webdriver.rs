@@ -226,6 +226,23 @@ impl Session {
         }
     }
 
+    /// Asserts that the element's text says each of `words`, showing the text when it does not.
+    pub fn says(&self, css: &str, words: &[&str]) {
+        let text = self.text(css);
+        for w in words {
+            assert!(text.contains(w), "{css} does not say {w:?}: {text}");
+        }
+    }
+
+    /// Waits until nothing matches `css` (a list emptied, a card gone).
+    pub fn wait_none(&self, css: &str, wait: Duration) {
+        let css = serde_json::to_string(css).unwrap_or_default();
+        self.wait_until(
+            &format!("document.querySelectorAll({css}).length === 0"),
+            wait,
+        );
+    }
+
     /// Resizes the window (outer size, in pixels).
     pub fn set_window_size(&self, width: u32, height: u32) {
         let _ = post(

@@ -7,6 +7,8 @@ import { renderStatus } from "../lib/status.js";
 
 // Set while the owner edits the Settings form, so live updates never overwrite their edits.
 let settingsDirty = false;
+// Edits made so far: a save under way leaves alone what was typed after it began.
+let edits = 0;
 
 function renderTelegramStatus() {
   const tg = state.status?.telegram;
@@ -52,6 +54,12 @@ export async function setAttach(enabled) {
   await renderStatus();
   renderOpenClaw();
   return r;
+}
+
+/** An edit in the form: counted, so a save that was under way does not drop it. */
+function edited() {
+  edits += 1;
+  markSettings(true);
 }
 
 /** Whether Settings holds edits not saved yet: said beside Save, with a way to drop them. */
@@ -136,6 +144,7 @@ async function saveSettings(ev) {
       .filter(Boolean),
     notifications: $("set-notifications").checked,
   };
+  const editsAtSave = edits;
   try {
     await invoke("save_settings", { patch });
     $("settings-error").hidden = true;
@@ -144,9 +153,10 @@ async function saveSettings(ev) {
     const wantPause = $("set-paused").checked;
     if (wantPause !== !!state.status?.paused) await act("set_paused", { paused: wantPause });
     toast("Settings saved", "ok");
-    markSettings(false);
+    // What was typed while saving stays, still marked unsaved.
+    if (edits === editsAtSave) markSettings(false);
     await renderStatus();
-    renderSettings(true);
+    if (edits === editsAtSave) renderSettings(true);
   } catch (e) {
     $("settings-error").textContent = e?.message || String(e);
     $("settings-error").hidden = false;
@@ -185,8 +195,8 @@ function wire() {
     if (r) toast(`Logs are in ${r.path}`, "ok");
   });
   $("settings-form").addEventListener("submit", saveSettings);
-  $("settings-form").addEventListener("input", () => markSettings(true));
-  $("settings-form").addEventListener("change", () => markSettings(true));
+  $("settings-form").addEventListener("input", edited);
+  $("settings-form").addEventListener("change", edited);
   $("set-bind-choice").addEventListener("change", () => {
     const custom = $("set-bind-choice").value === "custom";
     $("set-bind-custom").hidden = !custom;

@@ -30,6 +30,15 @@ impl State {
         .expect("open the state dir")
         .0
     }
+    /// Edits the settings as the owner would, before anything runs on this state dir.
+    pub fn settings(&self, edit: impl FnOnce(&mut clawpair_core::config::Settings)) {
+        self.service()
+            .update_settings("test", |s| {
+                edit(s);
+                Ok(())
+            })
+            .expect("settings saved");
+    }
     pub fn file(&self, rel: &str) -> PathBuf {
         self.state.join(rel)
     }
