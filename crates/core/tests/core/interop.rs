@@ -881,23 +881,46 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
     );
     assert_eq!(decided(&id)["status"], "denied");
 
-    // OpenClaw restarts: ClawPair says so, and attaches again on its own.
-    tokio::task::block_in_place(|| oc.restart(&p));
-    wait_for(&mut rx, "detached", |e| {
-        matches!(
-            e,
-            Event::AttachStatus {
-                attached: false,
-                ..
+    // OpenClaw restarts: ClawPair says so, and attaches again on its own within 2 s of
+    // OpenClaw being ready again (it watches the port rather than waiting out a backoff).
+    let mut seen = service.events().subscribe();
+    let back = tokio::spawn(async move {
+        wait_for(&mut seen, "detached", |e| {
+            matches!(
+                e,
+                Event::AttachStatus {
+                    attached: false,
+                    ..
+                }
+            )
+            .then_some(())
+        })
+        .await;
+        wait_for(&mut seen, "attached again", |e| {
+            matches!(e, Event::AttachStatus { attached: true, .. }).then_some(())
+        })
+        .await;
+        Instant::now()
+    });
+    let mut trace = service.events().subscribe();
+    let t0 = Instant::now();
+    tokio::spawn(async move {
+        while let Ok(e) = trace.recv().await {
+            if let Event::AttachStatus { line, .. } = e {
+                eprintln!("{:?} {line}", t0.elapsed());
             }
-        )
-        .then_some(())
-    })
-    .await;
-    wait_for(&mut rx, "attached again", |e| {
-        matches!(e, Event::AttachStatus { attached: true, .. }).then_some(())
-    })
-    .await;
+        }
+    });
+    tokio::task::block_in_place(|| oc.restart(&p));
+    let ready = Instant::now();
+    eprintln!("{:?} ready", t0.elapsed());
+    let attached = back.await.expect("attached again");
+    let lag = attached.saturating_duration_since(ready);
+    eprintln!("re-attached {lag:?} after OpenClaw was ready again");
+    assert!(
+        lag <= Duration::from_secs(2),
+        "re-attached only after {lag:?}"
+    );
     checked(&backend, "window", &OwnerRequest::DeviceList {})
         .await
         .expect("answers again");

@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::{unavailable, Remote, Reply, Status, Target};
 use crate::attach::transport::{self, Transport};
 use crate::client::{Auth, Client, ClientError, ConnectOptions, Socket};
-use crate::protocol::ErrorCode;
+use crate::protocol::{Code, ErrorCode};
 use crate::rpc::RpcError;
 use crate::sanitize::sanitize;
 
@@ -32,29 +32,38 @@ pub(super) async fn drive(
             url: target.url.clone(),
         });
         drop(r);
-        let reason = match connect(&target).await {
+        let (reason, answered) = match connect(&target).await {
             Ok((ws, hello)) => {
                 backoff = 1;
                 match session(&remote, ws, hello, &mut requests).await {
-                    Some(reason) => reason,
+                    Some(reason) => (reason, false),
                     None => return,
                 }
             }
             Err(e) => e,
         };
+        // A gateway on this computer that did not answer at all (restarting, not ready yet) is
+        // tried again within half a second (OpenClaw asks for 500 ms); one that answered with a refusal waits out the backoff,
+        // so a wrong token never hammers its limiter.
+        let port = loopback_port(&target.url);
+        let soon = port.is_some() && !answered;
+        let wait = if soon {
+            SOON
+        } else {
+            Duration::from_secs(backoff)
+        };
         let Some(r) = remote.upgrade() else { return };
         r.set_status(Status::Down {
             url: target.url.clone(),
             reason,
-            retry_in_s: backoff,
+            retry_in_s: wait.as_secs(),
         });
         drop(r);
         // Calls made while detached fail at once instead of waiting for the next attempt. A
         // gateway on this computer that was not listening is watched for in the kernel's
         // tables (nothing is sent to it): once it listens again, the next attempt is now.
-        let until = tokio::time::sleep(Duration::from_secs(backoff));
+        let until = tokio::time::sleep(wait);
         tokio::pin!(until);
-        let port = loopback_port(&target.url);
         let was_down = port.is_some_and(|p| !listening(p));
         let mut look = tokio::time::interval(WATCH_EVERY);
         loop {
@@ -73,12 +82,17 @@ pub(super) async fn drive(
                 },
             }
         }
-        backoff = (backoff * 2).min(30);
+        if !soon {
+            backoff = (backoff * 2).min(30);
+        }
     }
 }
 
 /// How often a gateway on this computer that went away is looked for.
 const WATCH_EVERY: Duration = Duration::from_millis(250);
+
+/// The longest wait before trying again a gateway on this computer that did not answer.
+const SOON: Duration = Duration::from_millis(500);
 
 /// The port of a `ws://`/`wss://` URL on loopback (a gateway on this computer), if it is one.
 fn loopback_port(url: &str) -> Option<u16> {
@@ -98,12 +112,14 @@ fn listening(port: u16) -> bool {
     !crate::attach::owner::listeners_for(&entries, to).is_empty()
 }
 
-async fn connect(target: &Target) -> Result<(Socket, Value), String> {
+/// Connects as the approval desk: the socket and `hello-ok`, or why not and whether the gateway
+/// answered (refused the connect) rather than not being there to answer.
+async fn connect(target: &Target) -> Result<(Socket, Value), (String, bool)> {
     // How the token may travel is settled at every attempt, before it is read: the settings
     // file can be edited by hand, and a refusal must send nothing.
-    let transport =
-        transport::plan(&target.url, target.tls_pin.as_deref()).map_err(|e| e.to_string())?;
-    let token = target.token.read()?;
+    let transport = transport::plan(&target.url, target.tls_pin.as_deref())
+        .map_err(|e| (e.to_string(), true))?;
+    let token = target.token.read().map_err(|e| (e, true))?;
     // OpenClaw accepts only client ids from its own list: a generic gateway client, as an
     // operator with the powers an approval desk needs.
     let mut opts = ConnectOptions::operator(&target.url, &token, "gateway-client");
@@ -121,7 +137,7 @@ async fn connect(target: &Target) -> Result<(Socket, Value), String> {
             // which the port could change hands small; the connection made is checked too.
             let stream = transport::connect_loopback(candidates, opts.timeout)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| (e.to_string(), false))?;
             Client::connect_over(&opts, stream, |_, _| {}).await
         }
     };
@@ -132,10 +148,15 @@ async fn connect(target: &Target) -> Result<(Socket, Value), String> {
         }
         // The client's own wording sends the owner for a new setup code; here it is the pin
         // given for this gateway that does not match.
-        Err(ClientError::CertificateMismatch { url, expected }) => Err(format!(
+        Err(ClientError::CertificateMismatch { url, expected }) => Err((format!(
             "the gateway at {url} presented a certificate other than the pinned one (SHA-256 {expected}), so the token was not sent: check the fingerprint given with --tls-fingerprint (or in Settings), or whether the gateway's certificate was replaced"
-        )),
-        Err(e) => Err(e.to_string()),
+        ), true)),
+        // "Starting; retry shortly" (OpenClaw while it starts) is not a refusal.
+        Err(ClientError::Rejected(e)) if e.code == ErrorCode::from(Code::Unavailable) => {
+            Err((e.message, false))
+        }
+        Err(e @ ClientError::Rejected(_)) => Err((e.to_string(), true)),
+        Err(e) => Err((e.to_string(), false)),
     }
 }
 
