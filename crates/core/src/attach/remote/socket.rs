@@ -152,7 +152,7 @@ async fn connect(target: &Target) -> Result<(Socket, Value), (String, bool)> {
             "the gateway at {url} presented a certificate other than the pinned one (SHA-256 {expected}), so the token was not sent: check the fingerprint given with --tls-fingerprint (or in Settings), or whether the gateway's certificate was replaced"
         ), true)),
         // "Starting; retry shortly" (OpenClaw while it starts) is not a refusal.
-        Err(ClientError::Rejected(e)) if e.code == ErrorCode::from(Code::Unavailable) => {
+        Err(ClientError::Rejected(e)) if e.code == Code::Unavailable => {
             Err((e.message, false))
         }
         Err(e @ ClientError::Rejected(_)) => Err((e.to_string(), true)),
