@@ -375,6 +375,65 @@ async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
         .expect("hello-ok");
     assert_eq!(c.hello["auth"]["scopes"], json!(["operator.read"]));
 
+    // A device that asks again with a changed request gets a new request id: its notification
+    // is replaced in place (the same one, now showing the new ask, never closed and reopened),
+    // and Approve on it approves the request shown.
+    let code: Value = serde_json::from_slice(
+        &common::gw::cli(st.path(), &["qr", "--url", &url, "--json"])
+            .await
+            .stdout,
+    )
+    .expect("qr --json");
+    let tablet_setup =
+        clawpair_core::pairing::setup::decode_setup_code(code["setupCode"].as_str().unwrap())
+            .unwrap()
+            .bootstrap_token;
+    let tablet = Identity::generate();
+    let ask = |scopes: &[&str]| {
+        let mut o = ConnectOptions::node(
+            &url,
+            tablet.clone(),
+            Auth::BootstrapToken(tablet_setup.clone()),
+        );
+        o.display_name = Some("Kitchen tablet".into());
+        o.role = "operator".into();
+        o.client_mode = "backend".into();
+        o.scopes = scopes.iter().map(|s| s.to_string()).collect();
+        o
+    };
+    let first = common::gw::request_id(&ask(&["operator.read"])).await;
+    let n = notifyd
+        .wait_shown(&tablet.fingerprint(), WAIT)
+        .await
+        .unwrap();
+    let mut again = ask(&["operator.read", "operator.write"]);
+    again.wait_for_approval = true;
+    let waiting = tokio::spawn(async move { Client::connect(&again, |_, _| {}).await });
+    let replaced = notifyd.wait_shown("operator.write", WAIT).await.unwrap();
+    assert_eq!(
+        (replaced.id, replaced.replaces),
+        (n.id, n.id),
+        "the notification is replaced in place"
+    );
+    assert!(!notifyd.closed().contains(&n.id), "not closed and reopened");
+    notifyd.press(n.id, "approve").await.unwrap();
+    let c = tokio::time::timeout(WAIT, waiting)
+        .await
+        .expect("tablet answered")
+        .unwrap()
+        .expect("hello-ok");
+    assert!(
+        c.hello["auth"]["scopes"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|x| x == "operator.write")),
+        "the request shown is the one approved: {}",
+        c.hello["auth"]
+    );
+    assert!(
+        !st.read("devices/pending.json").contains(&first),
+        "the first request is gone"
+    );
+
     let device_id = phone.device_id();
     let fp = phone.fingerprint();
     ui(Box::new(move |s| {

@@ -14,7 +14,7 @@ use serde::Serialize;
 use tauri::{AppHandle, Runtime};
 
 use clawpair_core::approval::{ExecDecision, PendingExec};
-use clawpair_core::events::{DmRequestView, Event};
+use clawpair_core::events::{DmRequestView, Event, Resolution};
 use clawpair_core::owner::{DmRequests, NodeList, OwnerRequest};
 use clawpair_core::pairing::device::{PendingDevice, SCOPE_ADMIN};
 use clawpair_core::pairing::node::PendingNode;
@@ -161,7 +161,13 @@ pub fn needs_review(r: &PendingDevice) -> bool {
 struct Shown {
     id: u32,
     handle: Arc<NotificationHandle>,
+    /// For a device's request: the device, whose next request replaces this notification.
+    device: Option<String>,
 }
+
+/// How long the notification of a request that was replaced (or rejected: OpenClaw reports a
+/// replaced request so) stays for the device's new request to take its place.
+const REPLACE_GRACE: Duration = Duration::from_secs(2);
 
 /// Everything the notifier shares between its tasks.
 struct Notifier<R: Runtime> {
@@ -240,6 +246,7 @@ pub fn spawn<R: Runtime>(
                         body,
                         Buttons::Approve,
                         Duration::from_secs(3600),
+                        None,
                     );
                 }
                 Event::DevicePairRequested(r) => {
@@ -259,6 +266,7 @@ pub fn spawn<R: Runtime>(
                         body,
                         buttons,
                         Duration::from_secs(600),
+                        Some(r.device_id.clone()),
                     );
                 }
                 Event::NodePairRequested(r) => {
@@ -278,6 +286,7 @@ pub fn spawn<R: Runtime>(
                         body,
                         buttons,
                         Duration::from_secs(24 * 3600),
+                        None,
                     );
                 }
                 Event::NodePairResolved { request_id, .. } => {
@@ -297,14 +306,26 @@ pub fn spawn<R: Runtime>(
                             always: r.allows(ExecDecision::AllowAlways),
                         },
                         life,
+                        None,
                     );
                 }
                 Event::ExecApprovalResolved { id, .. } => close(&n, &Subject::Exec { id }),
                 Event::PairingResolved { channel, code, .. } => {
                     close(&n, &Subject::Dm { channel, code })
                 }
-                Event::DevicePairResolved { request_id, .. } => {
-                    close(&n, &Subject::Device { request_id })
+                Event::DevicePairResolved {
+                    request_id,
+                    decision,
+                    ..
+                } => {
+                    let subject = Subject::Device { request_id };
+                    if matches!(decision, Resolution::Superseded | Resolution::Rejected) {
+                        // The device may be asking again: its new request takes this
+                        // notification's place rather than closing it and opening another.
+                        close_unless_replaced(&n, subject);
+                    } else {
+                        close(&n, &subject);
+                    }
                 }
                 Event::GatewayStatus {
                     listening: false,
@@ -321,6 +342,7 @@ pub fn spawn<R: Runtime>(
                         )),
                         Buttons::OpenOnly,
                         Duration::from_secs(3600),
+                        None,
                     );
                 }
                 Event::GatewayStatus {
@@ -397,6 +419,42 @@ fn close<R: Runtime>(n: &Notifier<R>, subject: &Subject) {
     }
 }
 
+/// Takes the notification shown for another request of `device`, if any, for the new one to
+/// replace. The request it was for is no longer the one to decide, so its waiter finds
+/// nothing to act on.
+fn take_for_device<R: Runtime>(n: &Notifier<R>, device: &str, subject: &Subject) -> Option<Shown> {
+    let mut m = n.shown.lock().ok()?;
+    let old = m
+        .iter()
+        .find(|(k, s)| {
+            *k != subject
+                && matches!(k, Subject::Device { .. })
+                && s.device.as_deref() == Some(device)
+        })
+        .map(|(k, _)| k.clone())?;
+    m.remove(&old)
+}
+
+/// Closes a device request's notification after [`REPLACE_GRACE`], unless the device's new
+/// request has taken its place by then.
+fn close_unless_replaced<R: Runtime>(n: &Arc<Notifier<R>>, subject: Subject) {
+    let Some(id) = n
+        .shown
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&subject).map(|s| s.id))
+    else {
+        return;
+    };
+    let n = n.clone();
+    tauri::async_runtime::spawn(async move {
+        tokio::time::sleep(REPLACE_GRACE).await;
+        if let Some(h) = claim(&n, &subject, id) {
+            h.close_async().await;
+        }
+    });
+}
+
 /// Listens for clicks on every notification from the moment the app starts. notify-rust's own
 /// wait subscribes only after `Notify` returned; this listener has subscribed long before, so a
 /// click that comes at once is not missed. (Servers that send a click only to the connection
@@ -460,6 +518,10 @@ enum Buttons {
     },
 }
 
+/// Shows a notification for `subject`. For a device's request (`device`), one still shown
+/// for another request of the same device is replaced in place: the device asked again and
+/// got a new request id, and the owner decides the request shown, never the one before.
+#[allow(clippy::too_many_arguments)]
 fn show<R: Runtime>(
     n: &Arc<Notifier<R>>,
     subject: Subject,
@@ -467,6 +529,7 @@ fn show<R: Runtime>(
     body: String,
     buttons: Buttons,
     life: Duration,
+    device: Option<String>,
 ) {
     let n = n.clone();
     tauri::async_runtime::spawn(async move {
@@ -507,6 +570,12 @@ fn show<R: Runtime>(
         if asks_here {
             super::approval::open(&n.app);
         }
+        let replaced = device
+            .as_deref()
+            .and_then(|d| take_for_device(&n, d, &subject));
+        if let Some(old) = &replaced {
+            note.id(old.id);
+        }
         let shown = note
             .action("default", "Open ClawPair")
             .timeout(Timeout::Never)
@@ -518,6 +587,10 @@ fn show<R: Runtime>(
         };
         n.status.worked();
         let id = handle.id();
+        // A server that did not replace it in place: the one before is closed.
+        if let Some(old) = replaced.filter(|old| old.id != id) {
+            old.handle.close_async().await;
+        }
         let early = match n.shown.lock() {
             Ok(mut m) => {
                 m.insert(
@@ -525,6 +598,7 @@ fn show<R: Runtime>(
                     Shown {
                         id,
                         handle: handle.clone(),
+                        device,
                     },
                 );
                 n.early.lock().ok().and_then(|mut e| {

@@ -23,6 +23,8 @@ pub struct Shown {
     pub summary: String,
     pub body: String,
     pub actions: Vec<String>,
+    /// The id it asked to replace (`replaces_id`; 0 for a new notification).
+    pub replaces: u32,
 }
 
 #[derive(Default)]
@@ -60,7 +62,7 @@ impl Server {
     async fn notify(
         &self,
         app_name: String,
-        _replaces_id: u32,
+        replaces_id: u32,
         _app_icon: String,
         summary: String,
         body: String,
@@ -69,9 +71,18 @@ impl Server {
         _expire_timeout: i32,
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> u32 {
-        let id = self.next.fetch_add(1, Ordering::SeqCst) + 1;
         let early = {
             let mut log = lock(&self.log);
+            // As the specification has it: a notification still open is replaced in place and
+            // keeps its id; otherwise this is a new one.
+            let open = replaces_id != 0
+                && !log.closed.contains(&replaces_id)
+                && log.shown.iter().any(|s| s.id == replaces_id);
+            let id = if open {
+                replaces_id
+            } else {
+                self.next.fetch_add(1, Ordering::SeqCst) + 1
+            };
             log.shown.push(Shown {
                 id,
                 at: Instant::now(),
@@ -79,9 +90,11 @@ impl Server {
                 summary,
                 body,
                 actions,
+                replaces: replaces_id,
             });
-            log.click_before_answer.take()
+            (id, log.click_before_answer.take())
         };
+        let (id, early) = early;
         // A user as quick as the server: the click is on the bus before the id is answered.
         if let Some(action) = early {
             let _ = Server::action_invoked(&emitter, id, &action).await;
@@ -166,6 +179,11 @@ impl Notifyd {
     /// order a server may send them in, which the app must not lose a click to.
     pub fn click_next_before_answering(&self, action: &str) {
         lock(&self.log).click_before_answer = Some(action.into());
+    }
+
+    /// The ids closed so far (`CloseNotification`), in order.
+    pub fn closed(&self) -> Vec<u32> {
+        lock(&self.log).closed.clone()
     }
 
     /// Every notification received so far.
