@@ -17,7 +17,7 @@ use clawpair_devtools::notifyd::Notifyd;
 use serde_json::json;
 
 use crate::proc::{self, Server};
-use crate::rows::{Row, Table};
+use crate::rows::{ms, pct, Row, Table};
 use crate::Plan;
 
 /// Hidden first argument that turns this binary into the tray app (hidden, no window).
@@ -44,18 +44,6 @@ pub fn child_app(dir: Option<&str>) -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-fn pct(v: &mut [Duration], p: f64) -> Duration {
-    v.sort();
-    if v.is_empty() {
-        return Duration::ZERO;
-    }
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
 /// Starts the tray app on `dir` and waits for its gateway's run record.

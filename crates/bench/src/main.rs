@@ -8,6 +8,7 @@
 //! `--gui` the tray app (`gui`), and `--instructions` adds the instructions each connection
 //! costs, counted under callgrind (`instructions`).
 
+mod companion;
 mod echo;
 #[cfg(feature = "gui")]
 mod gui;
@@ -78,6 +79,10 @@ struct Args {
     /// ~/.cache/clawpair/openclaw-peer)
     #[arg(long, value_name = "DIR")]
     openclaw_home: Option<PathBuf>,
+    /// With `--peer openclaw`: only the companion table (ClawPair attached to OpenClaw beside
+    /// OpenClaw's own Linux companion), not the gateways side by side
+    #[arg(long)]
+    companion: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -238,12 +243,38 @@ fn run_gui(_rt: &tokio::runtime::Runtime, _plan: &Plan) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// `--peer openclaw`: the table of ClawPair beside OpenClaw.
+/// `--peer openclaw`: the table of ClawPair beside OpenClaw, then the companion table (ClawPair
+/// attached to OpenClaw beside OpenClaw's own Linux companion); `--companion`: that one alone.
 fn run_versus(rt: &tokio::runtime::Runtime, args: &Args) -> ExitCode {
-    let result = peer::OpenClaw::find(args.openclaw_home.as_deref()).and_then(|oc| {
+    let oc = match peer::OpenClaw::find(args.openclaw_home.as_deref()) {
+        Ok(oc) => oc,
+        Err(e) => {
+            eprintln!("clawpair-bench --peer openclaw: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if !args.companion {
         let plan = versus::VsPlan::new(args.quick, args.connections);
-        rt.block_on(versus::run(plan, &oc, args.keep))
-    });
+        match rt.block_on(versus::run(plan, &oc, args.keep)) {
+            Ok(mut t) => {
+                t.machine = proc::machine();
+                println!("{}", t.render());
+            }
+            Err(e) => {
+                eprintln!("clawpair-bench --peer openclaw: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("clawpair-bench-companion-{}", std::process::id()));
+    let result = std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))
+        .and_then(|()| rt.block_on(companion::run(&oc, args.quick, &dir)));
+    if args.keep || result.is_err() {
+        eprintln!("state and logs kept in {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     match result {
         Ok(mut t) => {
             t.machine = proc::machine();
@@ -251,7 +282,7 @@ fn run_versus(rt: &tokio::runtime::Runtime, args: &Args) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("clawpair-bench --peer openclaw: {e}");
+            eprintln!("clawpair-bench --peer openclaw (companion): {e}");
             ExitCode::from(1)
         }
     }

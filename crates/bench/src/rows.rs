@@ -54,7 +54,7 @@ pub fn rate(n: f64) -> String {
     format!("{}/s", thousands(n))
 }
 
-fn ms(d: Duration) -> String {
+pub fn ms(d: Duration) -> String {
     let v = d.as_secs_f64() * 1000.0;
     if v < 10.0 {
         format!("{v:.2} ms")
@@ -380,6 +380,15 @@ impl Row {
             met: "n/a".into(),
         }
     }
+}
+
+/// The `p`-quantile (0–1) of `v`, nearest rank (sorts `v`).
+pub fn pct(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    if v.is_empty() {
+        return Duration::ZERO;
+    }
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
 /// CPU time of the calling thread: robust to other processes competing for the cores.
