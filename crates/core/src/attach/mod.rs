@@ -146,7 +146,7 @@ impl Backend {
         }
         let (s, via) = (self.service().clone(), via.to_string());
         let (m, params) = (req.method(), req.params());
-        tokio::task::spawn_blocking(move || {
+        let own = tokio::task::spawn_blocking(move || {
             rpc::call(&s, &Caller::owner(&via, listening), m, params)
         })
         .await
@@ -155,6 +155,32 @@ impl Backend {
                 crate::protocol::Code::Unavailable,
                 "the request failed inside ClawPair",
             ))
-        })
+        })?;
+        match (self, req) {
+            // Attached, the activity has OpenClaw's decided approvals in it too (decided from
+            // ClawPair or anywhere else); without them when OpenClaw cannot be asked.
+            (Backend::Attached { remote, .. }, OwnerRequest::AuditTail { limit }) => {
+                match remote.decided_approvals(*limit).await {
+                    Ok(theirs) => Ok(with_entries(own, theirs, *limit)),
+                    Err(_) => Ok(own),
+                }
+            }
+            _ => Ok(own),
+        }
     }
+}
+
+/// An `audit.tail` answer with `more` entries merged in, in time order, the last `limit` kept.
+fn with_entries(
+    mut answer: Value,
+    more: Vec<crate::store::audit::AuditEntry>,
+    limit: usize,
+) -> Value {
+    let mut all: Vec<crate::store::audit::AuditEntry> =
+        serde_json::from_value(answer["entries"].take()).unwrap_or_default();
+    all.extend(more);
+    all.sort_by_key(|e| e.ts_ms);
+    let skip = all.len().saturating_sub(limit);
+    answer["entries"] = serde_json::to_value(&all[skip..]).unwrap_or_default();
+    answer
 }

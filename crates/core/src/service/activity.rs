@@ -278,6 +278,7 @@ pub fn sentence(e: &AuditEntry, names: &Names) -> String {
         ),
         "openclaw.imported" => format!("{who} imported from OpenClaw{whence}"),
         "openclaw.call" => format!("{who} {} on OpenClaw{whence}", openclaw_call(e)),
+        "openclaw.approval" => openclaw_approval(e),
         "pair.command.refused" => format!("{who}: a /pair command was refused"),
         other => format!("{who}{whence}: {}", sanitize(other)),
     };
@@ -286,6 +287,40 @@ pub fn sentence(e: &AuditEntry, names: &Names) -> String {
         Some(first) => format!("{}{}.", first.to_uppercase(), chars.as_str()),
         None => s,
     }
+}
+
+/// An approval OpenClaw settled, as its history records it (`approval.history`): what it was
+/// for, how it ended, and who ended it.
+fn openclaw_approval(e: &AuditEntry) -> String {
+    let what = text(e, "what");
+    let subject = match text(e, "kind").as_str() {
+        "exec" => format!("an agent's command `{what}`"),
+        "plugin" => format!("a plugin's request \"{what}\""),
+        "system-agent" => format!("a change to OpenClaw, \"{what}\","),
+        _ => format!("an approval, \"{what}\","),
+    };
+    let agent = text(e, "agentId");
+    let agent = if agent.is_empty() {
+        String::new()
+    } else {
+        format!(" (agent {agent})")
+    };
+    let ended = match (text(e, "status").as_str(), text(e, "decision").as_str()) {
+        ("allowed", "allow-always") => "was always allowed",
+        ("allowed", _) => "was allowed once",
+        ("denied", _) => "was denied",
+        ("expired", _) => "expired without an answer",
+        ("cancelled", _) => "was withdrawn before an answer",
+        _ => "was settled",
+    };
+    let by = match text(e, "resolver").as_str() {
+        "device" => " from a paired device or app",
+        "channel" => " from a chat",
+        "runtime" => " by the agent's runtime",
+        "system" => " by OpenClaw",
+        _ => "",
+    };
+    format!("on OpenClaw, {subject}{agent} {ended}{by}")
 }
 
 /// What a decision taken from ClawPair on an attached OpenClaw did, from its method and params.
@@ -408,6 +443,32 @@ mod tests {
         assert_eq!(
             sentence(&node, &names),
             "You rejected a node's new commands on OpenClaw in the window."
+        );
+    }
+
+    #[test]
+    fn approvals_openclaw_settled_say_what_for_how_and_by_whom() {
+        let names = Names::gather(&[], &[]);
+        let denied = entry(
+            "openclaw.approval",
+            "openclaw",
+            "",
+            json!({ "kind": "exec", "id": "a1", "status": "denied", "decision": "deny",
+                    "what": "rm -rf /srv/cache", "agentId": "main", "resolver": "device" }),
+        );
+        assert_eq!(
+            sentence(&denied, &names),
+            "On OpenClaw, an agent's command `rm -rf /srv/cache` (agent main) was denied from a paired device or app."
+        );
+        let expired = entry(
+            "openclaw.approval",
+            "openclaw",
+            "",
+            json!({ "kind": "plugin", "status": "expired", "what": "Post to the blog" }),
+        );
+        assert_eq!(
+            sentence(&expired, &names),
+            "On OpenClaw, a plugin's request \"Post to the blog\" expired without an answer."
         );
     }
 

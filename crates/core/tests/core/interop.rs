@@ -880,6 +880,30 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
         "the second is refused"
     );
     assert_eq!(decided(&id)["status"], "denied");
+    // The Activity has OpenClaw's own record of it, beside ClawPair's of the call.
+    let activity = checked(&backend, "window", &OwnerRequest::AuditTail { limit: 50 })
+        .await
+        .expect("the activity");
+    let theirs: Vec<&Value> = activity["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "openclaw.approval")
+        .collect();
+    assert!(
+        theirs
+            .iter()
+            .any(|e| e["id"] == id.as_str() && e["status"] == "denied" && e["what"] == "uptime"),
+        "{activity:#}"
+    );
+    assert!(
+        activity["entries"]
+            .as_array()
+            .unwrap()
+            .windows(2)
+            .all(|w| w[0]["tsMs"].as_i64() <= w[1]["tsMs"].as_i64()),
+        "in time order"
+    );
 
     // OpenClaw restarts: ClawPair says so, and attaches again on its own within 2 s of
     // OpenClaw being ready again (it watches the port rather than waiting out a backoff).

@@ -18,6 +18,7 @@ mod calls;
 mod dm;
 mod events;
 mod execs;
+pub mod history;
 mod nodes;
 mod socket;
 mod views;
