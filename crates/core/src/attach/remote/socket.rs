@@ -56,7 +56,7 @@ pub(super) async fn drive(
         r.set_status(Status::Down {
             url: target.url.clone(),
             reason,
-            retry_in_s: wait.as_secs(),
+            retry_in_s: wait.as_secs().max(1),
         });
         drop(r);
         // Calls made while detached fail at once instead of waiting for the next attempt. A
