@@ -228,6 +228,37 @@ async fn attached_to_openclaw_the_desktop_approves_its_requests() {
         .expect("the notification closes once answered in the window");
     assert_eq!(status_of(&id), "denied", "denied, as OpenClaw records it");
 
+    // A plugin asks before it acts: a notification with its title and words, a card in the
+    // same section; allowed once from the notification, as OpenClaw records it.
+    let asked =
+        tokio::task::block_in_place(|| oc.ask_plugin(&p, st.dir.path(), "Post to the blog"));
+    let id = asked["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{asked:?}"))
+        .to_string();
+    let n = notifyd.wait_shown("Post to the blog", WAIT).await.unwrap();
+    assert_eq!(n.summary, "A plugin asks before it acts");
+    assert!(
+        n.body.contains("Publishes the draft") && n.body.contains("plugin blog"),
+        "{}",
+        n.body
+    );
+    ui(Box::new(|s| {
+        s.click("#nav-requests");
+        s.wait_for("#exec-list [data-action='exec-allow-once']", WAIT);
+        s.says(
+            "#exec-list",
+            &["plugin", "Post to the blog", "Publishes the draft"],
+        );
+        keep(&s.screenshot(), "attached-plugin-approval.png");
+        Value::Null
+    }))
+    .await;
+    notifyd
+        .press_and_wait(n.id, "allow-once", || status_of(&id) == "allowed", WAIT)
+        .await
+        .expect("allowed once from the notification, as OpenClaw records it");
+
     // Approved with OpenClaw's own CLI: ClawPair's notification closes.
     let (lines, _) =
         tokio::task::block_in_place(|| p.client(st.dir.path(), phone("Tablet", setup(&p))));

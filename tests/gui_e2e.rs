@@ -55,6 +55,15 @@ async fn inbound(bridge: &mut Client, sender: &str, name: &str) -> Value {
         .expect("inbound")
 }
 
+/// A new setup code's bootstrap token, made with the CLI (through the app's running gateway).
+async fn fresh_setup_token(st: &State, url: &str) -> String {
+    let out = common::gw::cli(st.path(), &["qr", "--url", url, "--json"]).await;
+    let code: Value = serde_json::from_slice(&out.stdout).expect("qr --json");
+    clawpair_core::pairing::setup::decode_setup_code(code["setupCode"].as_str().unwrap())
+        .unwrap()
+        .bootstrap_token
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Xvfb, a D-Bus session and tauri-driver: run by scripts/test.sh"]
 async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
@@ -318,16 +327,7 @@ async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
     // A device asking for full access (OpenClaw's clients ask for operator.admin by default):
     // its notification offers Review…, not Approve; Review opens the Requests view, where the
     // owner approves it without admin; its hello-ok reports what was granted.
-    let code: Value = serde_json::from_slice(
-        &common::gw::cli(st.path(), &["qr", "--url", &url, "--json"])
-            .await
-            .stdout,
-    )
-    .expect("qr --json");
-    let admin_setup =
-        clawpair_core::pairing::setup::decode_setup_code(code["setupCode"].as_str().unwrap())
-            .unwrap()
-            .bootstrap_token;
+    let admin_setup = fresh_setup_token(&st, &url).await;
     let laptop = Identity::generate();
     let mut opts = ConnectOptions::node(&url, laptop.clone(), Auth::BootstrapToken(admin_setup));
     opts.display_name = Some("Ops laptop".into());
@@ -378,16 +378,7 @@ async fn owner_approves_from_notifications_and_pairs_a_phone_from_the_window() {
     // A device that asks again with a changed request gets a new request id: its notification
     // is replaced in place (the same one, now showing the new ask, never closed and reopened),
     // and Approve on it approves the request shown.
-    let code: Value = serde_json::from_slice(
-        &common::gw::cli(st.path(), &["qr", "--url", &url, "--json"])
-            .await
-            .stdout,
-    )
-    .expect("qr --json");
-    let tablet_setup =
-        clawpair_core::pairing::setup::decode_setup_code(code["setupCode"].as_str().unwrap())
-            .unwrap()
-            .bootstrap_token;
+    let tablet_setup = fresh_setup_token(&st, &url).await;
     let tablet = Identity::generate();
     let ask = |scopes: &[&str]| {
         let mut o = ConnectOptions::node(

@@ -2,7 +2,7 @@
 // whose notifications show no buttons. Closes itself when nothing waits.
 import { invoke, tauri } from "./lib/core.js";
 import { $, el } from "./lib/dom.js";
-import { metaName } from "./lib/format.js";
+import { approvalContext, EXEC_LABELS, metaName } from "./lib/format.js";
 
 function say(text) {
   $("approve-status").textContent = text;
@@ -118,8 +118,6 @@ function nodeCard(r) {
   );
 }
 
-const EXEC_LABELS = { "allow-once": "Allow once", "allow-always": "Always allow", deny: "Deny" };
-
 function execCard(r) {
   return el(
     "article",
@@ -127,11 +125,13 @@ function execCard(r) {
     el(
       "div",
       { class: "card-main" },
-      el("div", { class: "title" }, el("code", { text: r.command })),
-      el("div", {
-        class: "line",
-        text: [r.cwd && `in ${r.cwd}`, r.agentId && `agent ${r.agentId}`].filter(Boolean).join(" · "),
-      }),
+      el(
+        "div",
+        { class: "title" },
+        r.kind === "plugin" ? el("strong", { text: r.command }) : el("code", { text: r.command }),
+      ),
+      r.description ? el("div", { class: "line", text: r.description }) : null,
+      el("div", { class: "line", text: approvalContext(r) }),
     ),
     el(
       "div",

@@ -13,7 +13,7 @@ use notify_rust::{Notification, NotificationHandle, NotificationResponse, Timeou
 use serde::Serialize;
 use tauri::{AppHandle, Runtime};
 
-use clawpair_core::approval::{ExecDecision, PendingExec};
+use clawpair_core::approval::{ApprovalKind, ExecDecision, PendingExec};
 use clawpair_core::events::{DmRequestView, Event, Resolution};
 use clawpair_core::owner::{DmRequests, NodeList, OwnerRequest};
 use clawpair_core::pairing::device::{PendingDevice, SCOPE_ADMIN};
@@ -136,6 +136,10 @@ pub fn node_text(r: &PendingNode) -> (String, String) {
 /// it would run, then the gateway's warnings.
 pub fn exec_text(r: &PendingExec) -> (String, String) {
     let mut body = r.command.clone();
+    if !r.description.is_empty() {
+        body.push('\n');
+        body.push_str(&r.description);
+    }
     let context = r.context();
     if !context.is_empty() {
         body.push('\n');
@@ -145,10 +149,14 @@ pub fn exec_text(r: &PendingExec) -> (String, String) {
         body.push_str("\n⚠ ");
         body.push_str(w);
     }
-    (
-        "An agent asks to run a command".to_string(),
-        escape_markup(&body),
-    )
+    let summary = match r.kind {
+        ApprovalKind::Exec => "An agent asks to run a command",
+        ApprovalKind::Plugin if r.severity == "critical" => {
+            "A plugin asks before it acts (critical)"
+        }
+        ApprovalKind::Plugin => "A plugin asks before it acts",
+    };
+    (summary.to_string(), escape_markup(&body))
 }
 
 /// Whether a device request must be reviewed in the window rather than approved from the

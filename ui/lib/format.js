@@ -1,4 +1,5 @@
-// Times and names as the windows show them: "5m ago", "in 3m", a short date, "Ann Lee @ann".
+// Times and names as the windows show them: "5m ago", "in 3m", a short date, "Ann Lee @ann",
+// and what an approval an agent waits on is about.
 
 export function ago(ms) {
   if (!ms) return "—";
@@ -39,4 +40,20 @@ export function metaName(meta) {
   const user = meta.username ? `@${meta.username}` : "";
   const full = [meta.firstName, meta.lastName].filter(Boolean).join(" ") || meta.name || "";
   return [full, user].filter(Boolean).join(" ");
+}
+
+/** The answers an approval can get, as its buttons name them. */
+export const EXEC_LABELS = { "allow-once": "Allow once", "allow-always": "Always allow", deny: "Deny" };
+
+/** Where and for whom an agent's command would run, or which plugin and tool ask, in one line. */
+export function approvalContext(r) {
+  const parts = [];
+  if (r.pluginId) parts.push(`plugin ${r.pluginId}`);
+  if (r.toolName) parts.push(`tool ${r.toolName}`);
+  if (r.cwd) parts.push(`in ${r.cwd}`);
+  if (r.host === "node" && r.nodeId) parts.push(`on node ${r.nodeId}`);
+  else if (r.host) parts.push(`on the ${r.host}`);
+  if (r.agentId) parts.push(`agent ${r.agentId}`);
+  if (r.sessionKey) parts.push(`session ${r.sessionKey}`);
+  return parts.join(" · ");
 }

@@ -2,7 +2,7 @@
 // name what they act on; new ones are announced.
 import { act } from "../lib/core.js";
 import { $, announce, el, replaceKeepingFocus } from "../lib/dom.js";
-import { ago, iso, metaName, until } from "../lib/format.js";
+import { ago, approvalContext, EXEC_LABELS, iso, metaName, until } from "../lib/format.js";
 import { state } from "../lib/state.js";
 
 // Requests already seen (null until the first list), so only new ones are announced.
@@ -275,19 +275,6 @@ function nodeCard(r) {
   );
 }
 
-const EXEC_LABELS = { "allow-once": "Allow once", "allow-always": "Always allow", deny: "Deny" };
-
-/** Where and for whom a command would run, in one line. */
-function execContext(r) {
-  const parts = [];
-  if (r.cwd) parts.push(`in ${r.cwd}`);
-  if (r.host === "node" && r.nodeId) parts.push(`on node ${r.nodeId}`);
-  else if (r.host) parts.push(`on the ${r.host}`);
-  if (r.agentId) parts.push(`agent ${r.agentId}`);
-  if (r.sessionKey) parts.push(`session ${r.sessionKey}`);
-  return parts.join(" · ");
-}
-
 function execCard(r) {
   const decide = (decision) =>
     el(
@@ -313,11 +300,12 @@ function execCard(r) {
       el(
         "div",
         { class: "title" },
-        el("span", { class: "chip", text: "command" }),
-        " ",
-        el("code", { text: r.command }),
+        ...(r.kind === "plugin"
+          ? [el("span", { class: "chip", text: "plugin" }), " ", el("strong", { text: r.command })]
+          : [el("span", { class: "chip", text: "command" }), " ", el("code", { text: r.command })]),
       ),
-      el("div", { class: "line", text: execContext(r) }),
+      r.description ? el("div", { class: "line", text: r.description }) : null,
+      el("div", { class: "line", text: approvalContext(r) }),
       ...(r.warnings || []).map((w) => el("div", { class: "line warn", text: w })),
       el("div", { class: "muted small", text: `Asked ${ago(r.createdAtMs)} · expires ${until(r.expiresAtMs)}` }),
     ),
@@ -363,7 +351,7 @@ async function renderRequests() {
   $("exec-count").textContent = execs.length ? `(${execs.length})` : "";
   replaceKeepingFocus(
     $("exec-list"),
-    execs.length ? execs.map(execCard) : [el("p", { class: "empty", text: "No commands are waiting." })],
+    execs.length ? execs.map(execCard) : [el("p", { class: "empty", text: "No agent is waiting for an answer." })],
   );
   $("drop-note").hidden = !state.drops;
   $("drop-note").textContent =
@@ -393,7 +381,8 @@ function noteRequests(r) {
   for (const d of r.execs || []) {
     const k = `exec:${d.id}`;
     seen.add(k);
-    if (knownRequests && !knownRequests.has(k)) fresh.push(`An agent asks to run: ${d.command}`);
+    if (knownRequests && !knownRequests.has(k))
+      fresh.push(d.kind === "plugin" ? `A plugin asks: ${d.command}` : `An agent asks to run: ${d.command}`);
   }
   knownRequests = seen;
   for (const m of fresh) announce(m);

@@ -1,8 +1,8 @@
-//! Exec approvals: an agent asks to run a command, and the owner allows it once, always, or
-//! denies it (OpenClaw's `exec.approval.*`). ClawPair's own gateway runs no agents, so these
-//! come only from an attached OpenClaw; this is how ClawPair reads and shows one. A pending
-//! approval is decided only by the owner, by its id: never by default, by timeout or as "the
-//! latest".
+//! Approvals an agent waits on: an agent asks to run a command (OpenClaw's `exec.approval.*`)
+//! or a plugin asks before it acts (`plugin.approval.*`), and the owner allows it once, always,
+//! or denies it. ClawPair's own gateway runs no agents, so these come only from an attached
+//! OpenClaw; this is how ClawPair reads and shows one. A pending approval is decided only by the
+//! owner, by its id: never by default, by timeout or as "the latest".
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -11,13 +11,37 @@ use crate::clock::Millis;
 pub use crate::protocol::ExecDecision;
 use crate::sanitize::sanitize;
 
-/// An exec approval waiting for the owner, as ClawPair shows it.
+/// Which family an approval is of.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalKind {
+    /// An agent's command (`exec.approval.*`).
+    #[default]
+    Exec,
+    /// A plugin's request (`plugin.approval.*`; OpenClaw names them `plugin:<uuid>`).
+    Plugin,
+}
+
+/// An approval waiting for the owner (an agent's command, or a plugin's request), as ClawPair
+/// shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PendingExec {
     pub id: String,
-    /// The command line as the gateway shows it (sanitised).
+    #[serde(default)]
+    pub kind: ApprovalKind,
+    /// The command line as the gateway shows it, or a plugin's title (sanitised).
     pub command: String,
+    /// A plugin's request: what it asks, in its own words.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// A plugin's request: how much it matters to it (`info`, `warning`, `critical`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub severity: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub plugin_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tool_name: String,
     pub cwd: String,
     /// Where it runs: `gateway`, or `node` with `node_id`.
     pub host: String,
@@ -43,7 +67,19 @@ impl PendingExec {
             v
         };
         let s = |k: &str| sanitize(r[k].as_str().unwrap_or_default());
-        let command = s("command");
+        let id = v["id"].as_str().filter(|i| !i.is_empty())?.to_string();
+        let kind = if v["approvalKind"] == "plugin"
+            || id.starts_with("plugin:")
+            || (r["command"].is_null() && r["title"].is_string())
+        {
+            ApprovalKind::Plugin
+        } else {
+            ApprovalKind::Exec
+        };
+        let command = match kind {
+            ApprovalKind::Exec => s("command"),
+            ApprovalKind::Plugin => s("title"),
+        };
         if command.is_empty() {
             return None;
         }
@@ -66,8 +102,13 @@ impl PendingExec {
             warnings.insert(0, sanitize(w));
         }
         Some(PendingExec {
-            id: v["id"].as_str().filter(|i| !i.is_empty())?.to_string(),
+            id,
+            kind,
             command,
+            description: s("description"),
+            severity: s("severity"),
+            plugin_id: s("pluginId"),
+            tool_name: s("toolName"),
             cwd: s("cwd"),
             host: s("host"),
             node_id: s("nodeId"),
@@ -86,9 +127,15 @@ impl PendingExec {
     }
 
     /// Where and for whom it would run, in one line: "in /srv on the gateway · agent main ·
-    /// session agent:main:main".
+    /// session agent:main:main" (for a plugin: "plugin blog · tool post · agent main").
     pub fn context(&self) -> String {
         let mut parts = Vec::new();
+        if !self.plugin_id.is_empty() {
+            parts.push(format!("plugin {}", self.plugin_id));
+        }
+        if !self.tool_name.is_empty() {
+            parts.push(format!("tool {}", self.tool_name));
+        }
         if !self.cwd.is_empty() {
             parts.push(format!("in {}", self.cwd));
         }
@@ -138,6 +185,23 @@ mod tests {
             v["allowedDecisions"],
             json!(["allow-once", "allow-always", "deny"])
         );
+    }
+
+    #[test]
+    fn a_plugins_request_reads_with_its_title_and_words() {
+        let v = json!({ "id": "plugin:9b1f", "createdAtMs": 1, "expiresAtMs": 2,
+            "request": { "pluginId": "blog", "title": "Post \u{202E}to the blog", "description": "Publishes the draft",
+                "severity": "warning", "toolName": "post", "agentId": "main",
+                "allowedDecisions": ["allow-once", "deny"] } });
+        let r = PendingExec::from_openclaw(&v).unwrap();
+        assert_eq!(r.kind, ApprovalKind::Plugin);
+        assert_eq!(r.command, "Post to the blog");
+        assert_eq!(r.description, "Publishes the draft");
+        assert_eq!(r.context(), "plugin blog · tool post · agent main");
+        assert!(!r.allows(ExecDecision::AllowAlways));
+        let exec = PendingExec::from_openclaw(&openclaw_approval()).unwrap();
+        assert_eq!(exec.kind, ApprovalKind::Exec);
+        assert_eq!(serde_json::to_value(&exec).unwrap()["kind"], "exec");
     }
 
     #[test]

@@ -197,40 +197,26 @@ async fn a_device_cannot_give_itself_back_a_role_the_owner_revoked() {
     let gw = TestGateway::start(st.path()).await;
     let (p, operator_token) = gw.paired("operator", &["operator.pairing"]).await;
     // The same device is a node too (approved by the owner), then the owner revokes the node.
-    let node_request = request_of(&device(
+    let as_node = device(
         &gw,
         &p,
         Auth::DeviceToken(operator_token.clone()),
         "node",
         &[],
-    ))
-    .await;
+    );
+    let node_request = request_of(&as_node).await;
     gw.service.device_approve(&node_request, "test").unwrap();
     let c = connect(&gw, &p, &operator_token, "node", &[]).await;
     c.close().await;
     gw.revoke(&p, "node");
-    let regain = request_of(&device(
-        &gw,
-        &p,
-        Auth::DeviceToken(operator_token.clone()),
-        "node",
-        &[],
-    ))
-    .await;
+    let regain = request_of(&as_node).await;
     let mut s = connect(&gw, &p, &operator_token, "operator", &["operator.pairing"]).await;
     let e = rejected(
         s.call("device.pair.approve", json!({ "requestId": regain }))
             .await,
     );
     assert_eq!(detail(&e, "reason"), "own-request", "{e:?}");
-    let e = refused(&device(
-        &gw,
-        &p,
-        Auth::DeviceToken(operator_token.clone()),
-        "node",
-        &[],
-    ))
-    .await;
+    let e = refused(&as_node).await;
     assert_eq!(e.code, "NOT_PAIRED", "the revoke stands: {e:?}");
     s.close().await;
     gw.stop().await;

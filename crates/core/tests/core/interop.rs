@@ -858,6 +858,48 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
         assert_eq!(record["status"], status, "{record}");
         assert_eq!(record["decision"], decision.as_str(), "{record}");
     }
+    // A plugin asks before it acts: shown beside the commands, with its title and words, and
+    // answered through OpenClaw's plugin approvals.
+    let accepted =
+        tokio::task::block_in_place(|| oc.ask_plugin(&p, st.dir.path(), "Post to the blog"));
+    let id = accepted["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{accepted:?}"))
+        .to_string();
+    let asked = wait_for(&mut rx, "the plugin's approval", |e| match e {
+        Event::ExecApprovalRequested(r) if r.id == id => Some(r.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(asked.kind, clawpair_core::approval::ApprovalKind::Plugin);
+    assert_eq!(
+        (asked.command.as_str(), asked.description.as_str()),
+        ("Post to the blog", "Publishes the draft as it is")
+    );
+    let listed = checked(&backend, "window", &OwnerRequest::ExecList {})
+        .await
+        .unwrap();
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == id.as_str() && r["kind"] == "plugin"),
+        "{listed}"
+    );
+    checked(
+        &backend,
+        "notification",
+        &OwnerRequest::ExecResolve {
+            id: id.clone(),
+            decision: ExecDecision::AllowOnce,
+        },
+    )
+    .await
+    .expect("answered on OpenClaw");
+    let record = decided(&id);
+    assert_eq!(record["status"], "allowed", "{record}");
+
     // Answered twice, the second answer is OpenClaw's to refuse: first answer wins.
     let id = ask("uptime");
     wait_for(&mut rx, "the third approval", |e| {

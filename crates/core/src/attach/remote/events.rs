@@ -65,9 +65,10 @@ impl Remote {
                 ts: 0,
             }),
             "node.pair.requested" | "node.pair.resolved" => self.on_node_event(name, payload),
-            "exec.approval.requested" | "exec.approval.resolved" => {
-                self.on_exec_event(name, payload)
-            }
+            "exec.approval.requested"
+            | "exec.approval.resolved"
+            | "plugin.approval.requested"
+            | "plugin.approval.resolved" => self.on_exec_event(name, payload),
             _ => {}
         }
     }

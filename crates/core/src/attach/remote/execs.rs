@@ -1,12 +1,12 @@
-//! OpenClaw's exec approvals (`exec.approval.*`) as ClawPair's: the list, the one decision the
-//! owner gives an approval named by its id, the events, and the approvals asked or settled
-//! while detached, announced at reconnect. First answer wins at OpenClaw: a decision that comes
+//! OpenClaw's exec and plugin approvals (`exec.approval.*`, `plugin.approval.*`) as ClawPair's:
+//! one list of both, the one decision the owner gives an approval named by its id, the events,
+//! and the approvals asked or settled while detached, announced at reconnect. First answer wins at OpenClaw: a decision that comes
 //! too late is refused there and said as such.
 
 use serde_json::{json, Value};
 
 use super::Remote;
-use crate::approval::{ExecDecision, PendingExec};
+use crate::approval::{ApprovalKind, ExecDecision, PendingExec};
 use crate::events::Event;
 use crate::rpc::RpcError;
 
@@ -17,10 +17,18 @@ impl Remote {
     }
 
     async fn exec_requests(&self) -> Result<Vec<PendingExec>, RpcError> {
-        let v = self.call_raw("exec.approval.list", json!({})).await?;
-        Ok(v.as_array()
-            .map(|a| a.iter().filter_map(PendingExec::from_openclaw).collect())
-            .unwrap_or_default())
+        let read = |v: Value| -> Vec<PendingExec> {
+            v.as_array()
+                .map(|a| a.iter().filter_map(PendingExec::from_openclaw).collect())
+                .unwrap_or_default()
+        };
+        let mut all = read(self.call_raw("exec.approval.list", json!({})).await?);
+        // Plugins' requests beside the commands; a gateway without them lists none.
+        if let Ok(v) = self.call_raw("plugin.approval.list", json!({})).await {
+            all.extend(read(v));
+        }
+        all.sort_by_key(|r| r.created_at_ms);
+        Ok(all)
     }
 
     /// Answers one approval with the owner's decision.
@@ -29,11 +37,13 @@ impl Remote {
         id: &str,
         decision: ExecDecision,
     ) -> Result<Value, RpcError> {
-        self.call_raw(
-            "exec.approval.resolve",
-            json!({ "id": id, "decision": decision }),
-        )
-        .await?;
+        // Each family answers its own (OpenClaw names plugin approvals `plugin:<uuid>`).
+        let method = match kind_of(id) {
+            ApprovalKind::Exec => "exec.approval.resolve",
+            ApprovalKind::Plugin => "plugin.approval.resolve",
+        };
+        self.call_raw(method, json!({ "id": id, "decision": decision }))
+            .await?;
         self.exec_settled(id, decision.as_str(), 0);
         Ok(json!({ "id": id, "decision": decision }))
     }
@@ -49,17 +59,18 @@ impl Remote {
         }
     }
 
-    /// `exec.approval.requested` and `exec.approval.resolved`, as ClawPair's events.
+    /// `exec.approval.requested` and `exec.approval.resolved` (and the same of plugins), as
+    /// ClawPair's events.
     pub(super) fn on_exec_event(&self, name: &str, payload: &Value) {
         match name {
-            "exec.approval.requested" => {
+            "exec.approval.requested" | "plugin.approval.requested" => {
                 if let Some(r) = PendingExec::from_openclaw(payload) {
                     if self.execs_known.heard(&r.id) {
                         self.events.publish(Event::ExecApprovalRequested(r));
                     }
                 }
             }
-            "exec.approval.resolved" => {
+            "exec.approval.resolved" | "plugin.approval.resolved" => {
                 let decision = payload["decision"]
                     .as_str()
                     .and_then(ExecDecision::from_wire)
@@ -88,5 +99,14 @@ impl Remote {
         for id in gone {
             self.exec_settled(&id, "", 0);
         }
+    }
+}
+
+/// The family of an approval named by its id, as OpenClaw names them.
+fn kind_of(id: &str) -> ApprovalKind {
+    if id.starts_with("plugin:") {
+        ApprovalKind::Plugin
+    } else {
+        ApprovalKind::Exec
     }
 }

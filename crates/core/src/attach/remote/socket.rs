@@ -125,9 +125,9 @@ async fn connect(target: &Target) -> Result<(Socket, Value), (String, bool)> {
     let mut opts = ConnectOptions::operator(&target.url, &token, "gateway-client");
     opts.client_mode = "backend".into();
     opts.display_name = Some("ClawPair".into());
-    // The approvals ClawPair shows and answers: OpenClaw sends exec approvals to clients that
-    // declare it (and denies one at once when no client takes it).
-    opts.caps = vec!["exec-approvals".into()];
+    // The approvals ClawPair shows and answers: OpenClaw sends exec and plugin approvals to
+    // clients that declare them (and denies one at once when no client takes it).
+    opts.caps = vec!["exec-approvals".into(), "plugin-approvals".into()];
     opts.auth = Auth::Token(token);
     opts.tls_pin = transport.pin();
     let connected = match &transport {

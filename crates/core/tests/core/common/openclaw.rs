@@ -273,6 +273,23 @@ impl OpenClawGateway {
             .unwrap_or_else(|| panic!("{lines:?}"))
     }
 
+    /// A plugin's approval asked over OpenClaw's protocol (`plugin.approval.request`, two-phase):
+    /// `title` for plugin `blog`'s tool `post`, for agent `main`. Returns OpenClaw's answer.
+    pub fn ask_plugin(&self, p: &Peer, dir: &Path, title: &str) -> Value {
+        let spec = json!({ "url": self.url, "stateDir": dir.join("plugin"), "token": self.token,
+            "noDevice": true, "calls": [{ "method": "plugin.approval.request", "params": {
+                "title": title, "description": "Publishes the draft as it is", "pluginId": "blog",
+                "toolName": "post", "severity": "warning", "agentId": "main",
+                "timeoutMs": 120000, "twoPhase": true } }] });
+        let (lines, code) = p.client(dir, spec);
+        assert_eq!(code, 0, "{lines:?}");
+        lines
+            .iter()
+            .find_map(|l| l["result"]["payload"].as_object().cloned())
+            .map(Value::Object)
+            .unwrap_or_else(|| panic!("{lines:?}"))
+    }
+
     /// What OpenClaw recorded for approval `id` (`approval.history`), or null.
     pub fn approval_record(&self, p: &Peer, dir: &Path, id: &str) -> Value {
         let spec = json!({ "url": self.url, "stateDir": dir.join("agent"), "token": self.token,
