@@ -163,12 +163,19 @@ impl Session {
                     json!({ "ts": self.shared.service.now_ms() }),
                     self.seq,
                 );
-                if !self.send(tick).await {
-                    return false;
-                }
+                // Both in one write: an idle connection's only wake-up costs one system call.
                 let deadline = self.shared.limits.write_timeout;
-                let ping = self.ws.send(Message::Ping(Vec::new().into()));
-                matches!(tokio::time::timeout(deadline, ping).await, Ok(Ok(())))
+                let (kick, ws) = (&self.kick, &mut self.ws);
+                let both = async {
+                    ws.feed(Message::text(tick)).await?;
+                    ws.feed(Message::Ping(Vec::new().into())).await?;
+                    ws.flush().await
+                };
+                tokio::select! {
+                    biased;
+                    sent = tokio::time::timeout(deadline, both) => matches!(sent, Ok(Ok(()))),
+                    _ = kick.wait() => false,
+                }
             }
             Wake::Kicked => self.close_kicked().await,
             Wake::Shutdown => {
