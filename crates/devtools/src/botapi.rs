@@ -395,17 +395,23 @@ impl FakeBotApi {
             let at = i.failures.iter().position(|(m, _)| m == method)?;
             i.failures.remove(at).map(|(_, f)| f)
         });
+        // Recorded with the status it gets: a waiter counting successful sends must never see
+        // a failed one as sent, even for a moment.
+        let status = match failure {
+            Some(Failure::TooManyRequests(_)) => 429,
+            Some(Failure::DropConnection) => 0,
+            None => 200,
+        };
         let index = self.record(Call {
             method: method.to_string(),
             content_type: mime,
             params: params.clone(),
             files: files.clone(),
             at: Instant::now(),
-            status: 200,
+            status,
         });
         match failure {
             Some(Failure::TooManyRequests(secs)) => {
-                self.set_status(index, 429);
                 return answer(
                     429,
                     json!({
@@ -416,7 +422,6 @@ impl FakeBotApi {
                 );
             }
             Some(Failure::DropConnection) => {
-                self.set_status(index, 0);
                 return Err(std::io::Error::other("dropped on purpose"));
             }
             None => {}

@@ -259,28 +259,36 @@ impl OpenClawGateway {
     /// Returns OpenClaw's answer (`{status: "accepted", id, deliveryRoute, …}` when an
     /// approver is connected). `dir` holds the asking client's state.
     pub fn ask_exec(&self, p: &Peer, dir: &Path, command: &str) -> Value {
-        let spec = json!({ "url": self.url, "stateDir": dir.join("agent"), "token": self.token,
-            "noDevice": true, "calls": [{ "method": "exec.approval.request", "params": {
-                "command": command, "commandArgv": command.split(' ').collect::<Vec<_>>(),
-                "cwd": "/srv/app", "host": "gateway", "agentId": "main",
-                "sessionKey": "agent:main:main", "timeoutMs": 120000, "twoPhase": true } }] });
-        let (lines, code) = p.client(dir, spec);
-        assert_eq!(code, 0, "{lines:?}");
-        lines
-            .iter()
-            .find_map(|l| l["result"]["payload"].as_object().cloned())
-            .map(Value::Object)
-            .unwrap_or_else(|| panic!("{lines:?}"))
+        self.ask(
+            p,
+            dir,
+            "exec.approval.request",
+            json!({
+            "command": command, "commandArgv": command.split(' ').collect::<Vec<_>>(),
+            "cwd": "/srv/app", "host": "gateway", "agentId": "main",
+            "sessionKey": "agent:main:main", "timeoutMs": 120000, "twoPhase": true }),
+        )
     }
 
     /// A plugin's approval asked over OpenClaw's protocol (`plugin.approval.request`, two-phase):
     /// `title` for plugin `blog`'s tool `post`, for agent `main`. Returns OpenClaw's answer.
     pub fn ask_plugin(&self, p: &Peer, dir: &Path, title: &str) -> Value {
-        let spec = json!({ "url": self.url, "stateDir": dir.join("plugin"), "token": self.token,
-            "noDevice": true, "calls": [{ "method": "plugin.approval.request", "params": {
-                "title": title, "description": "Publishes the draft as it is", "pluginId": "blog",
-                "toolName": "post", "severity": "warning", "agentId": "main",
-                "timeoutMs": 120000, "twoPhase": true } }] });
+        self.ask(
+            p,
+            dir,
+            "plugin.approval.request",
+            json!({
+            "title": title, "description": "Publishes the draft as it is", "pluginId": "blog",
+            "toolName": "post", "severity": "warning", "agentId": "main",
+            "timeoutMs": 120000, "twoPhase": true }),
+        )
+    }
+
+    /// One call with the gateway's token and no device, as an agent's runtime makes it: the
+    /// answer's payload.
+    fn ask(&self, p: &Peer, dir: &Path, method: &str, params: Value) -> Value {
+        let spec = json!({ "url": self.url, "stateDir": dir.join("agent"), "token": self.token,
+            "noDevice": true, "calls": [{ "method": method, "params": params }] });
         let (lines, code) = p.client(dir, spec);
         assert_eq!(code, 0, "{lines:?}");
         lines
