@@ -289,28 +289,6 @@ pub enum AnswerKind {
     Done,
 }
 
-impl AnswerKind {
-    /// Whether `v` reads as this kind's type (`Err`: what does not fit).
-    pub fn check(self, v: &Value) -> Result<(), String> {
-        fn fits<A: DeserializeOwned>(v: &Value) -> Result<(), String> {
-            A::deserialize(v).map(|_| ()).map_err(|e| e.to_string())
-        }
-        match self {
-            AnswerKind::Devices => fits::<DeviceList>(v),
-            AnswerKind::DeviceApproved => fits::<DeviceApproved>(v),
-            AnswerKind::SetupCode => fits::<SetupCode>(v),
-            AnswerKind::Nodes => fits::<NodeList>(v),
-            AnswerKind::Execs => fits::<Vec<PendingExec>>(v),
-            AnswerKind::DmRequests => fits::<DmRequests>(v),
-            AnswerKind::DmApproved => fits::<DmApproved>(v),
-            AnswerKind::Allowlist => fits::<Allowlist>(v),
-            AnswerKind::AllowAdded => fits::<AllowAdded>(v),
-            AnswerKind::AllowRemoved => fits::<AllowRemoved>(v),
-            AnswerKind::Done => fits::<Done>(v),
-        }
-    }
-}
-
 /// An answer read as a type: implemented once per [`AnswerKind`].
 pub trait Answer: DeserializeOwned {
     const KIND: AnswerKind;
@@ -402,11 +380,25 @@ impl<'de> Deserialize<'de> for Done {
     }
 }
 
+/// Each kind's type, in one list: the [`Answer`] impls and [`AnswerKind::check`] both come
+/// from it.
 macro_rules! answers {
     ($($t:ty => $k:ident),* $(,)?) => {
         $(impl Answer for $t {
             const KIND: AnswerKind = AnswerKind::$k;
         })*
+
+        impl AnswerKind {
+            /// Whether `v` reads as this kind's type (`Err`: what does not fit).
+            pub fn check(self, v: &Value) -> Result<(), String> {
+                fn fits<A: DeserializeOwned>(v: &Value) -> Result<(), String> {
+                    A::deserialize(v).map(|_| ()).map_err(|e| e.to_string())
+                }
+                match self {
+                    $(AnswerKind::$k => fits::<$t>(v),)*
+                }
+            }
+        }
     };
 }
 

@@ -26,6 +26,8 @@ pub(super) async fn drive(
     mut requests: mpsc::Receiver<(String, Value, Reply)>,
 ) {
     let mut backoff = 1u64;
+    // A gateway on this computer: watched while down, tried again soon while starting.
+    let port = loopback_port(&target.url);
     loop {
         let Some(r) = remote.upgrade() else { return };
         r.set_status(Status::Connecting {
@@ -45,7 +47,6 @@ pub(super) async fn drive(
         // A gateway on this computer that did not answer at all (restarting, not ready yet) is
         // tried again within half a second (OpenClaw asks for 500 ms); one that answered with a refusal waits out the backoff,
         // so a wrong token never hammers its limiter.
-        let port = loopback_port(&target.url);
         let soon = port.is_some() && !answered;
         let wait = if soon {
             SOON
