@@ -44,6 +44,8 @@ fn main() {
             "rotate_admin_token",
             "openclaw_info",
             "set_attach",
+            "attach_add",
+            "attach_remove",
         ];
         let attrs = tauri_build::Attributes::new()
             .app_manifest(tauri_build::AppManifest::new().commands(commands));

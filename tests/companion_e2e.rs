@@ -338,6 +338,91 @@ async fn attached_to_openclaw_the_desktop_approves_its_requests() {
         Value::Null
     }))
     .await;
+
+    // A second OpenClaw gateway, added on the command line while the app runs: the app
+    // attaches to both, and a device asking the second is approved there from its
+    // notification, which names the gateway.
+    let home_b = st.dir.path().join("oc-b");
+    let b = tokio::task::block_in_place(|| OpenClawGateway::start(&p, &home_b));
+    let added = tokio::task::block_in_place(|| {
+        use std::io::Write;
+        let mut c = std::process::Command::new(CLAWPAIR);
+        c.arg("--state-dir").arg(st.path());
+        c.args([
+            "attach",
+            "add",
+            &b.url,
+            "--label",
+            "second",
+            "--token-stdin",
+        ]);
+        c.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().expect("clawpair attach add");
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{}", b.token).unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    });
+    assert!(added.status.success(), "{added:?}");
+    ui(Box::new(move |s| {
+        s.wait_until(
+            "document.querySelector('#gateway-status .text').textContent.startsWith('Attached to 2 OpenClaw gateways')",
+            WAIT,
+        );
+        Value::Null
+    }))
+    .await;
+    tokio::task::block_in_place(|| {
+        let spec = json!({ "url": b.url, "stateDir": st.dir.path().join("Chromebook"),
+            "bootstrapToken": b.bootstrap_token(&p), "role": "node", "scopes": [], "displayName": "Chromebook" });
+        p.client(st.dir.path(), spec)
+    });
+    let n = notifyd.wait_shown("Chromebook", WAIT).await.unwrap();
+    assert!(
+        n.body.contains("At second."),
+        "the gateway is named: {:?}",
+        notifyd.shown()
+    );
+    ui(Box::new(|s| {
+        s.click("#nav-requests");
+        s.wait_for("#device-list .card .gateway-chip", WAIT);
+        assert_eq!(s.text("#device-list .card .gateway-chip"), "second");
+        keep(&s.screenshot(), "attached-two-gateways-requests.png");
+        Value::Null
+    }))
+    .await;
+    let (p2, home_b2, url_b, token_b) = (peer(), home_b.clone(), b.url.clone(), b.token.clone());
+    let paired_on_second = move || {
+        let o = p2.run(
+            &home_b2,
+            &[
+                "devices", "list", "--url", &url_b, "--token", &token_b, "--json",
+            ],
+        );
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+        v["paired"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|d| d["displayName"] == "Chromebook"))
+    };
+    notifyd
+        .press_and_wait(n.id, "approve", paired_on_second, WAIT)
+        .await
+        .expect("approved on the second gateway from the notification");
+    ui(Box::new(|s| {
+        s.click("#nav-settings");
+        s.wait_until(
+            "document.getElementById('set-oc-gateways').textContent.includes('second')",
+            WAIT,
+        );
+        // After the view has put the focus on its heading (which scrolls to the top).
+        std::thread::sleep(Duration::from_millis(500));
+        s.execute("document.getElementById('set-oc-gateways').scrollIntoView({ block: 'center' })");
+        keep(&s.screenshot(), "attached-two-gateways.png");
+        Value::Null
+    }))
+    .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     app.end().await;
 }

@@ -74,9 +74,21 @@ async fn edit_settings(
 /// One method through the backend in use: ClawPair's core (off the UI thread), or the
 /// OpenClaw gateway it is attached to. Audited as `window`.
 async fn call(state: &AppState, req: OwnerRequest) -> CmdResult {
+    call_at(state, None, req).await
+}
+
+/// [`call`] on one of several attached gateways, named by the window (the one a device in
+/// the list is paired with, the one a setup code is for).
+async fn call_at(state: &AppState, gateway: Option<String>, req: OwnerRequest) -> CmdResult {
     let backend = clawpair_core::attach::current(&state.backend);
+    let gateway = gateway.filter(|g| !g.is_empty());
     Ok(backend
-        .call("window", state.gateway.listening(), &req)
+        .call_at(
+            gateway.as_deref(),
+            "window",
+            state.gateway.listening(),
+            &req,
+        )
         .await?)
 }
 
@@ -114,20 +126,47 @@ const ATTACHED_LIMITS: &[&str] = &[
     "Approved chat senders are shown read-only (from OpenClaw's database on this computer); change them in OpenClaw.",
 ];
 
-/// Companion mode as the window shows it: off, or where ClawPair is attached and how it goes.
+/// Companion mode as the window shows it: off, or where ClawPair is attached and how it goes,
+/// in one line and gateway by gateway (those that could not even start, with why).
 fn attach_status(state: &AppState, s: &Settings) -> Value {
+    use clawpair_core::attach::remote::Status;
     if !s.attach.enabled {
         return Value::Null;
     }
-    match clawpair_core::attach::current(&state.backend).remote() {
-        Some(r) => {
+    let backend = clawpair_core::attach::current(&state.backend);
+    let mut gateways: Vec<Value> = backend
+        .remotes()
+        .iter()
+        .map(|r| {
             let st = r.status();
-            json!({ "attached": matches!(st, clawpair_core::attach::remote::Status::Attached { .. }),
-                    "line": st.line(), "url": r.url(), "limits": ATTACHED_LIMITS })
-        }
-        None => {
-            json!({ "attached": false, "line": "Not attached to OpenClaw: see Settings", "url": s.attach.url, "limits": ATTACHED_LIMITS })
-        }
+            json!({ "label": r.label(), "url": r.url(), "line": st.line(),
+                    "attached": matches!(st, Status::Attached { .. }), "started": true,
+                    "listed": s.attach.gateways.iter().any(|g| g.url.trim() == r.url()) })
+        })
+        .collect();
+    let (_, problems) = clawpair_core::attach::targets(&s.attach, None);
+    for (label, why) in problems {
+        let url = s
+            .attach
+            .gateways
+            .iter()
+            .find(|g| {
+                g.label.as_deref() == Some(label.as_str())
+                    || clawpair_core::attach::default_label(&g.url) == label
+            })
+            .map(|g| g.url.clone());
+        gateways.push(
+            json!({ "label": label, "url": url, "line": format!("Not attached to {label}: {why}"),
+                              "attached": false, "listed": url.is_some() }),
+        );
+    }
+    match backend.status_line() {
+        Some(line) => json!({
+            "attached": backend.remotes().iter().any(|r| matches!(r.status(), Status::Attached { .. })),
+            "line": line, "url": backend.remotes().first().map(|r| r.url().to_string()),
+            "gateways": gateways, "limits": ATTACHED_LIMITS }),
+        None => json!({ "attached": false, "line": "Not attached to OpenClaw: see Settings",
+                        "url": s.attach.url, "gateways": gateways, "limits": ATTACHED_LIMITS }),
     }
 }
 
@@ -176,25 +215,44 @@ pub async fn set_attach(
         Ok(())
     })
     .await?;
-    if enabled {
-        state.gateway.stop().await;
-        let next = super::start_backend(&state.service);
-        if let Ok(mut b) = state.backend.write() {
-            *b = next;
-        }
-    } else {
-        if let Ok(mut b) = state.backend.write() {
-            *b = clawpair_core::attach::Backend::Local(state.service.clone());
-        }
-        state
-            .service
-            .events()
-            .publish(clawpair_core::events::Event::AttachStatus {
-                line: "Not attached: ClawPair runs its own gateway".into(),
-                attached: false,
-            });
-        state.gateway.start_from_settings().await;
-    }
+    state.attach.apply().await;
+    Ok(attach_status(&state, &*settings(&state).await?))
+}
+
+/// Adds a gateway to be the approval desk of beside the others (`attach.gateways`), attached
+/// at once when companion mode is on. Refused with the reason, and nothing saved, when the
+/// token may not travel to it, it has no token, or it is listed already.
+#[tauri::command]
+pub async fn attach_add(
+    state: State<'_, AppState>,
+    url: String,
+    token: Option<String>,
+    tls_fingerprint: Option<String>,
+    label: Option<String>,
+) -> CmdResult {
+    let g = clawpair_core::config::AttachGateway {
+        url,
+        token,
+        tls_fingerprint,
+        label,
+        ..Default::default()
+    };
+    edit_settings(&state, move |s| {
+        clawpair_core::attach::add_gateway(&mut s.attach, g)
+    })
+    .await?;
+    state.attach.apply().await;
+    Ok(attach_status(&state, &*settings(&state).await?))
+}
+
+/// Takes a gateway off `attach.gateways` (by its URL or name) and detaches from it.
+#[tauri::command]
+pub async fn attach_remove(state: State<'_, AppState>, gateway: String) -> CmdResult {
+    edit_settings(&state, move |s| {
+        clawpair_core::attach::remove_gateway(&mut s.attach, &gateway).map(|_| ())
+    })
+    .await?;
+    state.attach.apply().await;
     Ok(attach_status(&state, &*settings(&state).await?))
 }
 
@@ -349,8 +407,12 @@ pub async fn list_devices(state: State<'_, AppState>) -> CmdResult {
 }
 
 #[tauri::command]
-pub async fn device_remove(state: State<'_, AppState>, device_id: String) -> CmdResult {
-    call(&state, OwnerRequest::DeviceRemove { device_id }).await
+pub async fn device_remove(
+    state: State<'_, AppState>,
+    device_id: String,
+    gateway: Option<String>,
+) -> CmdResult {
+    call_at(&state, gateway, OwnerRequest::DeviceRemove { device_id }).await
 }
 
 #[tauri::command]
@@ -363,8 +425,14 @@ pub async fn token_rotate(
     state: State<'_, AppState>,
     device_id: String,
     role: String,
+    gateway: Option<String>,
 ) -> CmdResult {
-    let mut v = call(&state, OwnerRequest::TokenRotate { device_id, role }).await?;
+    let mut v = call_at(
+        &state,
+        gateway,
+        OwnerRequest::TokenRotate { device_id, role },
+    )
+    .await?;
     // Shown once: as text to copy and as a QR code for the device's camera.
     if let Some(token) = v["token"].as_str() {
         let svg = clawpair_core::qr::svg(token).map_err(|e| CmdError::from(e.to_string()))?;
@@ -378,18 +446,26 @@ pub async fn token_revoke(
     state: State<'_, AppState>,
     device_id: String,
     role: String,
+    gateway: Option<String>,
 ) -> CmdResult {
-    call(&state, OwnerRequest::TokenRevoke { device_id, role }).await
+    call_at(
+        &state,
+        gateway,
+        OwnerRequest::TokenRevoke { device_id, role },
+    )
+    .await
 }
 
 /// A new setup code with its QR (SVG); or, when the gateway is only on loopback, the reason
 /// and the fixes the window offers.
 #[tauri::command]
-pub async fn setup_create(state: State<'_, AppState>, url: Option<String>) -> CmdResult {
+pub async fn setup_create(
+    state: State<'_, AppState>,
+    url: Option<String>,
+    gateway: Option<String>,
+) -> CmdResult {
     let url = url.filter(|u| !u.trim().is_empty());
-    let attached = clawpair_core::attach::current(&state.backend)
-        .remote()
-        .is_some();
+    let attached = clawpair_core::attach::current(&state.backend).is_attached();
     let listening = state.gateway.listening();
     if !attached && listening.is_none() {
         // A code no phone could use: none is made.
@@ -398,8 +474,9 @@ pub async fn setup_create(state: State<'_, AppState>, url: Option<String>) -> Cm
             "loopbackOnly": false,
         }));
     }
-    match call(
+    match call_at(
         &state,
+        gateway,
         OwnerRequest::SetupCreate {
             url: url.clone(),
             retire_previous: true,
@@ -418,11 +495,7 @@ pub async fn setup_create(state: State<'_, AppState>, url: Option<String>) -> Cm
             }
             Ok(v)
         }
-        Err(e)
-            if clawpair_core::attach::current(&state.backend)
-                .remote()
-                .is_some() =>
-        {
+        Err(e) if clawpair_core::attach::current(&state.backend).is_attached() => {
             // OpenClaw's own reason (e.g. its gateway listens on loopback only); a URL phones
             // can reach may still be given.
             Ok(json!({ "error": e.message, "loopbackOnly": url.is_none(), "attached": true }))
@@ -682,15 +755,18 @@ mod tests {
         )
         .unwrap();
         let service = Arc::new(service);
+        let backend = Arc::new(std::sync::RwLock::new(
+            clawpair_core::attach::Backend::Local(service.clone()),
+        ));
+        let gateway = Arc::new(GatewayCtl::new(service.clone()));
         let state = AppState {
             service: service.clone(),
-            backend: Arc::new(std::sync::RwLock::new(
-                clawpair_core::attach::Backend::Local(service.clone()),
-            )),
-            gateway: Arc::new(GatewayCtl::new(service.clone())),
+            backend: backend.clone(),
+            gateway: gateway.clone(),
             first_run: false,
             notifier: Arc::new(NotifyStatus::default()),
             channels: Default::default(),
+            attach: super::super::AttachCtl::new(service.clone(), backend, gateway),
         };
         let app = build_app(mock_builder(), state)
             .build(mock_context(noop_assets()))
@@ -744,6 +820,54 @@ mod tests {
         assert!(audit
             .iter()
             .any(|e| e.action == "gateway.token.rotated" && e.via == "window"));
+    }
+
+    #[test]
+    fn window_adds_and_removes_gateways_and_never_shows_their_tokens() {
+        let (_tmp, service, _app, w) = app();
+        let pin = "ab".repeat(32);
+        let add = |body: Value| invoke(&w, "attach_add", body);
+        let clear = add(json!({ "url": "ws://10.0.0.5:18789", "token": "s3cret-token" }))
+            .unwrap_err()
+            .to_string();
+        assert!(clear.contains("10.0.0.5"), "{clear}");
+        let tokenless = add(json!({ "url": "wss://10.0.0.5:18789", "tlsFingerprint": pin }))
+            .unwrap_err()
+            .to_string();
+        assert!(tokenless.contains("token"), "{tokenless}");
+        assert!(
+            service.settings().attach.gateways.is_empty(),
+            "nothing refused is kept"
+        );
+
+        let r = add(
+            json!({ "url": "wss://10.0.0.5:18789", "token": "s3cret-token",
+                            "tlsFingerprint": pin, "label": "home" }),
+        )
+        .unwrap();
+        assert!(!r.to_string().contains("s3cret"), "{r}");
+        let saved = service.settings().attach.gateways.clone();
+        assert_eq!(saved.len(), 1);
+        assert_eq!(saved[0].token.as_deref(), Some("s3cret-token"));
+        assert_eq!(saved[0].label.as_deref(), Some("home"));
+        let twice =
+            add(json!({ "url": "wss://10.0.0.5:18789", "token": "t", "tlsFingerprint": pin }))
+                .unwrap_err()
+                .to_string();
+        assert!(twice.contains("already"), "{twice}");
+        let audit = service.audit_tail(10).unwrap();
+        let logged = serde_json::to_string(&audit).unwrap();
+        assert!(
+            logged.contains("attach.gateways") && !logged.contains("s3cret"),
+            "{logged}"
+        );
+
+        invoke(&w, "attach_remove", json!({ "gateway": "home" })).unwrap();
+        assert!(service.settings().attach.gateways.is_empty());
+        let gone = invoke(&w, "attach_remove", json!({ "gateway": "home" }))
+            .unwrap_err()
+            .to_string();
+        assert!(gone.contains("no gateway"), "{gone}");
     }
 
     #[test]

@@ -50,6 +50,8 @@ pub struct AppState {
     pub notifier: Arc<notify::NotifyStatus>,
     /// The last `channel.status` of each chat channel (Telegram's connected / last error).
     pub channels: ChannelStatuses,
+    /// Switches between ClawPair's own gateway and the attached ones as the settings say.
+    pub attach: Arc<AttachCtl>,
 }
 
 /// Chat channel → its last status (`{connected, error}`), for the window and the tray.
@@ -168,6 +170,8 @@ pub fn build_app<R: Runtime>(builder: tauri::Builder<R>, state: AppState) -> tau
             commands::rotate_admin_token,
             commands::openclaw_info,
             commands::set_attach,
+            commands::attach_add,
+            commands::attach_remove,
         ])
 }
 
@@ -229,6 +233,8 @@ pub fn run(args: AppArgs) -> Result<(), String> {
     let channels = ChannelStatuses::default();
     // Asked to attach, ClawPair runs no gateway of its own, even while it cannot reach OpenClaw.
     let attached = service.settings().attach.enabled;
+    let attach = AttachCtl::new(service.clone(), backend.clone(), gateway.clone());
+    attach.follow();
     let state = AppState {
         service: service.clone(),
         backend: backend.clone(),
@@ -236,6 +242,7 @@ pub fn run(args: AppArgs) -> Result<(), String> {
         first_run,
         notifier: notifier.clone(),
         channels: channels.clone(),
+        attach,
     };
     let open_at_start = !args.hidden;
     let builder =
@@ -284,27 +291,101 @@ pub fn run(args: AppArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// The backend the settings ask for: attached to OpenClaw (its connection starts at once and
-/// keeps trying), or ClawPair's own core. Needs a tokio runtime.
+/// The backend the settings ask for: attached to OpenClaw gateways (their connections start at
+/// once and keep trying), or ClawPair's own core. Needs a tokio runtime.
 pub fn start_backend(service: &Arc<Service>) -> clawpair_core::attach::Backend {
     let settings = service.settings();
     if !settings.attach.enabled {
         return clawpair_core::attach::Backend::Local(service.clone());
     }
-    match clawpair_core::attach::target(&settings.attach, None) {
-        Ok(t) => clawpair_core::attach::Backend::Attached {
-            service: service.clone(),
-            remote: clawpair_core::attach::remote::Remote::spawn(t, service.events().clone()),
-        },
-        Err(e) => {
-            // Attaching was asked for but cannot start: say why, and keep to the files.
-            tracing::warn!("cannot attach to OpenClaw: {e}");
-            service.events().publish(Event::AttachStatus {
-                line: format!("Not attached to OpenClaw: {e}"),
+    let (targets, problems) = clawpair_core::attach::targets(&settings.attach, None);
+    for (gateway, why) in &problems {
+        tracing::warn!("cannot attach to {gateway}: {why}");
+    }
+    if targets.is_empty() {
+        // Attaching was asked for but cannot start: say why, and keep to the files.
+        let why = problems.first().map_or("no gateway to attach to", |p| &p.1);
+        service.events().publish(Event::AttachStatus {
+            line: format!("Not attached to OpenClaw: {why}"),
+            attached: false,
+        });
+        return clawpair_core::attach::Backend::Local(service.clone());
+    }
+    clawpair_core::attach::Backend::Attached {
+        service: service.clone(),
+        remotes: targets
+            .into_iter()
+            .map(|t| clawpair_core::attach::remote::Remote::spawn(t, service.events().clone()))
+            .collect(),
+    }
+}
+
+/// Keeps the backend to what the attach settings say, whoever changes them: the window, the
+/// command line (`clawpair attach add|remove`), or an editor. ClawPair's own gateway stops
+/// while attached and starts again after.
+pub struct AttachCtl {
+    service: Arc<Service>,
+    backend: clawpair_core::attach::SharedBackend,
+    gateway: Arc<GatewayCtl>,
+    /// The attach settings the backend was made from.
+    applied: tokio::sync::Mutex<clawpair_core::config::AttachSettings>,
+}
+
+impl AttachCtl {
+    pub fn new(
+        service: Arc<Service>,
+        backend: clawpair_core::attach::SharedBackend,
+        gateway: Arc<GatewayCtl>,
+    ) -> Arc<AttachCtl> {
+        let applied = tokio::sync::Mutex::new(service.settings().attach.clone());
+        Arc::new(AttachCtl {
+            service,
+            backend,
+            gateway,
+            applied,
+        })
+    }
+
+    /// Makes the backend again when the attach settings changed since it was made.
+    pub async fn apply(&self) {
+        let mut applied = self.applied.lock().await;
+        let now = self.service.settings_off_thread().await.attach.clone();
+        if *applied == now {
+            return;
+        }
+        let was = std::mem::replace(&mut *applied, now.clone()).enabled;
+        if now.enabled {
+            self.gateway.stop().await;
+            let next = start_backend(&self.service);
+            if let Ok(mut b) = self.backend.write() {
+                *b = next;
+            }
+        } else if was {
+            if let Ok(mut b) = self.backend.write() {
+                *b = clawpair_core::attach::Backend::Local(self.service.clone());
+            }
+            self.service.events().publish(Event::AttachStatus {
+                line: "Not attached: ClawPair runs its own gateway".into(),
                 attached: false,
             });
-            clawpair_core::attach::Backend::Local(service.clone())
+            self.gateway.start_from_settings().await;
         }
+    }
+
+    /// Applies every change to the settings file as it is seen.
+    pub fn follow(self: &Arc<Self>) {
+        let ctl = self.clone();
+        let mut rx = self.service.events().subscribe();
+        tauri::async_runtime::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(Event::SettingsChanged {})
+                    | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => ctl.apply().await,
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
     }
 }
 

@@ -78,6 +78,18 @@ pub enum Subject {
     Gateway,
 }
 
+impl Subject {
+    /// The id of the request or approval it is about (a chat sender's: its code).
+    fn request_id(&self) -> Option<&str> {
+        match self {
+            Subject::Dm { code, .. } => Some(code),
+            Subject::Device { request_id } | Subject::Node { request_id } => Some(request_id),
+            Subject::Exec { id } => Some(id),
+            Subject::Gateway => None,
+        }
+    }
+}
+
 /// The text of a notification for a DM request.
 pub fn dm_text(r: &DmRequestView) -> (String, String) {
     let who = r.who();
@@ -544,6 +556,22 @@ fn show<R: Runtime>(
         if !n.service.settings_off_thread().await.ui.notifications {
             return;
         }
+        // Announced again (a gateway attached afresh lists what waits): it is on screen already.
+        if n.shown.lock().is_ok_and(|m| m.contains_key(&subject)) {
+            return;
+        }
+        // Several gateways attached: which one asks (and a device's requests replace each
+        // other only at the same gateway).
+        let gateway = subject
+            .request_id()
+            .and_then(|id| clawpair_core::attach::current(&n.backend).gateway_of(id));
+        let (body, device) = match &gateway {
+            Some(g) => (
+                format!("{}\n{body}", escape_markup(&format!("At {g}."))),
+                device.map(|d| format!("{g}/{d}")),
+            ),
+            None => (body, device),
+        };
         // A server that shows no buttons (dunst and others): the notification says so, and
         // ClawPair's own small window asks instead.
         let asks_here =

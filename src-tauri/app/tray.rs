@@ -206,7 +206,11 @@ pub fn install<R: Runtime>(
                     let _ = status.set_text(status_line(&settings, &backend, &gateway));
                 }
                 Some(Event::AttachStatus { line, .. }) => {
-                    let _ = status.set_text(line.clone());
+                    // Several gateways: how many are attached, rather than the last one's news.
+                    let line = clawpair_core::attach::current(&backend)
+                        .status_line()
+                        .unwrap_or_else(|| line.clone());
+                    let _ = status.set_text(line);
                 }
                 Some(Event::ChannelStatus {
                     channel,
@@ -250,8 +254,8 @@ fn status_line(
     backend: &clawpair_core::attach::SharedBackend,
     gateway: &GatewayCtl,
 ) -> String {
-    match clawpair_core::attach::current(backend).remote() {
-        Some(r) => r.status().line(),
+    match clawpair_core::attach::current(backend).status_line() {
+        Some(line) => line,
         None if settings.attach.enabled => "Not attached to OpenClaw".to_string(),
         None => status_text(&gateway.status()),
     }

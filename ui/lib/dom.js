@@ -21,6 +21,13 @@ export function el(tag, attrs, ...children) {
   return e;
 }
 
+/** Which attached OpenClaw gateway an item is at, where several are attached (else nothing). */
+export function gatewayChip(item) {
+  return item.gateway
+    ? el("span", { class: "chip gateway-chip", title: `At the OpenClaw gateway ${item.gateway}`, text: item.gateway })
+    : null;
+}
+
 /** Says `msg` to assistive technology, politely (after what it is reading now). */
 export function announce(msg) {
   const a = $("announcer");

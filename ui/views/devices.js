@@ -6,6 +6,7 @@ import {
   copyText,
   disableKeepingFocus,
   el,
+  gatewayChip,
   infoDialog,
   replaceKeepingFocus,
   table,
@@ -60,7 +61,7 @@ async function renderDevices() {
                       ))
                     )
                       return;
-                    const t = await act("token_rotate", { deviceId: d.deviceId, role });
+                    const t = await act("token_rotate", { deviceId: d.deviceId, role, gateway: d.gateway });
                     if (t) {
                       const copy = el(
                         "button",
@@ -120,7 +121,11 @@ async function renderDevices() {
                     )
                       return;
                     if (
-                      await act("token_revoke", { deviceId: d.deviceId, role }, `Revoked the ${role} token of ${name}`)
+                      await act(
+                        "token_revoke",
+                        { deviceId: d.deviceId, role, gateway: d.gateway },
+                        `Revoked the ${role} token of ${name}`,
+                      )
                     )
                       renderDevices();
                   },
@@ -132,7 +137,7 @@ async function renderDevices() {
           return el(
             "tr",
             { "data-device": d.deviceId },
-            el("td", {}, el("strong", { text: name })),
+            el("td", {}, el("strong", { text: name }), " ", gatewayChip(d)),
             el("td", { text: d.platform || "—" }),
             el("td", {}, el("code", { class: "fingerprint", text: d.fingerprint })),
             el("td", { text: (roles.length ? roles : d.roles || []).join(", ") || "—" }),
@@ -171,7 +176,8 @@ async function renderDevices() {
                       ))
                     )
                       return;
-                    if (await act("device_remove", { deviceId: d.deviceId }, `Removed ${name}`)) renderDevices();
+                    if (await act("device_remove", { deviceId: d.deviceId, gateway: d.gateway }, `Removed ${name}`))
+                      renderDevices();
                   },
                 },
                 "Remove",

@@ -27,12 +27,31 @@ function tickPair() {
 /** The URL phones reach OpenClaw's gateway at, given in this window while attached. */
 let attachedPairUrl = null;
 
+/** Several gateways attached: the one the code is for, chosen above it (the first attached
+ * one until the owner picks). */
+function pickGateway() {
+  const gws = (state.status?.attach?.gateways || []).filter((g) => g.started);
+  const box = $("pair-gateway-box");
+  const select = $("pair-gateway");
+  box.hidden = gws.length < 2;
+  if (box.hidden) return null;
+  const chosen = select.value;
+  select.replaceChildren(
+    ...gws.map((g) => el("option", { value: g.label, text: `${g.label}${g.attached ? "" : " (not attached)"}` })),
+  );
+  if (gws.some((g) => g.label === chosen)) select.value = chosen;
+  return select.value || null;
+}
+
 async function renderPair(fresh) {
   if (!fresh && pairExpires > Date.now() && !$("pair-code").hidden) {
     if (!pairTimer) pairTimer = setInterval(tickPair, 1000);
     return;
   }
-  const r = await act("setup_create", state.status?.attach && attachedPairUrl ? { url: attachedPairUrl } : {});
+  const args = state.status?.attach && attachedPairUrl ? { url: attachedPairUrl } : {};
+  const gateway = pickGateway();
+  if (gateway) args.gateway = gateway;
+  const r = await act("setup_create", args);
   if (!r) return;
   showPair(r);
 }
@@ -77,6 +96,7 @@ function showPair(r) {
 
 function wire() {
   $("pair-new").addEventListener("click", () => renderPair(true));
+  $("pair-gateway").addEventListener("change", () => renderPair(true));
   $("pair-copy").addEventListener("click", () => copyText($("pair-setup-code").textContent));
   $("pair-invalidate").addEventListener("click", async () => {
     const r = await act("setup_cleanup");

@@ -1,7 +1,7 @@
 // Requests: chat senders and devices waiting for the owner, each with Approve and Reject that
 // name what they act on; new ones are announced.
 import { act } from "../lib/core.js";
-import { $, announce, el, replaceKeepingFocus } from "../lib/dom.js";
+import { $, announce, el, gatewayChip, replaceKeepingFocus } from "../lib/dom.js";
 import { ago, approvalContext, EXEC_LABELS, iso, metaName, until } from "../lib/format.js";
 import { state } from "../lib/state.js";
 
@@ -43,6 +43,7 @@ function dmCard(r) {
       el(
         "div",
         { class: "title" },
+        gatewayChip(r),
         el("span", { class: "chip", text: r.channel }),
         " ",
         el("strong", { text: name || r.id }),
@@ -147,6 +148,7 @@ function deviceCard(r) {
       el(
         "div",
         { class: "title" },
+        gatewayChip(r),
         el("span", { class: "chip", text: r.kind || "new device" }),
         " ",
         el("strong", { text: name }),
@@ -246,6 +248,7 @@ function nodeCard(r) {
       el(
         "div",
         { class: "title" },
+        gatewayChip(r),
         el("span", { class: "chip", text: "node" }),
         " ",
         el("strong", { text: name }),
@@ -300,6 +303,7 @@ function execCard(r) {
       el(
         "div",
         { class: "title" },
+        gatewayChip(r),
         ...(r.kind === "plugin"
           ? [el("span", { class: "chip", text: "plugin" }), " ", el("strong", { text: r.command })]
           : [el("span", { class: "chip", text: "command" }), " ", el("code", { text: r.command })]),

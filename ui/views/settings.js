@@ -36,8 +36,64 @@ export async function renderOpenClaw() {
   $("set-oc-attach").hidden = o.attach.enabled;
   $("set-oc-detach").hidden = !o.attach.enabled;
   $("set-oc-status").textContent = state.status?.attach ? state.status.attach.line : "ClawPair runs its own gateway.";
+  renderGateways();
   $("guide-openclaw").hidden = !o.found || o.attach.enabled;
   $("guide-openclaw-url").textContent = o.url || "";
+}
+
+/** Each attached gateway with its status; those added beside the first can be removed. */
+function renderGateways() {
+  const gws = state.status?.attach?.gateways || [];
+  const list = $("set-oc-gateways");
+  list.hidden = gws.length < 2 && !gws.some((g) => g.listed);
+  replaceKeepingFocus(
+    list,
+    gws.map((g) =>
+      el(
+        "li",
+        {},
+        el("span", { class: `dot ${g.attached ? "ok" : "bad"}`, "aria-hidden": "true" }),
+        el("span", { class: "gateway-line" }, el("strong", { text: g.label }), ` — ${g.line}`),
+        g.listed
+          ? el(
+              "button",
+              {
+                type: "button",
+                class: "small",
+                "aria-label": `Remove the gateway ${g.label}`,
+                "data-focus-key": `remove-gateway:${g.url}`,
+                onclick: async () => {
+                  if (await act("attach_remove", { gateway: g.url }, `Removed ${g.label}`)) {
+                    await renderStatus();
+                    renderOpenClaw();
+                  }
+                },
+              },
+              "Remove",
+            )
+          : null,
+      ),
+    ),
+  );
+}
+
+/** Adds the gateway typed in "another gateway as well"; the token is cleared either way. */
+async function addGateway() {
+  const r = await act(
+    "attach_add",
+    {
+      url: $("set-oc-add-url").value.trim(),
+      token: $("set-oc-add-token").value || null,
+      tlsFingerprint: $("set-oc-add-pin").value.trim() || null,
+      label: $("set-oc-add-label").value.trim() || null,
+    },
+    "Added the gateway",
+  );
+  $("set-oc-add-token").value = "";
+  if (!r) return;
+  for (const id of ["set-oc-add-url", "set-oc-add-pin", "set-oc-add-label"]) $(id).value = "";
+  await renderStatus();
+  renderOpenClaw();
 }
 
 export async function setAttach(enabled) {
@@ -179,6 +235,15 @@ async function mayLeave() {
 function wire() {
   $("set-oc-attach").addEventListener("click", () => setAttach(true));
   $("set-oc-detach").addEventListener("click", () => setAttach(false));
+  $("set-oc-add").addEventListener("click", addGateway);
+  $("set-oc-more-toggle").addEventListener("click", (e) => {
+    const open = $("set-oc-add-box").hidden;
+    $("set-oc-add-box").hidden = !open;
+    e.currentTarget.setAttribute("aria-expanded", String(open));
+    if (open) $("set-oc-add-url").focus();
+  });
+  // Acts at once with its own button: typing here is not an unsaved edit of the form.
+  for (const ev of ["input", "change"]) $("set-oc-more").addEventListener(ev, (e) => e.stopPropagation());
   $("set-rotate-token").addEventListener("click", async () => {
     if (
       !(await confirmDialog(

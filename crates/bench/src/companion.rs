@@ -63,6 +63,7 @@ async fn measure(
             token: TokenSource::Given(TOKEN.into()),
             tls_pin: None,
             local_state: None,
+            label: "bench".into(),
         },
         events,
     );

@@ -346,6 +346,10 @@ pub struct AttachSettings {
     /// `gateway.remote.tlsFingerprint`); required for a gateway not on loopback.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_fingerprint: Option<String>,
+    /// More gateways to be the approval desk of at the same time (other computers', or a
+    /// second OpenClaw here), each with its own token.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gateways: Vec<AttachGateway>,
 }
 
 impl fmt::Debug for AttachSettings {
@@ -355,6 +359,36 @@ impl fmt::Debug for AttachSettings {
             .field("url", &self.url)
             .field("token", &self.token.as_ref().map(|_| "<set>"))
             .field("tls_fingerprint", &self.tls_fingerprint)
+            .field("gateways", &self.gateways)
+            .finish()
+    }
+}
+
+/// One more gateway ClawPair is attached to (`attach.gateways`).
+#[derive(Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AttachGateway {
+    pub url: String,
+    /// Its admin token (`0600` with the rest of the settings; never printed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// The SHA-256 of its certificate, for `wss://`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_fingerprint: Option<String>,
+    /// The owner's name for it ("home server"); absent: its host and port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl fmt::Debug for AttachGateway {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AttachGateway")
+            .field("url", &self.url)
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("tls_fingerprint", &self.tls_fingerprint)
+            .field("label", &self.label)
             .finish()
     }
 }

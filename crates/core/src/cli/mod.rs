@@ -2,6 +2,7 @@
 //! [`crate::service`]); these files only turn answers into tables or JSON.
 
 mod announce;
+mod attach;
 mod audit;
 mod devices;
 mod dm;
@@ -85,6 +86,9 @@ pub enum Command {
     /// The gateway's admin token
     #[command(subcommand)]
     Token(TokenCmd),
+    /// The OpenClaw gateways companion mode (`clawpair --attach`) is the approval desk of
+    #[command(subcommand)]
+    Attach(AttachCmd),
     /// Check the state directory (permissions, corrupt files, stale entries, OpenClaw's store)
     Doctor {
         /// Repair what can be repaired safely
@@ -95,6 +99,32 @@ pub enum Command {
         #[arg(long)]
         restore_settings: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AttachCmd {
+    /// Every gateway attached to, with whether its token is set (never the token)
+    List {
+        /// Print JSON for scripts instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Attach to one more gateway, beside the others
+    Add {
+        /// Its URL: ws:// on this computer only, wss:// with --tls-fingerprint elsewhere
+        url: String,
+        /// A name for it in lists and notifications (default: its host and port)
+        #[arg(long)]
+        label: Option<String>,
+        /// The SHA-256 of its certificate, pinned (for wss://)
+        #[arg(long, value_name = "SHA256")]
+        tls_fingerprint: Option<String>,
+        /// Read its admin token (OpenClaw's gateway.auth.token) from standard input
+        #[arg(long)]
+        token_stdin: bool,
+    },
+    /// Stop attaching to a gateway added with `attach add` (its URL or name)
+    Remove { gateway: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -561,6 +591,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> CliResult {
         Command::Qr(a) => qr::run(ctx, a),
         Command::Audit(a) => audit::run(ctx, a),
         Command::Import(a) => import::run(ctx, a),
+        Command::Attach(c) => attach::run(ctx, c),
         Command::Token(TokenCmd::Rotate { json }) => ctx.act(
             OwnerRequest::AdminTokenRotate {},
             json,

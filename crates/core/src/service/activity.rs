@@ -400,7 +400,31 @@ fn diff(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
     if secret(path) {
         out.push(format!("{path}: replaced"));
     } else {
-        out.push(format!("{path}: {} → {}", shown(a), shown(b)));
+        out.push(format!(
+            "{path}: {} → {}",
+            shown(&hidden(a)),
+            shown(&hidden(b))
+        ));
+    }
+}
+
+/// A value with every secret inside it (a list's items' tokens) left out.
+fn hidden(v: &Value) -> Value {
+    match v {
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, x)| {
+                    let x = if secret(k) {
+                        Value::String("(hidden)".into())
+                    } else {
+                        hidden(x)
+                    };
+                    (k.clone(), x)
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(hidden).collect()),
+        other => other.clone(),
     }
 }
 
@@ -524,6 +548,19 @@ mod tests {
         assert_eq!(
             sentence(&unknown, &Names::default()),
             "You removed device abcdef01… in the window."
+        );
+    }
+
+    #[test]
+    fn a_list_in_the_settings_changes_without_its_items_secrets() {
+        let a = json!({ "attach": { "enabled": true } });
+        let b = json!({ "attach": { "enabled": true, "gateways": [{ "url": "wss://10.0.0.5:18789", "token": "s3cret" }] } });
+        let c = settings_changes(&a, &b);
+        assert_eq!(c.len(), 1);
+        assert!(c[0].starts_with("attach.gateways: none → "), "{c:?}");
+        assert!(
+            c[0].contains("10.0.0.5") && !c[0].contains("s3cret"),
+            "{c:?}"
         );
     }
 

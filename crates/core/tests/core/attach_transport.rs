@@ -31,6 +31,7 @@ fn target(url: &str, pin: Option<&str>, token: &str) -> Target {
         token: TokenSource::Given(token.into()),
         tls_pin: pin.map(String::from),
         local_state: None,
+        label: "test".into(),
     }
 }
 

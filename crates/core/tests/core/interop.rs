@@ -573,12 +573,13 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
             // Plain ws:// on loopback: OpenClaw's listener belongs to this user, as checked.
             tls_pin: None,
             local_state: Some(state.clone()),
+            label: clawpair_core::attach::THIS_COMPUTER.into(),
         },
         service.events().clone(),
     );
     let backend = Backend::Attached {
         service: service.clone(),
-        remote: remote.clone(),
+        remotes: vec![remote.clone()],
     };
     let end = tokio::time::Instant::now() + WAIT;
     while !matches!(remote.status(), Status::Attached { .. }) {
@@ -994,4 +995,206 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
     assert!(std::fs::read_to_string(state.join("openclaw.json"))
         .unwrap()
         .contains("interop-not-a-real-token"));
+}
+
+/// `clawpair attach add URL --token-stdin …`, the token given on standard input.
+fn attach_add(state: &Path, args: &[&str], token: &str) -> Output {
+    use std::io::Write;
+    let mut c = clawpair(state);
+    c.args(["attach", "add", "--token-stdin"]).args(args);
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().expect("run clawpair attach add");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{token}\n").as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real OpenClaw in a loopback-only namespace: run by scripts/interop.sh"]
+async fn two_openclaw_gateways_at_once_each_request_decided_at_its_own() {
+    use clawpair_core::attach::{remote::Remote, Backend};
+    use clawpair_core::events::Event;
+    use clawpair_core::owner::OwnerRequest;
+
+    let p = peer();
+    let st = State::new();
+    let (home_a, home_b) = (st.dir.path().join("oc-a"), st.dir.path().join("oc-b"));
+    let (a, b) = tokio::task::block_in_place(|| {
+        std::thread::scope(|s| {
+            let a = s.spawn(|| OpenClawGateway::start(&p, &home_a));
+            let b = s.spawn(|| OpenClawGateway::start(&p, &home_b));
+            (a.join().unwrap(), b.join().unwrap())
+        })
+    });
+
+    // The first gateway is the one ClawPair attaches to; the second is added on the command
+    // line, its token read from standard input and never printed.
+    st.settings(|s| {
+        s.attach.enabled = true;
+        s.attach.url = Some(a.url.clone());
+        s.attach.token = Some(a.token.clone());
+    });
+    let refused = attach_add(st.path(), &[&b.url], "");
+    assert!(!refused.status.success(), "no token on standard input");
+    assert!(text(&refused).contains("no token"), "{}", text(&refused));
+    let added = attach_add(st.path(), &[&b.url, "--label", "second"], &b.token);
+    assert!(added.status.success(), "{}", text(&added));
+    let listed = cp(st.path(), &["attach", "list", "--json"]);
+    assert!(
+        !listed.contains(&b.token),
+        "the token is never printed: {listed}"
+    );
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed["gateways"][1]["label"], "second");
+    assert_eq!(listed["gateways"][1]["tokenSet"], true);
+    let shown = cp(st.path(), &["attach", "list"]);
+    assert!(
+        shown.contains("second") && !shown.contains(&b.token),
+        "{shown}"
+    );
+
+    let service = std::sync::Arc::new(st.service());
+    let mut rx = service.events().subscribe();
+    let (targets, problems) = clawpair_core::attach::targets(&service.settings().attach, None);
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(targets.len(), 2);
+    let backend = Backend::Attached {
+        service: service.clone(),
+        remotes: targets
+            .into_iter()
+            .map(|t| Remote::spawn(t, service.events().clone()))
+            .collect(),
+    };
+    let end = tokio::time::Instant::now() + WAIT;
+    while backend.status_line().as_deref() != Some("Attached to 2 OpenClaw gateways") {
+        assert!(
+            tokio::time::Instant::now() < end,
+            "not attached to both: {:?}",
+            backend.status_line()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let first = backend.remotes()[0].label().to_string();
+
+    // A phone asks each gateway; the requests reach one queue, each named by its gateway.
+    for (gw, name) in [(&a, "phone-a"), (&b, "phone-b")] {
+        let spec = json!({ "url": gw.url, "stateDir": st.dir.path().join(name),
+            "bootstrapToken": gw.bootstrap_token(&p), "role": "node", "scopes": [], "displayName": name });
+        let (lines, _) = tokio::task::block_in_place(|| p.client(st.dir.path(), spec));
+        assert_eq!(connect_error(&lines)["code"], "NOT_PAIRED", "{lines:?}");
+    }
+    let mut asked = std::collections::BTreeMap::new();
+    while asked.len() < 2 {
+        let r = wait_for(&mut rx, "the two device requests", |e| match e {
+            Event::DevicePairRequested(r) => Some(r.clone()),
+            _ => None,
+        })
+        .await;
+        asked.insert(r.display_name.clone(), r);
+    }
+    let (ra, rb) = (&asked["phone-a"], &asked["phone-b"]);
+    assert_eq!(backend.gateway_of(&ra.request_id), Some(first.clone()));
+    assert_eq!(
+        backend.gateway_of(&rb.request_id).as_deref(),
+        Some("second")
+    );
+    let queue = checked(&backend, "window", &OwnerRequest::DeviceList {})
+        .await
+        .unwrap();
+    let queued: Vec<(String, String)> = queue["pending"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["displayName"].as_str().unwrap().to_string(),
+                r["gateway"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        queued,
+        [
+            ("phone-a".to_string(), first.clone()),
+            ("phone-b".to_string(), "second".to_string())
+        ]
+    );
+
+    // Approving the second gateway's request approves it there, and only there.
+    checked(
+        &backend,
+        "notification",
+        &OwnerRequest::DeviceApprove {
+            request_id: rb.request_id.clone(),
+            without_admin: false,
+        },
+    )
+    .await
+    .expect("approved at the second gateway");
+    let paired_at = |gw: &OpenClawGateway, device: &str| {
+        gw.devices(&p, &["list"])["paired"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["deviceId"] == device)
+    };
+    let pending_at = |gw: &OpenClawGateway, request: &str| {
+        gw.devices(&p, &["list"])["pending"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["requestId"] == request)
+    };
+    tokio::task::block_in_place(|| {
+        assert!(paired_at(&b, &rb.device_id), "paired at the second");
+        assert!(!paired_at(&a, &rb.device_id), "not at the first");
+        assert!(
+            pending_at(&a, &ra.request_id),
+            "the first's request still waits"
+        );
+    });
+
+    // A request no gateway holds is refused, naming it; the first's is rejected there.
+    let unknown = checked(
+        &backend,
+        "window",
+        &OwnerRequest::DeviceReject {
+            request_id: "no-such-request".into(),
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(unknown.code, "NOT_FOUND", "{unknown:?}");
+    checked(
+        &backend,
+        "window",
+        &OwnerRequest::DeviceReject {
+            request_id: ra.request_id.clone(),
+        },
+    )
+    .await
+    .expect("rejected at the first gateway");
+    tokio::task::block_in_place(|| assert!(!pending_at(&a, &ra.request_id)));
+
+    // The second gateway stops: the first still answers, and the line says which is down.
+    drop(b);
+    let end = tokio::time::Instant::now() + WAIT;
+    loop {
+        let line = backend.status_line().unwrap_or_default();
+        if line.starts_with("Attached to 1 of 2 OpenClaw gateways (not to second") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < end, "{line}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let still = checked(&backend, "window", &OwnerRequest::DeviceList {})
+        .await
+        .expect("the first gateway still lists");
+    assert!(still["pending"].as_array().unwrap().is_empty(), "{still}");
 }

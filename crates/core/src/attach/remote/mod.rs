@@ -48,6 +48,9 @@ pub struct Target {
     /// OpenClaw's state directory, when the gateway runs on this computer (for the database
     /// watch and the read-only allowlists).
     pub local_state: Option<PathBuf>,
+    /// The gateway's name where several are attached: the owner's label, else where it is
+    /// ([`crate::attach::default_label`]).
+    pub label: String,
 }
 
 /// The admin token, read when connecting (OpenClaw's own config stays the only copy).
@@ -112,6 +115,7 @@ type Reply = oneshot::Sender<Result<Value, RpcError>>;
 /// The attached gateway. Cheap to share; its task ends when the last handle is dropped.
 pub struct Remote {
     url: String,
+    label: String,
     local_state: Option<PathBuf>,
     requests: mpsc::Sender<(String, Value, Reply)>,
     status: Mutex<Status>,
@@ -139,6 +143,10 @@ impl Known {
             .lock()
             .map(|mut k| k.insert(id.to_string()))
             .unwrap_or(false)
+    }
+
+    fn has(&self, id: &str) -> bool {
+        self.0.lock().is_ok_and(|k| k.contains(id))
     }
 
     /// Lets go of a settled request; true when it was pending here.
@@ -178,6 +186,7 @@ impl Remote {
         let (tx, rx) = mpsc::channel(64);
         let remote = Arc::new(Remote {
             url: target.url.clone(),
+            label: target.label.clone(),
             local_state: target.local_state.clone(),
             requests: tx,
             status: Mutex::new(Status::Connecting {
@@ -197,6 +206,21 @@ impl Remote {
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Its name in lists and notifications where several gateways are attached.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Whether `id` names a request or approval pending here as last heard: a device's or a
+    /// node's request id, an approval's id, a chat sender's request id. Ids are OpenClaw's
+    /// random ones, so at most one attached gateway knows a given id.
+    pub fn knows(&self, id: &str) -> bool {
+        [&self.devices_known, &self.nodes_known, &self.execs_known]
+            .iter()
+            .any(|k| k.has(id))
+            || self.dm_known.lock().is_ok_and(|m| m.contains_key(id))
     }
 
     pub fn status(&self) -> Status {
