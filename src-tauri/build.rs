@@ -46,6 +46,7 @@ fn main() {
             "set_attach",
             "attach_add",
             "attach_remove",
+            "set_own_gateway",
         ];
         let attrs = tauri_build::Attributes::new()
             .app_manifest(tauri_build::AppManifest::new().commands(commands));

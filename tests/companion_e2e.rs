@@ -420,6 +420,12 @@ async fn attached_to_openclaw_the_desktop_approves_its_requests() {
         std::thread::sleep(Duration::from_millis(500));
         s.execute("document.getElementById('set-oc-gateways').scrollIntoView({ block: 'center' })");
         keep(&s.screenshot(), "attached-two-gateways.png");
+        // ClawPair's own gateway kept running beside them, at a click.
+        s.click("#set-oc-own");
+        s.wait_until(
+            "document.getElementById('set-oc-gateways').textContent.includes(\"ClawPair's own gateway, listening at\")",
+            WAIT,
+        );
         Value::Null
     }))
     .await;

@@ -134,16 +134,20 @@ fn attach_status(state: &AppState, s: &Settings) -> Value {
         return Value::Null;
     }
     let backend = clawpair_core::attach::current(&state.backend);
-    let mut gateways: Vec<Value> = backend
-        .remotes()
-        .iter()
-        .map(|r| {
-            let st = r.status();
-            json!({ "label": r.label(), "url": r.url(), "line": st.line(),
+    let mut gateways: Vec<Value> = Vec::new();
+    if backend.with_own() {
+        let at = state.gateway.listening();
+        gateways.push(json!({ "label": clawpair_core::attach::OWN_GATEWAY, "url": at.map(|a| format!("ws://{a}")),
+            "line": at.map_or_else(|| "ClawPair's own gateway is not running".to_string(),
+                                   |a| format!("ClawPair's own gateway, listening at {a}")),
+            "attached": at.is_some(), "started": true, "listed": false, "own": true }));
+    }
+    gateways.extend(backend.remotes().iter().map(|r| {
+        let st = r.status();
+        json!({ "label": r.label(), "url": r.url(), "line": st.line(),
                     "attached": matches!(st, Status::Attached { .. }), "started": true,
                     "listed": s.attach.gateways.iter().any(|g| g.url.trim() == r.url()) })
-        })
-        .collect();
+    }));
     let (_, problems) = clawpair_core::attach::targets(&s.attach, None);
     for (label, why) in problems {
         let url = s
@@ -183,7 +187,7 @@ pub async fn openclaw_info(state: State<'_, AppState>) -> CmdResult {
         "tokenInConfig": found.as_ref().is_ok_and(|i| i.token.is_some()),
         "problem": found.as_ref().err().map(|e| e.to_string()),
         "attach": { "enabled": s.attach.enabled, "url": s.attach.url, "tokenSet": s.attach.token.is_some(),
-                    "tlsFingerprint": s.attach.tls_fingerprint },
+                    "tlsFingerprint": s.attach.tls_fingerprint, "ownGateway": s.attach.own_gateway },
     }))
 }
 
@@ -239,6 +243,19 @@ pub async fn attach_add(
     };
     edit_settings(&state, move |s| {
         clawpair_core::attach::add_gateway(&mut s.attach, g)
+    })
+    .await?;
+    state.attach.apply().await;
+    Ok(attach_status(&state, &*settings(&state).await?))
+}
+
+/// Attached, whether ClawPair's own gateway keeps running too (its requests in the same
+/// queue), switched at once.
+#[tauri::command]
+pub async fn set_own_gateway(state: State<'_, AppState>, on: bool) -> CmdResult {
+    edit_settings(&state, move |s| {
+        s.attach.own_gateway = on;
+        Ok(())
     })
     .await?;
     state.attach.apply().await;
@@ -465,7 +482,9 @@ pub async fn setup_create(
     gateway: Option<String>,
 ) -> CmdResult {
     let url = url.filter(|u| !u.trim().is_empty());
-    let attached = clawpair_core::attach::current(&state.backend).is_attached();
+    // A code for ClawPair's own gateway, kept running beside attached ones, is ClawPair's.
+    let own = gateway.as_deref() == Some(clawpair_core::attach::OWN_GATEWAY);
+    let attached = clawpair_core::attach::current(&state.backend).is_attached() && !own;
     let listening = state.gateway.listening();
     if !attached && listening.is_none() {
         // A code no phone could use: none is made.
@@ -495,7 +514,7 @@ pub async fn setup_create(
             }
             Ok(v)
         }
-        Err(e) if clawpair_core::attach::current(&state.backend).is_attached() => {
+        Err(e) if attached => {
             // OpenClaw's own reason (e.g. its gateway listens on loopback only); a URL phones
             // can reach may still be given.
             Ok(json!({ "error": e.message, "loopbackOnly": url.is_none(), "attached": true }))

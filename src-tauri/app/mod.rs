@@ -172,6 +172,7 @@ pub fn build_app<R: Runtime>(builder: tauri::Builder<R>, state: AppState) -> tau
             commands::set_attach,
             commands::attach_add,
             commands::attach_remove,
+            commands::set_own_gateway,
         ])
 }
 
@@ -231,8 +232,9 @@ pub fn run(args: AppArgs) -> Result<(), String> {
     let gateway = Arc::new(GatewayCtl::new(service.clone()));
     let notifier = Arc::new(notify::NotifyStatus::default());
     let channels = ChannelStatuses::default();
-    // Asked to attach, ClawPair runs no gateway of its own, even while it cannot reach OpenClaw.
-    let attached = service.settings().attach.enabled;
+    // Asked to attach, ClawPair runs no gateway of its own (unless asked to keep it too), even
+    // while it cannot reach OpenClaw.
+    let own_gateway = service.settings().attach.own_gateway_runs();
     let attach = AttachCtl::new(service.clone(), backend.clone(), gateway.clone());
     attach.follow();
     let state = AppState {
@@ -256,8 +258,8 @@ pub fn run(args: AppArgs) -> Result<(), String> {
             forward_events(handle.clone(), service.clone(), channels.clone());
             tray::install(&handle, service.clone(), backend.clone(), gateway.clone())?;
             notify::spawn(handle.clone(), backend.clone(), notifier.clone());
-            if !attached {
-                // Attached, ClawPair runs no gateway (nor chat channel) of its own.
+            if own_gateway {
+                // Attached, ClawPair runs no gateway (nor chat channel) of its own unless asked.
                 let g = gateway.clone();
                 tauri::async_runtime::spawn(async move { g.start_from_settings().await });
             }
@@ -317,6 +319,7 @@ pub fn start_backend(service: &Arc<Service>) -> clawpair_core::attach::Backend {
             .into_iter()
             .map(|t| clawpair_core::attach::remote::Remote::spawn(t, service.events().clone()))
             .collect(),
+        own: settings.attach.own_gateway,
     }
 }
 
@@ -353,14 +356,19 @@ impl AttachCtl {
         if *applied == now {
             return;
         }
-        let was = std::mem::replace(&mut *applied, now.clone()).enabled;
+        let before = std::mem::replace(&mut *applied, now.clone());
         if now.enabled {
-            self.gateway.stop().await;
+            if !now.own_gateway_runs() {
+                self.gateway.stop().await;
+            }
             let next = start_backend(&self.service);
             if let Ok(mut b) = self.backend.write() {
                 *b = next;
             }
-        } else if was {
+            if now.own_gateway_runs() && !before.own_gateway_runs() {
+                self.gateway.start_from_settings().await;
+            }
+        } else if before.enabled {
             if let Ok(mut b) = self.backend.write() {
                 *b = clawpair_core::attach::Backend::Local(self.service.clone());
             }
@@ -368,7 +376,9 @@ impl AttachCtl {
                 line: "Not attached: ClawPair runs its own gateway".into(),
                 attached: false,
             });
-            self.gateway.start_from_settings().await;
+            if !before.own_gateway_runs() {
+                self.gateway.start_from_settings().await;
+            }
         }
     }
 

@@ -35,6 +35,8 @@ export async function renderOpenClaw() {
   $("set-oc-token").placeholder = o.attach.tokenSet ? "A token is stored (type to replace it)" : "";
   $("set-oc-attach").hidden = o.attach.enabled;
   $("set-oc-detach").hidden = !o.attach.enabled;
+  $("set-oc-own-box").hidden = !o.attach.enabled;
+  $("set-oc-own").checked = !!o.attach.ownGateway;
   $("set-oc-status").textContent = state.status?.attach ? state.status.attach.line : "ClawPair runs its own gateway.";
   renderGateways();
   $("guide-openclaw").hidden = !o.found || o.attach.enabled;
@@ -236,6 +238,19 @@ function wire() {
   $("set-oc-attach").addEventListener("click", () => setAttach(true));
   $("set-oc-detach").addEventListener("click", () => setAttach(false));
   $("set-oc-add").addEventListener("click", addGateway);
+  $("set-oc-own").addEventListener("change", async (e) => {
+    e.stopPropagation();
+    const on = e.currentTarget.checked;
+    const r = await act(
+      "set_own_gateway",
+      { on },
+      on ? "ClawPair's own gateway runs beside OpenClaw's" : "ClawPair's own gateway stopped",
+    );
+    if (!r) e.currentTarget.checked = !on;
+    await renderStatus();
+    renderOpenClaw();
+  });
+  $("set-oc-own").addEventListener("input", (e) => e.stopPropagation());
   $("set-oc-more-toggle").addEventListener("click", (e) => {
     const open = $("set-oc-add-box").hidden;
     $("set-oc-add-box").hidden = !open;

@@ -350,6 +350,16 @@ pub struct AttachSettings {
     /// second OpenClaw here), each with its own token.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub gateways: Vec<AttachGateway>,
+    /// Attached, ClawPair's own gateway keeps running too: its requests join the same queue.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub own_gateway: bool,
+}
+
+impl AttachSettings {
+    /// Whether ClawPair's own gateway runs: not attached, or attached with it kept on.
+    pub fn own_gateway_runs(&self) -> bool {
+        !self.enabled || self.own_gateway
+    }
 }
 
 impl fmt::Debug for AttachSettings {
@@ -360,6 +370,7 @@ impl fmt::Debug for AttachSettings {
             .field("token", &self.token.as_ref().map(|_| "<set>"))
             .field("tls_fingerprint", &self.tls_fingerprint)
             .field("gateways", &self.gateways)
+            .field("own_gateway", &self.own_gateway)
             .finish()
     }
 }

@@ -250,13 +250,17 @@ pub fn remove_gateway(
 pub enum Backend {
     /// ClawPair's own gateway and files.
     Local(Arc<Service>),
-    /// OpenClaw gateways, one or several; ClawPair's own service keeps only its settings and
-    /// activity log.
+    /// OpenClaw gateways, one or several; ClawPair's own service keeps its settings and
+    /// activity log, and, with `own`, its own gateway's requests and devices beside theirs.
     Attached {
         service: Arc<Service>,
         remotes: Vec<Arc<remote::Remote>>,
+        own: bool,
     },
 }
+
+/// The name of ClawPair's own gateway where it runs beside attached ones.
+pub const OWN_GATEWAY: &str = "ClawPair";
 
 impl Backend {
     pub fn service(&self) -> &Arc<Service> {
@@ -278,14 +282,29 @@ impl Backend {
         matches!(self, Backend::Attached { .. })
     }
 
-    /// The name of the gateway a pending request or approval is at, where several are
-    /// attached (for its notification); `None` with one gateway or none.
+    /// Whether ClawPair's own gateway's requests are in the queue beside attached ones.
+    pub fn with_own(&self) -> bool {
+        matches!(self, Backend::Attached { own: true, .. })
+    }
+
+    /// How many gateways the queue holds requests of.
+    fn sources(&self) -> usize {
+        match self {
+            Backend::Local(_) => 1,
+            Backend::Attached { remotes, own, .. } => remotes.len() + usize::from(*own),
+        }
+    }
+
+    /// The name of the gateway a pending request or approval is at, where the queue holds
+    /// several gateways' (for its notification); `None` with one gateway.
     pub fn gateway_of(&self, id: &str) -> Option<String> {
-        let remotes = self.remotes();
-        (remotes.len() > 1)
-            .then(|| remotes.iter().find(|r| r.knows(id)))
-            .flatten()
-            .map(|r| r.label().to_string())
+        if self.sources() < 2 {
+            return None;
+        }
+        match self.remotes().iter().find(|r| r.knows(id)) {
+            Some(r) => Some(r.label().to_string()),
+            None => self.with_own().then(|| OWN_GATEWAY.to_string()),
+        }
     }
 
     /// Where the attachment stands, in one line: the one gateway's status, or how many of
@@ -342,8 +361,16 @@ impl Backend {
         listening: Option<SocketAddr>,
         req: &OwnerRequest,
     ) -> Result<Value, RpcError> {
-        if let Backend::Attached { service, remotes } = self {
-            if let Some(answer) = self.attached(remotes, gateway, req).await {
+        if let Backend::Attached {
+            service,
+            remotes,
+            own,
+        } = self
+        {
+            if let Some(answer) = self
+                .attached(remotes, *own, gateway, listening, via, req)
+                .await
+            {
                 // Decisions taken here on OpenClaw's data are in ClawPair's activity log too.
                 if let Ok((Some(remote), _)) = &answer {
                     if !req.reads_only() {
@@ -363,18 +390,7 @@ impl Backend {
                 return answer.map(|(_, v)| v);
             }
         }
-        let (s, via) = (self.service().clone(), via.to_string());
-        let (m, params) = (req.method(), req.params());
-        let own = tokio::task::spawn_blocking(move || {
-            rpc::call(&s, &Caller::owner(&via, listening), m, params)
-        })
-        .await
-        .unwrap_or_else(|_| {
-            Err(RpcError::new(
-                crate::protocol::Code::Unavailable,
-                "the request failed inside ClawPair",
-            ))
-        })?;
+        let own = self.own_call(via, listening, req).await?;
         match req {
             // Attached, the activity has OpenClaw's decided approvals in it too (decided from
             // ClawPair or anywhere else); without a gateway's when it cannot be asked.
@@ -391,19 +407,54 @@ impl Backend {
         }
     }
 
-    /// An action on the attached gateways: a list from each of them in one, each item with its
-    /// gateway's name where there are several; a decision on the one gateway that holds what
-    /// it names. With the gateway that decided (for the activity log); `None` for what
-    /// ClawPair keeps itself.
+    /// One of the owner's actions on ClawPair's own service (off the async runtime's workers).
+    async fn own_call(
+        &self,
+        via: &str,
+        listening: Option<SocketAddr>,
+        req: &OwnerRequest,
+    ) -> Result<Value, RpcError> {
+        let (s, via) = (self.service().clone(), via.to_string());
+        let (m, params) = (req.method(), req.params());
+        tokio::task::spawn_blocking(move || {
+            rpc::call(&s, &Caller::owner(&via, listening), m, params)
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(RpcError::new(
+                crate::protocol::Code::Unavailable,
+                "the request failed inside ClawPair",
+            ))
+        })
+    }
+
+    /// An action on the attached gateways (and ClawPair's own, with `own`): a list from each
+    /// of them in one, each item with its gateway's name where there are several; a decision
+    /// on the one gateway that holds what it names. With the attached gateway that decided
+    /// (for the activity log; `None` for ClawPair's own); `None` for what ClawPair keeps
+    /// itself alone (its activity log, its admin token).
+    #[allow(clippy::type_complexity)]
     async fn attached(
         &self,
         remotes: &[Arc<remote::Remote>],
+        own: bool,
         gateway: Option<&str>,
+        listening: Option<SocketAddr>,
+        via: &str,
         req: &OwnerRequest,
     ) -> Option<Result<(Option<Arc<remote::Remote>>, Value), RpcError>> {
-        if let [one] = remotes {
+        if let ([one], false) = (remotes, own) {
             let answer = one.answer(req).await?;
             return Some(answer.map(|v| (Some(one.clone()), v)));
+        }
+        // ClawPair's own, for what only it keeps; or named; or where no attached gateway
+        // holds what a decision names.
+        let ours = || async {
+            let answer = self.own_call(via, listening, req).await;
+            Some(answer.map(|v| (None, labelled(v, OWN_GATEWAY))))
+        };
+        if own && gateway == Some(OWN_GATEWAY) {
+            return ours().await;
         }
         if let Some(name) = gateway {
             let Some(r) = remotes
@@ -427,18 +478,24 @@ impl Backend {
                     .await
                     .map(|a| a.map(|v| labelled(v, r.label())))
             });
-            let answers: Vec<_> = futures_util::future::join_all(asked)
+            let mut answers: Vec<_> = futures_util::future::join_all(asked)
                 .await
                 .into_iter()
                 .collect::<Option<_>>()?;
+            if own {
+                let theirs = self.own_call(via, listening, req).await;
+                answers.insert(0, theirs.map(|v| labelled(v, OWN_GATEWAY)));
+            }
             return Some(merged(answers).map(|v| (None, v)));
         }
-        let r = match route(remotes, req).await {
-            Ok(r) => r,
-            Err(e) => return Some(Err(e)),
-        };
-        let answer = r.answer(req).await?;
-        Some(answer.map(|v| (Some(r.clone()), v)))
+        match route(remotes, req).await {
+            Ok(r) => {
+                let answer = r.answer(req).await?;
+                Some(answer.map(|v| (Some(r.clone()), v)))
+            }
+            Err(e) if own && e.code == "NOT_FOUND" => ours().await,
+            Err(e) => Some(Err(e)),
+        }
     }
 }
 
@@ -700,6 +757,7 @@ mod tests {
                 gw("wss://10.0.0.6:18789", None, Some(PIN), None),
                 gw("wss://10.0.0.9:18789", Some("t3"), Some(PIN), None),
             ],
+            own_gateway: false,
         };
         let (ok, problems) = targets(&a, None);
         let names: Vec<(&str, &str)> = ok

@@ -580,6 +580,7 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
     let backend = Backend::Attached {
         service: service.clone(),
         remotes: vec![remote.clone()],
+        own: false,
     };
     let end = tokio::time::Instant::now() + WAIT;
     while !matches!(remote.status(), Status::Attached { .. }) {
@@ -1070,6 +1071,7 @@ async fn two_openclaw_gateways_at_once_each_request_decided_at_its_own() {
             .into_iter()
             .map(|t| Remote::spawn(t, service.events().clone()))
             .collect(),
+        own: true,
     };
     let end = tokio::time::Instant::now() + WAIT;
     while backend.status_line().as_deref() != Some("Attached to 2 OpenClaw gateways") {
@@ -1125,6 +1127,52 @@ async fn two_openclaw_gateways_at_once_each_request_decided_at_its_own() {
             ("phone-b".to_string(), "second".to_string())
         ]
     );
+
+    // ClawPair's own gateway is kept beside them: a chat sender asking it is in the same
+    // queue, named by it, and approved there.
+    let code = match service
+        .dm_inbound(&clawpair_core::service::InboundDm {
+            channel: "telegram".into(),
+            sender: "77".into(),
+            ..Default::default()
+        })
+        .unwrap()
+    {
+        clawpair_core::pairing::dm::Decision::Challenge { code, .. } => code,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(backend.gateway_of(&code).as_deref(), Some("ClawPair"));
+    let dms = checked(&backend, "window", &OwnerRequest::DmList { channel: None })
+        .await
+        .unwrap();
+    assert!(
+        dms["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["code"] == code.as_str() && r["gateway"] == "ClawPair"),
+        "{dms}"
+    );
+    checked(
+        &backend,
+        "window",
+        &OwnerRequest::DmApprove {
+            channel: Some("telegram".into()),
+            code: code.clone(),
+            account_id: None,
+            notify: false,
+        },
+    )
+    .await
+    .expect("approved at ClawPair's own gateway");
+    assert!(service
+        .dm
+        .is_allowed(
+            &clawpair_core::store::ChannelName::from_static("telegram"),
+            &clawpair_core::store::AccountId::DEFAULT,
+            "77"
+        )
+        .unwrap());
 
     // Approving the second gateway's request approves it there, and only there.
     checked(
