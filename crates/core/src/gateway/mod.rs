@@ -60,6 +60,8 @@ pub struct Shared {
     pub touches: Touches,
     /// Device keys already seen to sign, decoded once for the whole process.
     pub known_keys: crate::pairing::keys::KnownKeys,
+    /// `hello-ok.features` for each role and protocol, printed once.
+    pub hello_features: conn::HelloFeatures,
     next_conn: AtomicU64,
     pub local_addr: SocketAddr,
     /// With `gateway.tls`: what connections are accepted with, and the certificate's SHA-256.
@@ -163,6 +165,7 @@ impl Gateway {
             registry: registry::Registry::default(),
             touches: Touches::default(),
             known_keys,
+            hello_features: conn::HelloFeatures::new(),
             next_conn: AtomicU64::new(0),
             local_addr,
             tls: server_tls,
