@@ -67,6 +67,10 @@ pub struct Limits {
     /// `net.core.somaxconn`). The usual 128 overflows when many phones reconnect at once
     /// after a restart: the kernel then answers with SYN cookies and drops handshakes.
     pub accept_backlog: u32,
+    /// Device keys the gateway remembers decoded once they signed a `connect` (see
+    /// [`crate::pairing::keys`]): a paired device's reconnect then skips the key's decoding.
+    /// Past this many it starts again empty, so ever new keys cannot grow it.
+    pub max_known_keys: usize,
 }
 
 impl Default for Limits {
@@ -88,6 +92,7 @@ impl Default for Limits {
             loopback_reserve: 64,
             max_tracked_addresses: 16_384,
             accept_backlog: 1024,
+            max_known_keys: 4096,
         }
     }
 }

@@ -58,6 +58,10 @@ pub struct Shared {
     pub guard: guard::Guard,
     pub registry: registry::Registry,
     pub touches: Touches,
+    /// Device keys already seen to sign, decoded once for the whole process.
+    pub known_keys: crate::pairing::keys::KnownKeys,
+    /// `hello-ok.features` for each role and protocol, printed once.
+    pub hello_features: conn::HelloFeatures,
     next_conn: AtomicU64,
     pub local_addr: SocketAddr,
     /// With `gateway.tls`: what connections are accepted with, and the certificate's SHA-256.
@@ -153,12 +157,15 @@ impl Gateway {
         let local_addr = listener.local_addr()?;
         let (tx, rx) = watch::channel(false);
         let guard = guard::Guard::new(limits.max_tracked_addresses);
+        let known_keys = crate::pairing::keys::KnownKeys::new(limits.max_known_keys);
         let shared = Arc::new(Shared {
             service,
             limits,
             guard,
             registry: registry::Registry::default(),
             touches: Touches::default(),
+            known_keys,
+            hello_features: conn::HelloFeatures::new(),
             next_conn: AtomicU64::new(0),
             local_addr,
             tls: server_tls,

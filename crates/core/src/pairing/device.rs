@@ -2,7 +2,9 @@
 //! fingerprints, roles and scopes, pending-request reconciliation, approval, and the records
 //! kept in `devices/pending.json` and `devices/paired.json`.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -12,6 +14,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::clock::Millis;
+use crate::pairing::keys::{decode_with_id, KnownKey, KnownKeys};
 use crate::pairing::token::hex;
 
 pub use super::scope::{
@@ -120,8 +123,15 @@ fn norm(s: &str) -> String {
 /// `v3|deviceId|clientId|clientMode|role|scopes|signedAt|token|nonce|platform|deviceFamily`.
 pub fn signed_string_v3(f: &SignedFields) -> String {
     format!(
-        "{}|{}|{}",
-        signed_string_v2(f).replacen("v2|", "v3|", 1),
+        "v3|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}",
+        f.device_id,
+        f.client_id,
+        f.client_mode,
+        f.role,
+        f.scopes,
+        f.signed_at,
+        f.token,
+        f.nonce,
         norm(f.platform),
         norm(f.device_family)
     )
@@ -144,8 +154,37 @@ pub fn verify_identity(
     expected_nonce: &str,
     now: Millis,
 ) -> Result<[u8; 32], IdentityError> {
-    let key = decode_public_key(public_key_b64).map_err(|_| IdentityError::IdMismatch)?;
-    if device_id_for(&key) != f.device_id {
+    verify_identity_known(
+        f,
+        public_key_b64,
+        signature_b64,
+        expected_nonce,
+        now,
+        &KnownKeys::new(0),
+    )
+    .map(|k| k.raw)
+}
+
+/// [`verify_identity`], taking what `public_key_b64` decodes to from `known` when it signed
+/// before, and remembering it there once its signature verifies. The checks, their order and
+/// their answers are the same either way; only the key's decoding is skipped.
+pub fn verify_identity_known(
+    f: &SignedFields,
+    public_key_b64: &str,
+    signature_b64: &str,
+    expected_nonce: &str,
+    now: Millis,
+    known: &KnownKeys,
+) -> Result<Arc<KnownKey>, IdentityError> {
+    let remembered = known.get(public_key_b64);
+    let (raw, device_id) = match &remembered {
+        Some(k) => (k.raw, Cow::Borrowed(k.device_id.as_str())),
+        None => {
+            let (raw, id) = decode_with_id(public_key_b64).ok_or(IdentityError::IdMismatch)?;
+            (raw, Cow::Owned(id))
+        }
+    };
+    if device_id != f.device_id {
         return Err(IdentityError::IdMismatch);
     }
     // `abs_diff`: a client's `signedAt` may be any i64, and `now - i64::MIN` overflows.
@@ -159,14 +198,20 @@ pub fn verify_identity(
         .decode(signature_b64.trim().trim_end_matches('='))
         .map_err(|_| IdentityError::BadSignature)?;
     let sig = Signature::from_slice(&sig_bytes).map_err(|_| IdentityError::BadSignature)?;
-    let vk = VerifyingKey::from_bytes(&key).map_err(|_| IdentityError::BadPublicKey)?;
+    let vk = match &remembered {
+        Some(k) => k.key,
+        None => VerifyingKey::from_bytes(&raw).map_err(|_| IdentityError::BadPublicKey)?,
+    };
     let ok = vk.verify(signed_string_v3(f).as_bytes(), &sig).is_ok()
         || vk.verify(signed_string_v2(f).as_bytes(), &sig).is_ok();
-    if ok {
-        Ok(key)
-    } else {
-        Err(IdentityError::BadSignature)
+    if !ok {
+        return Err(IdentityError::BadSignature);
     }
+    if let Some(k) = &remembered {
+        return Ok(k.clone());
+    }
+    let key = KnownKey::new(raw, vk, device_id.into_owned());
+    Ok(known.remember(public_key_b64, key))
 }
 
 /// A device waiting for the owner, as kept in `devices/pending.json` (requestId → request).
@@ -680,6 +725,75 @@ mod tests {
             verify_identity(&f, &pk, "!!", "nonce-1", 1_000_000),
             Err(IdentityError::BadSignature)
         );
+    }
+
+    #[test]
+    fn a_key_that_signed_before_is_checked_the_same_way_and_only_a_valid_one_is_kept() {
+        let sk = key();
+        let pk = URL_SAFE_NO_PAD.encode(sk.verifying_key().as_bytes());
+        let id = device_id_for(sk.verifying_key().as_bytes());
+        let f = fields(&id, "", "nonce-1", 1_000_000);
+        let sig = URL_SAFE_NO_PAD.encode(sk.sign(signed_string_v3(&f).as_bytes()).to_bytes());
+        let known = KnownKeys::new(8);
+        let bad = verify_identity_known(&f, &pk, "!!", "nonce-1", 1_000_000, &known);
+        assert_eq!(bad.err(), Some(IdentityError::BadSignature));
+        assert!(known.is_empty(), "a key that did not sign is not kept");
+        let first = verify_identity_known(&f, &pk, &sig, "nonce-1", 1_000_000, &known).unwrap();
+        assert_eq!(known.len(), 1);
+        assert_eq!(first.device_id, id);
+        assert_eq!(
+            first.fingerprint,
+            fingerprint_for(sk.verifying_key().as_bytes())
+        );
+        // Remembered now: every check still runs, in the same order, with the same answers.
+        let again = |f: &SignedFields, sig: &str, nonce: &str, now: Millis| {
+            let memo = verify_identity_known(f, &pk, sig, nonce, now, &known).map(|k| k.raw);
+            assert_eq!(memo, verify_identity(f, &pk, sig, nonce, now));
+            memo
+        };
+        assert_eq!(again(&f, &sig, "nonce-1", 1_000_000), Ok(first.raw));
+        let wrong_id = fields("00", "", "nonce-1", 1_000_000);
+        assert_eq!(
+            again(&wrong_id, &sig, "nonce-1", 1_000_000),
+            Err(IdentityError::IdMismatch)
+        );
+        let late = 1_000_000 + SIGNATURE_SKEW_MS + 1;
+        assert_eq!(again(&f, &sig, "nonce-1", late), Err(IdentityError::Stale));
+        assert_eq!(
+            again(&f, &sig, "nonce-2", 1_000_000),
+            Err(IdentityError::NonceMismatch)
+        );
+        let other = fields(&id, "", "nonce-1", 1_000_001);
+        assert_eq!(
+            again(&other, &sig, "nonce-1", 1_000_000),
+            Err(IdentityError::BadSignature)
+        );
+        assert_eq!(
+            again(&f, "!!", "nonce-1", 1_000_000),
+            Err(IdentityError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn the_memory_of_keys_never_holds_more_than_its_bound() {
+        let known = KnownKeys::new(2);
+        for seed in 1..=5u8 {
+            let sk = SigningKey::from_bytes(&[seed; 32]);
+            let pk = URL_SAFE_NO_PAD.encode(sk.verifying_key().as_bytes());
+            let id = device_id_for(sk.verifying_key().as_bytes());
+            let f = fields(&id, "", "n", 5);
+            let sig = URL_SAFE_NO_PAD.encode(sk.sign(signed_string_v3(&f).as_bytes()).to_bytes());
+            assert!(verify_identity_known(&f, &pk, &sig, "n", 5, &known).is_ok());
+            assert!(known.len() <= 2);
+        }
+        let none = KnownKeys::new(0);
+        let sk = key();
+        let pk = URL_SAFE_NO_PAD.encode(sk.verifying_key().as_bytes());
+        let id = device_id_for(sk.verifying_key().as_bytes());
+        let f = fields(&id, "", "n", 5);
+        let sig = URL_SAFE_NO_PAD.encode(sk.sign(signed_string_v3(&f).as_bytes()).to_bytes());
+        assert!(verify_identity_known(&f, &pk, &sig, "n", 5, &none).is_ok());
+        assert!(none.is_empty());
     }
 
     #[test]

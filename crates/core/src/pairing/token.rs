@@ -53,6 +53,23 @@ pub fn secrets_equal(a: &str, b: &str) -> bool {
     ha.as_slice().ct_eq(hb.as_slice()).into()
 }
 
+/// A secret's SHA-256, to check presented secrets against ([`matches_secret`]) without hashing
+/// the same one again for each; `None` for an empty secret, which nothing matches.
+pub fn secret_digest(secret: &str) -> Option<[u8; 32]> {
+    (!secret.is_empty()).then(|| Sha256::digest(secret.as_bytes()).into())
+}
+
+/// [`secrets_equal`] against a secret known by its [`secret_digest`]: the same answer, in
+/// constant time over the digests.
+pub fn matches_secret(presented: &str, digest: Option<&[u8; 32]>) -> bool {
+    let Some(digest) = digest else { return false };
+    if presented.is_empty() {
+        return false;
+    }
+    let p = Sha256::digest(presented.as_bytes());
+    p.as_slice().ct_eq(digest.as_slice()).into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +96,23 @@ mod tests {
         assert!(secrets_equal("x", "x"));
         assert!(!secrets_equal("x", "xy"));
         assert!(!secrets_equal("", ""));
+    }
+
+    #[test]
+    fn a_secret_known_by_its_digest_matches_as_the_secret_itself_does() {
+        for (a, b) in [
+            ("x", "x"),
+            ("x", "xy"),
+            ("", ""),
+            ("x", ""),
+            ("", "x"),
+            ("tok", "tok"),
+        ] {
+            assert_eq!(
+                matches_secret(a, secret_digest(b).as_ref()),
+                secrets_equal(a, b),
+                "{a:?} against {b:?}"
+            );
+        }
     }
 }

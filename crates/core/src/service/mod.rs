@@ -122,6 +122,9 @@ fn not_found_in_words(what: &str, id: &str, reason: &str) -> String {
     }
 }
 
+/// Settings as read, and the digest of the admin token they hold.
+type AdminDigest = (Arc<Settings>, Option<[u8; 32]>);
+
 /// The core of one state directory.
 pub struct Service {
     paths: StatePaths,
@@ -134,6 +137,8 @@ pub struct Service {
     watching: std::sync::Mutex<std::sync::Weak<crate::service::watch::StateWatch>>,
     /// The last mistake found in the settings file, said once rather than at every read.
     settings_mistake: std::sync::Mutex<Option<String>>,
+    /// The admin token's digest for the settings last asked about ([`Service::admin_digest`]).
+    admin_digest: std::sync::Mutex<Option<AdminDigest>>,
 }
 
 /// Maps a DM-store error to the service's (and so the wire's) error.
@@ -233,6 +238,7 @@ impl Service {
             events: EventBus::default(),
             watching: Default::default(),
             settings_mistake: Default::default(),
+            admin_digest: Default::default(),
         };
         Ok((s, created))
     }
@@ -296,6 +302,23 @@ impl Service {
     /// read, so the caller must use [`Service::settings`] off the async runtime.
     pub fn settings_cached(&self) -> Option<Arc<Settings>> {
         self.settings.peek(&self.paths.settings())
+    }
+
+    /// The SHA-256 of `settings`' admin token (`None` when it is empty), worked out once per
+    /// settings read rather than once per connect that presents a token.
+    pub fn admin_digest(&self, settings: &Arc<Settings>) -> Option<[u8; 32]> {
+        let digest = || crate::pairing::token::secret_digest(&settings.gateway.auth.token);
+        let Ok(mut last) = self.admin_digest.lock() else {
+            return digest();
+        };
+        match &*last {
+            Some((seen, d)) if Arc::ptr_eq(seen, settings) => *d,
+            _ => {
+                let d = digest();
+                *last = Some((settings.clone(), d));
+                d
+            }
+        }
     }
 
     /// Current settings without stalling an async runtime's worker: from memory while the

@@ -6,6 +6,7 @@
 use std::time::Instant;
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 use super::handshake::{end, Conn};
 use super::session::Session;
@@ -59,7 +60,15 @@ impl Conn {
             }
         };
         let uptime_ms = shared.started.elapsed().as_millis() as u64;
-        let payload = hello_ok(&shared.limits, uptime_ms, self.protocol, conn_id, &g);
+        let features = shared.hello_features.get(g.role, self.protocol);
+        let payload = hello_ok(
+            &shared.limits,
+            features,
+            uptime_ms,
+            self.protocol,
+            conn_id,
+            &g,
+        );
         if !send(&mut ws, frames::ok_with(&self.id, &payload)).await {
             return None;
         }
@@ -116,7 +125,7 @@ impl Conn {
 #[serde(rename_all = "camelCase")]
 struct HelloOk<'a> {
     auth: HelloAuth<'a>,
-    features: Features,
+    features: FeaturesOut<'a>,
     policy: Policy,
     protocol: u32,
     server: Server,
@@ -141,6 +150,62 @@ struct HelloAuth<'a> {
 struct Features {
     events: &'static [&'static str],
     methods: Vec<&'static str>,
+}
+
+impl Features {
+    fn of(role: Role, protocol: u32) -> Features {
+        Features {
+            events: crate::events::WIRE_EVENTS,
+            methods: rpc::method_names(role, protocol),
+        }
+    }
+}
+
+/// `hello-ok.features`: as printed once for the process, or listed now.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum FeaturesOut<'a> {
+    Printed(&'a RawValue),
+    Listed(Features),
+}
+
+/// `hello-ok.features` for every role and protocol version, printed once for the process:
+/// the same hundred method and event names go to every connection of a kind, and escaping
+/// them each time was a tenth of an operator's connect.
+pub struct HelloFeatures {
+    printed: Vec<(Role, u32, Box<RawValue>)>,
+}
+
+impl HelloFeatures {
+    pub fn new() -> HelloFeatures {
+        let mut printed = Vec::new();
+        for role in [Role::Operator, Role::Node] {
+            for protocol in crate::protocol::MIN_PROTOCOL..=crate::protocol::MAX_PROTOCOL {
+                // Names and a list of them always print; a failure would only mean listing
+                // them for each connection instead.
+                if let Ok(raw) = serde_json::value::to_raw_value(&Features::of(role, protocol)) {
+                    printed.push((role, protocol, raw));
+                }
+            }
+        }
+        HelloFeatures { printed }
+    }
+
+    fn get(&self, role: Role, protocol: u32) -> FeaturesOut<'_> {
+        self.printed
+            .iter()
+            .find(|(r, p, _)| *r == role && *p == protocol)
+            .map_or_else(
+                || FeaturesOut::Listed(Features::of(role, protocol)),
+                |(_, _, raw)| FeaturesOut::Printed(raw),
+            )
+    }
+}
+
+impl Default for HelloFeatures {
+    fn default() -> Self {
+        HelloFeatures::new()
+    }
 }
 
 #[derive(Serialize)]
@@ -180,6 +245,7 @@ struct StateVersion {
 
 fn hello_ok<'a>(
     limits: &crate::gateway::Limits,
+    features: FeaturesOut<'a>,
     uptime_ms: u64,
     protocol: u32,
     conn_id: u64,
@@ -193,10 +259,7 @@ fn hello_ok<'a>(
             role: g.role,
             scopes: &g.scopes,
         },
-        features: Features {
-            events: crate::events::WIRE_EVENTS,
-            methods: rpc::method_names(g.role, protocol),
-        },
+        features,
         policy: Policy {
             max_buffered_bytes: limits.max_write_buffer,
             max_payload: limits.max_message,
@@ -270,9 +333,18 @@ mod tests {
                 },
             });
             let id = json!("c1");
+            let expected = frames::ok(&id, expected);
+            let printed = HelloFeatures::new();
+            let features = printed.get(g.role, protocol);
+            assert!(matches!(features, FeaturesOut::Printed(_)));
             assert_eq!(
-                frames::ok_with(&id, &hello_ok(&limits, 99, protocol, 5, &g)),
-                frames::ok(&id, expected)
+                frames::ok_with(&id, &hello_ok(&limits, features, 99, protocol, 5, &g)),
+                expected
+            );
+            let listed = FeaturesOut::Listed(Features::of(g.role, protocol));
+            assert_eq!(
+                frames::ok_with(&id, &hello_ok(&limits, listed, 99, protocol, 5, &g)),
+                expected
             );
         }
     }

@@ -200,7 +200,8 @@ pub(super) async fn handshake(
         Ok(v) => v,
         Err(r) => return end(refuse_with(&mut ws, &req.id, r)).await,
     };
-    let device = match connect::verify_device(&params, &nonce, shared.service.now_ms()) {
+    let now = shared.service.now_ms();
+    let device = match connect::verify_device_known(&params, &nonce, now, &shared.known_keys) {
         Ok(d) => d,
         Err(r) => {
             shared

@@ -19,6 +19,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::stream::LimitedStream;
 use super::Shared;
+pub use greet::HelloFeatures;
 use handshake::handshake;
 
 type Ws = WebSocketStream<LimitedStream>;

@@ -6,12 +6,14 @@ use super::{
     Access, AuthFailure, AuthMethod, AuthParams, ConnectParams, Grant, PendingAccess, Refusal,
     VerifiedDevice,
 };
+use std::sync::Arc;
+
 use crate::config::Settings;
 use crate::pairing::device::{
     self, check_device_token, pairing_need, scopes_within, PairedMap, TokenCheck,
 };
 use crate::pairing::scope::{Role, Scope};
-use crate::pairing::token::secrets_equal;
+use crate::pairing::token::matches_secret;
 use crate::protocol::Code;
 use crate::service::{DeviceAsk, Service, ServiceError};
 use crate::store::devices::DeviceStoreError;
@@ -23,12 +25,13 @@ fn service_refusal(e: ServiceError) -> Refusal {
 
 /// The admin token: an operator with the asked scopes (all when none), or refused.
 fn admin_access(
-    settings: &Settings,
+    service: &Service,
+    settings: &Arc<Settings>,
     p: &ConnectParams,
     dev: Option<&VerifiedDevice>,
     token: &str,
 ) -> Access {
-    if !secrets_equal(token, &settings.gateway.auth.token) {
+    if !matches_secret(token, service.admin_digest(settings).as_ref()) {
         return Access::Refused(Refusal::auth_failed(
             AuthFailure::TokenMismatch,
             "wrong gateway token",
@@ -152,7 +155,13 @@ pub fn decide_cached(
 ) -> Option<Access> {
     let a = &p.auth;
     if let Some(token) = a.token.as_deref() {
-        return Some(admin_access(&*service.settings_cached()?, p, dev, token));
+        return Some(admin_access(
+            service,
+            &service.settings_cached()?,
+            p,
+            dev,
+            token,
+        ));
     }
     let Some(dev) = dev else {
         return Some(without_device(a));
@@ -177,7 +186,7 @@ pub fn decide(
 ) -> Access {
     let a = &p.auth;
     if let Some(token) = a.token.as_deref() {
-        return admin_access(&service.settings(), p, dev, token);
+        return admin_access(service, &service.settings(), p, dev, token);
     }
     let Some(dev) = dev else {
         return without_device(a);

@@ -13,7 +13,8 @@ use crate::pairing::device::decode_public_key;
 pub use access::{Access, AuthMethod, Grant, PendingAccess, VerifiedDevice};
 pub use decide::{decide, decide_cached};
 pub use params::{
-    parse, validate, verify_device, AuthParams, ClientInfo, ConnectParams, DeviceProof,
+    parse, validate, verify_device, verify_device_known, AuthParams, ClientInfo, ConnectParams,
+    DeviceProof,
 };
 pub use refusal::{AuthFailure, Refusal};
 

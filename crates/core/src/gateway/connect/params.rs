@@ -9,7 +9,8 @@ use serde_json::Value;
 use super::{negotiate, Refusal, VerifiedDevice};
 use crate::clock::Millis;
 use crate::gateway::limits::{MAX_CONNECT_FIELD, MAX_SCOPES};
-use crate::pairing::device::{self, device_id_for, fingerprint_for, SignedFields};
+use crate::pairing::device::{self, SignedFields};
+use crate::pairing::keys::KnownKeys;
 use crate::pairing::scope::{Role, Scope};
 use crate::protocol::Code;
 
@@ -158,6 +159,18 @@ pub fn verify_device(
     nonce: &str,
     now: Millis,
 ) -> Result<Option<VerifiedDevice>, Refusal> {
+    verify_device_known(p, nonce, now, &KnownKeys::new(0))
+}
+
+/// [`verify_device`], with the keys that signed before taken from `known` (and a key that
+/// signs now remembered there): the same checks and answers, without decoding a known key
+/// again.
+pub fn verify_device_known(
+    p: &ConnectParams,
+    nonce: &str,
+    now: Millis,
+    known: &KnownKeys,
+) -> Result<Option<VerifiedDevice>, Refusal> {
     let Some(d) = &p.device else { return Ok(None) };
     let scopes = p
         .scopes
@@ -177,11 +190,11 @@ pub fn verify_device(
         platform: &p.client.platform,
         device_family: p.client.device_family.as_deref().unwrap_or(""),
     };
-    match device::verify_identity(&fields, &d.public_key, &d.signature, nonce, now) {
+    match device::verify_identity_known(&fields, &d.public_key, &d.signature, nonce, now, known) {
         Ok(key) => Ok(Some(VerifiedDevice {
-            device_id: device_id_for(&key),
+            device_id: key.device_id.clone(),
             public_key: d.public_key.trim().trim_end_matches('=').to_string(),
-            fingerprint: fingerprint_for(&key),
+            fingerprint: key.fingerprint.clone(),
         })),
         Err(e) => Err(Refusal::new(Code::InvalidRequest, e.to_string())
             .detail(e.code())
