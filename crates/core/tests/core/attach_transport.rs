@@ -345,6 +345,15 @@ async fn a_local_gateway_that_comes_back_is_attached_again_at_once() {
     let (remote, status) = attach(target(&format!("ws://{addr}/"), None, &token)).await;
     assert!(matches!(status, Status::Attached { .. }), "{status:?}");
     gw.stop().await;
+    // The closed socket is noticed (on a loaded machine, a moment after the stop returns).
+    let noticed = tokio::time::Instant::now() + Duration::from_secs(10);
+    while matches!(remote.status(), Status::Attached { .. }) {
+        assert!(
+            tokio::time::Instant::now() < noticed,
+            "still attached to a stopped gateway"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // Down for several attempts' worth: it stays at the shortest wait.
     let end = tokio::time::Instant::now() + Duration::from_secs(4);
     while tokio::time::Instant::now() < end {
