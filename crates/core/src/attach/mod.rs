@@ -453,7 +453,16 @@ impl Backend {
             let answer = self.own_call(via, listening, req).await;
             Some(answer.map(|v| (None, labelled(v, OWN_GATEWAY))))
         };
-        if own && gateway == Some(OWN_GATEWAY) {
+        // What OpenClaw's protocol cannot do (allowlist edits, invalidating setup codes,
+        // clearing devices) is ClawPair's own gateway's to do.
+        let only_ours = matches!(
+            req,
+            OwnerRequest::AllowAdd { .. }
+                | OwnerRequest::AllowRemove { .. }
+                | OwnerRequest::SetupCleanup {}
+                | OwnerRequest::DeviceClear { .. }
+        );
+        if own && (gateway == Some(OWN_GATEWAY) || (gateway.is_none() && only_ours)) {
             return ours().await;
         }
         if let Some(name) = gateway {

@@ -1173,6 +1173,19 @@ async fn two_openclaw_gateways_at_once_each_request_decided_at_its_own() {
             "77"
         )
         .unwrap());
+    // An allowlist edit, which OpenClaw's protocol has no way to make, is ClawPair's own.
+    let removed = checked(
+        &backend,
+        "window",
+        &OwnerRequest::AllowRemove {
+            channel: "telegram".into(),
+            sender_id: "77".into(),
+            account_id: None,
+        },
+    )
+    .await
+    .expect("removed at ClawPair's own gateway");
+    assert_eq!(removed["removed"], true, "{removed}");
 
     // Approving the second gateway's request approves it there, and only there.
     checked(
