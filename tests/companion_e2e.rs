@@ -95,22 +95,7 @@ async fn attached_to_openclaw_the_desktop_approves_its_requests() {
         .to_string();
     let n = notifyd.wait_shown("Pixel", WAIT).await.unwrap();
     assert!(n.actions.iter().any(|a| a == "approve"), "{:?}", n.actions);
-    let home2 = home.clone();
-    let url = oc.url.clone();
-    let token = oc.token.clone();
-    let p2 = peer();
-    let paired_on_openclaw = move || {
-        let o = p2.run(
-            &home2,
-            &[
-                "devices", "list", "--url", &url, "--token", &token, "--json",
-            ],
-        );
-        let v: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
-        v["paired"]
-            .as_array()
-            .is_some_and(|a| a.iter().any(|d| d["displayName"] == "Pixel"))
-    };
+    let paired_on_openclaw = || oc.has_paired(&p, "Pixel");
     notifyd
         .press_and_wait(n.id, "approve", paired_on_openclaw, WAIT)
         .await
@@ -345,25 +330,17 @@ async fn attached_to_openclaw_the_desktop_approves_its_requests() {
     let home_b = st.dir.path().join("oc-b");
     let b = tokio::task::block_in_place(|| OpenClawGateway::start(&p, &home_b));
     let added = tokio::task::block_in_place(|| {
-        use std::io::Write;
-        let mut c = std::process::Command::new(CLAWPAIR);
-        c.arg("--state-dir").arg(st.path());
-        c.args([
-            "attach",
-            "add",
-            &b.url,
-            "--label",
-            "second",
-            "--token-stdin",
-        ]);
-        c.stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut child = c.spawn().expect("clawpair attach add");
-        let mut stdin = child.stdin.take().unwrap();
-        writeln!(stdin, "{}", b.token).unwrap();
-        drop(stdin);
-        child.wait_with_output().unwrap()
+        st.run_with_input(
+            &[
+                "attach",
+                "add",
+                &b.url,
+                "--label",
+                "second",
+                "--token-stdin",
+            ],
+            &format!("{}\n", b.token),
+        )
     });
     assert!(added.status.success(), "{added:?}");
     ui(Box::new(move |s| {
@@ -393,19 +370,7 @@ async fn attached_to_openclaw_the_desktop_approves_its_requests() {
         Value::Null
     }))
     .await;
-    let (p2, home_b2, url_b, token_b) = (peer(), home_b.clone(), b.url.clone(), b.token.clone());
-    let paired_on_second = move || {
-        let o = p2.run(
-            &home_b2,
-            &[
-                "devices", "list", "--url", &url_b, "--token", &token_b, "--json",
-            ],
-        );
-        let v: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
-        v["paired"]
-            .as_array()
-            .is_some_and(|a| a.iter().any(|d| d["displayName"] == "Chromebook"))
-    };
+    let paired_on_second = || b.has_paired(&p, "Chromebook");
     notifyd
         .press_and_wait(n.id, "approve", paired_on_second, WAIT)
         .await

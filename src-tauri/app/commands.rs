@@ -71,6 +71,17 @@ async fn edit_settings(
         .map_err(|e| CmdError::from(RpcError::from(e)))
 }
 
+/// An edit of the attach settings, applied at once (attached, detached, a gateway more or
+/// less); answers where companion mode stands then.
+async fn edit_attach(
+    state: &AppState,
+    change: impl FnOnce(&mut Settings) -> Result<(), String> + Send + 'static,
+) -> CmdResult {
+    edit_settings(state, change).await?;
+    state.attach.apply().await;
+    Ok(attach_status(state, &*settings(state).await?))
+}
+
 /// One method through the backend in use: ClawPair's core (off the UI thread), or the
 /// OpenClaw gateway it is attached to. Audited as `window`.
 async fn call(state: &AppState, req: OwnerRequest) -> CmdResult {
@@ -148,21 +159,9 @@ fn attach_status(state: &AppState, s: &Settings) -> Value {
                     "attached": matches!(st, Status::Attached { .. }), "started": true,
                     "listed": s.attach.gateways.iter().any(|g| g.url.trim() == r.url()) })
     }));
-    let (_, problems) = clawpair_core::attach::targets(&s.attach, None);
-    for (label, why) in problems {
-        let url = s
-            .attach
-            .gateways
-            .iter()
-            .find(|g| {
-                g.label.as_deref() == Some(label.as_str())
-                    || clawpair_core::attach::default_label(&g.url) == label
-            })
-            .map(|g| g.url.clone());
-        gateways.push(
-            json!({ "label": label, "url": url, "line": format!("Not attached to {label}: {why}"),
-                              "attached": false, "listed": url.is_some() }),
-        );
+    for u in state.attach.unattached() {
+        gateways.push(json!({ "label": u.label, "url": u.listed, "attached": false,
+            "line": format!("Not attached to {}: {}", u.label, u.why), "listed": u.listed.is_some() }));
     }
     match backend.status_line() {
         Some(line) => json!({
@@ -209,7 +208,7 @@ pub async fn set_attach(
     let token = token
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty());
-    edit_settings(&state, move |s| {
+    edit_attach(&state, move |s| {
         s.attach.enabled = enabled;
         s.attach.url = url;
         s.attach.tls_fingerprint = pin;
@@ -218,9 +217,7 @@ pub async fn set_attach(
         }
         Ok(())
     })
-    .await?;
-    state.attach.apply().await;
-    Ok(attach_status(&state, &*settings(&state).await?))
+    .await
 }
 
 /// Adds a gateway to be the approval desk of beside the others (`attach.gateways`), attached
@@ -241,36 +238,30 @@ pub async fn attach_add(
         label,
         ..Default::default()
     };
-    edit_settings(&state, move |s| {
+    edit_attach(&state, move |s| {
         clawpair_core::attach::add_gateway(&mut s.attach, g)
     })
-    .await?;
-    state.attach.apply().await;
-    Ok(attach_status(&state, &*settings(&state).await?))
+    .await
 }
 
 /// Attached, whether ClawPair's own gateway keeps running too (its requests in the same
 /// queue), switched at once.
 #[tauri::command]
 pub async fn set_own_gateway(state: State<'_, AppState>, on: bool) -> CmdResult {
-    edit_settings(&state, move |s| {
+    edit_attach(&state, move |s| {
         s.attach.own_gateway = on;
         Ok(())
     })
-    .await?;
-    state.attach.apply().await;
-    Ok(attach_status(&state, &*settings(&state).await?))
+    .await
 }
 
 /// Takes a gateway off `attach.gateways` (by its URL or name) and detaches from it.
 #[tauri::command]
 pub async fn attach_remove(state: State<'_, AppState>, gateway: String) -> CmdResult {
-    edit_settings(&state, move |s| {
+    edit_attach(&state, move |s| {
         clawpair_core::attach::remove_gateway(&mut s.attach, &gateway).map(|_| ())
     })
-    .await?;
-    state.attach.apply().await;
-    Ok(attach_status(&state, &*settings(&state).await?))
+    .await
 }
 
 /// Telegram's line for the window: off, or connected / the last error.
@@ -785,7 +776,7 @@ mod tests {
             first_run: false,
             notifier: Arc::new(NotifyStatus::default()),
             channels: Default::default(),
-            attach: super::super::AttachCtl::new(service.clone(), backend, gateway),
+            attach: super::super::AttachCtl::new(service.clone(), backend, gateway, Vec::new()),
         };
         let app = build_app(mock_builder(), state)
             .build(mock_context(noop_assets()))

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use serde_json::json;
 use tauri::{AppHandle, Emitter, Manager, Runtime, WebviewWindowBuilder};
 
+use clawpair_core::attach::Unattached;
 use clawpair_core::clock::SystemClock;
 use clawpair_core::events::Event;
 use clawpair_core::owner::OwnerRequest;
@@ -222,7 +223,8 @@ pub fn run(args: AppArgs) -> Result<(), String> {
             })
             .map_err(|e| e.to_string())?;
     }
-    let backend = Arc::new(std::sync::RwLock::new(start_backend(&service)));
+    let (first, unattached) = start_backend(&service);
+    let backend = Arc::new(std::sync::RwLock::new(first));
     // What the CLI or an editor changes in the files reaches the tray, the window and the
     // notifications, with the gateway running or not; shared with the gateway's own watch.
     let _state_watch = service
@@ -235,7 +237,12 @@ pub fn run(args: AppArgs) -> Result<(), String> {
     // Asked to attach, ClawPair runs no gateway of its own (unless asked to keep it too), even
     // while it cannot reach OpenClaw.
     let own_gateway = service.settings().attach.own_gateway_runs();
-    let attach = AttachCtl::new(service.clone(), backend.clone(), gateway.clone());
+    let attach = AttachCtl::new(
+        service.clone(),
+        backend.clone(),
+        gateway.clone(),
+        unattached,
+    );
     attach.follow();
     let state = AppState {
         service: service.clone(),
@@ -294,33 +301,43 @@ pub fn run(args: AppArgs) -> Result<(), String> {
 }
 
 /// The backend the settings ask for: attached to OpenClaw gateways (their connections start at
-/// once and keep trying), or ClawPair's own core. Needs a tokio runtime.
-pub fn start_backend(service: &Arc<Service>) -> clawpair_core::attach::Backend {
+/// once and keep trying), or ClawPair's own core; beside it, the gateways that could not be
+/// attached to, with why. Needs a tokio runtime.
+pub fn start_backend(service: &Arc<Service>) -> (clawpair_core::attach::Backend, Vec<Unattached>) {
     let settings = service.settings();
     if !settings.attach.enabled {
-        return clawpair_core::attach::Backend::Local(service.clone());
+        return (
+            clawpair_core::attach::Backend::Local(service.clone()),
+            Vec::new(),
+        );
     }
     let (targets, problems) = clawpair_core::attach::targets(&settings.attach, None);
-    for (gateway, why) in &problems {
-        tracing::warn!("cannot attach to {gateway}: {why}");
+    for p in &problems {
+        tracing::warn!("cannot attach to {}: {}", p.label, p.why);
     }
     if targets.is_empty() {
         // Attaching was asked for but cannot start: say why, and keep to the files.
-        let why = problems.first().map_or("no gateway to attach to", |p| &p.1);
+        let why = problems
+            .first()
+            .map_or("no gateway to attach to", |p| &p.why);
         service.events().publish(Event::AttachStatus {
             line: format!("Not attached to OpenClaw: {why}"),
             attached: false,
         });
-        return clawpair_core::attach::Backend::Local(service.clone());
+        return (
+            clawpair_core::attach::Backend::Local(service.clone()),
+            problems,
+        );
     }
-    clawpair_core::attach::Backend::Attached {
+    let backend = clawpair_core::attach::Backend::Attached {
         service: service.clone(),
         remotes: targets
             .into_iter()
             .map(|t| clawpair_core::attach::remote::Remote::spawn(t, service.events().clone()))
             .collect(),
         own: settings.attach.own_gateway,
-    }
+    };
+    (backend, problems)
 }
 
 /// Keeps the backend to what the attach settings say, whoever changes them: the window, the
@@ -332,6 +349,8 @@ pub struct AttachCtl {
     gateway: Arc<GatewayCtl>,
     /// The attach settings the backend was made from.
     applied: tokio::sync::Mutex<clawpair_core::config::AttachSettings>,
+    /// The gateways those settings name that could not be attached to.
+    unattached: std::sync::Mutex<Vec<Unattached>>,
 }
 
 impl AttachCtl {
@@ -339,6 +358,7 @@ impl AttachCtl {
         service: Arc<Service>,
         backend: clawpair_core::attach::SharedBackend,
         gateway: Arc<GatewayCtl>,
+        unattached: Vec<Unattached>,
     ) -> Arc<AttachCtl> {
         let applied = tokio::sync::Mutex::new(service.settings().attach.clone());
         Arc::new(AttachCtl {
@@ -346,7 +366,16 @@ impl AttachCtl {
             backend,
             gateway,
             applied,
+            unattached: std::sync::Mutex::new(unattached),
         })
+    }
+
+    /// The gateways the settings name that could not be attached to, with why.
+    pub fn unattached(&self) -> Vec<Unattached> {
+        self.unattached
+            .lock()
+            .map(|u| u.clone())
+            .unwrap_or_default()
     }
 
     /// Makes the backend again when the attach settings changed since it was made.
@@ -361,9 +390,12 @@ impl AttachCtl {
             if !now.own_gateway_runs() {
                 self.gateway.stop().await;
             }
-            let next = start_backend(&self.service);
+            let (next, unattached) = start_backend(&self.service);
             if let Ok(mut b) = self.backend.write() {
                 *b = next;
+            }
+            if let Ok(mut u) = self.unattached.lock() {
+                *u = unattached;
             }
             if now.own_gateway_runs() && !before.own_gateway_runs() {
                 self.gateway.start_from_settings().await;
@@ -371,6 +403,9 @@ impl AttachCtl {
         } else if before.enabled {
             if let Ok(mut b) = self.backend.write() {
                 *b = clawpair_core::attach::Backend::Local(self.service.clone());
+            }
+            if let Ok(mut u) = self.unattached.lock() {
+                u.clear();
             }
             self.service.events().publish(Event::AttachStatus {
                 line: "Not attached: ClawPair runs its own gateway".into(),

@@ -111,6 +111,15 @@ pub fn default_label(url: &str) -> String {
     }
 }
 
+/// A gateway the settings name that cannot be attached to, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unattached {
+    pub label: String,
+    /// Its URL, for one of `attach.gateways` (the owner may remove it).
+    pub listed: Option<String>,
+    pub why: String,
+}
+
 /// Everything to attach to: the gateway [`target`] names (a URL given, or the OpenClaw found
 /// on this computer) and each of `attach.gateways`, in that order. Beside them, each gateway
 /// that cannot be attached to, named, with why (nothing is left out silently, except the
@@ -118,7 +127,7 @@ pub fn default_label(url: &str) -> String {
 pub fn targets(
     settings: &crate::config::AttachSettings,
     url_override: Option<&str>,
-) -> (Vec<remote::Target>, Vec<(String, String)>) {
+) -> (Vec<remote::Target>, Vec<Unattached>) {
     let (mut ok, mut problems) = (Vec::new(), Vec::new());
     let named = url_override.is_some_and(|u| !u.trim().is_empty())
         || settings
@@ -127,24 +136,32 @@ pub fn targets(
             .is_some_and(|u| !u.trim().is_empty());
     match target(settings, url_override) {
         Ok(t) => ok.push(t),
-        Err(e) if named || settings.gateways.is_empty() => problems.push((
-            settings
+        Err(why) if named || settings.gateways.is_empty() => problems.push(Unattached {
+            label: settings
                 .url
                 .as_deref()
                 .map_or_else(|| THIS_COMPUTER.to_string(), default_label),
-            e,
-        )),
+            listed: None,
+            why,
+        }),
         Err(_) => {}
     }
     for g in &settings.gateways {
-        let label = gateway_label(g);
-        match extra_target(g) {
+        let why = match extra_target(g) {
             Ok(t) if ok.iter().any(|o: &remote::Target| o.url == t.url) => {
-                problems.push((label, format!("{} is listed twice", t.url)))
+                format!("{} is listed twice", t.url)
             }
-            Ok(t) => ok.push(t),
-            Err(e) => problems.push((label, e)),
-        }
+            Ok(t) => {
+                ok.push(t);
+                continue;
+            }
+            Err(e) => e,
+        };
+        problems.push(Unattached {
+            label: gateway_label(g),
+            listed: Some(g.url.clone()),
+            why,
+        });
     }
     (ok, problems)
 }
@@ -783,9 +800,9 @@ mod tests {
         );
         assert!(ok[1].tls_pin.is_some() && ok[1].local_state.is_none());
         assert_eq!(problems.len(), 2, "{problems:?}");
-        assert_eq!(problems[0].0, "10.0.0.6:18789");
-        assert!(problems[0].1.contains("no token"));
-        assert!(problems[1].1.contains("twice"));
+        assert_eq!(problems[0].label, "10.0.0.6:18789");
+        assert!(problems[0].why.contains("no token"));
+        assert!(problems[1].why.contains("twice"));
     }
 
     #[test]

@@ -5,12 +5,14 @@
 
 use std::io::BufRead;
 
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::json;
 
 use super::output::{print_json, table};
 use super::{AttachCmd, CliError, CliResult, Ctx};
 use crate::attach::{add_gateway, default_label, remove_gateway, THIS_COMPUTER};
 use crate::config::{AttachGateway, AttachSettings};
+use crate::sanitize::sanitize;
 
 pub fn run(ctx: &Ctx, c: AttachCmd) -> CliResult {
     match c {
@@ -82,24 +84,38 @@ fn read_token() -> Result<String, CliError> {
     Ok(t)
 }
 
+/// One gateway companion mode attaches to, as listed: whether its token is set, never the
+/// token.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Row<'a> {
+    label: String,
+    url: Option<&'a str>,
+    tls_fingerprint: Option<&'a str>,
+    token_set: bool,
+    /// The one `attach.url` (or this computer's OpenClaw) names.
+    primary: bool,
+}
+
 /// Every gateway companion mode attaches to, first the one `attach.url` (or this computer's
-/// OpenClaw) names; whether each has a token, never the token.
-fn rows(a: &AttachSettings) -> Vec<Value> {
-    let mut out = vec![json!({
-        "label": a.url.as_deref().map_or_else(|| THIS_COMPUTER.to_string(), default_label),
-        "url": a.url,
-        "tlsFingerprint": a.tls_fingerprint,
-        "tokenSet": a.token.is_some(),
-        "primary": true,
-    })];
-    out.extend(a.gateways.iter().map(|g| {
-        json!({
-            "label": g.label.clone().unwrap_or_else(|| default_label(&g.url)),
-            "url": g.url,
-            "tlsFingerprint": g.tls_fingerprint,
-            "tokenSet": g.token.is_some(),
-            "primary": false,
-        })
+/// OpenClaw) names.
+fn rows(a: &AttachSettings) -> Vec<Row<'_>> {
+    let mut out = vec![Row {
+        label: a
+            .url
+            .as_deref()
+            .map_or_else(|| THIS_COMPUTER.to_string(), default_label),
+        url: a.url.as_deref(),
+        tls_fingerprint: a.tls_fingerprint.as_deref(),
+        token_set: a.token.is_some(),
+        primary: true,
+    }];
+    out.extend(a.gateways.iter().map(|g| Row {
+        label: g.label.clone().unwrap_or_else(|| default_label(&g.url)),
+        url: Some(&g.url),
+        tls_fingerprint: g.tls_fingerprint.as_deref(),
+        token_set: g.token.is_some(),
+        primary: false,
     }));
     out
 }
@@ -110,25 +126,19 @@ fn list(a: &AttachSettings, json: bool) -> CliResult {
         print_json(&json!({ "enabled": a.enabled, "gateways": rows }));
         return Ok(());
     }
-    let cell = |v: &Value, k: &str| crate::sanitize::sanitize(v[k].as_str().unwrap_or(""));
     let lines: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
             vec![
-                cell(r, "label"),
-                r["url"].as_str().map_or(
-                    "(found in OpenClaw's config)".into(),
-                    crate::sanitize::sanitize,
-                ),
-                if r["tokenSet"] == true {
-                    "given".into()
-                } else if r["primary"] == true {
-                    "OpenClaw's config".into()
-                } else {
-                    "missing".into()
+                sanitize(&r.label),
+                r.url
+                    .map_or("(found in OpenClaw's config)".into(), sanitize),
+                match (r.token_set, r.primary) {
+                    (true, _) => "given".into(),
+                    (false, true) => "OpenClaw's config".into(),
+                    (false, false) => "missing".into(),
                 },
-                r["tlsFingerprint"]
-                    .as_str()
+                r.tls_fingerprint
                     .map_or("-".into(), |p| p.chars().take(11).collect::<String>() + "…"),
             ]
         })

@@ -123,15 +123,8 @@ fn norm(s: &str) -> String {
 /// `v3|deviceId|clientId|clientMode|role|scopes|signedAt|token|nonce|platform|deviceFamily`.
 pub fn signed_string_v3(f: &SignedFields) -> String {
     format!(
-        "v3|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}",
-        f.device_id,
-        f.client_id,
-        f.client_mode,
-        f.role,
-        f.scopes,
-        f.signed_at,
-        f.token,
-        f.nonce,
+        "{}|{}|{}",
+        signed_fields("v3", f),
         norm(f.platform),
         norm(f.device_family)
     )
@@ -139,8 +132,13 @@ pub fn signed_string_v3(f: &SignedFields) -> String {
 
 /// `v2|deviceId|clientId|clientMode|role|scopes|signedAt|token|nonce`.
 pub fn signed_string_v2(f: &SignedFields) -> String {
+    signed_fields("v2", f)
+}
+
+/// The fields both versions sign, after the version's name.
+fn signed_fields(version: &str, f: &SignedFields) -> String {
     format!(
-        "v2|{}|{}|{}|{}|{}|{}|{}|{}",
+        "{version}|{}|{}|{}|{}|{}|{}|{}|{}",
         f.device_id, f.client_id, f.client_mode, f.role, f.scopes, f.signed_at, f.token, f.nonce
     )
 }

@@ -45,12 +45,7 @@ pub fn token_matches(presented: &str, stored_hash: &str) -> bool {
 
 /// Constant-time equality of two secrets of any length (both hashed first).
 pub fn secrets_equal(a: &str, b: &str) -> bool {
-    if a.is_empty() || b.is_empty() {
-        return false;
-    }
-    let ha = Sha256::digest(a.as_bytes());
-    let hb = Sha256::digest(b.as_bytes());
-    ha.as_slice().ct_eq(hb.as_slice()).into()
+    matches_secret(a, secret_digest(b).as_ref())
 }
 
 /// A secret's SHA-256, to check presented secrets against ([`matches_secret`]) without hashing

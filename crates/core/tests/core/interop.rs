@@ -998,24 +998,6 @@ async fn attached_to_openclaws_gateway_clawpair_is_its_approval_desk() {
         .contains("interop-not-a-real-token"));
 }
 
-/// `clawpair attach add URL --token-stdin …`, the token given on standard input.
-fn attach_add(state: &Path, args: &[&str], token: &str) -> Output {
-    use std::io::Write;
-    let mut c = clawpair(state);
-    c.args(["attach", "add", "--token-stdin"]).args(args);
-    c.stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = c.spawn().expect("run clawpair attach add");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{token}\n").as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the real OpenClaw in a loopback-only namespace: run by scripts/interop.sh"]
 async fn two_openclaw_gateways_at_once_each_request_decided_at_its_own() {
@@ -1041,10 +1023,15 @@ async fn two_openclaw_gateways_at_once_each_request_decided_at_its_own() {
         s.attach.url = Some(a.url.clone());
         s.attach.token = Some(a.token.clone());
     });
-    let refused = attach_add(st.path(), &[&b.url], "");
+    let add = |args: &[&str], token: &str| {
+        let mut all = vec!["attach", "add", "--token-stdin"];
+        all.extend_from_slice(args);
+        st.run_with_input(&all, &format!("{token}\n"))
+    };
+    let refused = add(&[&b.url], "");
     assert!(!refused.status.success(), "no token on standard input");
     assert!(text(&refused).contains("no token"), "{}", text(&refused));
-    let added = attach_add(st.path(), &[&b.url, "--label", "second"], &b.token);
+    let added = add(&[&b.url, "--label", "second"], &b.token);
     assert!(added.status.success(), "{}", text(&added));
     let listed = cp(st.path(), &["attach", "list", "--json"]);
     assert!(

@@ -56,6 +56,21 @@ impl State {
     pub fn run(&self, args: &[&str]) -> Output {
         self.cmd(args).output().expect("run clawpair")
     }
+    /// [`State::run`] with `input` on its standard input (a secret never on the command line).
+    pub fn run_with_input(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write as _;
+        let mut child = self
+            .cmd(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run clawpair");
+        let mut stdin = child.stdin.take().expect("its standard input");
+        stdin.write_all(input.as_bytes()).expect("written");
+        drop(stdin);
+        child.wait_with_output().expect("clawpair ended")
+    }
     /// Runs and insists on exit 0; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let o = self.run(args);

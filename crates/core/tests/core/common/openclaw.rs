@@ -310,6 +310,27 @@ impl OpenClawGateway {
             .unwrap_or(Value::Null)
     }
 
+    /// Whether OpenClaw's own CLI lists a device named `name` as paired here (false when it
+    /// cannot say).
+    pub fn has_paired(&self, p: &Peer, name: &str) -> bool {
+        let o = p.run(
+            &self.home,
+            &[
+                "devices",
+                "list",
+                "--url",
+                &self.url,
+                "--token",
+                &self.token,
+                "--json",
+            ],
+        );
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+        v["paired"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|d| d["displayName"] == name))
+    }
+
     pub fn devices(&self, p: &Peer, args: &[&str]) -> Value {
         let mut all = vec!["devices"];
         all.extend_from_slice(args);
