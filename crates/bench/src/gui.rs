@@ -149,7 +149,7 @@ pub async fn run(plan: &Plan) -> Result<Table, String> {
         // Idle: the tray app beside a headless gateway, over the same window.
         let gw_dir = root.join("gateway");
         Service::open(StatePaths::new(&gw_dir), Arc::new(SystemClock)).map_err(|e| e.to_string())?;
-        let gw = proc::start_gateway(&gw_dir, &root.join("gateway.log"))?;
+        let gw = proc::start_gateway_with(&gw_dir, &root.join("gateway.log"), &[])?;
         let window = if plan.quick { Duration::from_secs(10) } else { Duration::from_secs(60) };
         eprintln!("idle: {window:?} of the tray app beside the headless gateway");
         tokio::time::sleep(Duration::from_secs(2)).await;

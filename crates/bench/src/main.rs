@@ -19,6 +19,7 @@ mod proc;
 mod rows;
 mod versus;
 
+use std::ffi::OsString;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -83,6 +84,12 @@ struct Args {
     /// OpenClaw's own Linux companion), not the gateways side by side
     #[arg(long)]
     companion: bool,
+    /// Run the main gateway (the one of the idle, handshake and request phases) under this
+    /// command, split at spaces: a heap profiler's preload, e.g. `env
+    /// LD_PRELOAD=/usr/lib/heaptrack/libheaptrack_preload.so DUMP_HEAPTRACK_OUTPUT=/tmp/gw.raw`.
+    /// The command must exec the gateway in place (its pid is how it is recognised)
+    #[arg(long, value_name = "COMMAND")]
+    wrap_gateway: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -222,7 +229,14 @@ fn main() -> ExitCode {
     if let Some(Peer::Openclaw) = args.peer {
         return run_versus(&rt, &args);
     }
-    match rt.block_on(run(plan, args.keep)) {
+    let wrap: Vec<OsString> = args
+        .wrap_gateway
+        .as_deref()
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(OsString::from)
+        .collect();
+    match rt.block_on(run(plan, args.keep, &wrap)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("clawpair-bench: {e}");
@@ -451,9 +465,10 @@ fn fresh_gateway(s: &Setup, name: &str, env: &[(&str, &str)]) -> Result<Server, 
     proc::start_gateway_with(paths.root(), &s.dir.join(format!("{name}.log")), env)
 }
 
-async fn run(plan: Plan, keep: bool) -> Result<(), String> {
+async fn run(plan: Plan, keep: bool, wrap: &[OsString]) -> Result<(), String> {
     let s = setup(&plan)?;
-    let gateway = proc::start_gateway(s.paths.root(), &s.dir.join("gateway.log"))?;
+    let log = s.dir.join("gateway.log");
+    let gateway = proc::start_gateway_under(s.paths.root(), &log, wrap, Duration::from_secs(15))?;
     let echo = match proc::start_echo() {
         Ok(e) => e,
         Err(e) => {

@@ -98,13 +98,8 @@ fn this_exe() -> PathBuf {
     std::env::current_exe().expect("the benchmark knows its own path")
 }
 
-/// Starts the gateway on loopback, port 0, on `state_dir`, and waits for its run record
-/// (`run/gateway.json`) to learn the port.
-pub fn start_gateway(state_dir: &Path, log: &Path) -> Result<Server, String> {
-    start_gateway_with(state_dir, log, &[])
-}
-
-/// [`start_gateway`] with these variables added to the gateway's environment.
+/// Starts the gateway on loopback, port 0, on `state_dir`, with these variables added to its
+/// environment, and waits for its run record (`run/gateway.json`) to learn the port.
 pub fn start_gateway_with(
     state_dir: &Path,
     log: &Path,
@@ -113,7 +108,7 @@ pub fn start_gateway_with(
     start_gateway_as(state_dir, log, env, &[], Duration::from_secs(15))
 }
 
-/// [`start_gateway`] run by another program (`wrap`, its arguments before this binary's path:
+/// [`start_gateway_with`] run by another program (`wrap`, its arguments before this binary's path:
 /// valgrind and its options), which may take `ready_within` to get it listening.
 pub fn start_gateway_under(
     state_dir: &Path,

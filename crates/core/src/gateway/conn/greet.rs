@@ -73,7 +73,8 @@ impl Conn {
             return None;
         }
         ws.get_mut().set_budget(None);
-        let ws_large = ws.get_mut().take_large(LARGE_FRAME);
+        // Renewed below whatever its size: forget the connect frame's.
+        ws.get_mut().take_large(LARGE_FRAME);
         let seen = g.device_id.as_ref().map(|d| {
             shared.touches.touch(d, g.role.as_str(), now);
             (d.clone(), g.role.as_str().to_string())
@@ -109,8 +110,10 @@ impl Conn {
             seq: 1,
             last_rx: Instant::now(),
             seen,
-            // A large connect request's buffers go once hello-ok is out.
-            renew_due: ws_large,
+            // The handshake's buffers go once hello-ok is out: the write buffer keeps the
+            // size of hello-ok (and the read buffer that of a large connect) for as long as
+            // the connection lives, where an idle session needs neither.
+            renew_due: true,
             _registration: registration,
             _address: address,
         })

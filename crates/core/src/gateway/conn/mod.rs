@@ -47,7 +47,7 @@ pub async fn serve(
         let Some(session) = greet.await else {
             return;
         };
-        Box::pin(session.run())
+        Box::pin(Box::new(session).run())
     };
     session.await;
 }
