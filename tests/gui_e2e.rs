@@ -1591,6 +1591,36 @@ fn keyboard_alone_approves_a_device_copies_the_setup_code_and_removes_a_sender()
         "the focus stays in the view when the card goes"
     );
 
+    // Two refreshes of the list whose answers come back out of order: the older answer (here
+    // an empty list, as before dave wrote) must not replace the newer one.
+    let cards = s
+        .execute_async(
+            r##"const done = arguments[arguments.length - 1];
+            Promise.all([import("./lib/core.js"), import("./views/requests.js")])
+              .then(async ([core, { view }]) => {
+                let answerOlder;
+                const restore = core.routeCommandsForTests((cmd, args, real) => {
+                  if (cmd === "list_requests" && !answerOlder) {
+                    return new Promise((r) => { answerOlder = () => r({ dm: [], devices: [] }); });
+                  }
+                  return real(cmd, args);
+                });
+                const older = view.render();
+                await view.render();
+                answerOlder();
+                await older;
+                restore();
+                done(document.querySelectorAll("#dm-list .card").length);
+              })
+              .catch((e) => done(String(e)));"##,
+        )
+        .expect("the out-of-order script runs");
+    assert_eq!(
+        cards,
+        json!(1),
+        "dave's card survives an older, slower answer"
+    );
+
     // Alt+4: Pair a phone; Copy code; the setup code is on the clipboard (pasted with Ctrl+V
     // into the allowlist search, which then finds nobody).
     s.chord(&[key::ALT], "4");

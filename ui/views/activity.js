@@ -1,5 +1,5 @@
 // Activity: the audit log, newest first, as sentences, each with its record one click away.
-import { act } from "../lib/core.js";
+import { actLatest } from "../lib/core.js";
 import { $, el, replaceKeepingFocus, table } from "../lib/dom.js";
 import { date } from "../lib/format.js";
 
@@ -19,7 +19,7 @@ function describe(e) {
 }
 
 async function renderActivity() {
-  const r = await act("audit_tail", { limit: 500 });
+  const r = await actLatest("audit_tail", { limit: 500 });
   if (!r) return;
   const q = $("activity-search").value.trim().toLowerCase();
   const kind = $("activity-kind").value;

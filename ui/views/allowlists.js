@@ -1,10 +1,10 @@
 // Allowed senders, per channel and account: search, remove, add by hand.
-import { act } from "../lib/core.js";
+import { act, actLatest } from "../lib/core.js";
 import { $, confirmDialog, el, replaceKeepingFocus, table } from "../lib/dom.js";
 import { ago, date, iso } from "../lib/format.js";
 
 async function renderAllowlists() {
-  const r = await act("list_allowlist");
+  const r = await actLatest("list_allowlist");
   if (!r) return;
   const q = $("allow-search").value.trim().toLowerCase();
   const entries = (r.entries || []).filter(

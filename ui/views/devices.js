@@ -1,5 +1,5 @@
 // Paired devices: their roles and tokens, with Rotate, Revoke and Remove, and Remove all.
-import { act } from "../lib/core.js";
+import { act, actLatest } from "../lib/core.js";
 import {
   $,
   confirmDialog,
@@ -15,7 +15,7 @@ import {
 import { ago, date } from "../lib/format.js";
 
 async function renderDevices() {
-  const r = await act("list_devices");
+  const r = await actLatest("list_devices");
   if (!r) return;
   const list = r.paired || [];
   if (!list.length) {

@@ -1,6 +1,6 @@
 // Requests: chat senders and devices waiting for the owner, each with Approve and Reject that
 // name what they act on; new ones are announced.
-import { act } from "../lib/core.js";
+import { act, actLatest } from "../lib/core.js";
 import { $, announce, el, gatewayChip, replaceKeepingFocus } from "../lib/dom.js";
 import { ago, approvalContext, EXEC_LABELS, iso, metaName, until } from "../lib/format.js";
 import { state } from "../lib/state.js";
@@ -322,7 +322,7 @@ function execCard(r) {
 }
 
 async function renderRequests() {
-  const r = await act("list_requests");
+  const r = await actLatest("list_requests");
   if (!r) return;
   const dm = r.dm || [];
   const dev = r.devices || [];
@@ -394,7 +394,7 @@ function noteRequests(r) {
 
 /** Lists the requests only to announce what is new (when another view is showing). */
 export async function watchRequests() {
-  const r = await act("list_requests");
+  const r = await actLatest("list_requests");
   if (r) noteRequests(r);
 }
 
