@@ -5,7 +5,7 @@
 //! WebSocket buffers are given back.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -70,10 +70,9 @@ impl Session {
     /// idle connections is most of their memory.
     pub(super) async fn run(mut self: Box<Self>) {
         let mut shutdown = self.shared.shutdown.clone();
-        let mut ping = tokio::time::interval_at(
-            tokio::time::Instant::now() + self.shared.limits.ping_interval,
-            self.shared.limits.ping_interval,
-        );
+        let interval = self.shared.limits.ping_interval;
+        let first = first_keepalive(self.shared.started, Instant::now(), interval);
+        let mut ping = tokio::time::interval_at(first.into(), interval);
         loop {
             // After a large message in or out, once what it left is written out (a pong owed
             // goes with any write) and nothing of the client's is half read.
@@ -260,6 +259,22 @@ impl Session {
     }
 }
 
+/// The grid keepalives fall on, counted from the gateway's start (a tenth of the interval when
+/// that is shorter).
+const KEEPALIVE_GRID: Duration = Duration::from_secs(1);
+
+/// When a session's first keepalive is due: one interval from `now`, put off to the next whole
+/// [`KEEPALIVE_GRID`] since `started`. Sessions that connected within the same second then
+/// tick together, in one wake-up of the runtime instead of one each (a tick up to a second
+/// late changes nothing for a client that allows two intervals).
+fn first_keepalive(started: Instant, now: Instant, interval: Duration) -> Instant {
+    let due = now.saturating_duration_since(started) + interval;
+    let grid = KEEPALIVE_GRID.min(interval / 10).as_nanos().max(1);
+    let slots = due.as_nanos().div_ceil(grid);
+    let aligned = u64::try_from(slots * grid).map_or(due, Duration::from_nanos);
+    started + aligned
+}
+
 /// The same connection over fresh WebSocket buffers: the library's grow for a large message
 /// and are never given back. Only called at a frame boundary, where they hold nothing (see
 /// [`crate::gateway::stream`]); what the client sent ahead waits in the stream.
@@ -280,6 +295,30 @@ mod tests {
     /// The size of the future an async fn taking `A` returns.
     fn future_size<A, F: std::future::Future>(_: fn(A) -> F) -> usize {
         std::mem::size_of::<F>()
+    }
+
+    #[test]
+    fn keepalives_of_sessions_that_connected_close_together_fall_on_one_moment() {
+        let started = Instant::now();
+        let interval = Duration::from_secs(30);
+        let at = |ms: u64| first_keepalive(started, started + Duration::from_millis(ms), interval);
+        // Within one second of each other: the same moment, one interval and at most a
+        // second after each.
+        assert_eq!(at(5_001), at(5_999));
+        assert_eq!(at(5_001), started + Duration::from_secs(36));
+        // On the grid already: exactly one interval.
+        assert_eq!(at(7_000), started + Duration::from_secs(37));
+        // Never earlier than one interval, never more than a second later.
+        for ms in [0, 1, 999, 1_000, 123_456] {
+            let now = started + Duration::from_millis(ms);
+            let first = first_keepalive(started, now, interval);
+            assert!(first >= now + interval && first < now + interval + KEEPALIVE_GRID);
+        }
+        // A short interval (tests use them) is late by a tenth of itself at most.
+        let short = Duration::from_millis(200);
+        let now = started + Duration::from_millis(1_234);
+        let first = first_keepalive(started, now, short);
+        assert!(first >= now + short && first < now + short + short / 10);
     }
 
     #[test]
