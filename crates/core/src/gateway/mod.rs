@@ -9,6 +9,7 @@ pub mod limits;
 pub mod proxy;
 pub mod registry;
 pub mod stream;
+pub mod trim;
 
 use std::collections::HashMap;
 use std::io;
@@ -58,6 +59,8 @@ pub struct Shared {
     pub guard: guard::Guard,
     pub registry: registry::Registry,
     pub touches: Touches,
+    /// Gives freed memory back to the system after large messages.
+    pub trimmer: trim::Trimmer,
     /// Device keys already seen to sign, decoded once for the whole process.
     pub known_keys: crate::pairing::keys::KnownKeys,
     /// `hello-ok.features` for each role and protocol, printed once.
@@ -164,6 +167,7 @@ impl Gateway {
             guard,
             registry: registry::Registry::default(),
             touches: Touches::default(),
+            trimmer: trim::Trimmer::default(),
             known_keys,
             hello_features: conn::HelloFeatures::new(),
             next_conn: AtomicU64::new(0),

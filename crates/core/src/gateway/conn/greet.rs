@@ -73,8 +73,7 @@ impl Conn {
             return None;
         }
         ws.get_mut().set_budget(None);
-        // Renewed below whatever its size: forget the connect frame's.
-        ws.get_mut().take_large(LARGE_FRAME);
+        let ws_large = ws.get_mut().take_large(LARGE_FRAME);
         let seen = g.device_id.as_ref().map(|d| {
             shared.touches.touch(d, g.role.as_str(), now);
             (d.clone(), g.role.as_str().to_string())
@@ -114,6 +113,7 @@ impl Conn {
             // size of hello-ok (and the read buffer that of a large connect) for as long as
             // the connection lives, where an idle session needs neither.
             renew_due: true,
+            trim_due: ws_large,
             _registration: registration,
             _address: address,
         })

@@ -39,6 +39,8 @@ pub(super) struct Session {
     /// A message larger than [`LARGE_FRAME`] went in or out: the buffers are renewed at the
     /// next chance.
     pub(super) renew_due: bool,
+    /// A large message's buffers are to be given back to the system once renewed.
+    pub(super) trim_due: bool,
     /// Its place under every credential it used; unregistered when the session ends.
     pub(super) _registration: Registration,
     /// Its slot among its address's sessions.
@@ -80,6 +82,9 @@ impl Session {
                 // Boxed: renewing is rare and its future would size every idle wait.
                 self.ws = Box::pin(renew(self.ws, &self.shared)).await;
                 self.renew_due = false;
+                if std::mem::take(&mut self.trim_due) {
+                    self.shared.trimmer.soon();
+                }
             }
             // Biased: a kick (or shutdown) is seen before one more request is served.
             let wake = tokio::select! {
@@ -103,12 +108,19 @@ impl Session {
         }
     }
 
+    /// After a message larger than [`LARGE_FRAME`] (`large`), the buffers are renewed at the
+    /// next chance and the memory they held given back.
+    fn large(&mut self, large: bool) {
+        self.renew_due |= large;
+        self.trim_due |= large;
+    }
+
     /// Sends one frame within the write deadline. A write that cannot go out is abandoned the
     /// moment a kick comes (a client that stopped reading holds nothing past it); one that
     /// can goes out first, so the answer to a caller's own rotation still reaches it. Returns
     /// false when the connection is over.
     async fn send(&mut self, text: String) -> bool {
-        self.renew_due |= text.len() > LARGE_FRAME;
+        self.large(text.len() > LARGE_FRAME);
         let deadline = self.shared.limits.write_timeout;
         let (kick, ws) = (&self.kick, &mut self.ws);
         tokio::select! {
@@ -128,7 +140,8 @@ impl Session {
                     Some(Ok(_)) if self.kick.fired() => self.close_kicked().await,
                     // Its answer goes out before the next chance to renew.
                     Some(Ok(Message::Text(t))) => {
-                        self.renew_due |= self.ws.get_mut().take_large(LARGE_FRAME);
+                        let large = self.ws.get_mut().take_large(LARGE_FRAME);
+                        self.large(large);
                         self.request(t.as_str()).await
                     }
                     Some(Ok(Message::Binary(_))) => {
