@@ -470,7 +470,7 @@ fn fresh_gateway(s: &Setup, name: &str, env: &[(&str, &str)]) -> Result<Server, 
 async fn run(plan: Plan, keep: bool, wrap: &[OsString]) -> Result<(), String> {
     let s = setup(&plan)?;
     let log = s.dir.join("gateway.log");
-    let gateway = proc::start_gateway_under(s.paths.root(), &log, wrap, Duration::from_secs(15))?;
+    let gateway = proc::start_gateway_under(s.paths.root(), &log, wrap, proc::GATEWAY_READY)?;
     let echo = match proc::start_echo() {
         Ok(e) => e,
         Err(e) => {
@@ -938,7 +938,7 @@ where
     settle().await;
     let rss_after_kib = server.rss_kib();
     // The connections' own deferred work (the gateway writes the devices' last-seen times
-    // 2 s after they connect, and again for those that came during that write) is over
+    // a moment after they connect, and again for those that came during that write) is over
     // before idling is read.
     tokio::time::sleep(DEFERRED_WORK).await;
     let before = server.cpu();
@@ -958,8 +958,8 @@ where
 }
 
 /// How long after the idle connections opened (and a [`settle`]) the gateway may still be
-/// recording their last-seen times: two of its 2 s batches.
-const DEFERRED_WORK: Duration = Duration::from_secs(4);
+/// recording their last-seen times: two of its batches.
+const DEFERRED_WORK: Duration = clawpair_core::gateway::LAST_SEEN_DELAY.saturating_mul(2);
 
 /// Lets closed sockets and finished tasks be cleaned up before a reading.
 async fn settle() {

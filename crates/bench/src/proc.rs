@@ -98,6 +98,9 @@ fn this_exe() -> PathBuf {
     std::env::current_exe().expect("the benchmark knows its own path")
 }
 
+/// How long a gateway run directly may take to start listening.
+pub const GATEWAY_READY: Duration = Duration::from_secs(15);
+
 /// Starts the gateway on loopback, port 0, on `state_dir`, with these variables added to its
 /// environment, and waits for its run record (`run/gateway.json`) to learn the port.
 pub fn start_gateway_with(
@@ -105,7 +108,7 @@ pub fn start_gateway_with(
     log: &Path,
     env: &[(&str, &str)],
 ) -> Result<Server, String> {
-    start_gateway_as(state_dir, log, env, &[], Duration::from_secs(15))
+    start_gateway_as(state_dir, log, env, &[], GATEWAY_READY)
 }
 
 /// [`start_gateway_with`] run by another program (`wrap`, its arguments before this binary's path:

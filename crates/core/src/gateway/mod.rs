@@ -340,11 +340,15 @@ fn kick_for(registry: &registry::Registry, e: &Event) {
     }
 }
 
-/// Writes collected device use a couple of seconds after the first touch; idle when idle.
+/// How long after a device's first use the gateway writes it down (with every use that came
+/// in between): one write of paired.json for a burst of connects.
+pub const LAST_SEEN_DELAY: Duration = Duration::from_secs(2);
+
+/// Writes collected device use [`LAST_SEEN_DELAY`] after the first touch; idle when idle.
 async fn flush_touches(shared: Arc<Shared>) {
     loop {
         shared.touches.notify.notified().await;
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(LAST_SEEN_DELAY).await;
         let batch = shared.touches.take();
         let s = shared.clone();
         let r = tokio::task::spawn_blocking(move || s.service.devices.touch(&batch)).await;
