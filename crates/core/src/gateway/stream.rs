@@ -81,7 +81,27 @@ pub struct LimitedStream {
     /// unallocated) unless the client sent ahead.
     held: Vec<u8>,
     held_from: usize,
+    /// The upgrade's answer and what follows it, on their way out (empty, and unallocated,
+    /// once they are).
+    out: Vec<u8>,
+    answer: Answer,
 }
+
+/// The upgrade's `101 Switching Protocols`, which waits for the first frame after it
+/// (`connect.challenge`) so that the two leave in one send: one segment and one wake-up for
+/// the client, one system call for the gateway. A refusal (any other status) goes at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// Nothing written yet.
+    Awaited,
+    /// The `101` is in `out`, waiting for the first frame.
+    Held,
+    /// Written through; `out` holds only what the socket has not taken yet.
+    Through,
+}
+
+/// The most of a first frame that joins the held answer; a larger one is written after it.
+const JOIN_AT_MOST: usize = 4096;
 
 impl LimitedStream {
     pub fn new(inner: Transport, budget: usize) -> Self {
@@ -91,6 +111,8 @@ impl LimitedStream {
             framer: Framer::default(),
             held: Vec::new(),
             held_from: 0,
+            out: Vec::new(),
+            answer: Answer::Awaited,
         }
     }
     pub fn set_budget(&mut self, budget: Option<usize>) {
@@ -281,19 +303,68 @@ impl LimitedStream {
     }
 }
 
+impl LimitedStream {
+    /// Writes what is waiting in `out`; ready once the socket has taken all of it.
+    fn poll_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.out.is_empty() {
+            match Pin::new(&mut self.inner).poll_write(cx, &self.out) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    self.out.drain(..n);
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        self.out = Vec::new();
+        Poll::Ready(Ok(()))
+    }
+}
+
 impl AsyncWrite for LimitedStream {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, data)
+        let this = self.get_mut();
+        match this.answer {
+            Answer::Awaited if data.starts_with(b"HTTP/1.1 101 ") => {
+                this.answer = Answer::Held;
+                this.out.extend_from_slice(data);
+                return Poll::Ready(Ok(data.len()));
+            }
+            Answer::Awaited => this.answer = Answer::Through,
+            Answer::Held => {
+                this.answer = Answer::Through;
+                if data.len() <= JOIN_AT_MOST {
+                    this.out.extend_from_slice(data);
+                    // Taken: what the socket does not take now, the next flush writes.
+                    if let Poll::Ready(Err(e)) = this.poll_out(cx) {
+                        return Poll::Ready(Err(e));
+                    }
+                    return Poll::Ready(Ok(data.len()));
+                }
+            }
+            Answer::Through => {}
+        }
+        std::task::ready!(this.poll_out(cx))?;
+        Pin::new(&mut this.inner).poll_write(cx, data)
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        if this.answer == Answer::Held {
+            // The upgrade's own flush: the answer waits for the first frame.
+            return Poll::Ready(Ok(()));
+        }
+        std::task::ready!(this.poll_out(cx))?;
+        Pin::new(&mut this.inner).poll_flush(cx)
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        this.answer = Answer::Through;
+        std::task::ready!(this.poll_out(cx))?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }
 
@@ -379,5 +450,80 @@ mod tests {
         rest.extend_from_slice(&frame(1, 1));
         assert_eq!(s.walk(&rest), f.len() - 100);
         assert!(s.at_boundary());
+    }
+
+    /// A gateway-side stream over loopback TCP, and the client's end of it.
+    async fn pair() -> (LimitedStream, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (
+            LimitedStream::new(Transport::Plain(server), 1 << 16),
+            client,
+        )
+    }
+
+    /// What the client can read now, after giving the bytes on their way time to arrive.
+    async fn readable_now(client: &TcpStream) -> Vec<u8> {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let mut buf = vec![0; 16 * 1024];
+        match client.try_read(&mut buf) {
+            Ok(n) => buf[..n].to_vec(),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Vec::new(),
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_upgrade_answer_leaves_with_the_first_frame_in_one_send() {
+        use tokio::io::AsyncWriteExt;
+        let (mut server, client) = pair().await;
+        let answer = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
+        server.write_all(answer).await.unwrap();
+        server.flush().await.unwrap();
+        assert_eq!(
+            readable_now(&client).await,
+            b"",
+            "the answer waits for the frame"
+        );
+        let challenge = b"\x81\x05hello";
+        server.write_all(challenge).await.unwrap();
+        server.flush().await.unwrap();
+        // One read takes both: they left as one segment.
+        assert_eq!(
+            readable_now(&client).await,
+            [&answer[..], challenge].concat()
+        );
+        // After that, writes go straight through.
+        server.write_all(b"\x81\x01x").await.unwrap();
+        server.flush().await.unwrap();
+        assert_eq!(readable_now(&client).await, b"\x81\x01x");
+        assert!(server.out.capacity() == 0, "nothing kept once sent");
+    }
+
+    #[tokio::test]
+    async fn a_refused_upgrade_and_a_large_first_frame_are_not_held() {
+        use tokio::io::AsyncWriteExt;
+        let (mut server, client) = pair().await;
+        let refusal = b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n";
+        server.write_all(refusal).await.unwrap();
+        server.flush().await.unwrap();
+        assert_eq!(readable_now(&client).await, refusal);
+
+        let (mut server, client) = pair().await;
+        let answer = b"HTTP/1.1 101 Switching Protocols\r\n\r\n";
+        server.write_all(answer).await.unwrap();
+        let large = vec![b'x'; JOIN_AT_MOST + 1];
+        server.write_all(&large).await.unwrap();
+        server.flush().await.unwrap();
+        assert_eq!(readable_now(&client).await, [&answer[..], &large].concat());
+
+        // Closing sends a held answer rather than dropping it.
+        let (mut server, client) = pair().await;
+        server.write_all(answer).await.unwrap();
+        server.shutdown().await.unwrap();
+        assert_eq!(readable_now(&client).await, answer);
     }
 }

@@ -39,7 +39,7 @@ pub(super) async fn handshake(
     accepted: Instant,
     reserved: bool,
 ) -> Option<(Conn, Ws, Grant)> {
-    let _ = tcp.set_nodelay(true);
+    crate::gateway::set_nodelay(&tcp);
     let settings = shared.settings().await;
     let limits = &shared.limits;
     let exempt_loopback = settings.gateway.rate_limit.exempt_loopback;
@@ -134,7 +134,11 @@ pub(super) async fn handshake(
     let exempt = exempt_loopback && up.client.is_local();
     // One connect frame of at most 64 KiB (plus its header) before authentication.
     ws.get_mut().set_budget(Some(limits.max_preauth_frame + 14));
-    let nonce = uuid::Uuid::new_v4().to_string();
+    // From the thread's CSPRNG (seeded and reseeded from the system's), without a system call
+    // per connection.
+    let nonce = uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .to_string();
     if !send(
         &mut ws,
         frames::event(
