@@ -506,6 +506,15 @@ fn device_attempt(
     }
 }
 
+/// An operator's connect with the gateway's admin token, as a script or bridge makes it.
+fn admin_attempt(addr: SocketAddr, token: &str) -> impl Fn(u64) -> Attempt + Send + Sync + 'static {
+    let opts = ConnectOptions::operator(&format!("ws://{addr}/"), token, "bench");
+    move |_| {
+        let opts = opts.clone();
+        Box::pin(async move { load::handshake(addr, &opts).await })
+    }
+}
+
 /// The baseline's connection: upgrade and one echoed message.
 fn echo_attempt(addr: SocketAddr) -> impl Fn(u64) -> Attempt + Send + Sync + 'static {
     move |_| Box::pin(load::echo_handshake(addr))
@@ -740,6 +749,21 @@ async fn handshake_phase(plan: &Plan, s: &Setup, gw: &Server, echo: &Server, t: 
     ));
     t.push(Row::handshake_rate(&ours, &base, clients));
     t.push(Row::handshake_latency(&mut ours, &mut base));
+
+    // The operator's connect with the admin token (no device identity), on the same clients.
+    load::closed_loop(clients, plan.warmup, admin_attempt(gw.addr, &s.admin_token)).await;
+    let (admin, admin_cpu) = with_cpu(
+        gw,
+        load::closed_loop(
+            clients,
+            plan.rate_window,
+            admin_attempt(gw.addr, &s.admin_token),
+        ),
+    )
+    .await;
+    t.note_errors("admin-token connects", &admin);
+    t.note_cpu("admin-token connects", &admin_cpu, admin.ok);
+    t.push(Row::admin_rate(&admin, &base, clients));
 
     let rate = (ours.rate() / 2.0).max(1.0);
     eprintln!(

@@ -177,6 +177,21 @@ impl Row {
         }
     }
 
+    /// Admin-token connects against echo connections: the target is OpenClaw's row (25× its
+    /// rate, `scripts/bench-openclaw.sh`); this one shows the gateway's share without it.
+    pub fn admin_rate(ours: &Run, base: &Run, clients: usize) -> Row {
+        Row {
+            metric: format!(
+                "admin-token connects/s ({clients} clients, closed loop, no device identity); baseline: echo connections/s"
+            ),
+            ours: rate(ours.rate()),
+            baseline: rate(base.rate()),
+            ratio: percent(ours.rate() / base.rate().max(1e-9)),
+            target: "—".into(),
+            met: "—".into(),
+        }
+    }
+
     pub fn handshake_latency(ours: &mut Run, base: &mut Run) -> Row {
         let (o50, o99, b50, b99) = (
             ours.pct(50.0),
