@@ -55,8 +55,12 @@ impl ClientAddr {
 
 /// Whether a header name is evidence of forwarding.
 pub fn is_forwarding_header(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    n == "forwarded" || n == "x-real-ip" || n.starts_with("x-forwarded-")
+    const PREFIX: &str = "x-forwarded-";
+    name.eq_ignore_ascii_case("forwarded")
+        || name.eq_ignore_ascii_case("x-real-ip")
+        || name
+            .get(..PREFIX.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(PREFIX))
 }
 
 /// The client of a connection from `peer` whose request carried `headers` (name, value).
@@ -242,6 +246,28 @@ mod tests {
         t: &TrustedProxies,
     ) -> ClientAddr {
         resolve(ip(peer), headers.iter().map(|(n, v)| (*n, v.as_bytes())), t)
+    }
+
+    #[test]
+    fn forwarding_headers_are_known_in_any_case() {
+        for name in [
+            "Forwarded",
+            "x-real-ip",
+            "X-Forwarded-For",
+            "x-forwarded-proto",
+        ] {
+            assert!(is_forwarding_header(name), "{name}");
+        }
+        for name in [
+            "forwarded-x",
+            "x-forwarded",
+            "x-real-ipv6",
+            "origin",
+            "x-forwardé-for",
+            "",
+        ] {
+            assert!(!is_forwarding_header(name), "{name}");
+        }
     }
 
     #[test]
