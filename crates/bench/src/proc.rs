@@ -66,14 +66,19 @@ impl Server {
         tree(self.pid()).iter().filter_map(|&p| rss_kib(p)).sum()
     }
 
-    /// SIGTERM, then SIGKILL if it has not exited within a few seconds.
-    pub fn stop(mut self) {
-        // A process group is addressed by the negated id of its leader.
-        let target = if self.group {
+    /// What a signal to stop it goes to: the process, or the group it leads (a process group
+    /// is addressed by the negated id of its leader).
+    fn target(&self) -> i32 {
+        if self.group {
             -(self.pid() as i32)
         } else {
             self.pid() as i32
-        };
+        }
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited within a few seconds.
+    pub fn stop(mut self) {
+        let target = self.target();
         // SAFETY: sending a signal to our own child (or the process group it leads).
         unsafe { libc::kill(target, libc::SIGTERM) };
         let until = Instant::now() + Duration::from_secs(8);
@@ -91,6 +96,18 @@ impl Server {
         unsafe { libc::kill(target, libc::SIGKILL) };
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A server the run lets go of without [`Server::stop`] (an error, a panic) is killed, so no
+/// gateway outlives a failed run to take CPU from the next one.
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // SAFETY: sending a signal to our own child (or the process group it leads).
+            unsafe { libc::kill(self.target(), libc::SIGKILL) };
+            let _ = self.child.wait();
+        }
     }
 }
 
