@@ -225,6 +225,7 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("runtime");
+    rt.spawn(proc::stop_servers_on_signal());
     if args.gui {
         return run_gui(&rt, &plan);
     }

@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// A server child process and the address it listens on.
@@ -18,24 +19,51 @@ pub struct Server {
     group: bool,
 }
 
+/// What to signal to stop each server still running: its pid, or its group's negated id.
+static LIVE: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+fn live() -> std::sync::MutexGuard<'static, Vec<i32>> {
+    LIVE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Kills every server still running and exits when the run is interrupted (SIGINT, SIGTERM).
+/// A server that leads its own process group (OpenClaw's) does not get the terminal's Ctrl-C.
+pub async fn stop_servers_on_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    for &target in live().iter() {
+        // SAFETY: signalling our own child (or the process group it leads).
+        unsafe { libc::kill(target, libc::SIGKILL) };
+    }
+    eprintln!("interrupted: the servers of this run were stopped");
+    std::process::exit(130);
+}
+
 impl Server {
+    fn new(addr: SocketAddr, child: Child, group: bool) -> Server {
+        let server = Server { addr, child, group };
+        live().push(server.target());
+        server
+    }
+
     /// A server spawned as the leader of its own process group (`process_group(0)`).
     pub fn group_leader(addr: SocketAddr, child: Child) -> Server {
-        Server {
-            addr,
-            child,
-            group: true,
-        }
+        Server::new(addr, child, true)
     }
 
     /// A server spawned by this process (the gateway, the echo server, the tray app of
     /// `--gui`), listening (or about to) at `addr`.
     pub fn spawned(addr: SocketAddr, child: Child) -> Server {
-        Server {
-            addr,
-            child,
-            group: false,
-        }
+        Server::new(addr, child, false)
     }
 
     pub fn pid(&self) -> u32 {
@@ -103,6 +131,8 @@ impl Server {
 /// gateway outlives a failed run to take CPU from the next one.
 impl Drop for Server {
     fn drop(&mut self) {
+        let target = self.target();
+        live().retain(|&t| t != target);
         if let Ok(None) = self.child.try_wait() {
             // SAFETY: sending a signal to our own child (or the process group it leads).
             unsafe { libc::kill(self.target(), libc::SIGKILL) };
