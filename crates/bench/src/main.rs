@@ -510,6 +510,14 @@ fn device_attempt(
 /// An operator's connect with the gateway's admin token, as a script or bridge makes it.
 fn admin_attempt(addr: SocketAddr, token: &str) -> impl Fn(u64) -> Attempt + Send + Sync + 'static {
     let opts = ConnectOptions::operator(&format!("ws://{addr}/"), token, "bench");
+    operator_attempt(addr, opts)
+}
+
+/// The same connect, `opts`, every time (an operator's, without a device identity).
+fn operator_attempt(
+    addr: SocketAddr,
+    opts: ConnectOptions,
+) -> impl Fn(u64) -> Attempt + Send + Sync + 'static {
     move |_| {
         let opts = opts.clone();
         Box::pin(async move { load::handshake(addr, &opts).await })

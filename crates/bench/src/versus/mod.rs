@@ -411,11 +411,7 @@ async fn wait_ready(c: &mut Contender) -> Result<(), String> {
 type Attempt = crate::Attempt;
 
 fn admin_attempt(c: &Contender) -> impl Fn(u64) -> Attempt + Send + Sync + 'static {
-    let (addr, opts) = (c.addr(), c.operator());
-    move |_| {
-        let opts = opts.clone();
-        Box::pin(async move { load::handshake(addr, &opts).await })
-    }
+    crate::operator_attempt(c.addr(), c.operator())
 }
 
 fn device_attempt(c: &Contender) -> impl Fn(u64) -> Attempt + Send + Sync + 'static {

@@ -371,6 +371,7 @@ impl AsyncWrite for LimitedStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncWriteExt;
 
     /// A masked client frame of `len` payload bytes (the mask is zero: framing is all that
     /// matters here).
@@ -465,6 +466,12 @@ mod tests {
         )
     }
 
+    /// Writes `bytes` to the gateway's side and flushes, as the WebSocket library does.
+    async fn send(server: &mut LimitedStream, bytes: &[u8]) {
+        server.write_all(bytes).await.unwrap();
+        server.flush().await.unwrap();
+    }
+
     /// What the client can read now, after giving the bytes on their way time to arrive.
     async fn readable_now(client: &TcpStream) -> Vec<u8> {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -478,46 +485,39 @@ mod tests {
 
     #[tokio::test]
     async fn the_upgrade_answer_leaves_with_the_first_frame_in_one_send() {
-        use tokio::io::AsyncWriteExt;
         let (mut server, client) = pair().await;
         let answer = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
-        server.write_all(answer).await.unwrap();
-        server.flush().await.unwrap();
+        send(&mut server, answer).await;
         assert_eq!(
             readable_now(&client).await,
             b"",
             "the answer waits for the frame"
         );
         let challenge = b"\x81\x05hello";
-        server.write_all(challenge).await.unwrap();
-        server.flush().await.unwrap();
+        send(&mut server, challenge).await;
         // One read takes both: they left as one segment.
         assert_eq!(
             readable_now(&client).await,
             [&answer[..], challenge].concat()
         );
         // After that, writes go straight through.
-        server.write_all(b"\x81\x01x").await.unwrap();
-        server.flush().await.unwrap();
+        send(&mut server, b"\x81\x01x").await;
         assert_eq!(readable_now(&client).await, b"\x81\x01x");
         assert!(server.out.capacity() == 0, "nothing kept once sent");
     }
 
     #[tokio::test]
     async fn a_refused_upgrade_and_a_large_first_frame_are_not_held() {
-        use tokio::io::AsyncWriteExt;
         let (mut server, client) = pair().await;
         let refusal = b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n";
-        server.write_all(refusal).await.unwrap();
-        server.flush().await.unwrap();
+        send(&mut server, refusal).await;
         assert_eq!(readable_now(&client).await, refusal);
 
         let (mut server, client) = pair().await;
         let answer = b"HTTP/1.1 101 Switching Protocols\r\n\r\n";
         server.write_all(answer).await.unwrap();
         let large = vec![b'x'; JOIN_AT_MOST + 1];
-        server.write_all(&large).await.unwrap();
-        server.flush().await.unwrap();
+        send(&mut server, &large).await;
         assert_eq!(readable_now(&client).await, [&answer[..], &large].concat());
 
         // Closing sends a held answer rather than dropping it.
