@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 pub type Ws = WebSocketStream<TcpStream>;
@@ -50,10 +50,15 @@ pub async fn open(addr: SocketAddr) -> Result<Ws, String> {
 
 /// The next text frame.
 pub async fn next_text(ws: &mut Ws) -> Result<String, String> {
+    next_utf8(ws).await.map(|t| t.as_str().to_owned())
+}
+
+/// The next text frame, as received (no copy).
+async fn next_utf8(ws: &mut Ws) -> Result<Utf8Bytes, String> {
     loop {
         match tokio::time::timeout(STEP_TIMEOUT, ws.next()).await {
             Err(_) => return Err("timed out waiting for a frame".into()),
-            Ok(Some(Ok(Message::Text(t)))) => return Ok(t.as_str().to_owned()),
+            Ok(Some(Ok(Message::Text(t)))) => return Ok(t),
             Ok(Some(Ok(Message::Close(f)))) => return Err(format!("closed: {f:?}")),
             Ok(Some(Ok(_))) => continue,
             Ok(Some(Err(e))) => return Err(e.to_string()),
@@ -65,21 +70,54 @@ pub async fn next_text(ws: &mut Ws) -> Result<String, String> {
 /// The full protocol handshake: challenge, signed `connect`, hello-ok.
 pub async fn handshake(addr: SocketAddr, opts: &ConnectOptions) -> Result<Ws, String> {
     let mut ws = open(addr).await?;
-    let challenge = next_text(&mut ws).await?;
-    let v: Value = serde_json::from_str(&challenge).map_err(|e| e.to_string())?;
-    let nonce = v["payload"]["nonce"]
-        .as_str()
-        .ok_or_else(|| format!("no nonce in {challenge}"))?;
-    let params = connect_params(opts, nonce);
-    let req = json!({ "type": "req", "id": "c", "method": "connect", "params": params });
-    ws.send(Message::text(req.to_string()))
+    let challenge = next_utf8(&mut ws).await?;
+    let nonce = challenge_nonce(&challenge)?;
+    ws.send(Message::text(connect_frame(opts, &nonce)))
         .await
         .map_err(|e| e.to_string())?;
-    let hello = next_text(&mut ws).await?;
-    if !hello.contains("\"hello-ok\"") {
-        return Err(format!("connect refused: {hello}"));
-    }
+    hello(&mut ws).await?;
     Ok(ws)
+}
+
+/// A `connect` request frame, as [`handshake`] sends it.
+pub fn connect_frame(opts: &ConnectOptions, nonce: &str) -> String {
+    let params = connect_params(opts, nonce);
+    json!({ "type": "req", "id": "c", "method": "connect", "params": params }).to_string()
+}
+
+/// [`handshake`] for a client without a device identity, whose `connect` signs nothing and so
+/// is the same frame every time: `connect` is made once, by the caller, and not per connection.
+/// What a load generator spends per connection it takes from the server it measures, on a
+/// machine they share.
+pub async fn handshake_unsigned(addr: SocketAddr, connect: Utf8Bytes) -> Result<Ws, String> {
+    let mut ws = open(addr).await?;
+    let challenge = next_utf8(&mut ws).await?;
+    if !challenge.contains("\"connect.challenge\"") {
+        return Err(format!("not a challenge: {}", challenge.as_str()));
+    }
+    ws.send(Message::Text(connect))
+        .await
+        .map_err(|e| e.to_string())?;
+    hello(&mut ws).await?;
+    Ok(ws)
+}
+
+/// The nonce of a `connect.challenge` event.
+fn challenge_nonce(frame: &str) -> Result<String, String> {
+    let v: Value = serde_json::from_str(frame).map_err(|e| format!("{e}: {frame}"))?;
+    match v["payload"]["nonce"].as_str() {
+        Some(n) => Ok(n.to_owned()),
+        None => Err(format!("no nonce in {frame}")),
+    }
+}
+
+/// Waits for `hello-ok`; anything else is the refusal.
+async fn hello(ws: &mut Ws) -> Result<(), String> {
+    let hello = next_utf8(ws).await?;
+    if !hello.contains("\"hello-ok\"") {
+        return Err(format!("connect refused: {}", hello.as_str()));
+    }
+    Ok(())
 }
 
 /// The baseline's equivalent: upgrade, one message echoed.
@@ -143,6 +181,8 @@ pub struct Run {
     pub first_error: Option<String>,
     pub elapsed: Duration,
     pub latencies: Vec<Duration>,
+    /// The server's CPU time over the run, where it was measured (whole process tree).
+    pub server_cpu: Duration,
 }
 
 impl Run {
@@ -158,13 +198,17 @@ impl Run {
         let rank = ((p / 100.0) * self.latencies.len() as f64).ceil() as usize;
         self.latencies[rank.clamp(1, self.latencies.len()) - 1]
     }
-    /// Rounds of one measurement as one run: the rate of the median round (its count and
-    /// time), the latencies and errors of every round.
+    /// The server's CPU time per successful attempt.
+    pub fn server_cpu_each(&self) -> Duration {
+        self.server_cpu / self.ok.max(1) as u32
+    }
+    /// Rounds of one measurement as one run: the rate of the median round (its count, time and
+    /// server CPU), the latencies and errors of every round.
     pub fn median_of(mut rounds: Vec<Run>) -> Run {
         rounds.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
-        let (ok, elapsed) = rounds
+        let (ok, elapsed, server_cpu) = rounds
             .get(rounds.len() / 2)
-            .map(|r| (r.ok, r.elapsed))
+            .map(|r| (r.ok, r.elapsed, r.server_cpu))
             .unwrap_or_default();
         let mut all = Run::default();
         for r in rounds {
@@ -172,6 +216,7 @@ impl Run {
         }
         all.ok = ok;
         all.elapsed = elapsed;
+        all.server_cpu = server_cpu;
         all
     }
     fn absorb(&mut self, other: Run) {
@@ -452,4 +497,52 @@ pub async fn pipelined(
     }
     total.elapsed = start.elapsed();
     (total, all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clawpair_core::clock::SystemClock;
+    use clawpair_core::gateway::{Gateway, Limits};
+    use clawpair_core::service::Service;
+    use clawpair_core::store::StatePaths;
+
+    /// The operator's `connect`, made once and sent on every connection, is taken by a real
+    /// gateway each time; a wrong token in it is refused, and the refusal says so.
+    #[tokio::test]
+    async fn one_unsigned_connect_frame_serves_every_connection() {
+        let dir = std::env::temp_dir().join(format!("clawpair-bench-load-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (service, _) =
+            Service::open(StatePaths::new(dir.join("state")), Arc::new(SystemClock)).unwrap();
+        let token = service.settings().gateway.auth.token.clone();
+        let gw = Gateway::bind(
+            Arc::new(service),
+            "127.0.0.1:0".parse().unwrap(),
+            Limits::default(),
+        )
+        .await
+        .unwrap();
+        let addr = gw.local_addr();
+        let stop = gw.shutdown_handle();
+        let served = tokio::spawn(gw.run());
+
+        let frame = |token: &str| {
+            let opts = ConnectOptions::operator(&format!("ws://{addr}/"), token, "bench");
+            Utf8Bytes::from(connect_frame(&opts, ""))
+        };
+        let good = frame(&token);
+        for _ in 0..3 {
+            reset(handshake_unsigned(addr, good.clone()).await.unwrap());
+        }
+        let refused = handshake_unsigned(addr, frame("not-the-token"))
+            .await
+            .err()
+            .unwrap();
+        assert!(refused.starts_with("connect refused"), "{refused}");
+
+        stop.shutdown();
+        served.await.unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

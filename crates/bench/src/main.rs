@@ -518,10 +518,8 @@ fn operator_attempt(
     addr: SocketAddr,
     opts: ConnectOptions,
 ) -> impl Fn(u64) -> Attempt + Send + Sync + 'static {
-    move |_| {
-        let opts = opts.clone();
-        Box::pin(async move { load::handshake(addr, &opts).await })
-    }
+    let connect = Utf8Bytes::from(load::connect_frame(&opts, ""));
+    move |_| Box::pin(load::handshake_unsigned(addr, connect.clone()))
 }
 
 /// The baseline's connection: upgrade and one echoed message.

@@ -94,6 +94,11 @@ impl Server {
         tree(self.pid()).iter().filter_map(|&p| rss_kib(p)).sum()
     }
 
+    /// CPU time used so far by the process and its living descendants.
+    pub fn tree_cpu(&self) -> Duration {
+        tree(self.pid()).iter().filter_map(|&p| cpu_time(p)).sum()
+    }
+
     /// What a signal to stop it goes to: the process, or the group it leads (a process group
     /// is addressed by the negated id of its leader).
     fn target(&self) -> i32 {

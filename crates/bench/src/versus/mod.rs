@@ -23,7 +23,10 @@ use crate::proc::{self, ProcessRun, Server};
 use crate::rows::{Row, Table};
 
 mod rows;
-use rows::{held_of, judged, kib, mib, of_runs, row_latency, row_memory, row_rate, row_time, Goal};
+use rows::{
+    held_of, judged, kib, mib, of_runs, row_cpu_each, row_latency, row_memory, row_rate, row_time,
+    Goal,
+};
 
 /// How long and how often: `--quick` stays well under two minutes with OpenClaw's start-up.
 pub struct VsPlan {
@@ -196,6 +199,11 @@ async fn measure(
             &a,
             &b,
         ));
+        t.push(row_cpu_each(
+            &format!("gateway CPU per admin-token connect, {conc} clients (process tree, the median round's)"),
+            &a,
+            &b,
+        ));
         t.push(row_latency(
             &format!("admin-token connect latency p50 / p99, {conc} clients"),
             &mut a,
@@ -235,6 +243,11 @@ async fn measure(
                 "device handshakes/s (Ed25519-signed `connect` with a device token), {} clients",
                 plan.handshake_clients
             ),
+            &a,
+            &b,
+        ));
+        t.push(row_cpu_each(
+            "gateway CPU per device handshake (process tree, the median round's)",
             &a,
             &b,
         ));
@@ -418,8 +431,8 @@ fn device_attempt(c: &Contender) -> impl Fn(u64) -> Attempt + Send + Sync + 'sta
     crate::device_attempt(c.addr(), c.devices.clone())
 }
 
-/// `rounds` closed-loop runs on each, alternating which goes first; the rate is the median
-/// round's, the latencies are every round's.
+/// `rounds` closed-loop runs on each, alternating which goes first; the rate and the server's
+/// CPU are the median round's, the latencies are every round's.
 async fn alternate<F, A>(
     plan: &VsPlan,
     conc: usize,
@@ -435,16 +448,28 @@ where
     load::closed_loop(conc, plan.window / 4, make(cp)).await;
     load::closed_loop(conc, plan.window / 4, make(oc)).await;
     let (mut a, mut b) = (Vec::new(), Vec::new());
-    for round in 0..plan.rounds {
-        if round % 2 == 0 {
-            a.push(load::closed_loop(conc, plan.window, make(cp)).await);
-            b.push(load::closed_loop(conc, plan.window, make(oc)).await);
+    let round = |c| round(plan, conc, c, make(c));
+    for i in 0..plan.rounds {
+        if i % 2 == 0 {
+            a.push(round(cp).await);
+            b.push(round(oc).await);
         } else {
-            b.push(load::closed_loop(conc, plan.window, make(oc)).await);
-            a.push(load::closed_loop(conc, plan.window, make(cp)).await);
+            b.push(round(oc).await);
+            a.push(round(cp).await);
         }
     }
     (Run::median_of(a), Run::median_of(b))
+}
+
+/// One closed-loop round on `c`, with what it cost `c`'s process tree in CPU.
+async fn round<A>(plan: &VsPlan, conc: usize, c: &Contender, attempt: A) -> Run
+where
+    A: Fn(u64) -> Attempt + Send + Sync + 'static,
+{
+    let cpu = c.server.tree_cpu();
+    let mut run = load::closed_loop(conc, plan.window, attempt).await;
+    run.server_cpu = c.server.tree_cpu().saturating_sub(cpu);
+    run
 }
 
 fn note_errors(t: &mut Table, what: &str, ours: &Run, theirs: &Run) {

@@ -131,6 +131,22 @@ pub fn row_rate(metric: &str, ours: &Run, theirs: &Run) -> Row {
     }
 }
 
+/// What each successful attempt cost the server in CPU time: the same work whatever share of
+/// the machine the load generator takes, unlike a rate.
+pub fn row_cpu_each(metric: &str, ours: &Run, theirs: &Run) -> Row {
+    let (o, t) = (ours.server_cpu_each(), theirs.server_cpu_each());
+    let cpu = |d: Duration| match d.as_micros() {
+        0..1000 => format!("{} µs", d.as_micros()),
+        _ => duration(d),
+    };
+    Row {
+        metric: metric.into(),
+        ours: cpu(o),
+        baseline: cpu(t),
+        ..judged(o.as_secs_f64(), t.as_secs_f64(), Goal::None)
+    }
+}
+
 /// p50 / p99 of each; the ratio is of the p99s.
 pub fn row_latency(metric: &str, ours: &mut Run, theirs: &mut Run) -> Row {
     let both = |r: &mut Run| format!("{} / {}", duration(r.pct(50.0)), duration(r.pct(99.0)));
@@ -154,6 +170,32 @@ mod tests {
         assert_eq!(ratio(1.0, 20.0), "1/20");
         assert_eq!(ratio(0.0, 20.0), "—");
         assert_eq!(ratio(1.0, f64::NAN), "—");
+    }
+
+    #[test]
+    fn cpu_per_connect_is_the_median_rounds_and_reads_in_microseconds() {
+        let round = |ok: u64, ms: u64, cpu_ms: u64| Run {
+            ok,
+            elapsed: Duration::from_millis(ms),
+            server_cpu: Duration::from_millis(cpu_ms),
+            ..Run::default()
+        };
+        // The median round by rate is the second: 1,000 in 100 ms, 55 ms of CPU.
+        let ours = Run::median_of(vec![
+            round(900, 100, 90),
+            round(1_000, 100, 55),
+            round(1_100, 100, 70),
+        ]);
+        assert_eq!(ours.server_cpu_each(), Duration::from_micros(55));
+        let theirs = Run::median_of(vec![round(60, 100, 101)]);
+        let row = row_cpu_each("cpu", &ours, &theirs);
+        assert_eq!(
+            (row.ours.as_str(), row.baseline.as_str()),
+            ("55 µs", "1.68 ms")
+        );
+        assert_eq!(row.ratio, "1/31");
+        // Nothing done: no division by zero, and no ratio.
+        assert_eq!(row_cpu_each("cpu", &Run::default(), &theirs).ratio, "—");
     }
 
     #[test]
